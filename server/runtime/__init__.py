@@ -1,0 +1,1 @@
+"""Interaction-model backends: in-process transformers, OpenAI-compatible HTTP, scripted."""

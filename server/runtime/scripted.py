@@ -1,0 +1,114 @@
+"""A runtime that replays raw model outputs from a JSON Lines file.
+
+For people building bridges and apps without a GPU, and for tests. Never the
+default. Each line is ``{"at": <tick second>, "output": "</response> Door on your left."}``;
+every other tick yields ``</silence>``. Outputs go through the real action parser,
+so a script can exercise every action the model can produce.
+
+Optional keys: ``"query"`` (the output fires at the first tick at or after
+``at`` whose user query contains this text, instead of at ``at`` exactly) and
+``"delay_ms"`` (simulate model time, for timing benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.errors import ModelLoadError
+from server.runtime.actions import parse_action
+from server.runtime.base import (
+    SILENCE,
+    Action,
+    InteractionRuntime,
+    ModelSession,
+    RuntimeCapabilities,
+    TextSink,
+    TickInput,
+)
+
+__all__ = ["ScriptLine", "ScriptedRuntime", "load_script"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptLine:
+    at: float
+    output: str
+    query: str = ""
+    delay_ms: float = 0.0
+
+
+def load_script(path: Path) -> list[ScriptLine]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ModelLoadError(f"cannot read script {path}: {e.strerror}") from e
+    lines: list[ScriptLine] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        try:
+            obj = json.loads(raw)
+            lines.append(
+                ScriptLine(
+                    at=float(obj["at"]),
+                    output=str(obj["output"]),
+                    query=str(obj.get("query", "")),
+                    delay_ms=float(obj.get("delay_ms", 0.0)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelLoadError(
+                f"{path}:{n}: expected a JSON object like "
+                f'{{"at": 3, "output": "</response> Door on your left."}} ({e})'
+            ) from e
+    lines.sort(key=lambda s: s.at)
+    return lines
+
+
+class ScriptedRuntime(InteractionRuntime):
+    def __init__(self, script: list[ScriptLine], *, name: str = "scripted") -> None:
+        super().__init__(RuntimeCapabilities(name=name, incremental=True))
+        self.script = script
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScriptedRuntime:
+        path = Path(path)
+        return cls(load_script(path), name=f"scripted:{path.name}")
+
+    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
+        return _ScriptedSession(self.script, instruction)
+
+
+class _ScriptedSession(ModelSession):
+    def __init__(self, script: list[ScriptLine], instruction: str) -> None:
+        self._pending = list(script)
+        self.instruction = instruction
+        # What the model "saw": kept so tests can assert on the prompt inputs.
+        self.ticks: list[TickInput] = []
+        self.heard_log: list[tuple[str, str]] = []
+        self.notes: list[str] = []
+
+    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
+        self.ticks.append(tick)
+        for i, line in enumerate(self._pending):
+            if line.at > tick.tick_s:
+                break
+            if line.query and line.query.lower() not in (tick.user_query or "").lower():
+                continue
+            del self._pending[i]
+            if line.delay_ms:
+                time.sleep(line.delay_ms / 1000)
+            action = parse_action(line.output)
+            if on_clause is not None and action.text:
+                on_clause(action.text)
+            return action
+        return SILENCE
+
+    def heard(self, utterance_text: str, heard_text: str) -> None:
+        self.heard_log.append((utterance_text, heard_text))
+
+    def add_context(self, text: str) -> None:
+        self.notes.append(text)
