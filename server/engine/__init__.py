@@ -1,0 +1,1 @@
+"""The tick loop's pure decisions: the tick clock, the guidance policy, voice commands."""

@@ -1,0 +1,82 @@
+"""Modes are data (DESIGN §5): a standing instruction, a brevity budget, hazard
+vocabulary, cue rules and still-request rules. The engine reads them; nothing
+branches on a mode's name outside this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.events import Mode
+
+__all__ = ["MODES", "ModeProfile", "profile"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModeProfile:
+    mode: Mode
+    instruction: str  # the standing instruction, in force from the first second
+    max_words: int  # brevity budget for spontaneous speech
+    hazard_words: tuple[str, ...] = ()
+    hazard_cue: bool = False  # a hazard cue precedes a hazard alert
+    hazard_preempts: bool = False  # a hazard alert cuts whatever is being said
+    repeat_after_s: float = 8.0  # the same line is not repeated sooner
+    request_stills_for: tuple[str, ...] = ()  # words in a query that warrant a full photo
+
+
+_HAZARDS = (
+    "car", "bike", "bicycle", "scooter", "bus", "truck", "vehicle", "traffic",
+    "step", "steps", "stairs", "curb", "kerb", "hole", "pole", "post", "obstacle",
+    "door", "glass", "wet", "slippery", "edge", "drop", "crossing", "person", "people",
+    "dog", "cyclist", "watch out", "careful", "stop",
+)  # fmt: skip
+
+MODES: dict[Mode, ModeProfile] = {
+    Mode.GENERAL: ModeProfile(
+        mode=Mode.GENERAL,
+        instruction=(
+            "Watch with me. Speak only when something is worth telling me: a hazard, "
+            "something I am looking for, or an answer to my question. Keep it short."
+        ),
+        max_words=25,
+        hazard_words=_HAZARDS,
+        hazard_cue=True,
+    ),
+    Mode.BLIND: ModeProfile(
+        mode=Mode.BLIND,
+        instruction=(
+            "I am blind. Warn me at once about obstacles in my path, steps, curbs, "
+            "vehicles and people approaching, using clock directions like 'bike at 2 "
+            "o'clock'. Read signs that matter. Otherwise stay silent. At most 12 words."
+        ),
+        max_words=12,
+        hazard_words=_HAZARDS,
+        hazard_cue=True,
+        hazard_preempts=True,
+        repeat_after_s=5.0,
+        request_stills_for=("read", "sign", "label", "what does"),
+    ),
+    Mode.NAVIGATION: ModeProfile(
+        mode=Mode.NAVIGATION,
+        instruction=(
+            "Help me find my way. Use my location, heading and route step. Call out "
+            "turns, crossings and landmarks that confirm the route. Be brief."
+        ),
+        max_words=15,
+        hazard_words=_HAZARDS,
+        hazard_cue=True,
+    ),
+    Mode.SHOPPING: ModeProfile(
+        mode=Mode.SHOPPING,
+        instruction=(
+            "Help me shop. When I hold or look at a product, tell me what it is, its "
+            "price and what the label says if I ask. Stay silent otherwise."
+        ),
+        max_words=25,
+        request_stills_for=("read", "label", "price", "ingredients"),
+    ),
+}
+
+
+def profile(mode: Mode) -> ModeProfile:
+    return MODES[mode]

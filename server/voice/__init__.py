@@ -1,0 +1,1 @@
+"""Voice I/O around the interaction model: Opus, VAD, ASR, TTS."""

@@ -1,0 +1,156 @@
+"""Settings: defaults, then a TOML file, then ``MURMUR_*`` environment variables,
+then command-line flags (applied by ``cli``), each overriding the one before.
+
+Every field is documented where it is declared; README's configuration table is
+generated from the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "AgentSettings",
+    "ModelSettings",
+    "ServerSettings",
+    "Settings",
+    "VoiceSettings",
+    "load_settings",
+]
+
+DEFAULT_MODEL = "jdopensource/JoyAI-VL-Interaction"
+DEFAULT_CONFIG = Path("~/.config/murmur/server.toml").expanduser()
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept phones on your network
+    port: int = 50051
+    tick_hz: float = 1.0
+    # After a tick is due, wait this long for a fresh frame before ticking with
+    # the last one: a frame waits for the model as little as possible.
+    frame_wait_ms: float = 150.0
+    max_frame_bytes: int = 2 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_sessions: int = 32
+    audio_buffer_packets: int = 250  # 5 s of 20 ms packets; oldest dropped beyond
+    outbound_queue: int = 256
+    grace_s: float = 5.0  # graceful stop: how long live sessions get to finish
+    log_level: str = "info"
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    # A hub id or local folder (in-process transformers), http(s)://HOST:PORT/v1
+    # (an OpenAI-compatible server such as vLLM), or scripted:FILE (replay; tests).
+    model: str = DEFAULT_MODEL
+    device: str = "auto"  # auto, cuda, cuda:1, cpu
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32
+    quantization: str = ""  # "", 8bit, 4bit
+    speak_margin: float = 0.0  # log-prob margin </response> must win by
+    chunk_ticks: int = 0  # 0 = sized for the GPU found
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy reply text
+    api_key: str = ""  # for http(s) models; or MURMUR_MODEL_API_KEY
+    timeout_s: float = 5.0
+    retries: int = 1
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    tts: tuple[str, ...] = ("edge", "piper", "espeak")  # fallback chain, in order
+    piper_voice: str = ""  # path to a .onnx voice; empty = the bundled en_US voice
+    rate: float = 0.95  # calm pace for quiet guidance
+    volume: float = 0.7
+    asr: str = "whisper"  # "whisper" or "none" (text input only)
+    asr_model: str = "auto"  # auto = small.en on CUDA, base.en on CPU; or a local path
+    asr_device: str = "auto"
+    asr_compute_type: str = "auto"
+    asr_language: str = ""  # empty = the session's language
+    min_speech_ms: int = 300  # speech needed before barge-in: a cough must not cut
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    backend: str = ""  # "", openai, command, webhook
+    base_url: str = ""  # openai: http://HOST:PORT/v1
+    model: str = ""
+    api_key: str = ""
+    command: tuple[str, ...] = ()  # command: argv template, e.g. ["codex", "exec", "{question}"]
+    sandbox_flags: tuple[str, ...] = ()
+    url: str = ""  # webhook
+    timeout_s: float = 60.0
+    global_limit: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+
+    def with_overrides(self, section: str, **values: Any) -> Settings:
+        """A copy with some fields of one section replaced (None values are ignored)."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return self
+        return replace(self, **{section: replace(getattr(self, section), **values)})
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults ← TOML file (``path``, or ~/.config/murmur/server.toml if present) ← env."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    file = Path(path).expanduser() if path else DEFAULT_CONFIG
+    if path and not file.exists():
+        raise FileNotFoundError(f"config file {file} does not exist")
+    if file.exists():
+        with file.open("rb") as f:
+            data = tomllib.load(f)
+        for section, values in data.items():
+            settings = _apply(settings, section, values, source=str(file))
+    for section in ("server", "model", "voice", "agent"):
+        prefix = f"MURMUR_{section.upper()}_"
+        values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+        if values:
+            settings = _apply(settings, section, values, source="environment")
+    return settings
+
+
+def _apply(settings: Settings, section: str, values: Any, *, source: str) -> Settings:
+    current = getattr(settings, section, None)
+    if not is_dataclass(current) or not isinstance(values, dict):
+        raise ValueError(f"{source}: unknown section [{section}]")
+    known = {f.name: f for f in fields(current)}
+    converted: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in known:
+            raise ValueError(
+                f"{source}: unknown setting {section}.{key}; known: {', '.join(sorted(known))}"
+            )
+        default = getattr(current, key)
+        converted[key] = _coerce(raw, default, f"{source}: {section}.{key}")
+    return replace(settings, **{section: replace(current, **converted)})
+
+
+def _coerce(raw: Any, default: Any, where: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            return bool(raw)
+        if isinstance(default, tuple):
+            if isinstance(raw, str):
+                return tuple(s.strip() for s in raw.split(",") if s.strip())
+            return tuple(str(x) for x in raw)
+        return type(default)(raw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: cannot use {raw!r} ({e})") from e

@@ -1,0 +1,235 @@
+"""One tick, end to end: snapshot → model step → policy → speech and delegation.
+
+``TickEngine`` is per session and holds no task of its own: the session's ticker
+calls ``tick`` on schedule. The model step runs in the runtime's executor; every
+other stage is plain, fast code on the loop, timed for the trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.engine.policy import GuidancePolicy, Utterance
+from server.errors import Recoverable
+from server.events import (
+    CueKind,
+    LocationIn,
+    Notice,
+    ServerEvent,
+    SpeechKind,
+    TickTrace,
+)
+from server.runtime.base import (
+    Action,
+    ActionKind,
+    Frame,
+    InteractionRuntime,
+    ModelSession,
+    TickInput,
+)
+from server.telemetry.timing import StageTimer
+
+__all__ = ["Delegations", "TickEngine", "TickOptions"]
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ServerEvent], Awaitable[None]]
+
+
+class _Result(Protocol):
+    task_id: str
+    question: str
+    spoken: str
+    ok: bool
+    urgent: bool
+
+
+class Delegations(Protocol):
+    """The per-session side of the delegation manager (server/agents)."""
+
+    def start(
+        self,
+        question: str,
+        *,
+        frames: tuple[bytes, ...] = (),
+        location: str | None = None,
+        context: str = "",
+    ) -> str: ...
+
+    def cancel_all(self, reason: str) -> None: ...
+
+    def take_results(self) -> list[_Result]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TickOptions:
+    language: str = "en"
+    want_trace: bool = False
+    location_in_context: bool = False  # navigation mode: location enters each turn
+
+
+class TickEngine:
+    def __init__(
+        self,
+        runtime: InteractionRuntime,
+        model: ModelSession,
+        policy: GuidancePolicy,
+        say: Callable[[Utterance], None],
+        emit: Emit,
+        *,
+        delegations: Delegations | None = None,
+        recent_frames: Callable[[], tuple[bytes, ...]] = tuple,
+        options: TickOptions = TickOptions(),
+        filler: Callable[[str], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.model = model
+        self.policy = policy
+        self._say = say
+        self._emit = emit
+        self.delegations = delegations
+        self._recent_frames = recent_frames
+        self.options = options
+        self._filler = filler or (lambda _lang: "Let me check.")
+        self._clock = clock
+        self._queries: deque[str] = deque(maxlen=8)
+        self._location: LocationIn | None = None
+        self._unconfigured_noted = False
+        self.ticks = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def add_query(self, text: str) -> None:
+        if text.strip():
+            self._queries.append(text.strip())
+
+    def set_location(self, loc: LocationIn) -> None:
+        self._location = loc
+
+    def location_text(self) -> str | None:
+        loc = self._location
+        if loc is None:
+            return None
+        parts = [f"Location: {loc.lat:.5f}, {loc.lon:.5f} (±{loc.accuracy_m:.0f} m)"]
+        if loc.heading_deg:
+            parts.append(f"heading {loc.heading_deg:.0f}°")
+        if loc.speed_mps:
+            parts.append(f"speed {loc.speed_mps:.1f} m/s")
+        if loc.route_step:
+            parts.append(f"route step: {loc.route_step}")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ the tick
+
+    async def tick(
+        self,
+        tick_s: float,
+        frame: Frame | None,
+        *,
+        slip_ms: float = 0.0,
+        coalesced: int = 0,
+    ) -> Action:
+        timer = StageTimer()
+        with timer.stage("snapshot"):
+            query = " ".join(self._queries) if self._queries else None
+            self._queries.clear()
+            context: list[str] = []
+            results = self.delegations.take_results() if self.delegations else []
+            for r in results:
+                context.append(f"[Background answer] {r.question} → {r.spoken}")
+                self.model.add_context(f"Q: {r.question} A: {r.spoken}")
+            if self.options.location_in_context and (loc := self.location_text()):
+                context.append(loc)
+            tick = TickInput(tick_s=tick_s, frame=frame, user_query=query, context=tuple(context))
+        now = self._clock()
+        frame_age_ms = (now - frame.received_at) * 1000 if frame is not None else -1.0
+
+        with timer.stage("model"):
+            action = await self._step(tick)
+
+        with timer.stage("policy"):
+            utterances = self._decide(action, results, answering=query is not None)
+        with timer.stage("dispatch"):
+            for u in utterances:
+                self._say(u)
+            if action.kind is ActionKind.DELEGATE:
+                await self._delegate(action)
+        self.ticks += 1
+        if self.options.want_trace:
+            await self._emit(
+                TickTrace(
+                    tick_s=tick_s,
+                    action=action.kind.value,
+                    text=action.text,
+                    user_query=query or "",
+                    frame_age_ms=frame_age_ms,
+                    timings=tuple(timer.stages),
+                    coalesced=coalesced,
+                    slip_ms=slip_ms,
+                )
+            )
+        self.last_timer = timer
+        return action
+
+    async def _step(self, tick: TickInput) -> Action:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.runtime.executor, self.model.step, tick)
+        except Recoverable as e:
+            await self._emit(Notice(e.code, e.message, e.component, e.retryable))
+        except Exception as e:  # the session survives a bad step; the tick is silent
+            log.exception("model step failed")
+            await self._emit(
+                Notice(
+                    "model.error",
+                    f"the model failed on this tick ({type(e).__name__}); it stays silent "
+                    "and tries again next tick",
+                    "model",
+                    True,
+                )
+            )
+        return Action(ActionKind.SILENCE)
+
+    def _decide(self, action: Action, results: list[_Result], *, answering: bool) -> list[Utterance]:
+        now = self._clock()
+        out: list[Utterance] = []
+        if action.kind is ActionKind.RESPONSE:
+            u = self.policy.reply(action.text, now, answering=answering)
+            if u is not None:
+                out.append(u)
+        elif action.kind is ActionKind.DELEGATE:
+            note = action.text or self._filler(self.options.language)
+            out.append(self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING))
+        for r in results:
+            u = self.policy.announce(r.spoken, SpeechKind.DELEGATION_RESULT, now, CueKind.DONE)
+            if r.urgent:
+                u = Utterance(u.text, u.kind, u.priority + 20, now, u.cue, preempt=True)
+            out.append(u)
+        return out
+
+    async def _delegate(self, action: Action) -> None:
+        if self.delegations is None:
+            if not self._unconfigured_noted:
+                self._unconfigured_noted = True
+                await self._emit(
+                    Notice(
+                        "agent.unconfigured",
+                        "the model asked a background agent, but none is configured; set "
+                        "[agent] backend in the server config (openai, command or webhook)",
+                        "agent",
+                    )
+                )
+            return
+        self.delegations.start(
+            action.question,
+            frames=self._recent_frames(),
+            location=self.location_text(),
+            context=action.text,
+        )

@@ -1,0 +1,223 @@
+"""The speaker: one utterance at a time, highest priority first, cut at once.
+
+Audio is paced a little ahead of real-time playback (``lead_s``) rather than
+sent as fast as TTS makes it. That keeps ``StopSpeaking`` meaningful (little is
+in flight when speech is cut) and lets the server estimate how much of an
+utterance was actually heard, so the model's context keeps only that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from server.engine.policy import Utterance
+from server.events import AudioFormat, AudioOut, Cue, ServerEvent, Speech, StopSpeaking
+from server.voice.codec import PacketEncoder
+from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions, split_clauses
+
+__all__ = ["Speaker"]
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ServerEvent], Awaitable[None]]
+OnCut = Callable[[str, str], None]  # (utterance text, heard part)
+
+
+@dataclass
+class _Playing:
+    uid: str
+    utt: Utterance
+    task: asyncio.Task[None] | None = None
+    started_at: float | None = None  # when its first packet is due to play
+    clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
+    reported_ms: int | None = None  # from the bridge's PlaybackReport
+
+
+class Speaker:
+    def __init__(
+        self,
+        tts: TTSBackend,
+        voice: VoiceOptions,
+        out_format: AudioFormat,
+        emit: Emit,
+        *,
+        on_cut: OnCut | None = None,
+        on_error: Callable[[Exception], Awaitable[None]] | None = None,
+        lead_s: float = 0.4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tts = tts
+        self.voice = voice
+        self._encoder = PacketEncoder(out_format)
+        self._emit = emit
+        self._on_cut = on_cut
+        self._on_error = on_error
+        self._lead = lead_s
+        self._clock = clock
+        self._queue: list[tuple[int, int, Utterance]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._current: _Playing | None = None
+        self._recent: dict[str, _Playing] = {}
+        self._closing = False
+        self.spoken: list[str] = []  # utterance ids finished, for tests and the trace
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def speaking(self) -> Utterance | None:
+        return self._current.utt if self._current else None
+
+    @property
+    def idle(self) -> bool:
+        return self._current is None and not self._queue
+
+    def say(self, utt: Utterance) -> None:
+        cur = self._current
+        if cur is not None and utt.preempt and utt.priority > cur.utt.priority:
+            self._cut(cur, "preempted")
+        heapq.heappush(self._queue, (-utt.priority, next(self._order), utt))
+        self._wake.set()
+
+    def interrupt(self, reason: str, *, keep_alerts: bool = True) -> bool:
+        """Cut what is playing (barge-in, "quiet", a client stop). True if anything was."""
+        cur = self._current
+        if keep_alerts:
+            self._queue = [q for q in self._queue if q[2].preempt]
+            heapq.heapify(self._queue)
+        else:
+            self._queue.clear()
+        if cur is None:
+            return False
+        self._cut(cur, reason)
+        return True
+
+    def playback_report(self, utterance_id: str, played_ms: int) -> None:
+        p = self._recent.get(utterance_id)
+        if p is not None:
+            p.reported_ms = played_ms
+
+    def close(self) -> None:
+        """Finish what is queued, then stop (the client half-closed)."""
+        self._closing = True
+        self._wake.set()
+
+    # ------------------------------------------------------------------ task
+
+    async def run(self) -> None:
+        while True:
+            utt = self._next()
+            if utt is None:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            playing = _Playing(uid=uuid.uuid4().hex[:12], utt=utt)
+            self._current = playing
+            self._recent[playing.uid] = playing
+            if len(self._recent) > 32:
+                self._recent.pop(next(iter(self._recent)))
+            playing.task = asyncio.create_task(self._play(playing), name=f"play-{playing.uid}")
+            try:
+                await playing.task
+            except asyncio.CancelledError:
+                if playing.task.cancelled() and not _current_task_cancelling():
+                    continue  # the utterance was cut; the speaker goes on
+                raise
+            finally:
+                self._current = None
+
+    def _next(self) -> Utterance | None:
+        now = self._clock()
+        while self._queue:
+            _, _, utt = heapq.heappop(self._queue)
+            if utt.expires_at >= now:
+                return utt
+            log.debug("dropped stale %s utterance", utt.kind)
+        return None
+
+    async def _play(self, p: _Playing) -> None:
+        utt = p.utt
+        if utt.cue is not None:
+            await self._emit(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
+        await self._emit(Speech(p.uid, utt.text, utt.kind, utt.priority))
+        self._encoder.reset()
+        loop = asyncio.get_running_loop()
+        seq = 0
+        clauses = split_clauses(utt.text)
+        pending: bytes | None = None  # held back one packet so the last can carry last=True
+        try:
+            async for chunk in self.tts.stream(utt.text, self.voice):
+                packets = await loop.run_in_executor(
+                    None, self._encoder.encode, chunk.pcm, chunk.sample_rate
+                )
+                idx = len(p.clauses)
+                p.clauses.append(
+                    (clauses[idx] if idx < len(clauses) else "", chunk.pcm.size / chunk.sample_rate)
+                )
+                for pkt in packets:
+                    if pending is not None:
+                        await self._send(p, seq, pending, last=False)
+                        seq += 1
+                    pending = pkt
+        except TTSError as e:
+            if self._on_error is not None:
+                await self._on_error(e)
+        tail = self._encoder.flush()
+        for pkt in tail:
+            if pending is not None:
+                await self._send(p, seq, pending, last=False)
+                seq += 1
+            pending = pkt
+        await self._send(p, seq, pending or b"", last=True)
+        self.spoken.append(p.uid)
+
+    async def _send(self, p: _Playing, seq: int, data: bytes, *, last: bool) -> None:
+        now = self._clock()
+        if p.started_at is None:
+            p.started_at = now
+        play_at = p.started_at + seq * self._encoder.format.frame_ms / 1000
+        if play_at - self._lead > now:
+            await asyncio.sleep(play_at - self._lead - now)
+        await self._emit(AudioOut(p.uid, seq, data, last=last))
+
+    def _cut(self, p: _Playing, reason: str) -> None:
+        if p.task is not None and not p.task.done():
+            p.task.cancel()
+        heard = self._heard_text(p)
+        # StopSpeaking must reach the client before any later event: emit it from
+        # a task so the caller (often the reader) is never blocked by backpressure.
+        asyncio.get_running_loop().create_task(self._emit(StopSpeaking((p.uid,), reason)))
+        if self._on_cut is not None and heard != p.utt.text:
+            self._on_cut(p.utt.text, heard)
+
+    def _heard_text(self, p: _Playing) -> str:
+        if p.started_at is None:
+            return ""
+        played_s = (
+            p.reported_ms / 1000 if p.reported_ms is not None else self._clock() - p.started_at
+        )
+        words: list[str] = []
+        for text, secs in p.clauses:
+            if played_s >= secs:
+                words.extend(text.split())
+                played_s -= secs
+                continue
+            part = text.split()
+            words.extend(part[: int(len(part) * max(played_s, 0.0) / secs)] if secs else [])
+            break
+        return " ".join(words)
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return bool(task and task.cancelling())
+

@@ -1,0 +1,35 @@
+"""Per-stage timing for the tick trace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from server.events import StageTiming
+
+__all__ = ["StageTimer"]
+
+
+class StageTimer:
+    """Collects (stage, ms) pairs for one tick."""
+
+    __slots__ = ("_clock", "stages")
+
+    def __init__(self, clock=time.perf_counter) -> None:  # type: ignore[no-untyped-def]
+        self._clock = clock
+        self.stages: list[StageTiming] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = self._clock()
+        try:
+            yield
+        finally:
+            self.stages.append(StageTiming(name, (self._clock() - t0) * 1000.0))
+
+    def add(self, name: str, ms: float) -> None:
+        self.stages.append(StageTiming(name, ms))
+
+    def total_ms(self, exclude: tuple[str, ...] = ()) -> float:
+        return sum(s.ms for s in self.stages if s.stage not in exclude)

