@@ -2,8 +2,9 @@
 
 Ticks never queue behind the model. When a step overruns, the ticks it covered
 are counted as coalesced and the next tick takes the newest frame. Each tick is
-labelled with real elapsed time since the session began (whole tick periods), so
-the model's clock never drifts from the world's even when frames or ticks drop.
+labelled with the real time elapsed since the session began (in whole tick
+periods), never with a tick counter, so the model's clock never drifts from the
+world's even when frames or ticks drop.
 Pure arithmetic on an injected time source: unit tests need no sleeping.
 """
 
@@ -39,17 +40,25 @@ class TickClock:
         n = math.floor((now - self.start) / self.period + 1e-9)
         return round(n * self.period, 1)
 
-    def advance(self, now: float) -> int:
-        """A tick finished at ``now``: schedule the next; return how many were coalesced.
+    def advance(self, fired_at: float, finished_at: float, frame_at: float | None = None) -> int:
+        """Schedule the next tick after one that fired at ``fired_at`` (using a frame
+        received at ``frame_at``) and finished at ``finished_at``; return how many
+        ticks were coalesced.
 
-        When the step overran one or more scheduled ticks, the newest of them fires
-        at once (with the newest frame) and the others are coalesced into it.
+        The next tick is due one period after the frame arrived rather than after
+        the tick fired: the camera's next frame then lands just as the tick is due,
+        so frames wait for the model as little as possible. (The schedule moves by
+        at most half a period at once.) When the step overran one or more periods,
+        the newest overrun tick fires at once and the others coalesce into it.
         """
-        due = self._next_due + self.period
-        if now <= due:
+        base = fired_at
+        if frame_at is not None and frame_at < fired_at:
+            base = max(frame_at, fired_at - self.period / 2)
+        due = base + self.period
+        if finished_at <= due:
             self._next_due = due
             return 0
-        missed = math.floor((now - due) / self.period + 1e-9) + 1
+        missed = math.floor((finished_at - due) / self.period + 1e-9) + 1
         self._next_due = due + (missed - 1) * self.period
         self.coalesced_total += missed - 1
         return missed - 1

@@ -133,10 +133,13 @@ class TickEngine:
         tick_s: float,
         frame: Frame | None,
         *,
+        fresh: bool = True,
         slip_ms: float = 0.0,
         coalesced: int = 0,
     ) -> Action:
         timer = StageTimer()
+        if frame is not None and fresh:
+            timer.add("decode", frame.decode_ms)  # done in the reader, off the loop
         with timer.stage("snapshot"):
             query = " ".join(self._queries) if self._queries else None
             self._queries.clear()

@@ -37,6 +37,7 @@ class Frame:
     seq: int
     capture_time_ms: int
     received_at: float  # time.monotonic() when the server accepted it
+    decode_ms: float = 0.0  # server time spent decoding it (reported in the trace)
 
 
 @dataclass(frozen=True, slots=True)

@@ -312,9 +312,11 @@ class Session:
                 component="video",
             )
         loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
         image = await loop.run_in_executor(self.services.media, decode_jpeg, event.data)
+        decode_ms = (time.perf_counter() - t0) * 1000
         accepted = self.slot.put(
-            Frame(image, event.seq, event.capture_time_ms, received_at=self._clock())
+            Frame(image, event.seq, event.capture_time_ms, self._clock(), decode_ms)
         )
         if accepted:
             self._recent_jpegs.append(event.data)
@@ -391,14 +393,16 @@ class Session:
                 eligible = self._clock() if got else max(plan.deadline, eligible)
             if self._ending.is_set():
                 return
-            now = self._clock()
-            slip_ms = max(0.0, now - eligible) * 1000
+            fired = self._clock()
+            slip_ms = max(0.0, fired - eligible) * 1000
+            frame_at = None
             if not self._paused:
-                frame, _fresh = self.slot.take()
+                frame, fresh = self.slot.take()
+                frame_at = frame.received_at if frame is not None and fresh else None
                 await self.engine.tick(
-                    clock.label(now), frame, slip_ms=slip_ms, coalesced=coalesced
+                    clock.label(fired), frame, fresh=fresh, slip_ms=slip_ms, coalesced=coalesced
                 )
-            coalesced = clock.advance(self._clock())
+            coalesced = clock.advance(fired, self._clock(), frame_at)
 
     async def _sleep_until(self, when: float) -> bool:
         """Sleep until ``when``; True if the session is ending instead."""

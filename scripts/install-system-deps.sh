@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages Murmur needs beyond PyPI:
+#   espeak-ng  the last-resort TTS backend, and speech audio for the tests
+#   sox        audio conversion in the tests and the troubleshooting guide
+# Idempotent: installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+[ ${#need[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "murmur: please install ${need[*]} with your system's package manager" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "murmur: installing ${need[*]} (apt)" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

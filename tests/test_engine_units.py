@@ -1,0 +1,161 @@
+"""Pure decisions: tick clock, action parser, policy, commands, clause splitting, config."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import load_settings
+from server.engine.clock import TickClock
+from server.engine.commands import parse_command
+from server.engine.policy import GuidancePolicy, clock_direction
+from server.events import CueKind, Mode, SpeechKind
+from server.modes import profile
+from server.runtime.actions import parse_action
+from server.runtime.base import ActionKind
+from server.voice.tts.base import split_clauses
+
+# ------------------------------------------------------------------ tick clock
+
+
+def test_tick_labels_are_real_elapsed_whole_seconds():
+    c = TickClock(start=100.0, period_s=1.0)
+    assert c.label(101.04) == 1.0
+    assert c.label(112.99) == 12.0
+    assert c.label(100.0) == 0.0
+
+
+def test_next_tick_follows_the_frame_phase():
+    c = TickClock(start=0.0, period_s=1.0, frame_wait_s=0.15)
+    assert c.plan().due == 1.0
+    # Fired at 1.0 with a frame that arrived at 0.7: the next frame is expected at 1.7.
+    assert c.advance(fired_at=1.0, finished_at=1.01, frame_at=0.7) == 0
+    assert c.plan().due == pytest.approx(1.7)
+    # No fresh frame: one period after firing.
+    c.advance(fired_at=1.7, finished_at=1.72, frame_at=None)
+    assert c.plan().due == pytest.approx(2.7)
+    # The schedule never moves by more than half a period at once.
+    c.advance(fired_at=2.7, finished_at=2.71, frame_at=1.9)
+    assert c.plan().due == pytest.approx(3.2)
+
+
+def test_overrunning_step_coalesces_instead_of_queueing():
+    c = TickClock(start=0.0, period_s=1.0)
+    # A step that took 3.5 periods: the ticks due at 2, 3 and 4 collapse into one
+    # that fires at once.
+    skipped = c.advance(fired_at=1.0, finished_at=4.5)
+    assert skipped == 2
+    assert c.plan().due <= 4.5
+    assert c.coalesced_total == 2
+    assert c.advance(fired_at=4.5, finished_at=4.6) == 0
+
+
+def test_frame_wait_is_at_most_half_a_period():
+    c = TickClock(start=0.0, period_s=0.2, frame_wait_s=0.5)
+    assert c.plan().deadline - c.plan().due == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------ actions
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "text", "question"),
+    [
+        ("</silence>", ActionKind.SILENCE, "", ""),
+        ("</response> Door on your left.", ActionKind.RESPONSE, "Door on your left.", ""),
+        ("  </response>   Step   down.<|im_end|>", ActionKind.RESPONSE, "Step down.", ""),
+        ("There is a door on the left.", ActionKind.SILENCE, "", ""),  # no marker: never spoken
+        ("</response> Let me check. </delegation> Is this shop open?", ActionKind.DELEGATE,
+         "Let me check.", "Is this shop open?"),
+        ("</response> One moment <delegation> price of oat milk here", ActionKind.DELEGATE,
+         "One moment", "price of oat milk here"),
+        ("</response>", ActionKind.SILENCE, "", ""),
+        ("</silence> </response> hello", ActionKind.SILENCE, "", ""),
+        ("</response> note </delegation>", ActionKind.RESPONSE, "note", ""),
+    ],
+)  # fmt: skip
+def test_parse_action(raw, kind, text, question):
+    a = parse_action(raw)
+    assert (a.kind, a.text, a.question) == (kind, text, question)
+
+
+# ------------------------------------------------------------------ policy
+
+
+def test_blind_mode_hazard_is_a_short_preempting_alert_with_a_cue():
+    p = GuidancePolicy(profile(Mode.BLIND))
+    u = p.reply("Bike at 2 o'clock, coming fast toward you on the path, please move to the right side now.", 0.0)
+    assert u is not None
+    assert u.kind is SpeechKind.ALERT and u.preempt and u.cue is CueKind.HAZARD
+    assert u.cue_direction == 2
+    assert len(u.text.split()) <= 12
+
+
+def test_same_line_is_not_repeated_within_the_window():
+    p = GuidancePolicy(profile(Mode.BLIND))
+    assert p.reply("Step down ahead.", 0.0) is not None
+    assert p.reply("Step down ahead.", 2.0) is None
+    assert p.reply("Step  down, ahead!", 3.0) is None
+    assert p.reply("Step down ahead.", 10.0) is not None
+
+
+def test_answers_are_not_deduplicated_or_cut():
+    p = GuidancePolicy(profile(Mode.BLIND))
+    long = "The sign says the pharmacy is open from nine in the morning until eight at night."
+    a = p.reply(long, 0.0, answering=True)
+    b = p.reply(long, 1.0, answering=True)
+    assert a and b and a.kind is SpeechKind.ANSWER and a.text == long
+
+
+def test_clock_direction():
+    assert clock_direction("bike at 2 o'clock") == 2
+    assert clock_direction("car at 11 oclock") == 11
+    assert clock_direction("nothing here") == 0
+
+
+# ------------------------------------------------------------------ commands
+
+
+@pytest.mark.parametrize(
+    ("text", "stop", "cancel", "mode", "query"),
+    [
+        ("Quiet", True, False, None, None),
+        ("never mind", True, True, None, None),
+        ("switch to blind mode", False, True, Mode.BLIND, None),
+        ("Navigation mode", False, True, Mode.NAVIGATION, None),
+        ("what is in front of me", False, False, None, "what is in front of me"),
+        ("tell me about the blind mode setting in the app and how it works", False, False, None,
+         "tell me about the blind mode setting in the app and how it works"),
+    ],
+)  # fmt: skip
+def test_commands(text, stop, cancel, mode, query):
+    c = parse_command(text)
+    assert (c.stop_speaking, c.cancel_delegations, c.set_mode, c.query) == (stop, cancel, mode, query)
+
+
+# ------------------------------------------------------------------ clauses
+
+
+def test_split_clauses_merges_tiny_pieces():
+    text = "Door on your left. Watch the step, it is steep."
+    parts = split_clauses(text)
+    assert parts[0] == "Door on your left."
+    assert len(parts) >= 2 and " ".join(parts) == text
+    assert split_clauses("Yes, go.") == ["Yes, go."]
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_settings_file_then_environment(tmp_path):
+    f = tmp_path / "server.toml"
+    f.write_text('[server]\nport = 6000\ntick_hz = 2.0\n[voice]\ntts = ["piper"]\n')
+    s = load_settings(f, env={"MURMUR_SERVER_PORT": "7000", "MURMUR_VOICE_TTS": "espeak,piper"})
+    assert s.server.port == 7000 and s.server.tick_hz == 2.0
+    assert s.voice.tts == ("espeak", "piper")
+
+
+def test_settings_unknown_key_names_the_known_ones(tmp_path):
+    f = tmp_path / "server.toml"
+    f.write_text("[server]\nprot = 1\n")
+    with pytest.raises(ValueError, match=r"server\.prot.*port"):
+        load_settings(f, env={})
