@@ -20,17 +20,15 @@ import json
 import os
 import random
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 import grpc
-from PIL import Image, ImageDraw
-
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
+from PIL import Image, ImageDraw
 
 MODEL_STAGES = {"model"}
 
@@ -79,7 +77,7 @@ def pct(xs: list[float], p: float) -> float:
     if not xs:
         return float("nan")
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 async def run_level(address: str, n: int, seconds: float, jpegs: list[bytes]) -> dict[str, float]:
@@ -155,5 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    statistics  # noqa: B018 - kept for quick interactive use
     main()

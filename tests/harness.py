@@ -20,10 +20,10 @@ from typing import Any
 import grpc
 import numpy as np
 import opuslib_next as opus
-from PIL import Image
-
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
+from PIL import Image
+
 from server.app import build_app
 from server.config import Settings
 from server.runtime.base import InteractionRuntime
@@ -151,11 +151,11 @@ class Client:
     def kinds(self) -> list[str]:
         return [e.WhichOneof("event") for e in self.events]
 
-    async def wait_for(self, kind: str, count: int = 1, timeout: float = 10.0, pred: Any = None) -> Any:
+    async def wait_for(self, kind: str, count: int = 1, within_s: float = 10.0, pred: Any = None) -> Any:
         def matches() -> list[Any]:
             return [x for x in self.of(kind) if pred is None or pred(x)]
 
-        async with asyncio.timeout(timeout), self._arrived:
+        async with asyncio.timeout(within_s), self._arrived:
             while len(matches()) < count:
                 if self._reader.done():
                     raise AssertionError(f"stream ended before {count} {kind}; got {self.kinds()}")

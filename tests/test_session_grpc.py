@@ -8,8 +8,8 @@ import threading
 import grpc
 import numpy as np
 import pytest
-
 from murmur.v1 import companion_pb2 as pb
+
 from server.config import Settings
 from tests.harness import Client, decode_opus, jpeg, running_server, scripted
 
