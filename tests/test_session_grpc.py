@@ -11,6 +11,7 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from server.config import Settings
+from tests.fakes import StreamingRuntime
 from tests.harness import Client, decode_opus, jpeg, running_server, scripted
 
 FAST = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
@@ -166,4 +167,27 @@ async def test_session_ready_echoes_mode_and_formats(tts, mode):
         assert ready.mode == mode
         assert ready.audio_out.sample_rate_hz == 24000
         assert ready.tick_hz == pytest.approx(5.0)
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_streamed_reply_starts_speaking_before_the_model_finishes(tts):
+    clauses = ["The door is on your left,", "about three steps ahead,", "and it is open."]
+    runtime = StreamingRuntime(at=0.4, clauses=clauses, clause_delay_s=0.4)
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        await c.start(want_trace=True)
+        for seq in range(1, 4):
+            await c.frame(seq)
+            await asyncio.sleep(0.2)
+        await c.wait_for("audio_out", pred=lambda a: a.last, within_s=15)
+        kinds = c.kinds()
+        speech = c.of("speech")
+        assert [s.text for s in speech] == clauses
+        assert len({s.utterance_id for s in speech}) == 1
+        spoken_tick = next(
+            i
+            for i, e in enumerate(c.events)
+            if e.WhichOneof("event") == "tick" and e.tick.action == "response"
+        )
+        # Audio of the first clause went out before the model's step (and its trace) ended.
+        assert kinds.index("audio_out") < spoken_tick
         assert await c.finish() == grpc.StatusCode.OK

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -80,7 +80,7 @@ class TickEngine:
         runtime: InteractionRuntime,
         model: ModelSession,
         policy: GuidancePolicy,
-        say: Callable[[Utterance], None],
+        say: Callable[..., None],
         emit: Emit,
         *,
         delegations: Delegations | None = None,
@@ -155,10 +155,12 @@ class TickEngine:
         frame_age_ms = (now - frame.received_at) * 1000 if frame is not None else -1.0
 
         with timer.stage("model"):
-            action = await self._step(tick)
+            action, streamed = await self._step(tick, answering=query is not None)
 
         with timer.stage("policy"):
-            utterances = self._decide(action, results, answering=query is not None)
+            utterances = self._decide(
+                action, results, answering=query is not None, streamed=streamed
+            )
         with timer.stage("dispatch"):
             for u in utterances:
                 self._say(u)
@@ -181,10 +183,29 @@ class TickEngine:
         self.last_timer = timer
         return action
 
-    async def _step(self, tick: TickInput) -> Action:
+    async def _step(self, tick: TickInput, *, answering: bool) -> tuple[Action, bool]:
+        """Run the model; True when the reply was already handed to speech clause by clause."""
         loop = asyncio.get_running_loop()
+        stream = _ClauseStream(loop) if self.runtime.capabilities.streams_text else None
         try:
-            return await loop.run_in_executor(self.runtime.executor, self.model.step, tick)
+            fut = loop.run_in_executor(
+                self.runtime.executor,
+                self.model.step,
+                tick,
+                stream.put_threadsafe if stream is not None else None,
+            )
+            if stream is None:
+                return await fut, False
+            try:
+                first = await stream.first(fut)
+                if first is not None:
+                    # Speak the first clause while the model is still writing the rest.
+                    u = self.policy.reply(first, self._clock(), answering=answering)
+                    if u is not None:
+                        self._say(u, stream.rest())
+                return await fut, first is not None
+            finally:
+                stream.close()
         except Recoverable as e:
             await self._emit(Notice(e.code, e.message, e.component, e.retryable))
         except Exception as e:  # the session survives a bad step; the tick is silent
@@ -198,12 +219,16 @@ class TickEngine:
                     True,
                 )
             )
-        return Action(ActionKind.SILENCE)
+        return Action(ActionKind.SILENCE), False
 
-    def _decide(self, action: Action, results: list[_Result], *, answering: bool) -> list[Utterance]:
+    def _decide(
+        self, action: Action, results: list[_Result], *, answering: bool, streamed: bool
+    ) -> list[Utterance]:
         now = self._clock()
         out: list[Utterance] = []
-        if action.kind is ActionKind.RESPONSE:
+        if streamed:
+            pass  # already being spoken as it was generated
+        elif action.kind is ActionKind.RESPONSE:
             u = self.policy.reply(action.text, now, answering=answering)
             if u is not None:
                 out.append(u)
@@ -236,3 +261,42 @@ class TickEngine:
             location=self.location_text(),
             context=action.text,
         )
+
+
+class _ClauseStream:
+    """Clauses handed over from the model thread, read on the loop."""
+
+    _DONE = object()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._q: asyncio.Queue[object] = asyncio.Queue()
+
+    def put_threadsafe(self, clause: str) -> None:
+        self._loop.call_soon_threadsafe(self._q.put_nowait, clause)
+
+    def close(self) -> None:
+        # Runs on the loop after the step finished: every clause is already queued.
+        self._q.put_nowait(self._DONE)
+
+    async def first(self, step: asyncio.Future[Action]) -> str | None:
+        """The first clause, or None if the step finished without one."""
+        getter = asyncio.ensure_future(self._q.get())
+        try:
+            await asyncio.wait({getter, step}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            item = getter.result()
+            return None if item is self._DONE else str(item)
+        # The step finished first; a clause may still sit in the queue.
+        while not self._q.empty():
+            item = self._q.get_nowait()
+            if item is not self._DONE:
+                return str(item)
+        return None
+
+    async def rest(self) -> AsyncIterator[str]:
+        while (item := await self._q.get()) is not self._DONE:
+            yield str(item)

@@ -14,7 +14,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from server.engine.policy import Utterance
@@ -34,10 +34,16 @@ OnCut = Callable[[str, str], None]  # (utterance text, heard part)
 class _Playing:
     uid: str
     utt: Utterance
+    more: AsyncIterator[str] | None = None  # clauses still being generated
     task: asyncio.Task[None] | None = None
     started_at: float | None = None  # when its first packet is due to play
     clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
     reported_ms: int | None = None  # from the bridge's PlaybackReport
+    pieces: list[str] = field(default_factory=list)  # what was handed to TTS so far
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.pieces) if self.pieces else self.utt.text
 
 
 class Speaker:
@@ -61,7 +67,7 @@ class Speaker:
         self._on_error = on_error
         self._lead = lead_s
         self._clock = clock
-        self._queue: list[tuple[int, int, Utterance]] = []
+        self._queue: list[tuple[int, int, tuple[Utterance, AsyncIterator[str] | None]]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._current: _Playing | None = None
@@ -79,18 +85,19 @@ class Speaker:
     def idle(self) -> bool:
         return self._current is None and not self._queue
 
-    def say(self, utt: Utterance) -> None:
+    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> None:
+        """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
         cur = self._current
         if cur is not None and utt.preempt and utt.priority > cur.utt.priority:
             self._cut(cur, "preempted")
-        heapq.heappush(self._queue, (-utt.priority, next(self._order), utt))
+        heapq.heappush(self._queue, (-utt.priority, next(self._order), (utt, more)))
         self._wake.set()
 
     def interrupt(self, reason: str, *, keep_alerts: bool = True) -> bool:
         """Cut what is playing (barge-in, "quiet", a client stop). True if anything was."""
         cur = self._current
         if keep_alerts:
-            self._queue = [q for q in self._queue if q[2].preempt]
+            self._queue = [q for q in self._queue if q[2][0].preempt]
             heapq.heapify(self._queue)
         else:
             self._queue.clear()
@@ -113,14 +120,14 @@ class Speaker:
 
     async def run(self) -> None:
         while True:
-            utt = self._next()
-            if utt is None:
+            item = self._next()
+            if item is None:
                 if self._closing:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            playing = _Playing(uid=uuid.uuid4().hex[:12], utt=utt)
+            playing = _Playing(uid=uuid.uuid4().hex[:12], utt=item[0], more=item[1])
             self._current = playing
             self._recent[playing.uid] = playing
             if len(self._recent) > 32:
@@ -135,50 +142,58 @@ class Speaker:
             finally:
                 self._current = None
 
-    def _next(self) -> Utterance | None:
+    def _next(self) -> tuple[Utterance, AsyncIterator[str] | None] | None:
         now = self._clock()
         while self._queue:
-            _, _, utt = heapq.heappop(self._queue)
-            if utt.expires_at >= now:
-                return utt
-            log.debug("dropped stale %s utterance", utt.kind)
+            _, _, item = heapq.heappop(self._queue)
+            if item[0].expires_at >= now:
+                return item
+            log.debug("dropped stale %s utterance", item[0].kind)
         return None
 
     async def _play(self, p: _Playing) -> None:
         utt = p.utt
         if utt.cue is not None:
             await self._emit(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
-        await self._emit(Speech(p.uid, utt.text, utt.kind, utt.priority))
         self._encoder.reset()
         loop = asyncio.get_running_loop()
         seq = 0
-        clauses = split_clauses(utt.text)
         pending: bytes | None = None  # held back one packet so the last can carry last=True
         try:
-            async for chunk in self.tts.stream(utt.text, self.voice):
-                packets = await loop.run_in_executor(
-                    None, self._encoder.encode, chunk.pcm, chunk.sample_rate
-                )
-                idx = len(p.clauses)
-                p.clauses.append(
-                    (clauses[idx] if idx < len(clauses) else "", chunk.pcm.size / chunk.sample_rate)
-                )
-                for pkt in packets:
-                    if pending is not None:
-                        await self._send(p, seq, pending, last=False)
-                        seq += 1
-                    pending = pkt
+            async for piece in self._pieces(p):
+                # One Speech per piece: a streamed reply's captions arrive clause by clause.
+                await self._emit(Speech(p.uid, piece, utt.kind, utt.priority))
+                clauses = split_clauses(piece)
+                async for chunk in self.tts.stream(piece, self.voice):
+                    packets = await loop.run_in_executor(
+                        None, self._encoder.encode, chunk.pcm, chunk.sample_rate
+                    )
+                    text = clauses.pop(0) if clauses else ""
+                    p.clauses.append((text, chunk.pcm.size / chunk.sample_rate))
+                    for pkt in packets:
+                        if pending is not None:
+                            await self._send(p, seq, pending, last=False)
+                            seq += 1
+                        pending = pkt
         except TTSError as e:
             if self._on_error is not None:
                 await self._on_error(e)
-        tail = self._encoder.flush()
-        for pkt in tail:
+        for pkt in self._encoder.flush():
             if pending is not None:
                 await self._send(p, seq, pending, last=False)
                 seq += 1
             pending = pkt
         await self._send(p, seq, pending or b"", last=True)
         self.spoken.append(p.uid)
+
+    async def _pieces(self, p: _Playing) -> AsyncIterator[str]:
+        p.pieces.append(p.utt.text)
+        yield p.utt.text
+        if p.more is not None:
+            async for piece in p.more:
+                if piece.strip():
+                    p.pieces.append(piece.strip())
+                    yield piece.strip()
 
     async def _send(self, p: _Playing, seq: int, data: bytes, *, last: bool) -> None:
         now = self._clock()
@@ -196,8 +211,8 @@ class Speaker:
         # StopSpeaking must reach the client before any later event: emit it from
         # a task so the caller (often the reader) is never blocked by backpressure.
         asyncio.get_running_loop().create_task(self._emit(StopSpeaking((p.uid,), reason)))
-        if self._on_cut is not None and heard != p.utt.text:
-            self._on_cut(p.utt.text, heard)
+        if self._on_cut is not None and heard != p.text:
+            self._on_cut(p.text, heard)
 
     def _heard_text(self, p: _Playing) -> str:
         if p.started_at is None:

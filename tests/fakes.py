@@ -1,0 +1,54 @@
+"""Fakes at the boundaries, implementing the real interfaces (STYLE.md)."""
+
+from __future__ import annotations
+
+import time
+
+from server.runtime.base import (
+    SILENCE,
+    Action,
+    ActionKind,
+    InteractionRuntime,
+    ModelSession,
+    RuntimeCapabilities,
+    TextSink,
+    TickInput,
+)
+
+
+class StreamingRuntime(InteractionRuntime):
+    """A model that writes its reply slowly, clause by clause, at a chosen tick —
+    for checking that speech starts before the reply is finished."""
+
+    def __init__(self, at: float, clauses: list[str], clause_delay_s: float = 0.3) -> None:
+        super().__init__(RuntimeCapabilities(name="streaming-fake", streams_text=True))
+        self.at = at
+        self.clauses = clauses
+        self.delay = clause_delay_s
+        self.sessions: list[_StreamingSession] = []
+
+    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
+        s = _StreamingSession(self)
+        self.sessions.append(s)
+        return s
+
+
+class _StreamingSession(ModelSession):
+    def __init__(self, rt: StreamingRuntime) -> None:
+        self.rt = rt
+        self.done = False
+        self.heard_log: list[tuple[str, str]] = []
+
+    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
+        if self.done or tick.tick_s < self.rt.at:
+            return SILENCE
+        self.done = True
+        for clause in self.rt.clauses:
+            time.sleep(self.rt.delay)
+            if on_clause is not None:
+                on_clause(clause)
+        text = " ".join(self.rt.clauses)
+        return Action(ActionKind.RESPONSE, text=text, raw=f"</response> {text}")
+
+    def heard(self, utterance_text: str, heard_text: str) -> None:
+        self.heard_log.append((utterance_text, heard_text))
