@@ -146,8 +146,8 @@ class TickEngine:
             context: list[str] = []
             results = self.delegations.take_results() if self.delegations else []
             for r in results:
-                context.append(f"[Background answer] {r.question} → {r.spoken}")
-                self.model.add_context(f"Q: {r.question} A: {r.spoken}")
+                # The model session puts it into this very tick's turn and its history.
+                self.model.add_context(f"[Background answer] {r.question} → {r.spoken}")
             if self.options.location_in_context and (loc := self.location_text()):
                 context.append(loc)
             tick = TickInput(tick_s=tick_s, frame=frame, user_query=query, context=tuple(context))

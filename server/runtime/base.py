@@ -96,7 +96,10 @@ class ModelSession(ABC):
         """Speech was cut: keep only ``heard_text`` of ``utterance_text`` in context."""
 
     def add_context(self, text: str) -> None:  # noqa: B027
-        """Note something for the Q&A history (e.g. a delegation result)."""
+        """``text`` (e.g. a background answer) enters the next turn and the Q&A history.
+
+        May be called from the event loop while a step runs in the model thread.
+        """
 
     def close(self) -> None:  # noqa: B027
         """Release per-session resources (KV cache)."""

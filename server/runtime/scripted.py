@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from server.errors import ModelLoadError
@@ -90,8 +90,13 @@ class _ScriptedSession(ModelSession):
         self.ticks: list[TickInput] = []
         self.heard_log: list[tuple[str, str]] = []
         self.notes: list[str] = []
+        self._context: list[str] = []
 
     def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
+        if self._context:
+            # Swap, not clear: add_context may append from the event loop meanwhile.
+            notes, self._context = self._context, []
+            tick = replace(tick, context=(*tick.context, *notes))
         self.ticks.append(tick)
         for i, line in enumerate(self._pending):
             if line.at > tick.tick_s:
@@ -112,3 +117,4 @@ class _ScriptedSession(ModelSession):
 
     def add_context(self, text: str) -> None:
         self.notes.append(text)
+        self._context.append(text)
