@@ -8,9 +8,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.harness import piper_tts  # noqa: E402
+from tests.harness import piper_tts
 
 
 @pytest.fixture(scope="session")

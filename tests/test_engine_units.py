@@ -27,15 +27,21 @@ def test_tick_labels_are_real_elapsed_whole_seconds():
 def test_next_tick_follows_the_frame_phase():
     c = TickClock(start=0.0, period_s=1.0, frame_wait_s=0.15)
     assert c.plan().due == 1.0
-    # Fired at 1.0 with a frame that arrived at 0.7: the next frame is expected at 1.7.
-    assert c.advance(fired_at=1.0, finished_at=1.01, frame_at=0.7) == 0
-    assert c.plan().due == pytest.approx(1.7)
+    # Fired at 1.1 with a frame that arrived at 1.1 (it was a little late): the
+    # next frame is expected at 2.1, so the next tick is due then.
+    assert c.advance(fired_at=1.1, finished_at=1.12, frame_at=1.1) == 0
+    assert c.plan().due == pytest.approx(2.1)
     # No fresh frame: one period after firing.
-    c.advance(fired_at=1.7, finished_at=1.72, frame_at=None)
-    assert c.plan().due == pytest.approx(2.7)
-    # The schedule never moves by more than half a period at once.
-    c.advance(fired_at=2.7, finished_at=2.71, frame_at=1.9)
-    assert c.plan().due == pytest.approx(3.2)
+    c.advance(fired_at=2.1, finished_at=2.12, frame_at=None)
+    assert c.plan().due == pytest.approx(3.1)
+
+
+def test_no_two_ticks_share_a_label():
+    c = TickClock(start=0.0, period_s=1.0)
+    # The frame came at 0.3; 1.3 would be within the same whole second as the tick.
+    c.advance(fired_at=1.2, finished_at=1.25, frame_at=0.3)
+    assert c.plan().due == pytest.approx(2.0)
+    assert c.label(c.plan().due) == 2.0
 
 
 def test_overrunning_step_coalesces_instead_of_queueing():

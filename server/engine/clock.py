@@ -1,5 +1,7 @@
 """The tick clock: when to tick, what to call the tick, and what to coalesce.
 
+The clock starts when the first frame arrives (or one period after the session
+starts, if none comes), so the camera's frames land just as ticks fall due.
 Ticks never queue behind the model. When a step overruns, the ticks it covered
 are counted as coalesced and the next tick takes the newest frame. Each tick is
 labelled with the real time elapsed since the session began (in whole tick
@@ -33,6 +35,7 @@ class TickClock:
         self.coalesced_total = 0
 
     def plan(self) -> TickPlan:
+        """When the next tick is due, and how long it may wait for a fresh frame."""
         return TickPlan(self._next_due, self._next_due + self.frame_wait)
 
     def label(self, now: float) -> float:
@@ -47,14 +50,13 @@ class TickClock:
 
         The next tick is due one period after the frame arrived rather than after
         the tick fired: the camera's next frame then lands just as the tick is due,
-        so frames wait for the model as little as possible. (The schedule moves by
-        at most half a period at once.) When the step overran one or more periods,
-        the newest overrun tick fires at once and the others coalesce into it.
+        so frames wait for the model as little as possible. It is never due before
+        the next whole period begins, so no two ticks share a label. When the step
+        overran one or more periods, the newest overrun tick fires at once and the
+        others coalesce into it.
         """
-        base = fired_at
-        if frame_at is not None and frame_at < fired_at:
-            base = max(frame_at, fired_at - self.period / 2)
-        due = base + self.period
+        base = frame_at if frame_at is not None and frame_at < fired_at else fired_at
+        due = max(base + self.period, self.start + self.label(fired_at) + self.period)
         if finished_at <= due:
             self._next_due = due
             return 0

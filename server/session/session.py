@@ -381,7 +381,14 @@ class Session:
 
     async def _ticker(self) -> None:
         server = self.settings.server
-        clock = TickClock(self.started_at, 1.0 / server.tick_hz, server.frame_wait_ms / 1000)
+        period = 1.0 / server.tick_hz
+        # Time zero is the first frame: the camera's later frames then arrive just
+        # as ticks fall due. Without video, ticks start one period in.
+        if await self.slot.wait_fresh(period) and self.slot.latest is not None:
+            zero = self.slot.latest.received_at
+        else:
+            zero = self.started_at
+        clock = TickClock(zero, period, server.frame_wait_ms / 1000)
         coalesced = 0
         while not self._ending.is_set():
             plan = clock.plan()
