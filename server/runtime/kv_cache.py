@@ -85,7 +85,8 @@ class ChunkKVCache(Cache):
     """One session's KV buffers: ``capacity`` tokens for every decoder layer."""
 
     def __init__(self, num_layers: int, capacity: int) -> None:
-        super().__init__(layers=[_ChunkLayer(capacity) for _ in range(num_layers)])
+        self._chunk_layers = [_ChunkLayer(capacity) for _ in range(num_layers)]
+        super().__init__(layers=list(self._chunk_layers))
         self.capacity = capacity
 
     def allocate(
@@ -102,13 +103,19 @@ class ChunkKVCache(Cache):
         """Forget everything from token ``length`` on."""
         if not 0 <= length <= self.length:
             raise ValueError(f"cannot truncate a {self.length}-token cache to {length}")
-        for layer in self.layers:
-            assert isinstance(layer, _ChunkLayer)
+        for layer in self._chunk_layers:
             layer.length = length
+
+    def release(self) -> None:
+        """Drop the buffers (the session is over)."""
+        for layer in self._chunk_layers:
+            layer.keys = layer.values = None
+            layer.is_initialized = False
+            layer.length = 0
 
     def nbytes(self) -> int:
         total = 0
-        for layer in self.layers:
+        for layer in self._chunk_layers:
             if layer.keys is not None and layer.values is not None:
                 total += layer.keys.numel() * layer.keys.element_size()
                 total += layer.values.numel() * layer.values.element_size()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -117,15 +116,17 @@ class _Chunk:
 
 
 class TransformersSession(ModelSession):
-    def __init__(self, fwd: QwenForward, options: TransformersOptions,
-                 instruction: str, language: str = "en") -> None:
+    def __init__(
+        self, fwd: QwenForward, options: TransformersOptions, instruction: str, language: str = "en"
+    ) -> None:
         self._fwd = fwd
         self.options = options
         self.instruction = instruction
         if language and not language.lower().startswith("en"):
             self.instruction += f"\nReply in the user's language ({language})."
-        self.memory = SessionMemory(video_max_chars=options.video_history_chars,
-                                    qa_max_chars=options.qa_history_chars)
+        self.memory = SessionMemory(
+            video_max_chars=options.video_history_chars, qa_max_chars=options.qa_history_chars
+        )
         self.stats = StepStats()
         self.last_logits: torch.Tensor | None = None  # at the decision point, for tests
         self._silence_ids = fwd.tokenize(SILENCE_MARK)
@@ -135,25 +136,27 @@ class TransformersSession(ModelSession):
             d += 1  # the markers cannot be prefixes of one another
         self._common = self._silence_ids[:d]
         self._end_ids = fwd.tokenize(f"{IM_END}\n")
-        system = render_message(system_message())
-        self._system_ids = fwd.tokenize(system)
+        system = system_message()
+        self._system_ids = fwd.tokenize(render_message(system))
         self.capacity = self._capacity(len(self._system_ids))
         self._cache = ChunkKVCache(fwd.num_layers, self.capacity)
         try:
-            self._cache.allocate(kv_heads=fwd.kv_heads, head_dim=fwd.head_dim,
-                                 dtype=fwd.kv_dtype, device=fwd.device)
+            self._cache.allocate(
+                kv_heads=fwd.kv_heads, head_dim=fwd.head_dim, dtype=fwd.kv_dtype, device=fwd.device
+            )
         except torch.cuda.OutOfMemoryError as e:
             raise Recoverable(
                 "model_memory",
                 f"not enough GPU memory for a session's KV cache ({self.capacity} tokens); "
                 "lower chunk_ticks or max_pixels, or end another session",
-                component="model", retryable=True,
+                component="model",
+                retryable=True,
             ) from e
         self._ids: list[int] = []  # fed into the cache, in order
         self._pending: list[int] = []  # known to come next, not fed yet
         self._position = 0  # next rotary position
         self._system_mark: _Mark | None = None
-        self._chunk = _Chunk(turns=[_Turn("system", system)])
+        self._chunk = _Chunk(turns=[_Turn("system", system["content"][0]["text"])])
         self._inbox: deque[tuple[str, str, str]] = deque()
         self._lock = threading.Lock()
         self._summary: threading.Thread | None = None
@@ -176,7 +179,8 @@ class TransformersSession(ModelSession):
 
     def close(self) -> None:
         self._stop_summary()
-        self._cache.reset()
+        with self._lock:  # not while a step is using the buffers
+            self._cache.release()
 
     @property
     def cached_tokens(self) -> int:
@@ -207,16 +211,23 @@ class TransformersSession(ModelSession):
             self._finish_chunk_if_closed()
             lines = self._drain_inbox()
             turn, segment = self._encode_turn(tick, lines)
-            if self._cache.length + len(self._pending) + len(segment) + self._room() > self.capacity:
-                log.warning("KV chunk full after %d ticks; rolling over without a summary",
-                            self._chunk.ticks)
+            if (
+                self._cache.length + len(self._pending) + len(segment) + self._room()
+                > self.capacity
+            ):
+                log.warning(
+                    "KV chunk full after %d ticks; rolling over without a summary",
+                    self._chunk.ticks,
+                )
                 self._new_chunk()
                 turn, segment = self._encode_turn(tick, lines)
                 if len(self._pending) + len(segment) + self._room() > self._free():
-                    raise Recoverable("model_context_full",
-                                      "one tick's text and frame exceed the model chunk; "
-                                      "raise tick_token_budget or lower max_pixels",
-                                      component="model")
+                    raise Recoverable(
+                        "model_context_full",
+                        "one tick's text and frame exceed the model chunk; "
+                        "raise tick_token_budget or lower max_pixels",
+                        component="model",
+                    )
             with self._fwd.lock:
                 self._ensure_system()
                 self._chunk.turns.append(turn)
@@ -282,8 +293,9 @@ class TransformersSession(ModelSession):
             self._pending = self._assistant_tail(last.text)
         elif utterance.strip():
             # Already followed by other turns: say so in the next one instead.
-            lines.append(f'(The user heard only "{heard.strip()}" of your reply '
-                         f'"{utterance.strip()}".)')
+            lines.append(
+                f'(The user heard only "{heard.strip()}" of your reply "{utterance.strip()}".)'
+            )
 
     def _assistant_tail(self, text: str) -> list[int]:
         """Ids of the assistant turn ``text`` after the already-fed marker prefix."""
@@ -366,8 +378,9 @@ class TransformersSession(ModelSession):
         action = parse_action(RESPONSE + text)
         return action
 
-    def _generate(self, logits: torch.Tensor, max_new: int,
-                  on_text: Callable[[str], bool]) -> list[int]:
+    def _generate(
+        self, logits: torch.Tensor, max_new: int, on_text: Callable[[str], bool]
+    ) -> list[int]:
         """Greedy/sampled decoding; the caller holds the model lock."""
         generated: list[int] = []
         for _ in range(max_new):
@@ -397,8 +410,9 @@ class TransformersSession(ModelSession):
         self._chunk.closed = True
         self._preempt.clear()
         if self.options.background_summary:
-            self._summary = threading.Thread(target=self._summarise, name="model-summary",
-                                             daemon=True)
+            self._summary = threading.Thread(
+                target=self._summarise, name="model-summary", daemon=True
+            )
             self._summary.start()
         else:
             self._summarise()
@@ -423,8 +437,9 @@ class TransformersSession(ModelSession):
     def _summarise(self) -> None:
         """Summarise the closed chunk over its own cache; stop when a tick arrives."""
         try:
-            prompt = self._fwd.tokenize(render_message(
-                {"role": "user", "content": SUMMARY_PROMPT}) + ASSISTANT_PREFIX)
+            prompt = self._fwd.tokenize(
+                render_message({"role": "user", "content": SUMMARY_PROMPT}) + ASSISTANT_PREFIX
+            )
             summary = self._generate_preemptible(prompt, self.options.summary_max_new_tokens)
             if summary:
                 self.memory.add_summary(summary)
@@ -438,8 +453,9 @@ class TransformersSession(ModelSession):
             return None
         with self._fwd.lock:
             self._rewind(self._system_mark)  # the closed chunk is no longer needed
-        prompt = self._fwd.tokenize(render_message(
-            {"role": "user", "content": COMPRESS_PROMPT + notes}) + ASSISTANT_PREFIX)
+        prompt = self._fwd.tokenize(
+            render_message({"role": "user", "content": COMPRESS_PROMPT + notes}) + ASSISTANT_PREFIX
+        )
         if len(prompt) + self.options.summary_max_new_tokens > self._free():
             return None
         text = self._generate_preemptible(prompt, self.options.summary_max_new_tokens)
@@ -467,7 +483,3 @@ class TransformersSession(ModelSession):
             cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
             text = text[: cut + 1] if cut > len(text) // 3 else text
         return text if len(generated) >= 4 or not self._preempt.is_set() else ""
-
-
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else 0.0

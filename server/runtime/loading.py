@@ -20,9 +20,9 @@ from server.errors import ModelLoadError
 
 __all__ = [
     "DEFAULT_MODEL",
-    "ImageOnlyQwen3VLProcessor",
     "LoadedModel",
     "estimate_weight_bytes",
+    "image_only_processor",
     "load_model",
     "resolve_device",
     "resolve_dtype",
@@ -78,8 +78,14 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     if dtype == "auto":
         # bf16 is what the model was trained in; CPUs run fp32 much faster and exactly.
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    names = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
-             "fp16": torch.float16, "float32": torch.float32, "fp32": torch.float32}
+    names = {
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "float32": torch.float32,
+        "fp32": torch.float32,
+    }
     if dtype not in names:
         raise _fail(f"unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32")
     return names[dtype]
@@ -135,8 +141,9 @@ def estimate_weight_bytes(config: Any, dtype: torch.dtype, quantization: str | N
     return int(params * per_param)
 
 
-def _check_fits_gpu(config: Any, dtype: torch.dtype, device: torch.device,
-                    quantization: str | None, model: str) -> None:
+def _check_fits_gpu(
+    config: Any, dtype: torch.dtype, device: torch.device, quantization: str | None, model: str
+) -> None:
     need = estimate_weight_bytes(config, dtype, quantization)
     free, total = torch.cuda.mem_get_info(device)
     if need + _CUDA_HEADROOM_BYTES > free:
@@ -175,15 +182,22 @@ def _image_only_processor_class() -> type:
         so leaving ``video_processor`` out of the signature drops it.
         """
 
-        def __init__(self, image_processor: Any = None, tokenizer: Any = None,
-                     chat_template: str | None = None, **kwargs: Any) -> None:
-            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+        def __init__(
+            self,
+            image_processor: Any = None,
+            tokenizer: Any = None,
+            chat_template: str | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(
+                image_processor, tokenizer, None, chat_template=chat_template, **kwargs
+            )
 
     _ImageOnly.__name__ = _ImageOnly.__qualname__ = "ImageOnlyQwen3VLProcessor"
     return _ImageOnly
 
 
-def ImageOnlyQwen3VLProcessor(source: str) -> Any:  # noqa: N802 - a factory named for what it builds
+def image_only_processor(source: str) -> Any:
     """Build the image-only processor for the checkpoint at ``source``."""
     from transformers import AutoTokenizer
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
@@ -208,9 +222,11 @@ def _load_processor(source: str) -> Any:
             raise _fail(f"cannot build the processor for {source!r}", e) from e
         log.info("torchvision missing: using the image-only Qwen3-VL processor")
     except (OSError, ValueError) as e:
-        raise _fail(f"cannot load the processor (tokenizer, image processor) of {source!r}", e) from e
+        raise _fail(
+            f"cannot load the processor (tokenizer, image processor) of {source!r}", e
+        ) from e
     try:
-        return ImageOnlyQwen3VLProcessor(source)
+        return image_only_processor(source)
     except (OSError, ValueError, ImportError) as e:
         raise _fail(f"cannot load the tokenizer / image processor of {source!r}", e) from e
 

@@ -66,7 +66,9 @@ class SessionMemory:
             self.mid_term.append(summary)
 
     def needs_compression(self) -> bool:
-        return len(self.mid_term) > self.mid_term_max or len(self.video_text()) > self.video_max_chars
+        return (
+            len(self.mid_term) > self.mid_term_max or len(self.video_text()) > self.video_max_chars
+        )
 
     def compress(self, compressor: Compressor | None) -> None:
         """Fold the older summaries into the long-term one (by the model when it can)."""

@@ -60,8 +60,15 @@ class Segment:
 class QwenForward:
     """The model, its processor, and the one lock every forward takes."""
 
-    def __init__(self, model: Any, processor: Any, device: torch.device,
-                 *, min_pixels: int | None = None, max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        device: torch.device,
+        *,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -90,8 +97,12 @@ class QwenForward:
         rope_params = inspect.signature(model.model.get_rope_index).parameters
         self._rope_takes_types = "mm_token_type_ids" in rope_params
         self.im_end_id: int = self.tokenizer.convert_tokens_to_ids(IM_END)
-        stop = {self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
-                self.tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+        stop = {
+            self.im_end_id,
+            self.tokenizer.eos_token_id,
+            self.tokenizer.pad_token_id,
+            self.tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        }
         self.stop_ids: frozenset[int] = frozenset(i for i in stop if isinstance(i, int) and i >= 0)
 
     # -- text ---------------------------------------------------------------
@@ -114,11 +125,15 @@ class QwenForward:
         if image is None:
             out = self.processor(text=[text], return_tensors="pt")
         else:
-            out = self.processor(text=[text], images=[image], return_tensors="pt",
-                                 **self._image_kwargs)
+            out = self.processor(
+                text=[text], images=[image], return_tensors="pt", **self._image_kwargs
+            )
         ids = out["input_ids"]
-        vision = {k: v for k, v in out.items()
-                  if k not in ("input_ids", "attention_mask") and k in self._forward_params}
+        vision = {
+            k: v
+            for k, v in out.items()
+            if k not in ("input_ids", "attention_mask") and k in self._forward_params
+        }
         if image is None:
             pos = torch.arange(ids.shape[1], dtype=torch.long).view(1, -1).expand(3, -1)
         else:
@@ -169,12 +184,10 @@ class QwenForward:
         The caller holds ``self.lock``.
         """
         dev = self.device
-        n = len(segment)
         kwargs: dict[str, Any] = {
             "input_ids": segment.ids.to(dev),
             "position_ids": (segment.positions + base_position).unsqueeze(1).to(dev),
-            # Full length: every cached token is visible to the new ones.
-            "attention_mask": torch.ones((1, cache.length + n), dtype=torch.long, device=dev),
+            "attention_mask": self._mask(len(segment), cache.length),
             self._cache_kw: cache,
             "use_cache": True,
             "logits_to_keep": 1,
@@ -183,3 +196,18 @@ class QwenForward:
             kwargs[k] = v.to(dev)
         out = self.model(**kwargs)
         return out.logits[0, -1].float()
+
+    def _mask(self, new: int, cached: int) -> torch.Tensor:
+        """Full length: every cached token is visible, the new ones causally.
+
+        Built once per forward as the 4D additive mask the attention kernels take;
+        a 2D mask would be expanded to this and converted again in every layer,
+        which on CPU cost more than the attention itself at 25k cached tokens.
+        """
+        if self.model.config._attn_implementation not in ("sdpa", "eager"):
+            return torch.ones((1, cached + new), dtype=torch.long, device=self.device)
+        mask = torch.zeros((1, 1, new, cached + new), dtype=self.kv_dtype, device=self.device)
+        if new > 1:
+            tri = torch.ones((new, new), dtype=torch.bool, device=self.device).triu(1)
+            mask[0, 0, :, cached:].masked_fill_(tri, torch.finfo(self.kv_dtype).min)
+        return mask

@@ -1,0 +1,219 @@
+"""Per-tick model cost of the in-process runtime vs context length.
+
+Default (CPU, a tiny random Qwen3-VL loaded through ``TransformersRuntime.load``):
+model time per tick at tick 5 and at tick 100 with 640×480 frames, and the time
+to recompute the whole 100-tick conversation from scratch instead. Budgets
+(shared/DESIGN.md §7): tick 100 ≤ 2× tick 5, and ≥ 20× cheaper than recompute.
+
+    python benchmarks/bench_model_tick.py
+
+With ``--shape 8b`` (or ``--hidden/--layers``) it builds a Qwen3-VL-8B-shaped
+model with random weights directly on the device — same compute and memory cost
+as the real one, no download — and prints silent-tick p50/p95, time to the first
+reply token and peak GPU memory at the end of a chunk:
+
+    python benchmarks/bench_model_tick.py --device cuda --dtype bfloat16 --shape 8b
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from PIL import Image
+
+from server.runtime.base import Frame, TickInput
+from server.runtime.loading import LoadedModel, resolve_dtype
+from server.runtime.transformers_runtime import (
+    TransformersOptions,
+    TransformersRuntime,
+    TransformersSession,
+)
+from tests.tiny_qwen import (
+    TinyShape,
+    build_tiny_qwen,
+    reference_logits,
+    tiny_config,
+    write_processor_files,
+)
+
+
+def frames(n: int, size: tuple[int, int]) -> list[Image.Image]:
+    return [Image.effect_noise(size, 30 + i % 7).convert("RGB") for i in range(n)]
+
+
+def tick(t: int, image: Image.Image, query: str | None = None) -> TickInput:
+    return TickInput(
+        tick_s=float(t), frame=Frame(image, t, t * 1000, time.monotonic()), user_query=query
+    )
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_step(session: TransformersSession, t: TickInput, device: torch.device) -> float:
+    sync(device)
+    started = time.perf_counter()
+    session.step(t)
+    sync(device)
+    return (time.perf_counter() - started) * 1000
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def build_runtime(args: argparse.Namespace, work: Path) -> TransformersRuntime:
+    options = TransformersOptions(
+        speak_margin=1e9,
+        chunk_ticks=args.ticks + 10,
+        background_summary=False,
+        max_new_tokens=args.reply_tokens,
+    )
+    if args.shape == "tiny" and args.hidden is None:
+        folder = build_tiny_qwen(work / "tiny")
+        return TransformersRuntime.load(
+            str(folder), device=args.device, dtype=args.dtype, options=options
+        )
+    # A large random model is built in place on the device: writing 17 GB of random
+    # weights to disk only to read them back would measure the disk.
+    shape = TinyShape.eight_b() if args.shape == "8b" else TinyShape()
+    if args.hidden is not None:
+        heads = max(1, args.hidden // 128)
+        shape = dataclasses.replace(
+            shape,
+            hidden=args.hidden,
+            heads=heads,
+            kv_heads=max(1, heads // 4),
+            head_dim=128,
+            intermediate=args.hidden * 3,
+        )
+    if args.layers is not None:
+        shape = dataclasses.replace(shape, layers=args.layers)
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    folder = write_processor_files(work / "proc")
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    dtype = resolve_dtype(args.dtype, device)
+    tiny_config(shape).save_pretrained(folder)
+    try:
+        processor = AutoProcessor.from_pretrained(folder)
+    except ImportError:
+        from server.runtime.loading import image_only_processor
+
+        processor = image_only_processor(str(folder))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    with torch.device(device):
+        model = Qwen3VLForConditionalGeneration(tiny_config(shape))
+    torch.set_default_dtype(previous)
+    model.eval()
+    loaded = LoadedModel(
+        model=model, processor=processor, device=device, dtype=dtype, source=f"random:{args.shape}"
+    )
+    return TransformersRuntime(loaded, options)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--shape", choices=("tiny", "8b"), default="tiny")
+    ap.add_argument("--hidden", type=int, default=None, help="text hidden size (custom shape)")
+    ap.add_argument("--layers", type=int, default=None, help="text layers (custom shape)")
+    ap.add_argument("--ticks", type=int, default=100)
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--reply-tokens", type=int, default=16)
+    ap.add_argument("--no-recompute", action="store_true", help="skip the full recompute")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        runtime = build_runtime(args, Path(tmp))
+        device = runtime.loaded.device
+        print(
+            f"model {runtime.name} on {device} ({runtime.loaded.dtype}), "
+            f"built in {time.perf_counter() - t0:.1f} s"
+        )
+        runtime.warm_up()
+        images = frames(8, (args.width, args.height))
+        session = runtime.open_session("Warn me about obstacles.")
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times: list[float] = []
+        new_tokens: list[int] = []
+        for t in range(1, args.ticks + 1):
+            times.append(timed_step(session, tick(t, images[t % len(images)]), device))
+            new_tokens.append(session.stats.new_tokens)
+
+        def at(n: int) -> float:  # median of the ticks around tick n: one tick is noisy
+            return statistics.median(times[max(0, n - 3) : n + 2])
+
+        t5, t_end = at(5), at(args.ticks)
+        print(
+            f"tokens per silent tick: {statistics.median(new_tokens):.0f}; "
+            f"cached at tick {args.ticks}: {session.cached_tokens} of {session.capacity}"
+        )
+        print(
+            f"model time per tick: tick 5 {t5:.1f} ms, tick {args.ticks} {t_end:.1f} ms "
+            f"(ratio {t_end / t5:.2f}, budget ≤ 2.00)"
+        )
+        print(f"silent tick p50 {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms")
+
+        if not args.no_recompute:
+            processor = runtime.loaded.processor
+            processor.image_processor.size = dict(runtime.forward._image_kwargs["size"])
+            messages = session.messages()[:-1]
+            sync(device)
+            started = time.perf_counter()
+            reference_logits(runtime.loaded.model, processor, messages, session.decision_prefix_ids)
+            sync(device)
+            full = (time.perf_counter() - started) * 1000
+            print(
+                f"full recompute at tick {args.ticks}: {full:.0f} ms — incremental is "
+                f"{full / t_end:.0f}× cheaper (budget ≥ 20×)"
+            )
+
+        # Time to the first reply token: force a reply on a few ticks.
+        session.options = dataclasses.replace(session.options, speak_margin=-1e9)
+        firsts = []
+        for t in range(args.ticks + 1, args.ticks + 4):
+            timed_step(session, tick(t, images[t % len(images)]), device)
+            if session.stats.first_token_ms is not None:
+                firsts.append(session.stats.first_token_ms)
+        print(
+            f"time to first reply token: p50 {statistics.median(firsts):.1f} ms "
+            f"({args.reply_tokens} tokens max per reply)"
+        )
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device) / 2**30
+            print(
+                f"peak GPU memory at chunk end: {peak:.2f} GiB "
+                f"(KV {session._cache.nbytes() / 2**30:.2f} GiB preallocated)"
+            )
+        session.close()
+        runtime.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""The in-process runtime on a tiny random Qwen3-VL, loaded like the real 8B.
+
+The checkpoint is built once per test session (tests/tiny_qwen.py) with the real
+Qwen3 tokenizer, and loaded through ``TransformersRuntime.load(folder)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from PIL import Image  # noqa: E402
+
+from server.errors import ModelLoadError  # noqa: E402
+from server.runtime.base import ActionKind, Frame, TickInput  # noqa: E402
+from server.runtime.clauses import ClauseStream  # noqa: E402
+from server.runtime.memory import SessionMemory  # noqa: E402
+from server.runtime.qwen_forward import render_message  # noqa: E402
+from server.runtime.transformers_runtime import (  # noqa: E402
+    TransformersOptions,
+    TransformersRuntime,
+    TransformersSession,
+)
+from tests.tiny_qwen import build_tiny_qwen, reference_logits  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# Small frames keep the tiny model fast; the runtime's pixel bounds apply to all sessions.
+MIN_PIXELS = 32 * 32
+SIZES = [(64, 48), (96, 64), (128, 128), (160, 96), (48, 200)]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen3-vl"))
+
+
+@pytest.fixture(scope="session")
+def runtime(tiny_dir: Path) -> Iterator[TransformersRuntime]:
+    rt = TransformersRuntime.load(
+        str(tiny_dir),
+        device="cpu",
+        options=TransformersOptions(min_pixels=MIN_PIXELS, max_pixels=160 * 160),
+    )
+    yield rt
+    rt.close()
+
+
+def _opts(**kw: object) -> TransformersOptions:
+    base = TransformersOptions(
+        min_pixels=MIN_PIXELS,
+        max_pixels=160 * 160,
+        background_summary=False,
+        max_new_tokens=4,
+        summary_max_new_tokens=4,
+    )
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _tick(t: int, *, query: str | None = None, size: tuple[int, int] | None = None) -> TickInput:
+    w, h = size or SIZES[t % len(SIZES)]
+    # Different pixels every tick so a wrong position or a stale image shows.
+    img = Image.effect_noise((w, h), 40 + t).convert("RGB")
+    return TickInput(tick_s=float(t), frame=Frame(img, t, t * 1000, 0.0), user_query=query)
+
+
+def _script_reply(session: TransformersSession, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """Make the next replies generate ``text`` (a random model says nothing useful)."""
+    ids = session._fwd.tokenize(text)
+
+    def fake_generate(logits: object, max_new: int, on_text: object) -> list[int]:
+        for n in range(1, len(ids) + 1):
+            on_text(session._fwd.decode(ids[:n]))  # type: ignore[operator]
+        return ids
+
+    monkeypatch.setattr(session, "_generate", fake_generate)
+
+
+# -- loading ------------------------------------------------------------------
+
+
+def test_loads_through_the_production_path(runtime: TransformersRuntime) -> None:
+    assert type(runtime.loaded.model).__name__ == "Qwen3VLForConditionalGeneration"
+    assert runtime.loaded.dtype == torch.float32  # fp32 on CPU
+    assert runtime.capabilities.incremental and runtime.capabilities.streams_text
+    assert runtime.loaded.processor.image_processor is not None
+
+
+def test_renderer_matches_the_checkpoint_chat_template(runtime: TransformersRuntime) -> None:
+    session = runtime.open_session("Read signs.", options=_opts(speak_margin=1e9))
+    for t in range(3):
+        session.step(_tick(t, query="what does it say?" if t == 1 else None))
+    messages = session.messages()
+    rendered = "".join(render_message(m) for m in messages)
+    template = runtime.loaded.processor.apply_chat_template(messages, tokenize=False)
+    assert rendered == template
+
+
+def test_not_a_checkpoint_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ModelLoadError) as e:
+        TransformersRuntime.load(str(tmp_path), device="cpu")
+    assert "config.json" in e.value.message
+    assert "--model http://HOST:PORT/v1" in e.value.message
+    assert "scripted:FILE" in e.value.message
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        TransformersRuntime.load(str(tmp_path / "nope"), device="cpu")
+
+
+def test_not_a_qwen3_vl_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ModelLoadError, match="qwen3_vl"):
+        TransformersRuntime.load(str(tmp_path), device="cpu")
+
+
+def test_hub_id_offline_fails_fast() -> None:
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError) as e:
+        TransformersRuntime.load("jdopensource/JoyAI-VL-Interaction", device="cpu")
+    assert time.monotonic() - started < 15
+    assert "local folder" in e.value.message or "local checkpoint folder" in e.value.message
+    assert "HF_HUB_OFFLINE" in e.value.message
+
+
+def test_cuda_without_gpu_is_a_load_error(tiny_dir: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+        TransformersRuntime.load(str(tiny_dir), device="cuda")
+
+
+# -- the tick protocol ----------------------------------------------------------
+
+
+def test_incremental_ticks_match_full_recompute(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """22 ticks, five frame sizes, user queries mid-chunk, replies, two rollovers."""
+    session = runtime.open_session(
+        "Warn me about obstacles.", options=_opts(chunk_ticks=9, speak_margin=1e9)
+    )
+    _script_reply(session, monkeypatch, " Door on your left, two steps.")
+    model, processor = runtime.loaded.model, runtime.loaded.processor
+    processor.image_processor.size = dict(runtime.forward._image_kwargs["size"])
+    worst = 0.0
+    for t in range(22):
+        speak = t % 5 == 2
+        session.options = dataclasses.replace(session.options, speak_margin=-1e9 if speak else 1e9)
+        if t == 6:
+            session.add_context("Bus 42 arrives in 3 minutes.")
+        action = session.step(_tick(t, query="is the road clear?" if t in (4, 12) else None))
+        assert action.kind is (ActionKind.RESPONSE if speak else ActionKind.SILENCE)
+        # Everything before this tick's assistant turn, recomputed from scratch.
+        ref, ids = reference_logits(
+            model, processor, session.messages()[:-1], session.decision_prefix_ids
+        )
+        assert session.token_ids()[: len(ids)] == ids, f"tick {t}: token ids differ"
+        assert session.last_logits is not None
+        worst = max(worst, float((ref - session.last_logits).abs().max()))
+    assert worst <= 1e-4, worst
+    assert session.memory.qa_text()  # the rollovers carried Q&A history
+
+
+def test_sequential_positions_would_not_match(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The equivalence test can fail: plain positions after a cached frame are wrong."""
+    fwd = runtime.forward
+
+    def sequential(ids: torch.Tensor, vision: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.arange(ids.shape[1]).view(1, -1).expand(3, -1)
+
+    monkeypatch.setattr(fwd, "rope_positions", sequential)
+    session = runtime.open_session("Warn me about obstacles.", options=_opts(speak_margin=1e9))
+    processor = runtime.loaded.processor
+    processor.image_processor.size = dict(fwd._image_kwargs["size"])
+    worst = 0.0
+    for t in range(3):
+        session.step(_tick(t))
+        ref, _ = reference_logits(
+            runtime.loaded.model, processor, session.messages()[:-1], session.decision_prefix_ids
+        )
+        assert session.last_logits is not None
+        worst = max(worst, float((ref - session.last_logits).abs().max()))
+    assert worst > 1e-3
+
+
+def test_huge_margin_forces_silence(runtime: TransformersRuntime) -> None:
+    session = runtime.open_session("Describe everything.", options=_opts(speak_margin=1e9))
+    clauses: list[str] = []
+    for t in range(3):
+        assert session.step(_tick(t), clauses.append).kind is ActionKind.SILENCE
+    assert clauses == []
+    assert session._fwd.decode(session.token_ids()).count("</silence><|im_end|>") == 3
+
+
+def test_negative_margin_forces_a_streamed_response(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = runtime.open_session("Describe everything.", options=_opts(speak_margin=-1e9))
+    clauses: list[str] = []
+    action = session.step(_tick(0), clauses.append)
+    assert action.kind is ActionKind.RESPONSE and clauses  # the random model's own reply
+    _script_reply(session, monkeypatch, " Door on your left, two steps ahead. Careful!")
+    clauses.clear()
+    action = session.step(_tick(1), clauses.append)
+    assert action.text == "Door on your left, two steps ahead. Careful!"
+    assert clauses == ["Door on your left,", "two steps ahead.", "Careful!"]
+    assert session.stats.first_token_ms is not None
+
+
+def test_delegation_is_detected_and_not_spoken(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = runtime.open_session("Help me shop.", options=_opts(speak_margin=-1e9))
+    _script_reply(session, monkeypatch, " Let me check. </delegation> Which cereal has less sugar?")
+    clauses: list[str] = []
+    action = session.step(_tick(0), clauses.append)
+    assert action.kind is ActionKind.DELEGATE
+    assert action.text == "Let me check."
+    assert action.question == "Which cereal has less sugar?"
+    assert clauses == ["Let me check."]
+
+
+def test_heard_trims_the_last_reply(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = runtime.open_session("Guide me.", options=_opts(speak_margin=-1e9))
+    _script_reply(session, monkeypatch, " Door on your left. Two steps ahead.")
+    action = session.step(_tick(0))
+    untrimmed = len(session.token_ids())
+    session.heard(action.text, "Door on your left.")
+    session.options = dataclasses.replace(session.options, speak_margin=1e9)
+    session.step(_tick(1))
+    text = session._fwd.decode(session.token_ids())
+    assert "</response> Door on your left.<|im_end|>" in text
+    assert "Two steps ahead" not in text
+    assert session.messages()[2]["content"][0]["text"] == "</response> Door on your left."
+    assert untrimmed - len(session._fwd.tokenize(" Two steps ahead.")) < len(session.token_ids())
+
+
+def test_heard_after_later_turns_becomes_a_context_line(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = runtime.open_session("Guide me.", options=_opts(speak_margin=-1e9))
+    _script_reply(session, monkeypatch, " Door on your left. Two steps ahead.")
+    action = session.step(_tick(0))
+    session.options = dataclasses.replace(session.options, speak_margin=1e9)
+    session.step(_tick(1))
+    session.heard(action.text, "Door on your left.")
+    session.step(_tick(2))
+    last_user = session.messages()[-2]["content"][0]["text"]
+    assert 'heard only "Door on your left."' in last_user
+
+
+def test_add_context_enters_the_next_turn_and_history(runtime: TransformersRuntime) -> None:
+    session = runtime.open_session("Guide me.", options=_opts(speak_margin=1e9, chunk_ticks=2))
+    session.step(_tick(0))
+    session.add_context("Bus 42 arrives in 3 minutes.")
+    session.step(_tick(1))  # closes the chunk
+    assert "Bus 42 arrives in 3 minutes." in session.messages()[-2]["content"][0]["text"]
+    session.step(_tick(2))  # first turn of the next chunk
+    first = session.messages()[1]["content"][0]["text"]
+    assert "[Q&A History]" in first and "Bus 42" in first
+    assert "Guide me." in first  # the standing instruction, restated
+
+
+def test_background_summary_does_not_block_the_next_tick(runtime: TransformersRuntime) -> None:
+    session = runtime.open_session(
+        "Guide me.",
+        options=_opts(
+            speak_margin=1e9, chunk_ticks=2, background_summary=True, summary_max_new_tokens=64
+        ),
+    )
+    for t in range(7):
+        session.step(_tick(t))
+    assert session._summary is not None or session._chunk.ticks < 2
+    session.close()
+    assert session._summary is None
+
+
+def test_memory_of_an_hour_stays_flat(runtime: TransformersRuntime) -> None:
+    """200 ticks in chunks of 8: RSS and KV size after chunk 2 equal those at the end."""
+    session = runtime.open_session(
+        "Warn me about obstacles.", options=_opts(speak_margin=1e9, chunk_ticks=8)
+    )
+    probes: dict[int, tuple[int, int, int]] = {}
+    for t in range(200):
+        q = "anything ahead?" if t % 17 == 0 else None
+        if t % 11 == 0:
+            session.add_context(f"Delegation result {t}: " + "words " * 40)
+        session.step(_tick(t, query=q, size=(64, 64)))
+        if t in (23, 199):
+            probes[t] = (_rss(), session._cache.nbytes(), len(session.token_ids()))
+    rss_early, kv_early, ids_early = probes[23]
+    rss_end, kv_end, ids_end = probes[199]
+    assert kv_end == kv_early
+    assert ids_end <= ids_early + 64
+    assert session.cached_tokens <= session.capacity
+    assert len(session.memory.video_text()) <= session.options.video_history_chars
+    assert len(session.memory.qa_text()) <= session.options.qa_history_chars
+    assert rss_end - rss_early < 40 * 2**20, (rss_early, rss_end)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- pure pieces ------------------------------------------------------------------
+
+
+def test_clause_stream_holds_back_markers() -> None:
+    stream = ClauseStream()
+    text = ""
+    out: list[str] = []
+    for piece in ["Stop", ", car", " at 2 o'clock. Wait", " <", "/dele", "gation> When?"]:
+        text += piece
+        out += stream.feed(text)
+    out += stream.finish(text)
+    assert out == ["Stop,", "car at 2 o'clock.", "Wait"]
+
+
+def test_session_memory_compresses_and_stays_bounded() -> None:
+    memory = SessionMemory(
+        video_max_chars=300, qa_max_chars=100, summary_max_chars=120, mid_term_max=2
+    )
+    calls: list[str] = []
+
+    def compressor(text: str) -> str:
+        calls.append(text)
+        return "Walked down a street with cars."
+
+    for i in range(30):
+        memory.add_summary(f"Chunk {i}: " + "saw a red door and a bike " * 3)
+        memory.compress(compressor)
+        memory.add_qa(f"User: question {i}?")
+    assert calls
+    assert len(memory.mid_term) <= 2
+    assert memory.long_term == "Walked down a street with cars."
+    assert len(memory.video_text()) <= 300
+    assert len(memory.qa_text()) <= 100
+    memory.compress(None)  # without the model it still stays bounded
+    assert len(memory.video_text()) <= 300
