@@ -93,6 +93,9 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     # Loading can take minutes; do it off the loop so Ctrl-C still works.
     app = await loop.run_in_executor(None, build_app, settings)
+    runtime = app.services.runtime
+    # Warm up before serving, so the first real tick is not the slow one.
+    await loop.run_in_executor(runtime.executor, runtime.warm_up)
     server = GrpcServer(app.services)
     try:
         port = await server.start(cfg.host, cfg.port)
