@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from server.agents.base import Agent, AgentAnswer, AgentCapabilities, AgentError, DelegationRequest
 from server.events import DelegationState, DelegationUpdate
 
 
@@ -142,30 +141,3 @@ class LocalHTTP:
         return web.Response(
             status=reply.status, text=json.dumps(reply.body), content_type="application/json"
         )
-
-
-# ------------------------------------------------------------------ a scripted agent
-
-
-class ScriptedAgent(Agent):
-    """Answers from a script; each question waits until ``release`` (or not at all)."""
-
-    def __init__(self, answers: dict[str, AgentAnswer | AgentError] | None = None) -> None:
-        super().__init__(AgentCapabilities(name="scripted"))
-        self.answers = answers or {}
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.started: list[str] = []
-        self.cancelled: list[str] = []
-
-    async def _run(self, request: DelegationRequest) -> AgentAnswer:
-        self.started.append(request.question)
-        try:
-            await self.gate.wait()
-        except asyncio.CancelledError:
-            self.cancelled.append(request.question)
-            raise
-        answer = self.answers.get(request.question, AgentAnswer(f"Answer to {request.question}."))
-        if isinstance(answer, AgentError):
-            raise answer
-        return answer

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from server.agents.base import Agent, AgentAnswer, AgentCapabilities, AgentError, DelegationRequest
 from server.runtime.base import (
     SILENCE,
     Action,
@@ -52,3 +54,27 @@ class _StreamingSession(ModelSession):
 
     def heard(self, utterance_text: str, heard_text: str) -> None:
         self.heard_log.append((utterance_text, heard_text))
+
+
+class ScriptedAgent(Agent):
+    """Answers from a script; each question waits until ``release`` (or not at all)."""
+
+    def __init__(self, answers: dict[str, AgentAnswer | AgentError] | None = None) -> None:
+        super().__init__(AgentCapabilities(name="scripted"))
+        self.answers = answers or {}
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.started: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def _run(self, request: DelegationRequest) -> AgentAnswer:
+        self.started.append(request.question)
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(request.question)
+            raise
+        answer = self.answers.get(request.question, AgentAnswer(f"Answer to {request.question}."))
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer

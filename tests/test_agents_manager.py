@@ -20,7 +20,6 @@ from tests.agent_fixtures import (
     LocalHTTP,
     Recorder,
     Reply,
-    ScriptedAgent,
     alive,
     chat_completion,
     exists,
@@ -28,6 +27,7 @@ from tests.agent_fixtures import (
     jpeg,
     read_when_written,
 )
+from tests.fakes import ScriptedAgent
 
 
 async def _settle(s) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,11 +43,12 @@ Emit = Callable[[ServerEvent], Awaitable[None]]
 
 
 class _Result(Protocol):
-    task_id: str
-    question: str
-    spoken: str
-    ok: bool
-    urgent: bool
+    @property
+    def question(self) -> str: ...
+    @property
+    def spoken(self) -> str: ...
+    @property
+    def urgent(self) -> bool: ...
 
 
 class Delegations(Protocol):
@@ -64,7 +65,9 @@ class Delegations(Protocol):
 
     def cancel_all(self, reason: str) -> None: ...
 
-    def take_results(self) -> list[_Result]: ...
+    def take_results(self) -> Sequence[_Result]: ...
+
+    async def wait_result(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +147,6 @@ class TickEngine:
             query = " ".join(self._queries) if self._queries else None
             self._queries.clear()
             context: list[str] = []
-            results = self.delegations.take_results() if self.delegations else []
-            for r in results:
-                # The model session puts it into this very tick's turn and its history.
-                self.model.add_context(f"[Background answer] {r.question} → {r.spoken}")
             if self.options.location_in_context and (loc := self.location_text()):
                 context.append(loc)
             tick = TickInput(tick_s=tick_s, frame=frame, user_query=query, context=tuple(context))
@@ -158,9 +157,7 @@ class TickEngine:
             action, streamed = await self._step(tick, answering=query is not None)
 
         with timer.stage("policy"):
-            utterances = self._decide(
-                action, results, answering=query is not None, streamed=streamed
-            )
+            utterances = self._decide(action, answering=query is not None, streamed=streamed)
         with timer.stage("dispatch"):
             for u in utterances:
                 self._say(u)
@@ -221,9 +218,7 @@ class TickEngine:
             )
         return Action(ActionKind.SILENCE), False
 
-    def _decide(
-        self, action: Action, results: list[_Result], *, answering: bool, streamed: bool
-    ) -> list[Utterance]:
+    def _decide(self, action: Action, *, answering: bool, streamed: bool) -> list[Utterance]:
         now = self._clock()
         out: list[Utterance] = []
         if streamed:
@@ -235,12 +230,22 @@ class TickEngine:
         elif action.kind is ActionKind.DELEGATE:
             note = action.text or self._filler(self.options.language)
             out.append(self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING))
+        return out
+
+    def deliver_results(self) -> int:
+        """Finished delegations: spoken now (behind any warning, unless urgent) and
+        folded into the next tick's turn and the Q&A history. Returns how many."""
+        if self.delegations is None:
+            return 0
+        results = self.delegations.take_results()
+        now = self._clock()
         for r in results:
+            self.model.add_context(f"[Background answer] {r.question} → {r.spoken}")
             u = self.policy.announce(r.spoken, SpeechKind.DELEGATION_RESULT, now, CueKind.DONE)
             if r.urgent:
                 u = Utterance(u.text, u.kind, u.priority + 20, now, u.cue, preempt=True)
-            out.append(u)
-        return out
+            self._say(u)
+        return len(results)
 
     async def _delegate(self, action: Action) -> None:
         if self.delegations is None:

@@ -72,6 +72,7 @@ class ScriptedRuntime(InteractionRuntime):
     def __init__(self, script: list[ScriptLine], *, name: str = "scripted") -> None:
         super().__init__(RuntimeCapabilities(name=name, incremental=True))
         self.script = script
+        self.sessions: list[_ScriptedSession] = []  # for tests: what each session saw
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedRuntime:
@@ -79,7 +80,11 @@ class ScriptedRuntime(InteractionRuntime):
         return cls(load_script(path), name=f"scripted:{path.name}")
 
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
-        return _ScriptedSession(self.script, instruction)
+        session = _ScriptedSession(self.script, instruction)
+        self.sessions.append(session)
+        if len(self.sessions) > 64:  # a long-running server forgets old ones
+            del self.sessions[0]
+        return session
 
 
 class _ScriptedSession(ModelSession):

@@ -209,7 +209,12 @@ class Session:
                 ticker = tg.create_task(self._ticker(), name=f"ticker-{self.id}")
                 speaker = tg.create_task(self.speaker.run(), name=f"speaker-{self.id}")
                 tg.create_task(self._writer(), name=f"writer-{self.id}")
-                tg.create_task(self._reader(ticker, speaker), name=f"reader-{self.id}")
+                results = (
+                    tg.create_task(self._results(), name=f"results-{self.id}")
+                    if self.delegations is not None
+                    else None
+                )
+                tg.create_task(self._reader(ticker, speaker, results), name=f"reader-{self.id}")
         except* Fatal as group:
             raise group.exceptions[0] from None
         finally:
@@ -250,7 +255,12 @@ class Session:
 
     # ------------------------------------------------------------------ reader
 
-    async def _reader(self, ticker: asyncio.Task[None], speaker: asyncio.Task[None]) -> None:
+    async def _reader(
+        self,
+        ticker: asyncio.Task[None],
+        speaker: asyncio.Task[None],
+        results: asyncio.Task[None] | None,
+    ) -> None:
         while True:
             event = await self.link.recv()
             if event is None:
@@ -261,6 +271,10 @@ class Session:
                 await self.notice(e.code, e.message, e.component, e.retryable)
         # Half-close: stop watching, finish what is being said, then end the stream.
         self._ending.set()
+        if self.delegations is not None:
+            self.delegations.cancel_all("session end")
+        if results is not None:
+            results.cancel()
         self.speaker.close()
         await ticker
         await speaker
@@ -336,8 +350,10 @@ class Session:
         cmd = parse_command(text)
         if cmd.stop_speaking:
             self.speaker.interrupt("client")
-        if cmd.cancel_delegations and self.delegations is not None:
-            self.delegations.cancel_all("never mind" if cmd.set_mode is None else "mode change")
+        if self.delegations is not None and (cmd.cancel_delegations or cmd.query):
+            # "Never mind", a mode change or a new question: what runs is moot.
+            reason = "mode change" if cmd.set_mode else "never mind" if not cmd.query else "new question"
+            self.delegations.cancel_all(reason)
         if cmd.set_mode is not None:
             await self.set_mode(cmd.set_mode)
         if cmd.query:
@@ -358,6 +374,14 @@ class Session:
         self.speaker.say(
             self.engine.policy.announce(f"{mode.value.capitalize()} mode.", SpeechKind.SYSTEM, now)
         )
+
+    async def _results(self) -> None:
+        """Speak delegation results as soon as they arrive, not at the next tick."""
+        assert self.delegations is not None
+        while True:
+            await self.delegations.wait_result()
+            if self.engine.deliver_results() == 0:
+                await asyncio.sleep(0)  # never spin if a result was taken elsewhere
 
     async def _on_listener_event(self, event: Any) -> None:
         kind = type(event).__name__
