@@ -136,13 +136,6 @@ def build_app(
         listener_factory = build_listener_factory(settings)
     if delegations == "auto":
         delegations = build_delegations(settings)
-    filler = None
-    try:
-        from server.agents.phrases import filler as filler_fn
-
-        filler = filler_fn
-    except ImportError:  # pragma: no cover - until phrases land
-        pass
     services = SessionServices(
         settings=settings,
         runtime=runtime,
@@ -150,6 +143,5 @@ def build_app(
         media=ThreadPoolExecutor(2, thread_name_prefix="media"),
         listener_factory=listener_factory,
         delegations=delegations,
-        filler=filler,
     )
     return App(settings, services)

@@ -113,6 +113,9 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     await stop.wait()
     log.info("stopping (grace %.0f s)", cfg.grace_s)
     await server.stop(cfg.grace_s)
+    delegations = app.services.delegations
+    if delegations is not None:
+        await delegations.aclose()  # kills agent processes, closes HTTP clients
     app.close()
     return 0
 

@@ -191,3 +191,17 @@ async def test_streamed_reply_starts_speaking_before_the_model_finishes(tts):
         # Audio of the first clause went out before the model's step (and its trace) ended.
         assert kinds.index("audio_out") < spoken_tick
         assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_delegation_without_an_agent_apologises_and_says_how_to_configure(tts):
+    runtime = scripted((0.4, "</response> Let me check. </delegation> Is it open?"))
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        for seq in range(1, 4):
+            await c.frame(seq)
+            await asyncio.sleep(0.2)
+        speech = await c.wait_for("speech")
+        notice = await c.wait_for("notice")
+        assert await c.finish() == grpc.StatusCode.OK
+    assert "sorry" in speech.text.lower()
+    assert notice.code == "agent.unconfigured" and "[agent] backend" in notice.message

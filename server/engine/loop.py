@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from server.agents.phrases import apology, filler
 from server.engine.policy import GuidancePolicy, Utterance
 from server.errors import Recoverable
 from server.events import (
@@ -89,7 +90,6 @@ class TickEngine:
         delegations: Delegations | None = None,
         recent_frames: Callable[[], tuple[bytes, ...]] = tuple,
         options: TickOptions = TickOptions(),
-        filler: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runtime = runtime
@@ -100,7 +100,6 @@ class TickEngine:
         self.delegations = delegations
         self._recent_frames = recent_frames
         self.options = options
-        self._filler = filler or (lambda _lang: "Let me check.")
         self._clock = clock
         self._queries: deque[str] = deque(maxlen=8)
         self._location: LocationIn | None = None
@@ -227,8 +226,11 @@ class TickEngine:
             u = self.policy.reply(action.text, now, answering=answering)
             if u is not None:
                 out.append(u)
+        elif action.kind is ActionKind.DELEGATE and self.delegations is None:
+            # Nobody to ask: say so rather than promise an answer that never comes.
+            out.append(self.policy.announce(apology(self.options.language), SpeechKind.SYSTEM, now))
         elif action.kind is ActionKind.DELEGATE:
-            note = action.text or self._filler(self.options.language)
+            note = action.text or filler(self.options.language)
             out.append(self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING))
         return out
 

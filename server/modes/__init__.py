@@ -27,7 +27,7 @@ class ModeProfile:
 _HAZARDS = (
     "car", "bike", "bicycle", "scooter", "bus", "truck", "vehicle", "traffic",
     "step", "steps", "stairs", "curb", "kerb", "hole", "pole", "post", "obstacle",
-    "door", "glass", "wet", "slippery", "edge", "drop", "crossing", "person", "people",
+    "glass", "wet", "slippery", "edge", "drop", "crossing", "person", "people",
     "dog", "cyclist", "watch out", "careful", "stop",
 )  # fmt: skip
 

@@ -21,7 +21,7 @@ from server.runtime.base import Frame
 __all__ = ["MAX_PIXELS", "FrameSlot", "decode_jpeg"]
 
 # The reference system caps frames at 262,144 pixels (512×512): more costs vision
-# tokens without helping a 1 fps glance.
+# tokens without helping a 1 fps glance. The model's processor enforces the cap.
 MAX_PIXELS = 262_144
 
 
@@ -40,7 +40,10 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
             component="video",
         ) from e
     w, h = img.size
-    if w * h > max_pixels:
+    # The model's processor fits frames to its pixel budget anyway (in the model
+    # thread); here only a frame far over it is shrunk, to bound memory. A resize
+    # costs as much as the decode itself, so a 640×480 frame is left as it is.
+    if w * h > 4 * max_pixels:
         scale = math.sqrt(max_pixels / (w * h))
         img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BILINEAR)
     return img

@@ -98,7 +98,6 @@ class SessionServices:
     # (input format, event callback) -> listener; None = no speech input (text only).
     listener_factory: Callable[..., Listener] | None = None
     delegations: DelegationService | None = None
-    filler: Callable[[str], str] | None = None
     clock: Callable[[], float] = time.monotonic
 
 
@@ -154,7 +153,6 @@ class Session:
             delegations=self.delegations,
             recent_frames=lambda: tuple(self._recent_jpegs),
             options=self._tick_options(),
-            filler=services.filler,
             clock=self._clock,
         )
         self.listener: Listener | None = None
