@@ -43,7 +43,7 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
                 max_tokens=m.max_new_tokens,
                 temperature=m.temperature,
                 speak_margin=m.speak_margin,
-                **({"chunk_ticks": m.chunk_ticks} if m.chunk_ticks else {}),
+                chunk_ticks=m.chunk_ticks or 100,  # the reference chunk length
             )
         )
     try:

@@ -11,7 +11,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -138,7 +138,8 @@ def _apply(settings: Settings, section: str, values: Any, *, source: str) -> Set
             )
         default = getattr(current, key)
         converted[key] = _coerce(raw, default, f"{source}: {section}.{key}")
-    return replace(settings, **{section: replace(current, **converted)})
+    updated: Any = replace(cast(Any, current), **converted)
+    return replace(settings, **{section: updated})
 
 
 def _coerce(raw: Any, default: Any, where: str) -> Any:

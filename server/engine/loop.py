@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from server.agents.phrases import apology, filler
 from server.engine.policy import GuidancePolicy, Utterance
@@ -289,8 +289,9 @@ class _ClauseStream:
     async def first(self, step: asyncio.Future[Action]) -> str | None:
         """The first clause, or None if the step finished without one."""
         getter = asyncio.ensure_future(self._q.get())
+        waiting: set[asyncio.Future[Any]] = {getter, step}
         try:
-            await asyncio.wait({getter, step}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not getter.done():
                 getter.cancel()

@@ -86,6 +86,8 @@ class Listener(Protocol):
 class DelegationService(Protocol):
     def session(self, emit: Any, language: str) -> Any: ...
 
+    async def aclose(self) -> None: ...
+
 
 @dataclass
 class SessionServices:

@@ -14,8 +14,9 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.engine.policy import Utterance
 from server.events import AudioFormat, AudioOut, Cue, ServerEvent, Speech, StopSpeaking
@@ -26,7 +27,7 @@ __all__ = ["Speaker"]
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[ServerEvent], Awaitable[None]]
+Emit = Callable[[ServerEvent], Coroutine[Any, Any, None]]
 OnCut = Callable[[str, str], None]  # (utterance text, heard part)
 
 
