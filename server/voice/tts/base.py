@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -55,7 +55,7 @@ class TTSBackend(ABC):
     def name(self) -> str:
         return self.capabilities.name
 
-    async def stream(self, text: str, options: VoiceOptions) -> AsyncIterator[PcmChunk]:
+    async def stream(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         """Audio for ``text``, clause by clause, as each clause is ready."""
         loop = asyncio.get_running_loop()
         for clause in split_clauses(text):

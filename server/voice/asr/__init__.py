@@ -1,0 +1,1 @@
+"""Speech-to-text backends: ``base`` holds the interface, ``whisper`` the default."""

@@ -1,0 +1,76 @@
+"""The ASR interface.
+
+A backend implements one private, blocking method, ``_transcribe``. The public
+``transcribe`` is the same for all: it runs ``_transcribe`` in the backend's own
+executor, so a model never runs on the event loop, and the backend consumes any
+lazy result (faster-whisper's segment generator) inside that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ASR_SAMPLE_RATE", "ASRBackend", "ASRCapabilities", "ASRError"]
+
+ASR_SAMPLE_RATE = 16000
+
+
+class ASRError(Exception):
+    """A transcription failed; the listener reports it as a ``Notice`` and goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ASRCapabilities:
+    name: str
+    device: str = "cpu"
+    languages: tuple[str, ...] = ("en",)  # empty = multilingual
+    workers: int = 1  # transcriptions that may run at once (sessions share a backend)
+
+
+class ASRBackend(ABC):
+    def __init__(self, capabilities: ASRCapabilities) -> None:
+        self.capabilities = capabilities
+        self._executor = ThreadPoolExecutor(
+            max(1, capabilities.workers), thread_name_prefix=f"asr-{capabilities.name}"
+        )
+
+    @property
+    def name(self) -> str:
+        return self.capabilities.name
+
+    async def transcribe(
+        self, pcm16k: np.ndarray, *, partial: bool, language: str | None = None
+    ) -> str:
+        """Text for int16 mono audio at 16 kHz. ``partial`` asks for speed over accuracy."""
+        if pcm16k.size == 0:
+            return ""
+        loop = asyncio.get_running_loop()
+        try:
+            text = await loop.run_in_executor(
+                self._executor, self._transcribe, pcm16k, partial, language
+            )
+        except ASRError:
+            raise
+        except Exception as e:
+            raise ASRError(f"{self.name} failed to transcribe: {type(e).__name__}: {e}") from e
+        return text.strip()
+
+    @abstractmethod
+    def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:
+        """Blocking; runs in the backend's executor."""
+
+    def warmup(self) -> None:
+        """Run one tiny transcription so the first user does not pay for lazy set-up."""
+        self._transcribe(np.zeros(ASR_SAMPLE_RATE // 2, dtype=np.int16), True, None)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for logs and `murmur doctor`."""

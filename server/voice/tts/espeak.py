@@ -1,0 +1,92 @@
+"""espeak-ng: robotic but always there. The last resort of the fallback chain.
+
+Runs the ``espeak-ng`` binary once per clause (``--stdout`` writes a WAV); the text
+goes through stdin so a clause that starts with "-" is never read as an option.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import wave
+from collections.abc import Iterator
+
+import numpy as np
+
+from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+
+__all__ = ["EspeakTTS"]
+
+SAMPLE_RATE = 22050  # espeak-ng's native output rate
+_INSTALL_HINT = "install it with: apt-get install -y espeak-ng (or brew install espeak-ng)"
+
+
+class EspeakTTS(TTSBackend):
+    def __init__(
+        self, binary: str = "", *, words_per_minute: int = 165, timeout_s: float = 10.0
+    ) -> None:
+        found = (
+            shutil.which(binary)
+            if binary
+            else (shutil.which("espeak-ng") or shutil.which("espeak"))
+        )
+        if found is None:
+            raise TTSError(f"{binary or 'espeak-ng'} was not found on PATH; {_INSTALL_HINT}")
+        self.binary = found
+        self.words_per_minute = words_per_minute
+        self.timeout_s = timeout_s
+        super().__init__(
+            TTSCapabilities(
+                name="espeak",
+                offline=True,
+                sample_rate=SAMPLE_RATE,
+                languages=("en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "zh", "ja"),
+            )
+        )
+
+    def command(self, options: VoiceOptions) -> list[str]:
+        wpm = round(self.words_per_minute * min(max(options.rate, 0.5), 2.0))
+        amplitude = round(100 * min(max(options.volume, 0.0), 1.0))  # espeak: 0..200, 100 = normal
+        voice = options.language.lower().replace("_", "-") or "en"
+        return [self.binary, "--stdout", "-v", voice, "-s", str(wpm), "-a", str(amplitude)]
+
+    def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
+        try:
+            proc = subprocess.run(
+                self.command(options),
+                input=clause.encode("utf-8"),
+                capture_output=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except FileNotFoundError as e:
+            raise TTSError(f"{self.binary} disappeared; {_INSTALL_HINT}") from e
+        except subprocess.TimeoutExpired as e:
+            raise TTSError(
+                f"espeak-ng took longer than {self.timeout_s:.0f} s for one clause"
+            ) from e
+        if proc.returncode != 0 or not proc.stdout:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            raise TTSError(f"espeak-ng failed (exit {proc.returncode}): {err or 'no audio'}")
+        yield _read_wav(proc.stdout)
+
+    def describe(self) -> str:
+        return f"espeak ({self.binary}, {SAMPLE_RATE} Hz, offline)"
+
+
+def _read_wav(data: bytes) -> PcmChunk:
+    # espeak-ng writes placeholder RIFF sizes (~2 GiB) when streaming to stdout; `wave`
+    # copes, but only with readframes bounded by what is really there.
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+            frames = w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as e:
+        raise TTSError(f"espeak-ng wrote an unreadable WAV ({e})") from e
+    if width != 2:
+        raise TTSError(f"espeak-ng wrote {8 * width}-bit audio; expected 16-bit")
+    pcm = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.int16)
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels)[:, 0].copy()
+    return PcmChunk(pcm, rate)

@@ -1,0 +1,182 @@
+"""A TTS backend made of TTS backends, tried in order of preference.
+
+When the active backend fails *before* it produced any audio of an utterance, the
+next one takes that same utterance over at once, so the user only notices a
+different voice. Once audio has gone out, an utterance is never continued in
+another voice: a failure after the first chunk ends the utterance with a
+``TTSError`` (the next utterance starts with the next backend). A background probe tries the preferred backends again every
+``probe_interval_s`` and switches back when one works.
+
+One chain is shared by every session; switches are announced through
+``on_switch(from, to, reason)`` and any callbacks added with ``subscribe``,
+exactly once per switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+
+from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+
+__all__ = ["FallbackTTS", "SwitchCallback"]
+
+log = logging.getLogger(__name__)
+
+SwitchCallback = Callable[[str, str, str], None]  # (from backend, to backend, reason)
+
+
+class FallbackTTS(TTSBackend):
+    def __init__(
+        self,
+        backends: Sequence[TTSBackend],
+        on_switch: SwitchCallback | None = None,
+        *,
+        first_audio_timeout_s: float = 3.0,
+        probe_interval_s: float = 30.0,
+        probe_text: str = "One moment.",
+    ) -> None:
+        if not backends:
+            raise ValueError("FallbackTTS needs at least one backend")
+        self.backends: tuple[TTSBackend, ...] = tuple(backends)
+        self.first_audio_timeout_s = first_audio_timeout_s
+        self.probe_interval_s = probe_interval_s
+        self.probe_text = probe_text
+        self._listeners: list[SwitchCallback] = [on_switch] if on_switch is not None else []
+        self._active = 0
+        self._probe: asyncio.Task[None] | None = None
+        self._last_options = VoiceOptions()
+        self.switches = 0
+        languages = sorted({lang for b in self.backends for lang in b.capabilities.languages})
+        super().__init__(
+            TTSCapabilities(
+                name="fallback",
+                offline=any(b.capabilities.offline for b in self.backends),
+                sample_rate=self.backends[0].capabilities.sample_rate,
+                languages=tuple(languages),
+                blocking=False,
+            )
+        )
+
+    @property
+    def active(self) -> str:
+        """The name of the backend new utterances start with."""
+        return self.backends[self._active].name
+
+    @property
+    def probing(self) -> bool:
+        """True while the background probe is waiting to retry a preferred backend."""
+        return self._probe is not None and not self._probe.done()
+
+    def subscribe(self, callback: SwitchCallback) -> Callable[[], None]:
+        """Hear about switches too (e.g. one per session); returns the unsubscribe call."""
+        self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return unsubscribe
+
+    async def stream(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
+        self._last_options = options
+        errors: list[str] = []
+        for i in range(self._active, len(self.backends)):
+            backend = self.backends[i]
+            got_audio = False
+            try:
+                async with contextlib.aclosing(backend.stream(text, options)) as chunks:
+                    first = await self._first_chunk(chunks, last=i == len(self.backends) - 1)
+                    if first is None:
+                        return  # nothing to say (blank text)
+                    got_audio = True
+                    yield first
+                    async for chunk in chunks:
+                        yield chunk
+                return
+            except Exception as e:
+                self._demote(i, str(e) or type(e).__name__)
+                if got_audio:
+                    # Never continue an utterance in another voice: it ends here, and
+                    # the next utterance starts with the next backend.
+                    raise TTSError(
+                        f"{backend.name} failed mid-utterance ({e}); the rest of it was dropped"
+                    ) from e
+                errors.append(f"{backend.name}: {e}")
+        raise TTSError("every TTS backend failed: " + "; ".join(errors))
+
+    async def _first_chunk(self, chunks: AsyncIterator[PcmChunk], *, last: bool) -> PcmChunk | None:
+        # A hung network voice must not hold speech up while an offline one could
+        # talk; the last backend has nothing to fall back to, so it gets no deadline.
+        timeout = None if last else self.first_audio_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as e:
+            raise TTSError(f"no audio within {self.first_audio_timeout_s:g} s") from e
+
+    # ------------------------------------------------------------------ switching
+
+    def _demote(self, failed: int, reason: str) -> None:
+        # Only the first session to see a failure switches; others that were
+        # already trying the same backend follow quietly.
+        if self._active != failed or failed + 1 >= len(self.backends):
+            return
+        self._switch(failed + 1, reason)
+        self._ensure_probe()
+
+    def _switch(self, to: int, reason: str) -> None:
+        old = self.active
+        self._active = to
+        self.switches += 1
+        log.warning("TTS switched from %s to %s: %s", old, self.active, reason)
+        for callback in list(self._listeners):
+            try:
+                callback(old, self.active, reason)
+            except Exception:
+                log.exception("TTS switch callback failed")
+
+    def _ensure_probe(self) -> None:
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(
+                self._probe_loop(), name="tts-recovery-probe"
+            )
+
+    async def _probe_loop(self) -> None:
+        while self._active > 0:
+            await asyncio.sleep(self.probe_interval_s)
+            await self.probe_once()
+
+    async def probe_once(self) -> bool:
+        """Try each backend preferred over the active one; switch back to the first that works."""
+        for i in range(self._active):
+            backend = self.backends[i]
+            try:
+                async with contextlib.aclosing(
+                    backend.stream(self.probe_text, self._last_options)
+                ) as chunks:
+                    chunk = await self._first_chunk(chunks, last=False)
+            except Exception as e:
+                log.debug("TTS backend %s still failing: %s", backend.name, e)
+                continue
+            if chunk is not None and i < self._active:
+                self._switch(i, "recovered")
+                return True
+        return False
+
+    def close(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.done():
+            with contextlib.suppress(RuntimeError):  # its loop is already closed
+                probe.cancel()
+        for backend in self.backends:
+            backend.close()
+        super().close()
+
+    def describe(self) -> str:
+        chain = " > ".join(b.name for b in self.backends)
+        return f"fallback: {chain} (active: {self.active})"
