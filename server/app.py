@@ -90,9 +90,13 @@ def build_listener_factory(settings: Settings) -> Any:
     from server.voice.listener import AudioListener, ListenerOptions
 
     asr = WhisperASR.from_settings(v)
+    asr.warmup()  # the first utterance should not pay for loading
 
-    def factory(fmt, emit):  # type: ignore[no-untyped-def]
-        return AudioListener(fmt, asr, emit, ListenerOptions(min_speech_ms=v.min_speech_ms))
+    def factory(fmt, emit, *, language="en"):  # type: ignore[no-untyped-def]
+        options = ListenerOptions(
+            min_speech_ms=v.min_speech_ms, language=v.asr_language or language.split("-")[0]
+        )
+        return AudioListener(fmt, asr, emit, options)
 
     return factory
 

@@ -31,6 +31,7 @@ from server.errors import Fatal, ProtocolError, Recoverable
 from server.events import (
     AskNow,
     AudioIn,
+    AudioOut,
     ClientEvent,
     FrameIn,
     LocationIn,
@@ -43,7 +44,9 @@ from server.events import (
     SessionStart,
     SetMode,
     SetVolume,
+    Speech,
     SpeechKind,
+    StopSpeaking,
     StopSpeakingNow,
     TextIn,
     Transcript,
@@ -54,6 +57,7 @@ from server.runtime.base import Frame, InteractionRuntime
 from server.session.frames import FrameSlot, decode_jpeg
 from server.session.speaker import Speaker
 from server.voice.codec import PacketDecoder, validate_format
+from server.voice.listener import SpeechStarted, TranscriptFinal, TranscriptPartial
 from server.voice.tts.base import TTSBackend, VoiceOptions
 
 __all__ = ["Session", "SessionLink", "SessionServices"]
@@ -160,9 +164,14 @@ class Session:
         self.listener: Listener | None = None
         self._decoder: PacketDecoder | None = None
         if services.listener_factory is not None:
-            self.listener = services.listener_factory(start.audio_in, self._on_listener_event)
+            self.listener = services.listener_factory(
+                start.audio_in, self._on_listener_event, language=start.language or "en"
+            )
         else:
             self._decoder = PacketDecoder(start.audio_in)
+        # One Notice when the TTS chain falls back (or recovers) during this session.
+        subscribe = getattr(services.tts, "subscribe", None)
+        self._unsubscribe_tts = subscribe(self._on_tts_switch) if subscribe else None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,6 +230,8 @@ class Session:
             await self._cleanup()
 
     async def _cleanup(self) -> None:
+        if self._unsubscribe_tts is not None:
+            self._unsubscribe_tts()
         if self.delegations is not None:
             self.delegations.cancel_all("session end")
             close = getattr(self.delegations, "close", None)
@@ -235,6 +246,12 @@ class Session:
     # ------------------------------------------------------------------ outbound
 
     async def emit(self, event: ServerEvent) -> None:
+        if self.listener is not None:
+            # The echo guard needs to know what Murmur is saying right now.
+            if isinstance(event, Speech):
+                self.listener.set_speaking(event.text)
+            elif isinstance(event, StopSpeaking) or (isinstance(event, AudioOut) and event.last):
+                self.listener.set_speaking(None)
         await self._out.put(event)
 
     async def notice(self, code: str, message: str, component: str, retryable: bool = False) -> None:
@@ -384,15 +401,27 @@ class Session:
                 await asyncio.sleep(0)  # never spin if a result was taken elsewhere
 
     async def _on_listener_event(self, event: Any) -> None:
-        kind = type(event).__name__
-        if kind == "SpeechStarted":
-            if self.speaker.speaking is not None:
-                self.speaker.interrupt("barge_in")
-        elif kind == "TranscriptPartial":
-            await self.emit(Transcript(event.text, final=False))
-        elif kind == "TranscriptFinal":
-            await self.emit(Transcript(event.text, final=True))
-            await self.user_said(event.text)
+        match event:
+            case SpeechStarted():
+                if self.speaker.speaking is not None:
+                    self.speaker.interrupt("barge_in")
+            case TranscriptPartial():
+                await self.emit(Transcript(event.text, final=False, utterance_id=str(event.utterance)))
+            case TranscriptFinal():
+                await self.emit(Transcript(event.text, final=True, utterance_id=str(event.utterance)))
+                await self.user_said(event.text)
+            case Notice():
+                self.stats["notices"] += 1
+                await self.emit(event)
+
+    def _on_tts_switch(self, old: str, new: str, reason: str) -> None:
+        # Called on the loop from inside synthesis: never block it on the outbound queue.
+        what = "is back" if reason == "recovered" else "took over"
+        message = f"speech output: {new} {what} from {old} ({reason})"
+        if reason != "recovered":
+            message += "; the voice may sound different"
+        code = "tts.recovered" if reason == "recovered" else "tts.fallback"
+        asyncio.get_running_loop().create_task(self.notice(code, message, "tts", True))
 
     def _on_cut(self, text: str, heard: str) -> None:
         loop = asyncio.get_running_loop()
