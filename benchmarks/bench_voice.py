@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import statistics
-import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from server.events import AudioEncoding, AudioFormat
-from server.voice.codec import PacketEncoder, resample
+from server.voice.codec import PacketEncoder
 from server.voice.listener import AudioListener, ListenerOptions
 from server.voice.tts.base import TTSBackend, VoiceOptions
+from tests.audio_fixtures import speech
 
 SENTENCES = [
     "Careful, there is a step down just ahead of you.",
@@ -63,20 +61,6 @@ def pct(values: list[float]) -> str:
     s = sorted(values)
     p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
     return f"p50 {statistics.median(s):8.2f}   p95 {p95:8.2f}   (n={len(s)})"
-
-
-def speech(text: str, rate: int = 16000) -> np.ndarray:
-    wav = subprocess.run(
-        ["espeak-ng", "--stdout", "-v", "en-us", "-s", "150"],
-        input=text.encode(),
-        capture_output=True,
-        check=True,
-    ).stdout
-    with wave.open(io.BytesIO(wav)) as w:
-        src, frames = w.getframerate(), w.readframes(w.getnframes())
-    pcm = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.int16)
-    loud = np.flatnonzero(np.abs(pcm) > 300)
-    return resample(pcm[loud[0] : loud[-1] + 1], src, rate)
 
 
 async def bench_tts(backend: TTSBackend, runs: int) -> None:
