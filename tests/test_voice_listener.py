@@ -111,7 +111,11 @@ async def test_garbage_opus_is_recoverable_and_listening_goes_on(front_packets):
     finally:
         await listener.close()
         asr.close()
-    assert rec.types()[:2] == [SpeechStarted, SpeechEnded]
+    # Partials may come in between, depending on how fast the fake ASR answers.
+    assert [t for t in rec.types() if t is not TranscriptPartial][:2] == [
+        SpeechStarted,
+        SpeechEnded,
+    ]
     assert rec.of(TranscriptFinal)[0].text == "what is in front of me"
 
 

@@ -23,7 +23,9 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import soxr
@@ -125,6 +127,8 @@ class _Final:
 
 
 _WORD = re.compile(r"\w+(?:'\w+)?")
+# Audio DSP for every session: cheap, sequential per session, never on the loop.
+_DSP = ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")
 
 
 def _words(text: str) -> list[str]:
@@ -237,11 +241,12 @@ class AudioListener:
         """One inbound packet. Raises ``Recoverable`` for a bad packet; the next one is fine."""
         if self._closed:
             return
-        pcm = self._decoder.decode(packet)
+        # Opus decoding, resampling and VAD run off the event loop, in one thread
+        # shared by every session (about 0.1 ms a packet). feed() calls of one
+        # session never overlap, so its codec and VAD state see one caller at a time.
+        loop = asyncio.get_running_loop()
+        pcm, raw_ms, events = await loop.run_in_executor(_DSP, self._decode_and_detect, packet)
         self.stats["packets"] += 1
-        raw_ms = pcm.size * 1000 // self.format.sample_rate_hz
-        if self._resampler is not None:
-            pcm = self._resampler.resample_chunk(pcm)
         # Capture time of the end of this packet: the newest sample in the ring.
         self._last_capture_ms = capture_time_ms + raw_ms
         limit = self._max_utterance if self._utt_start is not None else self._idle_keep
@@ -249,12 +254,20 @@ class AudioListener:
         if self._utt_start is not None and dropped:
             self.stats["dropped_samples"] += dropped
             self._utt_start = max(self._utt_start, self._ring.start)
-        for event in self._vad.feed(pcm):
+        for event in events:
             if isinstance(event, SpeechStart):
                 await self._on_start(event)
             else:
                 await self._on_end(event)
         self._maybe_want_partial()
+
+    def _decode_and_detect(self, packet: bytes) -> tuple[np.ndarray, int, list[Any]]:
+        """In the DSP thread: packet → 16 kHz PCM, its length in ms, and VAD events."""
+        pcm = self._decoder.decode(packet)
+        raw_ms = pcm.size * 1000 // self.format.sample_rate_hz
+        if self._resampler is not None:
+            pcm = self._resampler.resample_chunk(pcm)
+        return pcm, raw_ms, list(self._vad.feed(pcm))
 
     def set_speaking(self, text: str | None) -> None:
         """What Murmur is saying now (None: it stopped). Its words count as echo until
