@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Client:
     address: str
     metadata: tuple[tuple[str, str], ...] = ()
     events: list[pb.ServerEvent] = field(default_factory=list)
+    arrived_at: list[float] = field(default_factory=list)  # time.perf_counter() per event
 
     async def __aenter__(self) -> Client:
         self.channel = grpc.aio.insecure_channel(self.address)
@@ -118,6 +120,7 @@ class Client:
                 if msg is grpc.aio.EOF:
                     return
                 async with self._arrived:
+                    self.arrived_at.append(time.perf_counter())
                     self.events.append(msg)
                     self._arrived.notify_all()
         except grpc.aio.AioRpcError:
