@@ -11,6 +11,9 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from server.config import Settings
+from server.events import AudioOut, StopSpeaking
+from server.runtime.scripted import ScriptedRuntime, ScriptLine
+from server.session.outbox import Outbox
 from tests.fakes import StreamingRuntime
 from tests.harness import Client, decode_opus, jpeg, running_server, scripted
 
@@ -205,3 +208,52 @@ async def test_delegation_without_an_agent_apologises_and_says_how_to_configure(
         assert await c.finish() == grpc.StatusCode.OK
     assert "sorry" in speech.text.lower()
     assert notice.code == "agent.unconfigured" and "[agent] backend" in notice.message
+
+
+async def test_half_close_during_a_tick_still_delivers_its_reply(tts):
+    runtime = ScriptedRuntime(
+        [ScriptLine(at=0.2, output="</response> Door on your left.", delay_ms=600)]
+    )
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        await c.frame(1)
+        await asyncio.sleep(0.5)  # the tick is now inside its 600 ms model step
+        assert await c.finish() == grpc.StatusCode.OK
+    assert [s.text for s in c.of("speech")] == ["Door on your left."]
+    assert any(a.last for a in c.of("audio_out"))
+
+
+async def test_a_bad_message_mid_session_is_a_notice_not_the_end(tts):
+    runtime = scripted((0.6, "</response> Still here."))
+    async with running_server(runtime, tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        await c.send(pb.ClientEvent(control=pb.Control(set_volume=1.5)))
+        n = await c.wait_for("notice")
+        assert n.code == "protocol.bad_message" and "volume" in n.message
+        for seq in range(1, 5):
+            await c.frame(seq)
+            await asyncio.sleep(0.2)
+        await c.wait_for("speech")
+        assert await c.finish() == grpc.StatusCode.OK
+
+
+async def test_draining_server_sends_go_away(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        await c.start()
+        await srv.server.stop(0.3)
+        go = await c.wait_for("go_away")
+        assert go.reconnect_after_ms >= 1000 and "drain" in go.reason
+
+
+async def test_outbox_puts_a_cut_ahead_of_the_audio_it_cuts():
+    box = Outbox(8)
+    for seq in range(3):
+        await box.put(AudioOut("u1", seq, b"x"))
+    await box.put(AudioOut("u2", 0, b"y"))
+    box.urgent(StopSpeaking(("u1",), "barge_in"), ("u1",))
+    first = await box.get()
+    assert isinstance(first, StopSpeaking)
+    rest = [await box.get() for _ in range(len(box))]
+    assert rest == [AudioOut("u2", 0, b"y")]
+    for seq in range(8):  # the dropped packets gave their room back
+        await asyncio.wait_for(box.put(AudioOut("u3", seq, b"z")), 1)

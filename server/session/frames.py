@@ -45,7 +45,9 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     # costs as much as the decode itself, so a 640×480 frame is left as it is.
     if w * h > 4 * max_pixels:
         scale = math.sqrt(max_pixels / (w * h))
-        img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BILINEAR)
+        img = img.resize(
+            (max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BILINEAR
+        )
     return img
 
 

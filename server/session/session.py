@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from server.config import Settings
 from server.engine.clock import TickClock
@@ -34,6 +34,7 @@ from server.events import (
     AudioOut,
     ClientEvent,
     FrameIn,
+    GoAway,
     LocationIn,
     Mode,
     Notice,
@@ -55,6 +56,7 @@ from server.events import (
 from server.modes import profile
 from server.runtime.base import Frame, InteractionRuntime
 from server.session.frames import FrameSlot, decode_jpeg
+from server.session.outbox import Outbox
 from server.session.speaker import Speaker
 from server.voice.codec import PacketDecoder, validate_format
 from server.voice.listener import SpeechStarted, TranscriptFinal, TranscriptPartial
@@ -119,7 +121,7 @@ class Session:
         self._validate(start)
         self.mode = start.mode
         self.profile = profile(start.mode)
-        self._out: asyncio.Queue[Any] = asyncio.Queue(self.settings.server.outbound_queue)
+        self._out = Outbox(self.settings.server.outbound_queue)
         self.slot = FrameSlot(self._clock)
         self._recent_jpegs: deque[bytes] = deque(maxlen=3)
         self._paused = False
@@ -137,7 +139,7 @@ class Session:
                 volume=start.volume or voice_cfg.volume,
             ),
             start.audio_out,
-            self.emit,
+            self,
             on_cut=self._on_cut,
             on_error=self._on_tts_error,
             clock=self._clock,
@@ -195,29 +197,29 @@ class Session:
     async def run(self) -> None:
         """Serve the stream until the client half-closes or goes away."""
         self.started_at = self._clock()
-        await self.emit(
-            SessionReady(
-                session_id=self.id,
-                resume_token=self.resume_token,
-                audio_in=self.start.audio_in,
-                audio_out=self.start.audio_out,
-                model=self.services.runtime.name,
-                tick_hz=self.settings.server.tick_hz,
-                mode=self.mode,
-            )
-        )
-        if self.start.resume_token:
-            await self.notice(
-                "session.resume_unknown",
-                "the resume token is not known to this server (it restarted, or the "
-                "session expired); a new session was started",
-                "session",
-            )
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._writer(), name=f"writer-{self.id}")
+                await self.emit(
+                    SessionReady(
+                        session_id=self.id,
+                        resume_token=self.resume_token,
+                        audio_in=self.start.audio_in,
+                        audio_out=self.start.audio_out,
+                        model=self.services.runtime.name,
+                        tick_hz=self.settings.server.tick_hz,
+                        mode=self.mode,
+                    )
+                )
+                if self.start.resume_token:
+                    await self.notice(
+                        "session.resume_unknown",
+                        "the resume token is not known to this server (it restarted, or "
+                        "the session expired); a new session was started",
+                        "session",
+                    )
                 ticker = tg.create_task(self._ticker(), name=f"ticker-{self.id}")
                 speaker = tg.create_task(self.speaker.run(), name=f"speaker-{self.id}")
-                tg.create_task(self._writer(), name=f"writer-{self.id}")
                 results = (
                     tg.create_task(self._results(), name=f"results-{self.id}")
                     if self.delegations is not None
@@ -229,7 +231,15 @@ class Session:
         finally:
             await self._cleanup()
 
+    def go_away(self, reconnect_after_ms: int, reason: str) -> None:
+        """The server is draining: tell the client to come back with its resume token."""
+        self.urgent(GoAway(reconnect_after_ms, reason))
+
     async def _cleanup(self) -> None:
+        loop = asyncio.get_running_loop()
+        # First, whatever else fails: the session's KV cache is released in the model
+        # thread, after any step still running there.
+        loop.run_in_executor(self.services.runtime.executor, self.model.close)
         if self._unsubscribe_tts is not None:
             self._unsubscribe_tts()
         if self.delegations is not None:
@@ -239,9 +249,6 @@ class Session:
                 await close()
         if self.listener is not None:
             await self.listener.close()
-        loop = asyncio.get_running_loop()
-        # The model session's cache is released in the model thread, after any step.
-        loop.run_in_executor(self.services.runtime.executor, self.model.close)
 
     # ------------------------------------------------------------------ outbound
 
@@ -250,11 +257,19 @@ class Session:
             # The echo guard needs to know what Murmur is saying right now.
             if isinstance(event, Speech):
                 self.listener.set_speaking(event.text)
-            elif isinstance(event, StopSpeaking) or (isinstance(event, AudioOut) and event.last):
+            elif isinstance(event, AudioOut) and event.last:
                 self.listener.set_speaking(None)
         await self._out.put(event)
 
-    async def notice(self, code: str, message: str, component: str, retryable: bool = False) -> None:
+    def urgent(self, event: ServerEvent, drop_audio_of: tuple[str, ...] = ()) -> None:
+        """Send ``event`` before anything queued (a cut), without waiting."""
+        if self.listener is not None and isinstance(event, StopSpeaking):
+            self.listener.set_speaking(None)
+        self._out.urgent(event, drop_audio_of)
+
+    async def notice(
+        self, code: str, message: str, component: str, retryable: bool = False
+    ) -> None:
         self.stats["notices"] += 1
         await self.emit(Notice(code, message, component, retryable))
 
@@ -268,7 +283,7 @@ class Session:
             event = await self._out.get()
             if event is _END:
                 return
-            await self.link.send(event)
+            await self.link.send(cast(ServerEvent, event))
 
     # ------------------------------------------------------------------ reader
 
@@ -292,8 +307,8 @@ class Session:
             self.delegations.cancel_all("session end")
         if results is not None:
             results.cancel()
+        await ticker  # the tick in flight may still queue a reply: let it
         self.speaker.close()
-        await ticker
         await speaker
         await self._out.put(_END)
 
@@ -369,7 +384,9 @@ class Session:
             self.speaker.interrupt("client")
         if self.delegations is not None and (cmd.cancel_delegations or cmd.query):
             # "Never mind", a mode change or a new question: what runs is moot.
-            reason = "mode change" if cmd.set_mode else "never mind" if not cmd.query else "new question"
+            reason = (
+                "mode change" if cmd.set_mode else "never mind" if not cmd.query else "new question"
+            )
             self.delegations.cancel_all(reason)
         if cmd.set_mode is not None:
             await self.set_mode(cmd.set_mode)
@@ -385,8 +402,9 @@ class Session:
         self.engine.options = self._tick_options()
         if self.delegations is not None:
             self.delegations.cancel_all("mode change")
-        # The new standing instruction reaches the model as a query in force.
-        self.engine.add_query(self.profile.instruction)
+        # The new standing instruction reaches the model in its next turn (not as a
+        # user query: that tick must not be treated as answering the user).
+        self.model.add_context(f"[Mode changed] {self.profile.instruction}")
         now = self._clock()
         self.speaker.say(
             self.engine.policy.announce(f"{mode.value.capitalize()} mode.", SpeechKind.SYSTEM, now)
@@ -406,9 +424,13 @@ class Session:
                 if self.speaker.speaking is not None:
                     self.speaker.interrupt("barge_in")
             case TranscriptPartial():
-                await self.emit(Transcript(event.text, final=False, utterance_id=str(event.utterance)))
+                await self.emit(
+                    Transcript(event.text, final=False, utterance_id=str(event.utterance))
+                )
             case TranscriptFinal():
-                await self.emit(Transcript(event.text, final=True, utterance_id=str(event.utterance)))
+                await self.emit(
+                    Transcript(event.text, final=True, utterance_id=str(event.utterance))
+                )
                 await self.user_said(event.text)
             case Notice():
                 self.stats["notices"] += 1

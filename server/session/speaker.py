@@ -14,9 +14,9 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 from server.engine.policy import Utterance
 from server.events import AudioFormat, AudioOut, Cue, ServerEvent, Speech, StopSpeaking
@@ -27,8 +27,16 @@ __all__ = ["Speaker"]
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[ServerEvent], Coroutine[Any, Any, None]]
 OnCut = Callable[[str, str], None]  # (utterance text, heard part)
+
+
+class SpeechOut(Protocol):
+    """Where the speaker's events go (the session's outbox)."""
+
+    async def emit(self, event: ServerEvent) -> None: ...
+
+    def urgent(self, event: ServerEvent, drop_audio_of: tuple[str, ...]) -> None:
+        """Send ``event`` before anything queued, dropping queued audio of those ids."""
 
 
 @dataclass
@@ -41,6 +49,7 @@ class _Playing:
     clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
     reported_ms: int | None = None  # from the bridge's PlaybackReport
     pieces: list[str] = field(default_factory=list)  # what was handed to TTS so far
+    cut: bool = False
 
     @property
     def text(self) -> str:
@@ -53,7 +62,7 @@ class Speaker:
         tts: TTSBackend,
         voice: VoiceOptions,
         out_format: AudioFormat,
-        emit: Emit,
+        out: SpeechOut,
         *,
         on_cut: OnCut | None = None,
         on_error: Callable[[Exception], Awaitable[None]] | None = None,
@@ -62,8 +71,9 @@ class Speaker:
     ) -> None:
         self.tts = tts
         self.voice = voice
-        self._encoder = PacketEncoder(out_format)
-        self._emit = emit
+        self.out_format = out_format
+        self._out = out
+        self._emit = out.emit
         self._on_cut = on_cut
         self._on_error = on_error
         self._lead = lead_s
@@ -156,7 +166,9 @@ class Speaker:
         utt = p.utt
         if utt.cue is not None:
             await self._emit(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
-        self._encoder.reset()
+        # A fresh encoder per utterance: a cut one may still be encoding in its
+        # thread, and libopus state must never be shared between threads.
+        encoder = PacketEncoder(self.out_format)
         loop = asyncio.get_running_loop()
         seq = 0
         pending: bytes | None = None  # held back one packet so the last can carry last=True
@@ -167,7 +179,7 @@ class Speaker:
                 clauses = split_clauses(piece)
                 async for chunk in self.tts.stream(piece, self.voice):
                     packets = await loop.run_in_executor(
-                        None, self._encoder.encode, chunk.pcm, chunk.sample_rate
+                        None, encoder.encode, chunk.pcm, chunk.sample_rate
                     )
                     text = clauses.pop(0) if clauses else ""
                     p.clauses.append((text, chunk.pcm.size / chunk.sample_rate))
@@ -179,7 +191,7 @@ class Speaker:
         except TTSError as e:
             if self._on_error is not None:
                 await self._on_error(e)
-        for pkt in self._encoder.flush():
+        for pkt in encoder.flush():
             if pending is not None:
                 await self._send(p, seq, pending, last=False)
                 seq += 1
@@ -200,18 +212,21 @@ class Speaker:
         now = self._clock()
         if p.started_at is None:
             p.started_at = now
-        play_at = p.started_at + seq * self._encoder.format.frame_ms / 1000
+        play_at = p.started_at + seq * self.out_format.frame_ms / 1000
         if play_at - self._lead > now:
             await asyncio.sleep(play_at - self._lead - now)
         await self._emit(AudioOut(p.uid, seq, data, last=last))
 
     def _cut(self, p: _Playing, reason: str) -> None:
+        if p.cut:
+            return  # a preempt and a barge-in in the same turn cut once
+        p.cut = True
         if p.task is not None and not p.task.done():
             p.task.cancel()
         heard = self._heard_text(p)
-        # StopSpeaking must reach the client before any later event: emit it from
-        # a task so the caller (often the reader) is never blocked by backpressure.
-        asyncio.get_running_loop().create_task(self._emit(StopSpeaking((p.uid,), reason)))
+        # StopSpeaking goes out ahead of everything queued, and the queued audio of
+        # the cut utterance is dropped: a cut must not wait behind what it cuts.
+        self._out.urgent(StopSpeaking((p.uid,), reason), (p.uid,))
         if self._on_cut is not None and heard != p.text:
             self._on_cut(p.text, heard)
 
@@ -236,4 +251,3 @@ class Speaker:
 def _current_task_cancelling() -> bool:
     task = asyncio.current_task()
     return bool(task and task.cancelling())
-

@@ -55,7 +55,10 @@ _AUDIO_ENC = {
     pb.AUDIO_ENCODING_OPUS: AudioEncoding.OPUS,
     pb.AUDIO_ENCODING_PCM16: AudioEncoding.PCM16,
 }
-_AUDIO_ENC_PB = {AudioEncoding.OPUS: pb.AUDIO_ENCODING_OPUS, AudioEncoding.PCM16: pb.AUDIO_ENCODING_PCM16}
+_AUDIO_ENC_PB = {
+    AudioEncoding.OPUS: pb.AUDIO_ENCODING_OPUS,
+    AudioEncoding.PCM16: pb.AUDIO_ENCODING_PCM16,
+}
 _VIDEO_ENC = {
     pb.VIDEO_ENCODING_UNSPECIFIED: VideoEncoding.JPEG,
     pb.VIDEO_ENCODING_JPEG: VideoEncoding.JPEG,
@@ -101,7 +104,9 @@ def _audio_format(msg: pb.AudioFormat, default_rate: int) -> AudioFormat:
 
 def _audio_format_pb(fmt: AudioFormat) -> pb.AudioFormat:
     return pb.AudioFormat(
-        encoding=_AUDIO_ENC_PB[fmt.encoding], sample_rate_hz=fmt.sample_rate_hz, frame_ms=fmt.frame_ms
+        encoding=_AUDIO_ENC_PB[fmt.encoding],
+        sample_rate_hz=fmt.sample_rate_hz,
+        frame_ms=fmt.frame_ms,
     )
 
 
@@ -136,7 +141,13 @@ def from_client(msg: pb.ClientEvent) -> ClientEvent | None:
     which = msg.WhichOneof("event")
     if which == "video_frame":
         f = msg.video_frame
-        return FrameIn(f.seq, f.capture_time_ms, _enum(_VIDEO_ENC, f.encoding, "video encoding"), f.data, f.high_res)
+        return FrameIn(
+            f.seq,
+            f.capture_time_ms,
+            _enum(_VIDEO_ENC, f.encoding, "video encoding"),
+            f.data,
+            f.high_res,
+        )
     if which == "audio_chunk":
         a = msg.audio_chunk
         return AudioIn(a.seq, a.capture_time_ms, a.data)
@@ -147,7 +158,15 @@ def from_client(msg: pb.ClientEvent) -> ClientEvent | None:
         return PlaybackReport(p.utterance_id, p.played_ms, p.finished, p.interrupted)
     if which == "location":
         loc = msg.location
-        return LocationIn(loc.lat, loc.lon, loc.accuracy_m, loc.heading_deg, loc.speed_mps, loc.route_step, loc.time_ms)
+        return LocationIn(
+            loc.lat,
+            loc.lon,
+            loc.accuracy_m,
+            loc.heading_deg,
+            loc.speed_mps,
+            loc.route_step,
+            loc.time_ms,
+        )
     if which == "control":
         return _control(msg.control)
     if which == "session_start":
@@ -217,15 +236,23 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
             )
         case StopSpeaking():
             return pb.ServerEvent(
-                stop_speaking=pb.StopSpeaking(utterance_ids=list(event.utterance_ids), reason=event.reason)
+                stop_speaking=pb.StopSpeaking(
+                    utterance_ids=list(event.utterance_ids), reason=event.reason
+                )
             )
         case Cue():
             return pb.ServerEvent(
-                cue=pb.Cue(kind=_CUE[event.kind], intensity=event.intensity, clock_direction=event.clock_direction)
+                cue=pb.Cue(
+                    kind=_CUE[event.kind],
+                    intensity=event.intensity,
+                    clock_direction=event.clock_direction,
+                )
             )
         case Transcript():
             return pb.ServerEvent(
-                transcript=pb.Transcript(text=event.text, final=event.final, utterance_id=event.utterance_id)
+                transcript=pb.Transcript(
+                    text=event.text, final=event.final, utterance_id=event.utterance_id
+                )
             )
         case DelegationUpdate():
             return pb.ServerEvent(
@@ -239,7 +266,10 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
         case Notice():
             return pb.ServerEvent(
                 notice=pb.Notice(
-                    code=event.code, message=event.message, component=event.component, retryable=event.retryable
+                    code=event.code,
+                    message=event.message,
+                    component=event.component,
+                    retryable=event.retryable,
                 )
             )
         case SessionReady():

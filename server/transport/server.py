@@ -46,11 +46,14 @@ class GrpcServer:
     async def start(self, host: str, port: int) -> int:
         address = f"{host}:{port}"
         cfg = self.services.settings.server
-        if cfg.tls_cert and cfg.tls_key:
-            creds = _server_credentials(cfg.tls_key, cfg.tls_cert)
-            self.port = self.server.add_secure_port(address, creds)
-        else:
-            self.port = self.server.add_insecure_port(address)
+        try:
+            if cfg.tls_cert and cfg.tls_key:
+                creds = _server_credentials(cfg.tls_key, cfg.tls_cert)
+                self.port = self.server.add_secure_port(address, creds)
+            else:
+                self.port = self.server.add_insecure_port(address)
+        except RuntimeError as e:  # grpcio raises this when it cannot bind
+            raise OSError(f"cannot listen on {address}: {e}") from e
         if not self.port:
             raise OSError(f"cannot listen on {address}: the port is in use or the host is wrong")
         await self.server.start()
@@ -61,6 +64,8 @@ class GrpcServer:
     async def stop(self, grace: float | None = None) -> None:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Clients get a GoAway (with their resume token in hand) before the grace runs out.
+        self.servicer.drain(reconnect_after_ms=int((grace or 0) * 1000) + 1000)
         await self.server.stop(grace)
 
     async def wait(self) -> None:

@@ -4,6 +4,7 @@ hands the stream to a ``Session`` and maps fatal errors to a status — nothing 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -20,6 +21,8 @@ from server.transport.status import status_for
 __all__ = ["CompanionServicer"]
 
 log = logging.getLogger(__name__)
+
+FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 
 class _GrpcLink:
@@ -50,7 +53,14 @@ class _GrpcLink:
                     "the client sent fields this server does not know (a newer bridge?); "
                     "they are ignored",
                 )
-            event = convert.from_client(msg)
+            try:
+                event = convert.from_client(msg)
+            except ProtocolError as e:
+                # Mid-session, one bad message is dropped; the session goes on.
+                await self._on_notice(
+                    "protocol.bad_message", f"{e.message}; the message was ignored"
+                )
+                continue
             if event is not None:
                 return event
             if not self._unknown_noted:
@@ -69,8 +79,11 @@ class CompanionServicer(pb_grpc.CompanionServicer):
         self.services = services
         self.verifier = verifier
         self.sessions: set[Session] = set()
+        self._active = 0  # streams holding a session slot (including ones still starting)
 
-    async def Pair(self, request: pb.PairRequest, context: grpc.aio.ServicerContext) -> pb.PairResponse:
+    async def Pair(
+        self, request: pb.PairRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PairResponse:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
             "pairing is not enabled on this server yet; connect without a token on a trusted network",
@@ -79,21 +92,35 @@ class CompanionServicer(pb_grpc.CompanionServicer):
 
     async def Converse(self, request_iterator, context: grpc.aio.ServicerContext) -> None:  # type: ignore[no-untyped-def,override]
         # request_iterator is unused on purpose: reading goes through context.read().
+        limit = self.services.settings.server.max_sessions
+        reserved = False
         try:
             authenticate(context, self.verifier)
-            if len(self.sessions) >= self.services.settings.server.max_sessions:
+            # Reserve the slot before the first await: simultaneous connections
+            # cannot all slip under the limit.
+            if self._active >= limit:
                 raise CapacityError(
-                    f"the server is at its limit of {len(self.sessions)} sessions; "
+                    f"the server is at its limit of {limit} sessions; "
                     "try again later or raise [server] max_sessions"
                 )
-            first = await context.read()
+            self._active += 1
+            reserved = True
+            try:
+                async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
+                    first = await context.read()
+            except TimeoutError:
+                raise ProtocolError(
+                    f"no session_start within {FIRST_MESSAGE_TIMEOUT_S:.0f} s of opening the stream"
+                ) from None
             if first is grpc.aio.EOF:
                 raise ProtocolError("the stream ended before session_start was sent")
             start = convert.session_start(first)
             link = _GrpcLink(context)
             session = link.session = Session(self.services, link, start)
             self.sessions.add(session)
-            log.info("session %s started (mode %s, client %r)", session.id, start.mode, start.client_name)
+            log.info(
+                "session %s started (mode %s, client %r)", session.id, start.mode, start.client_name
+            )
             try:
                 await session.run()
             finally:
@@ -111,3 +138,11 @@ class CompanionServicer(pb_grpc.CompanionServicer):
             await context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error ({type(e).__name__}); see the server log"
             )
+        finally:
+            if reserved:
+                self._active -= 1
+
+    def drain(self, reconnect_after_ms: int = 2000) -> None:
+        """Tell every live session to reconnect elsewhere (or here, after a restart)."""
+        for session in list(self.sessions):
+            session.go_away(reconnect_after_ms, "server draining")

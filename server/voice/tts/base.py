@@ -59,12 +59,17 @@ class TTSBackend(ABC):
         """Audio for ``text``, clause by clause, as each clause is ready."""
         loop = asyncio.get_running_loop()
         for clause in split_clauses(text):
-            if self.capabilities.blocking:
-                chunk = await loop.run_in_executor(
-                    self._executor, _collect, self._synthesize, clause, options
-                )
-            else:
-                chunk = await self._synthesize_async(clause, options)
+            try:
+                if self.capabilities.blocking:
+                    chunk = await loop.run_in_executor(
+                        self._executor, _collect, self._synthesize, clause, options
+                    )
+                else:
+                    chunk = await self._synthesize_async(clause, options)
+            except TTSError:
+                raise
+            except Exception as e:  # an engine's own error: the chain (or session) copes
+                raise TTSError(f"{self.name} failed: {type(e).__name__}: {e}") from e
             if chunk.pcm.size:
                 yield chunk
 
