@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from server.engine.policy import Utterance
 from server.events import AudioFormat, AudioOut, Cue, ServerEvent, Speech, StopSpeaking
 from server.voice.codec import PacketEncoder
@@ -178,16 +180,19 @@ class Speaker:
                 await self._emit(Speech(p.uid, piece, utt.kind, utt.priority))
                 clauses = split_clauses(piece)
                 async for chunk in self.tts.stream(piece, self.voice):
-                    packets = await loop.run_in_executor(
-                        None, encoder.encode, chunk.pcm, chunk.sample_rate
-                    )
                     text = clauses.pop(0) if clauses else ""
                     p.clauses.append((text, chunk.pcm.size / chunk.sample_rate))
-                    for pkt in packets:
-                        if pending is not None:
-                            await self._send(p, seq, pending, last=False)
-                            seq += 1
-                        pending = pkt
+                    # Encode a short head first (Opus costs ~0.3 ms a packet): the
+                    # first packet leaves ~30 ms sooner than after a whole clause.
+                    for part in _slices(chunk.pcm, chunk.sample_rate):
+                        packets = await loop.run_in_executor(
+                            None, encoder.encode, part, chunk.sample_rate
+                        )
+                        for pkt in packets:
+                            if pending is not None:
+                                await self._send(p, seq, pending, last=False)
+                                seq += 1
+                            pending = pkt
         except TTSError as e:
             if self._on_error is not None:
                 await self._on_error(e)
@@ -246,6 +251,13 @@ class Speaker:
             words.extend(part[: int(len(part) * max(played_s, 0.0) / secs)] if secs else [])
             break
         return " ".join(words)
+
+
+def _slices(pcm: np.ndarray, rate: int) -> list[np.ndarray]:
+    """0.1 s, then 1 s pieces: the first packets go out early, the rest in bulk."""
+    head = rate // 10
+    cuts = [0, head, *range(head + rate, pcm.size, rate), pcm.size]
+    return [pcm[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _current_task_cancelling() -> bool:

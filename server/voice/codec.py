@@ -87,37 +87,60 @@ class PacketDecoder:
 
 
 class PacketEncoder:
-    """int16 PCM at any rate → packets of ``fmt`` (20 ms each), with carry-over."""
+    """int16 PCM at any rate → packets of ``fmt`` (20 ms each), with carry-over.
+
+    Resampling is streamed (soxr keeps its filter state between calls), so audio
+    may be fed in pieces of any size without clicks at the seams.
+    """
 
     def __init__(self, fmt: AudioFormat) -> None:
         self.format = fmt
         self._frame = fmt.samples_per_frame
         self._pending = np.zeros(0, dtype=np.int16)
         self._opus: opus.Encoder | None = None
+        self._resampler: soxr.ResampleStream | None = None
+        self._resampler_rate = 0
         if fmt.encoding is AudioEncoding.OPUS:
             self._opus = opus.Encoder(fmt.sample_rate_hz, 1, opus.APPLICATION_VOIP)
 
     def encode(self, pcm: np.ndarray, src_hz: int) -> list[bytes]:
         """Encode whole frames; the remainder waits for more audio or ``flush``."""
-        pcm = resample(pcm, src_hz, self.format.sample_rate_hz)
+        return self._packetize(self._resample(pcm, src_hz))
+
+    def flush(self) -> list[bytes]:
+        """The resampler's tail, then the remainder padded with silence to a whole frame."""
+        packets: list[bytes] = []
+        if self._resampler is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+            self._resampler = None
+            packets = self._packetize(np.asarray(tail, dtype=np.int16))
+        if self._pending.size:
+            frame = np.zeros(self._frame, dtype=np.int16)
+            frame[: self._pending.size] = self._pending
+            self._pending = np.zeros(0, dtype=np.int16)
+            packets.append(self._pack(frame))
+        return packets
+
+    def reset(self) -> None:
+        """Drop pending audio (an utterance was cut)."""
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._resampler = None
+
+    def _resample(self, pcm: np.ndarray, src_hz: int) -> np.ndarray:
+        dst = self.format.sample_rate_hz
+        if src_hz == dst or pcm.size == 0:
+            return pcm.astype(np.int16, copy=False)
+        if self._resampler is None or self._resampler_rate != src_hz:
+            self._resampler = soxr.ResampleStream(src_hz, dst, 1, dtype="int16", quality="HQ")
+            self._resampler_rate = src_hz
+        return np.asarray(self._resampler.resample_chunk(pcm.astype(np.int16)), dtype=np.int16)
+
+    def _packetize(self, pcm: np.ndarray) -> list[bytes]:
         buf = np.concatenate([self._pending, pcm]) if self._pending.size else pcm
         n = buf.size // self._frame
         packets = [self._pack(buf[i * self._frame : (i + 1) * self._frame]) for i in range(n)]
         self._pending = buf[n * self._frame :].copy()
         return packets
-
-    def flush(self) -> list[bytes]:
-        """Pad the remainder with silence to a whole frame."""
-        if not self._pending.size:
-            return []
-        frame = np.zeros(self._frame, dtype=np.int16)
-        frame[: self._pending.size] = self._pending
-        self._pending = np.zeros(0, dtype=np.int16)
-        return [self._pack(frame)]
-
-    def reset(self) -> None:
-        """Drop pending audio (an utterance was cut)."""
-        self._pending = np.zeros(0, dtype=np.int16)
 
     def _pack(self, frame: np.ndarray) -> bytes:
         data = frame.astype("<i2").tobytes()
