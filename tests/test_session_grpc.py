@@ -11,11 +11,12 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from server.config import Settings
+from server.errors import Recoverable
 from server.events import AudioOut, StopSpeaking
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
 from server.session.outbox import Outbox
 from tests.fakes import StreamingRuntime
-from tests.harness import Client, decode_opus, jpeg, running_server, scripted
+from tests.harness import Client, decode_opus, jpeg, running_server, scripted, session_start
 
 FAST = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
 
@@ -257,3 +258,20 @@ async def test_outbox_puts_a_cut_ahead_of_the_audio_it_cuts():
     assert rest == [AudioOut("u2", 0, b"y")]
     for seq in range(8):  # the dropped packets gave their room back
         await asyncio.wait_for(box.put(AudioOut("u3", seq, b"z")), 1)
+
+
+class _FullRuntime(ScriptedRuntime):
+    """A model with no memory left for another session's KV cache."""
+
+    def open_session(self, instruction: str, *, language: str = "en"):  # type: ignore[override]
+        raise Recoverable(
+            "model_memory", "not enough GPU memory for a session's KV cache", component="model"
+        )
+
+
+async def test_no_memory_for_another_session_is_resource_exhausted(tts):
+    async with running_server(_FullRuntime([]), tts, FAST) as srv, Client(srv.address) as c:
+        await c.send(session_start())
+        assert await c.finish() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "GPU memory" in await c.call.details()
+        assert not srv.sessions

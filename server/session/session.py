@@ -13,6 +13,7 @@ client that vanishes cancels the task group and every task and child with it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -27,7 +28,7 @@ from server.engine.clock import TickClock
 from server.engine.commands import parse_command
 from server.engine.loop import Delegations, TickEngine, TickOptions
 from server.engine.policy import GuidancePolicy
-from server.errors import Fatal, ProtocolError, Recoverable
+from server.errors import CapacityError, Fatal, ProtocolError, Recoverable
 from server.events import (
     AskNow,
     AudioIn,
@@ -54,7 +55,7 @@ from server.events import (
     VideoEncoding,
 )
 from server.modes import profile
-from server.runtime.base import Frame, InteractionRuntime
+from server.runtime.base import Frame, InteractionRuntime, ModelSession
 from server.session.frames import FrameSlot, decode_jpeg
 from server.session.outbox import Outbox
 from server.session.speaker import Speaker
@@ -110,7 +111,41 @@ class SessionServices:
 
 
 class Session:
-    def __init__(self, services: SessionServices, link: SessionLink, start: SessionStart) -> None:
+    @classmethod
+    async def open(
+        cls, services: SessionServices, link: SessionLink, start: SessionStart
+    ) -> Session:
+        """Validate ``start``, open the model conversation off the loop, build the session.
+
+        Opening allocates the session's KV cache (gigabytes on a GPU): it runs in
+        the model's thread, and running out of memory means the server is full.
+        """
+        cls._validate(start)
+        runtime = services.runtime
+        instruction = start.instruction_override or profile(start.mode).instruction
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(
+                runtime.executor,
+                functools.partial(
+                    runtime.open_session, instruction, language=start.language or "en"
+                ),
+            )
+        except Recoverable as e:
+            raise CapacityError(f"cannot open another session: {e.message}") from e
+        try:
+            return cls(services, link, start, model)
+        except BaseException:
+            loop.run_in_executor(runtime.executor, model.close)
+            raise
+
+    def __init__(
+        self,
+        services: SessionServices,
+        link: SessionLink,
+        start: SessionStart,
+        model: ModelSession,
+    ) -> None:
         self.services = services
         self.settings = services.settings
         self.link = link
@@ -118,7 +153,6 @@ class Session:
         self.id = secrets.token_hex(8)
         self.resume_token = secrets.token_urlsafe(18)
         self._clock = services.clock
-        self._validate(start)
         self.mode = start.mode
         self.profile = profile(start.mode)
         self._out = Outbox(self.settings.server.outbound_queue)
@@ -145,8 +179,7 @@ class Session:
             clock=self._clock,
         )
         runtime = services.runtime
-        instruction = start.instruction_override or self.profile.instruction
-        self.model = runtime.open_session(instruction, language=start.language or "en")
+        self.model = model
         self.delegations: Delegations | None = (
             services.delegations.session(self.emit, start.language or "en")
             if services.delegations is not None

@@ -116,7 +116,7 @@ class CompanionServicer(pb_grpc.CompanionServicer):
                 raise ProtocolError("the stream ended before session_start was sent")
             start = convert.session_start(first)
             link = _GrpcLink(context)
-            session = link.session = Session(self.services, link, start)
+            session = link.session = await Session.open(self.services, link, start)
             self.sessions.add(session)
             log.info(
                 "session %s started (mode %s, client %r)", session.id, start.mode, start.client_name
