@@ -22,11 +22,14 @@ class StreamingRuntime(InteractionRuntime):
     """A model that writes its reply slowly, clause by clause, at a chosen tick —
     for checking that speech starts before the reply is finished."""
 
-    def __init__(self, at: float, clauses: list[str], clause_delay_s: float = 0.3) -> None:
+    def __init__(
+        self, at: float, clauses: list[str], clause_delay_s: float = 0.3, question: str = ""
+    ) -> None:
         super().__init__(RuntimeCapabilities(name="streaming-fake", streams_text=True))
         self.at = at
         self.clauses = clauses
         self.delay = clause_delay_s
+        self.question = question  # non-empty: the reply is a delegation note
         self.sessions: list[_StreamingSession] = []
 
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
@@ -50,6 +53,8 @@ class _StreamingSession(ModelSession):
             if on_clause is not None:
                 on_clause(clause)
         text = " ".join(self.rt.clauses)
+        if self.rt.question:
+            return Action(ActionKind.DELEGATE, text=text, question=self.rt.question)
         return Action(ActionKind.RESPONSE, text=text, raw=f"</response> {text}")
 
     def heard(self, utterance_text: str, heard_text: str) -> None:

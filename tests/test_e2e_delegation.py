@@ -13,7 +13,7 @@ from server.agents.manager import DelegationManager
 from server.agents.openai_chat import OpenAIChatAgent
 from server.config import Settings
 from tests.agent_fixtures import LocalHTTP, Reply, chat_completion
-from tests.fakes import ScriptedAgent
+from tests.fakes import ScriptedAgent, StreamingRuntime
 from tests.harness import Client, running_server, scripted
 
 QUESTION = "Is the pharmacy on this street open now?"
@@ -142,3 +142,24 @@ async def test_failing_agent_gets_an_apology_and_the_session_goes_on(tts):
     assert texts[0] == "Let me check."
     assert "sorry" in texts[1].lower()
     assert texts[2] == "Crossing ahead."
+
+
+async def test_streamed_delegation_note_gets_a_thinking_cue_and_the_answer(tts):
+    runtime = StreamingRuntime(
+        at=1, clauses=["Let me check that for you."], clause_delay_s=0.1, question=QUESTION
+    )
+    manager = DelegationManager(
+        ScriptedAgent({QUESTION: AgentAnswer("It opens at nine.")}), timeout_s=5
+    )
+    async with (
+        running_server(runtime, tts, Settings(), delegations=manager) as srv,
+        Client(srv.address) as c,
+    ):
+        await c.start()
+        await _frames(c, 3)
+        await c.wait_for("speech", count=2, within_s=10)
+        assert await c.finish() == grpc.StatusCode.OK
+    await manager.aclose()
+    assert [s.text for s in c.of("speech")] == ["Let me check that for you.", "It opens at nine."]
+    assert pb.CUE_KIND_THINKING in [q.kind for q in c.of("cue")]
+    assert c.of("delegation_update")[0].question == QUESTION

@@ -19,6 +19,7 @@ from server.agents.phrases import apology, filler
 from server.engine.policy import GuidancePolicy, Utterance
 from server.errors import Recoverable
 from server.events import (
+    Cue,
     CueKind,
     LocationIn,
     Notice,
@@ -161,6 +162,10 @@ class TickEngine:
             for u in utterances:
                 self._say(u)
             if action.kind is ActionKind.DELEGATE:
+                if streamed and self.delegations is not None:
+                    # The note was already spoken as it streamed; the cue still says
+                    # "thinking" while the agent works.
+                    await self._emit(Cue(CueKind.THINKING, intensity=0.5))
                 await self._delegate(action)
         self.ticks += 1
         if self.options.want_trace:
@@ -231,7 +236,9 @@ class TickEngine:
             out.append(self.policy.announce(apology(self.options.language), SpeechKind.SYSTEM, now))
         elif action.kind is ActionKind.DELEGATE:
             note = action.text or filler(self.options.language)
-            out.append(self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING))
+            out.append(
+                self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING)
+            )
         return out
 
     def deliver_results(self) -> int:
