@@ -68,7 +68,11 @@ def _serve(args: argparse.Namespace) -> int:
         "server", host=args.host, port=args.port, tick_hz=args.tick_hz, log_level=args.log_level
     )
     settings = settings.with_overrides(
-        "model", model=args.model, device=args.device, dtype=args.dtype, quantization=args.quantization
+        "model",
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        quantization=args.quantization,
     )
     if args.tts:
         settings = settings.with_overrides("voice", tts=tuple(args.tts.split(",")))
@@ -104,7 +108,9 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
         app.close()
         return 1
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.tls_cert:
-        log.warning("listening on %s without TLS or pairing: anyone on this network can connect", cfg.host)
+        log.warning(
+            "listening on %s without TLS or pairing: anyone on this network can connect", cfg.host
+        )
     # The line tests and scripts wait for; keep its shape.
     print(f"murmur: serving {app.services.runtime.name} on {cfg.host}:{port}", flush=True)
     stop = asyncio.Event()

@@ -105,7 +105,6 @@ class TickEngine:
         self._queries: deque[str] = deque(maxlen=8)
         self._location: LocationIn | None = None
         self._unconfigured_noted = False
-        self.ticks = 0
 
     # ------------------------------------------------------------------ inputs
 
@@ -167,7 +166,6 @@ class TickEngine:
                     # "thinking" while the agent works.
                     await self._emit(Cue(CueKind.THINKING, intensity=0.5))
                 await self._delegate(action)
-        self.ticks += 1
         if self.options.want_trace:
             await self._emit(
                 TickTrace(
@@ -181,7 +179,6 @@ class TickEngine:
                     slip_ms=slip_ms,
                 )
             )
-        self.last_timer = timer
         return action
 
     async def _step(self, tick: TickInput, *, answering: bool) -> tuple[Action, bool]:

@@ -92,7 +92,9 @@ class GuidancePolicy:
             preempt=kind is SpeechKind.ALERT and self.profile.hazard_preempts,
         )
 
-    def announce(self, text: str, kind: SpeechKind, now: float, cue: CueKind | None = None) -> Utterance:
+    def announce(
+        self, text: str, kind: SpeechKind, now: float, cue: CueKind | None = None
+    ) -> Utterance:
         """Speech that does not come from the model's reply (fillers, results, system)."""
         return Utterance(text=text, kind=kind, priority=PRIORITY[kind], created_at=now, cue=cue)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -91,8 +92,9 @@ class _ScriptedSession(ModelSession):
     def __init__(self, script: list[ScriptLine], instruction: str) -> None:
         self._pending = list(script)
         self.instruction = instruction
-        # What the model "saw": kept so tests can assert on the prompt inputs.
-        self.ticks: list[TickInput] = []
+        # What the model "saw", for tests: the text of recent ticks (frames are
+        # dropped, so a scripted server left running for hours stays small).
+        self.ticks: deque[TickInput] = deque(maxlen=600)
         self.heard_log: list[tuple[str, str]] = []
         self.notes: list[str] = []
         self._context: list[str] = []
@@ -102,7 +104,7 @@ class _ScriptedSession(ModelSession):
             # Swap, not clear: add_context may append from the event loop meanwhile.
             notes, self._context = self._context, []
             tick = replace(tick, context=(*tick.context, *notes))
-        self.ticks.append(tick)
+        self.ticks.append(replace(tick, frame=None))
         for i, line in enumerate(self._pending):
             if line.at > tick.tick_s:
                 break

@@ -86,17 +86,12 @@ class Speaker:
         self._current: _Playing | None = None
         self._recent: dict[str, _Playing] = {}
         self._closing = False
-        self.spoken: list[str] = []  # utterance ids finished, for tests and the trace
 
     # ------------------------------------------------------------------ control
 
     @property
     def speaking(self) -> Utterance | None:
         return self._current.utt if self._current else None
-
-    @property
-    def idle(self) -> bool:
-        return self._current is None and not self._queue
 
     def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> None:
         """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
@@ -202,7 +197,6 @@ class Speaker:
                 seq += 1
             pending = pkt
         await self._send(p, seq, pending or b"", last=True)
-        self.spoken.append(p.uid)
 
     async def _pieces(self, p: _Playing) -> AsyncIterator[str]:
         p.pieces.append(p.utt.text)

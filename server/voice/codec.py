@@ -121,11 +121,6 @@ class PacketEncoder:
             packets.append(self._pack(frame))
         return packets
 
-    def reset(self) -> None:
-        """Drop pending audio (an utterance was cut)."""
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._resampler = None
-
     def _resample(self, pcm: np.ndarray, src_hz: int) -> np.ndarray:
         dst = self.format.sample_rate_hz
         if src_hz == dst or pcm.size == 0:
