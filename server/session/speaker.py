@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -28,6 +29,10 @@ from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions, split_clau
 __all__ = ["Speaker"]
 
 log = logging.getLogger(__name__)
+
+# Opus encoding for every session's speech: one thread, not the loop's default
+# pool, which grows with load and has no name in a thread dump.
+_OPUS = ThreadPoolExecutor(1, thread_name_prefix="opus-encode")
 
 OnCut = Callable[[str, str], None]  # (utterance text, heard part)
 
@@ -181,7 +186,7 @@ class Speaker:
                     # first packet leaves ~30 ms sooner than after a whole clause.
                     for part in _slices(chunk.pcm, chunk.sample_rate):
                         packets = await loop.run_in_executor(
-                            None, encoder.encode, part, chunk.sample_rate
+                            _OPUS, encoder.encode, part, chunk.sample_rate
                         )
                         for pkt in packets:
                             if pending is not None:
