@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from server.errors import ModelLoadError
+from server.runtime import attention
 from server.runtime.base import ActionKind, Frame, TickInput
 from server.runtime.clauses import ClauseStream
 from server.runtime.memory import SessionMemory
@@ -145,10 +146,16 @@ def test_cuda_without_gpu_is_a_load_error(tiny_dir: Path) -> None:
 # -- the tick protocol ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("strategy", ["split", "folded"])
 def test_incremental_ticks_match_full_recompute(
-    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch, strategy: str
 ) -> None:
-    """22 ticks, five frame sizes, user queries mid-chunk, replies, two rollovers."""
+    """22 ticks, five frame sizes, user queries mid-chunk, replies, two rollovers.
+
+    Both attention strategies run here on the CPU: split is the CPU's, folded the
+    one a GPU takes (server/runtime/attention.py)."""
+    if strategy == "folded":
+        monkeypatch.setattr(attention, "SPLIT_DEVICES", set())
     session = runtime.open_session(
         "Warn me about obstacles.", options=_opts(chunk_ticks=9, speak_margin=1e9)
     )
@@ -172,6 +179,30 @@ def test_incremental_ticks_match_full_recompute(
         worst = max(worst, float((ref - session.last_logits).abs().max()))
     assert worst <= 1e-4, worst
     assert session.memory.qa_text()  # the rollovers carried Q&A history
+
+
+@pytest.mark.parametrize("strategy", ["split", "folded"])
+@pytest.mark.parametrize(("new", "cached"), [(1, 0), (1, 37), (7, 0), (7, 50)])
+def test_cached_attention_matches_masked_attention(
+    monkeypatch: pytest.MonkeyPatch, strategy: str, new: int, cached: int
+) -> None:
+    """Against the textbook form: repeat the KV heads, mask the new tokens causally."""
+    if strategy == "folded":
+        monkeypatch.setattr(attention, "SPLIT_DEVICES", set())
+    torch.manual_seed(new * 100 + cached)
+    heads, kv_heads, dim = 8, 2, 16
+    q = torch.randn(1, heads, new, dim)
+    k = torch.randn(1, kv_heads, cached + new, dim)
+    v = torch.randn(1, kv_heads, cached + new, dim)
+    mask = torch.ones(new, cached + new, dtype=torch.bool)
+    mask[:, cached:] = torch.ones(new, new, dtype=torch.bool).tril()
+    rep = heads // kv_heads
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1), attn_mask=mask
+    ).transpose(1, 2)
+    got, _ = attention.cached_attention(torch.nn.Module(), q, k, v, None, scaling=dim**-0.5)
+    assert got.shape == (1, new, heads, dim)
+    assert float((got - want).abs().max()) < 1e-5
 
 
 def test_sequential_positions_would_not_match(

@@ -225,6 +225,13 @@ def reference_logits(
             [out["mm_token_type_ids"], torch.zeros_like(tail)], dim=1
         )
     model.model.rope_deltas = None
-    with torch.inference_mode():
-        logits = model(**out, use_cache=False).logits[0, -1].float()
+    # transformers' own attention, not the runtime's cached attention under test.
+    text_config = model.config.get_text_config()
+    chosen = text_config._attn_implementation
+    text_config._attn_implementation = "sdpa"
+    try:
+        with torch.inference_mode():
+            logits = model(**out, use_cache=False).logits[0, -1].float()
+    finally:
+        text_config._attn_implementation = chosen
     return logits, out["input_ids"][0].tolist()

@@ -1,32 +1,42 @@
-"""Attention for incremental ticks on the CPU: cached part and new part apart.
+"""Attention for incremental ticks that reads the kept cache in place.
 
-A tick's new tokens see every cached token and each other causally. Handing that
-to SDPA as one masked call costs a mask the size of (new × all) and, with grouped
-KV heads, a copy of the whole cache per layer (``repeat_kv``). Split instead:
+A tick's new tokens see every cached token and each other causally. transformers'
+SDPA path hands that to the kernel as one call with a (new × all) mask, and with
+grouped KV heads and a mask it first copies the whole cache once per query head
+group (``repeat_kv``): at 8B scale and 25k cached tokens that is ~420 MB written
+per layer per tick. Both strategies here avoid the copy by folding each KV head's
+group of query heads into the query length, so keys and values are read where the
+cache keeps them:
 
-- new queries against the cache: no mask at all, and grouped heads folded into
-  the query length, so the cache is read in place;
-- new queries against the new keys: an ordinary square causal attention;
+- **split** (CPU): the cache part with no mask at all and the new part as a small
+  square causal attention, merged exactly by their log-sum-exps. Needs a kernel
+  that returns its log-sum-exp; the CPU flash kernel does.
+- **folded** (any device): one ``scaled_dot_product_attention`` call over the
+  folded queries with a (group × new) × all boolean mask, built once per forward
+  and shared by every layer; a single new token (reply generation) needs no mask.
 
-then merge the two softmaxes exactly with their log-sum-exps. Same result as the
-masked call (the equivalence test holds it to 1e-4 against a full recompute),
-about a quarter less attention time at 25k cached tokens, and no mask to build.
-CPU only: it relies on the CPU flash kernel returning its log-sum-exp.
+Same result as the masked call: the equivalence test holds both to 1e-4 against a
+full recompute with transformers' own attention.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["SPLIT_ATTENTION", "register_split_attention", "split_attention"]
+__all__ = ["CACHED_ATTENTION", "cached_attention", "register_cached_attention"]
 
-SPLIT_ATTENTION = "murmur_split_cpu"
-_flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+CACHED_ATTENTION = "murmur_cached"
+
+# Devices whose kernel returns a log-sum-exp we can merge with (tests empty it to
+# run the folded strategy on the CPU).
+SPLIT_DEVICES = {"cpu"}
 
 
-def split_attention(
+def cached_attention(
     module: torch.nn.Module,
     query: torch.Tensor,  # (B, H, q, D)
     key: torch.Tensor,  # (B, Hkv, kv, D), the cache with the new tokens at its end
@@ -36,45 +46,72 @@ def split_attention(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    del attention_mask, dropout, kwargs  # batch 1, no padding: the structure is the mask
+    del module, attention_mask, dropout, kwargs  # batch 1, no padding: the layout is the mask
+    if query.device.type in SPLIT_DEVICES:
+        out = _split(query, key, value, scaling)
+    else:
+        out = _folded(query, key, value, scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _split(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+) -> torch.Tensor:
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     b, h, q, d = query.shape
     hkv, kv = key.shape[1], key.shape[2]
     rep = h // hkv
     cached = kv - q
-    if cached > 0:
-        # Fold each KV head's group of query heads into the query length: the
-        # cache is then attended in place, with no copy per head.
-        grouped = query.reshape(b, hkv, rep * q, d)
-        out_c, lse_c = _flash(
-            grouped, key[:, :, :cached], value[:, :, :cached], 0.0, False, scale=scaling
-        )
-        out_c = out_c.reshape(b, h, q, d)
-        lse_c = lse_c.reshape(b, h, q)
     k_new, v_new = key[:, :, cached:], value[:, :, cached:]
     if rep > 1:
         k_new = k_new.repeat_interleave(rep, dim=1)  # only the new tokens: cheap
         v_new = v_new.repeat_interleave(rep, dim=1)
-    out_n, lse_n = _flash(query, k_new, v_new, 0.0, q > 1, scale=scaling)
-    if cached > 0:
-        top = torch.maximum(lse_c, lse_n)
-        w_c = torch.exp(lse_c - top).unsqueeze(-1)
-        w_n = torch.exp(lse_n - top).unsqueeze(-1)
-        out = (out_c * w_c + out_n * w_n) / (w_c + w_n)
-    else:
-        out = out_n
-    return out.transpose(1, 2).contiguous(), None
+    out_n, lse_n = flash(query, k_new, v_new, 0.0, q > 1, scale=scaling)
+    if cached == 0:
+        return out_n
+    grouped = query.reshape(b, hkv, rep * q, d)
+    out_c, lse_c = flash(
+        grouped, key[:, :, :cached], value[:, :, :cached], 0.0, False, scale=scaling
+    )
+    out_c = out_c.reshape(b, h, q, d)
+    lse_c = lse_c.reshape(b, h, q)
+    top = torch.maximum(lse_c, lse_n)
+    w_c = torch.exp(lse_c - top).unsqueeze(-1)
+    w_n = torch.exp(lse_n - top).unsqueeze(-1)
+    return (out_c * w_c + out_n * w_n) / (w_c + w_n)
 
 
-def register_split_attention(model: Any) -> bool:
-    """Use split attention for the text decoder of ``model`` when it runs on the CPU
-    with SDPA. Returns whether it was switched on."""
+def _folded(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+) -> torch.Tensor:
+    b, h, q, d = query.shape
+    hkv, kv = key.shape[1], key.shape[2]
+    rep = h // hkv
+    grouped = query.reshape(b, hkv, rep * q, d)
+    mask = None if q == 1 else folded_mask(rep, q, kv - q, query.device)
+    out = F.scaled_dot_product_attention(grouped, key, value, attn_mask=mask, scale=scaling)
+    return out.reshape(b, h, q, d)
+
+
+@functools.lru_cache(maxsize=1)  # every layer of one forward asks for the same mask
+def folded_mask(rep: int, new: int, cached: int, device: torch.device) -> torch.Tensor:
+    """True where folded query row ``g·new + i`` may see key ``j``: every cached key,
+    and new key ``j`` when ``j ≤ i``."""
+    i = torch.arange(new, device=device).repeat(rep)
+    j = torch.arange(new, device=device)
+    mask = torch.ones((rep * new, cached + new), dtype=torch.bool, device=device)
+    mask[:, cached:] = j.unsqueeze(0) <= i.unsqueeze(1)
+    return mask
+
+
+def register_cached_attention(model: Any) -> bool:
+    """Use cached attention for the text decoder of ``model`` when it would use
+    transformers' SDPA. Returns whether it was switched on."""
     from transformers import AttentionInterface
 
     text_config = model.config.get_text_config()
-    if next(model.parameters()).device.type != "cpu":
-        return False
     if text_config._attn_implementation != "sdpa":
-        return False
-    AttentionInterface.register(SPLIT_ATTENTION, split_attention)
-    text_config._attn_implementation = SPLIT_ATTENTION
+        return False  # eager or flash-attention-2: the user chose it
+    AttentionInterface.register(CACHED_ATTENTION, cached_attention)
+    text_config._attn_implementation = CACHED_ATTENTION
     return True

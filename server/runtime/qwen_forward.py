@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from server.runtime.attention import SPLIT_ATTENTION, register_split_attention
+from server.runtime.attention import CACHED_ATTENTION, register_cached_attention
 from server.runtime.kv_cache import ChunkKVCache
 
 __all__ = ["ASSISTANT_PREFIX", "IM_END", "QwenForward", "Segment", "render_message"]
@@ -76,7 +76,7 @@ class QwenForward:
         self.device = device
         # Steps of every session (and background summaries) share one accelerator.
         self.lock = threading.RLock()
-        register_split_attention(model)
+        register_cached_attention(model)
         text_cfg = model.config.get_text_config()
         self._text_cfg = text_cfg
         self.num_layers: int = text_cfg.num_hidden_layers
@@ -190,7 +190,7 @@ class QwenForward:
         kwargs: dict[str, Any] = {
             "input_ids": segment.ids.to(dev),
             "position_ids": (segment.positions + base_position).unsqueeze(1).to(dev),
-            "attention_mask": self._mask(len(segment), cache.length),  # None: split attention
+            "attention_mask": self._mask(len(segment), cache.length),  # None: cached attention
             self._cache_kw: cache,
             "use_cache": True,
             "logits_to_keep": 1,
@@ -207,8 +207,8 @@ class QwenForward:
         a 2D mask would be expanded to this and converted again in every layer,
         which on CPU cost more than the attention itself at 25k cached tokens.
         """
-        if self._text_cfg._attn_implementation == SPLIT_ATTENTION:
-            return None  # the structure is the mask (server/runtime/attention.py)
+        if self._text_cfg._attn_implementation == CACHED_ATTENTION:
+            return None  # the layout is the mask (server/runtime/attention.py)
         if self.model.config._attn_implementation not in ("sdpa", "eager"):
             return torch.ones((1, cached + new), dtype=torch.long, device=self.device)
         mask = torch.zeros((1, 1, new, cached + new), dtype=self.kv_dtype, device=self.device)
