@@ -42,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tick-hz", type=float, help="model decisions per second (default 1)")
     s.add_argument("--device", help="model device: auto, cuda, cuda:1, cpu")
     s.add_argument("--dtype", help="model dtype: auto, bfloat16, float16, float32")
-    s.add_argument("--quantization", choices=["8bit", "4bit"], help="load the model quantized")
+    s.add_argument(
+        "--quantization",
+        choices=["8bit", "4bit"],
+        help="quantize a bf16 checkpoint as it loads (bitsandbytes, CUDA); for the official "
+        "INT4 build pass --model jdopensource/JoyAI-VL-Interaction-INT4 instead",
+    )
     s.add_argument("--tts", help="TTS fallback chain, comma-separated (default edge,piper,espeak)")
     s.add_argument("--no-asr", action="store_true", help="no speech input (text input only)")
     s.add_argument("--log-level", default=None, help="debug, info, warning (default info)")

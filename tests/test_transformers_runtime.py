@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from PIL import Image
 
 from server.errors import ModelLoadError
-from server.runtime import attention
+from server.runtime import attention, loading
 from server.runtime.base import ActionKind, Frame, TickInput
 from server.runtime.clauses import ClauseStream
 from server.runtime.memory import SessionMemory
@@ -141,6 +142,59 @@ def test_cuda_without_gpu_is_a_load_error(tiny_dir: Path) -> None:
         pytest.skip("this machine has a GPU")
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         TransformersRuntime.load(str(tiny_dir), device="cuda")
+
+
+def _prequantized_copy(tiny_dir: Path, tmp_path: Path) -> Path:
+    """The tiny checkpoint, labelled the way the official INT4 build's config is."""
+    folder = tmp_path / "int4"
+    shutil.copytree(tiny_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4}}},
+        "ignore": ["lm_head", "re:model.visual.*"],
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_prequantized_checkpoint_refuses_a_second_quantization(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    folder = _prequantized_copy(tiny_dir, tmp_path)
+    with pytest.raises(ModelLoadError, match=r"already quantized \(compressed-tensors\)"):
+        TransformersRuntime.load(str(folder), device="cpu", quantization="4bit")
+
+
+def test_prequantized_checkpoint_names_the_package_it_needs(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _prequantized_copy(tiny_dir, tmp_path)
+    real = loading.importlib.util.find_spec
+    monkeypatch.setattr(
+        loading.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "compressed_tensors" else real(name, *a),
+    )
+    with pytest.raises(ModelLoadError, match="pip install compressed-tensors"):
+        TransformersRuntime.load(str(folder), device="cpu")
+
+
+def test_weight_estimate_follows_the_checkpoint(tiny_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoConfig
+
+    plain = AutoConfig.from_pretrained(tiny_dir)
+    params = loading.estimate_weight_bytes(plain, torch.float32, None) // 4
+    assert loading.estimate_weight_bytes(plain, torch.bfloat16, None) == params * 2
+    assert loading.estimate_weight_bytes(plain, torch.bfloat16, "8bit") == params
+    folder = _prequantized_copy(tiny_dir, tmp_path)
+    packed = AutoConfig.from_pretrained(folder)
+    assert loading.checkpoint_quantization(packed) == "compressed-tensors"
+    on_disk = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    # Its files when they are here; its declared 4 bits (+ a tenth) before the download.
+    assert loading.estimate_weight_bytes(packed, torch.bfloat16, None, str(folder)) == on_disk
+    assert loading.estimate_weight_bytes(packed, torch.bfloat16, None) == int(params * 0.55)
 
 
 # -- the tick protocol ----------------------------------------------------------

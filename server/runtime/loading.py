@@ -20,7 +20,9 @@ from server.errors import ModelLoadError
 
 __all__ = [
     "DEFAULT_MODEL",
+    "INT4_MODEL",
     "LoadedModel",
+    "checkpoint_quantization",
     "estimate_weight_bytes",
     "image_only_processor",
     "load_model",
@@ -31,6 +33,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "jdopensource/JoyAI-VL-Interaction"
+# JD's official 4-bit build (compressed-tensors, W4A16): ~7.6 GB of weights.
+INT4_MODEL = "jdopensource/JoyAI-VL-Interaction-INT4"
 SUPPORTED_MODEL_TYPES = ("qwen3_vl",)
 # CUDA context, vision-tower activations and the allocator's slack.
 _CUDA_HEADROOM_BYTES = int(1.5 * 2**30)
@@ -130,29 +134,105 @@ def _load_config(model: str) -> tuple[Any, str]:
         raise _fail(f"cannot fetch {model!r} from the Hugging Face hub (no network?)", e) from e
 
 
-def estimate_weight_bytes(config: Any, dtype: torch.dtype, quantization: str | None) -> int:
-    """Bytes of weights: the exact parameter count (meta device) × bytes per parameter."""
+def checkpoint_quantization(config: Any) -> str | None:
+    """The quantization a checkpoint ships with (``compressed-tensors`` for the
+    official INT4 build, ``gptq``, ``awq``, …), or None for plain weights."""
+    qc = getattr(config, "quantization_config", None)
+    if qc is None:
+        return None
+    method = qc.get("quant_method") if isinstance(qc, dict) else getattr(qc, "quant_method", None)
+    return str(getattr(method, "value", method) or "unknown")
+
+
+def _checkpoint_bits(config: Any) -> int:
+    """Weight bits a pre-quantized checkpoint declares (4 when it does not say)."""
+    qc = config.quantization_config
+    qc = qc if isinstance(qc, dict) else qc.to_dict()
+    if isinstance(qc.get("bits"), int):  # gptq, awq
+        return int(qc["bits"])
+    for group in (qc.get("config_groups") or {}).values():  # compressed-tensors
+        bits = (group.get("weights") or {}).get("num_bits")
+        if isinstance(bits, int):
+            return bits
+    return 4
+
+
+def _safetensors_bytes(source: str) -> int | None:
+    """Total size of a checkpoint's weight files when they are on this machine."""
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(source, local_files_only=True))
+        except (OSError, ValueError):  # not in the cache (yet): estimate instead
+            return None
+    files = list(folder.glob("*.safetensors"))
+    return sum(f.stat().st_size for f in files) if files else None
+
+
+def estimate_weight_bytes(
+    config: Any, dtype: torch.dtype, quantization: str | None, source: str | None = None
+) -> int:
+    """Bytes of weights in GPU memory.
+
+    Plain checkpoints: the exact parameter count (meta device) × bytes per parameter,
+    with bitsandbytes' ``quantization`` applied on load. A pre-quantized checkpoint
+    (the official INT4 build): the size of its weight files when they are here —
+    packed weights, scales and the layers it leaves unquantized — or, before its
+    download, parameters × its declared bits plus a tenth for those.
+    """
     from transformers import AutoModelForImageTextToText
 
+    if quantization is None and checkpoint_quantization(config) is not None:
+        on_disk = _safetensors_bytes(source) if source else None
+        if on_disk is not None:
+            return on_disk
     with torch.device("meta"):
         skeleton = AutoModelForImageTextToText.from_config(config)
     params = sum(p.numel() for p in skeleton.parameters())
+    if quantization is None and checkpoint_quantization(config) is not None:
+        return int(params * _checkpoint_bits(config) / 8 * 1.1)
     per_param = {None: torch.finfo(dtype).bits / 8, "8bit": 1.0, "4bit": 0.56}[quantization]
     return int(params * per_param)
 
 
 def _check_fits_gpu(
-    config: Any, dtype: torch.dtype, device: torch.device, quantization: str | None, model: str
+    config: Any,
+    dtype: torch.dtype,
+    device: torch.device,
+    quantization: str | None,
+    model: str,
+    source: str,
 ) -> None:
-    need = estimate_weight_bytes(config, dtype, quantization)
+    need = estimate_weight_bytes(config, dtype, quantization, source)
     free, total = torch.cuda.mem_get_info(device)
     if need + _CUDA_HEADROOM_BYTES > free:
         gib = 2**30
+        kind = checkpoint_quantization(config) or quantization or str(dtype)
         raise _fail(
-            f"{model!r} needs about {need / gib:.1f} GiB for its weights in {dtype} plus "
+            f"{model!r} needs about {need / gib:.1f} GiB for its weights ({kind}) plus "
             f"{_CUDA_HEADROOM_BYTES / gib:.1f} GiB working memory, but {device} has only "
             f"{free / gib:.1f} GiB free of {total / gib:.1f} GiB. Free the GPU, use "
-            "--quantization 4bit, or use the official INT4 build"
+            f"--quantization 4bit, or the official INT4 build (--model {INT4_MODEL})"
+        )
+
+
+def _check_prequantized(config: Any, quantization: str | None, model: str) -> None:
+    """A checkpoint that ships quantized is loaded as it is, with what it needs."""
+    method = checkpoint_quantization(config)
+    if method is None:
+        return
+    if quantization is not None:
+        raise _fail(
+            f"{model!r} is already quantized ({method}); drop --quantization {quantization}"
+        )
+    needed = {"compressed-tensors": "compressed_tensors", "gptq": "gptqmodel"}.get(method)
+    if needed is not None and importlib.util.find_spec(needed) is None:
+        pip_name = needed.replace("_", "-")
+        raise _fail(
+            f"{model!r} is a {method} checkpoint and needs the {pip_name} package: "
+            f"pip install {pip_name}"
         )
 
 
@@ -243,8 +323,6 @@ def load_model(
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    if quantization is not None and dev.type != "cuda":
-        raise _fail(f"{quantization} quantization (bitsandbytes) needs a CUDA GPU; got {dev}")
     config, source = _load_config(model)
     model_type = getattr(config, "model_type", "?")
     if model_type not in SUPPORTED_MODEL_TYPES:
@@ -252,9 +330,12 @@ def load_model(
             f"{model!r} is a {model_type!r} model; the in-process runtime runs Qwen3-VL "
             f"checkpoints ({', '.join(SUPPORTED_MODEL_TYPES)}) such as {DEFAULT_MODEL}"
         )
+    _check_prequantized(config, quantization, model)
+    if quantization is not None and dev.type != "cuda":
+        raise _fail(f"{quantization} quantization (bitsandbytes) needs a CUDA GPU; got {dev}")
     quant_config = _quantization_config(quantization, torch_dtype)
     if dev.type == "cuda":
-        _check_fits_gpu(config, torch_dtype, dev, quantization, model)
+        _check_fits_gpu(config, torch_dtype, dev, quantization, model, source)
     processor = _load_processor(source)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "device_map": {"": str(dev)}}
     if quant_config is not None:
