@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from server.config import Settings
+from server.config import DEFAULT_MODEL, Settings
 from server.errors import ModelLoadError
 from server.runtime.base import InteractionRuntime
 from server.session.session import SessionServices
@@ -37,6 +37,7 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
         return OpenAIRuntime(
             OpenAIRuntimeOptions(
                 base_url=spec,
+                model=m.served_model or DEFAULT_MODEL,
                 api_key=m.api_key or None,
                 timeout_s=m.timeout_s,
                 retries=m.retries,
@@ -44,6 +45,7 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
                 temperature=m.temperature,
                 speak_margin=m.speak_margin,
                 chunk_ticks=m.chunk_ticks or 100,  # the reference chunk length
+                frame_refs=m.frame_refs,
             )
         )
     try:

@@ -58,9 +58,12 @@ class ModelSettings:
     chunk_ticks: int = 0  # 0 = sized for the GPU found
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy reply text
-    api_key: str = ""  # for http(s) models; or MURMUR_MODEL_API_KEY
+    # For http(s) models:
+    served_model: str = ""  # the name the server serves it under; empty = JoyAI-VL-Interaction
+    api_key: str = ""  # or MURMUR_MODEL_API_KEY
     timeout_s: float = 5.0
     retries: int = 1
+    frame_refs: bool = True  # send each frame once, then name it by uuid (vLLM)
 
 
 @dataclass(frozen=True)

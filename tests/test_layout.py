@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,15 @@ def test_generated_proto_is_fresh(tmp_path):
         fresh = (tmp_path / "murmur/v1" / name).read_text()
         committed = (ROOT / "proto/murmur/v1" / name).read_text()
         assert fresh == committed, f"{name} is stale: run scripts/gen_proto.sh and commit"
+
+
+def test_readme_configuration_example_loads(tmp_path):
+    """The README's settings file is one `murmur serve --config` accepts as it is."""
+    from server.config import load_settings
+
+    block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    path = tmp_path / "server.toml"
+    path.write_text(block.group(1))
+    settings = load_settings(str(path))
+    assert settings.model.frame_refs is True

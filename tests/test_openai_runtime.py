@@ -2,7 +2,9 @@
 
 ``FakeVLLM`` is an ``http.server`` on 127.0.0.1 port 0 serving ``/v1/models`` and
 ``/v1/chat/completions`` (plain and server-sent events, with log-probs) from a
-queue of scripted replies, and it records every request's raw bytes.
+queue of scripted replies, and it records every request's raw bytes. Like vLLM it
+keeps frames sent with a ``uuid`` and answers 400 to a reference it does not hold
+(``uuids=False``: to any ``uuid`` at all, like a server that does not know them).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ class Reply:
 
 
 class FakeVLLM:
-    def __init__(self, models: tuple[str, ...] = (MODEL,)) -> None:
+    def __init__(self, models: tuple[str, ...] = (MODEL,), *, uuids: bool = True) -> None:
         self.models = models
+        self.uuids = uuids
+        self.held: set[str] = set()  # frames kept by uuid
         self.replies: deque[Reply] = deque()
         self.requests: list[bytes] = []
         fake = self
@@ -66,11 +70,15 @@ class FakeVLLM:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["content-length"]))
                 fake.requests.append(raw)
+                req = json.loads(raw)
+                problem = fake.frames_problem(req)
+                if problem:
+                    self._send(400, json.dumps({"error": problem}).encode())
+                    return
                 reply = fake.replies.popleft() if fake.replies else Reply()
                 if reply.status != 200:
                     self._send(reply.status, b'{"error":"scripted failure"}')
                     return
-                req = json.loads(raw)
                 want_logprobs = reply.logprobs and req.get("logprobs")
                 entries = _entries(reply) if want_logprobs else None
                 try:
@@ -111,12 +119,35 @@ class FakeVLLM:
         )
         self._thread.start()
 
+    def frames_problem(self, req: dict[str, Any]) -> str | None:
+        for part in _image_parts(req):
+            if "uuid" not in part:
+                continue
+            if not self.uuids:
+                return "uuid: extra inputs are not permitted"
+            if part["image_url"] is None and part["uuid"] not in self.held:
+                return f"media uuid {part['uuid']} is not cached"
+        for part in _image_parts(req):
+            if "uuid" in part and part["image_url"] is not None:
+                self.held.add(part["uuid"])
+        return None
+
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.requests]
 
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def _image_parts(req: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        part
+        for m in req["messages"]
+        if isinstance(m["content"], list)
+        for part in m["content"]
+        if part["type"] == "image_url"
+    ]
 
 
 def _entries(reply: Reply) -> list[dict[str, Any]]:
@@ -211,15 +242,30 @@ def test_later_ticks_carry_only_new_queries_and_text_only_turns(vllm: FakeVLLM) 
     rt.close()
 
 
+def _as_held(raw: bytes) -> bytes:
+    """A request as the next one repeats it: every frame named by its uuid alone."""
+    body = json.loads(raw)
+    for part in _image_parts(body):
+        if "uuid" in part:
+            part["image_url"] = None
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("frame_refs", [True, False])
 @pytest.mark.parametrize("stream", [False, True])
-def test_prefix_is_byte_identical_across_ticks(vllm: FakeVLLM, stream: bool) -> None:
+def test_prefix_is_byte_identical_across_ticks(
+    vllm: FakeVLLM, stream: bool, frame_refs: bool
+) -> None:
     vllm.replies.extend([Reply(), Reply("</response> Step ahead."), Reply(), Reply()])
-    rt = runtime(vllm, stream=stream)
+    rt = runtime(vllm, stream=stream, frame_refs=frame_refs)
     session = rt.open_session(INSTRUCTION)
     for s in (1.0, 2.0, 3.0, 4.0):
         session.step(tick(s))
     raws = vllm.requests
-    bodies = vllm.bodies()
+    assert len(raws) == 4  # nothing was rejected and resent
+    if frame_refs:
+        raws = [_as_held(raw) for raw in raws]
+    bodies = [json.loads(raw) for raw in raws]
     for n in range(len(raws) - 1):
         before, after = bodies[n]["messages"], bodies[n + 1]["messages"]
         assert after[: len(before)] == before
@@ -230,6 +276,67 @@ def test_prefix_is_byte_identical_across_ticks(vllm: FakeVLLM, stream: bool) -> 
         assert raws[n + 1].startswith(raws[n][:end])
     assert bodies[2]["messages"][4] == {"role": "assistant", "content": "</response> Step ahead."}
     rt.close()
+
+
+def test_each_frame_travels_once_then_by_uuid(vllm: FakeVLLM) -> None:
+    rt = runtime(vllm, stream=False)
+    session = rt.open_session(INSTRUCTION)
+    for s in (1.0, 2.0, 3.0, 4.0):
+        session.step(tick(s))
+    for n, body in enumerate(vllm.bodies()):
+        parts = _image_parts(body)
+        assert len(parts) == n + 1
+        *held, new = parts
+        assert new["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        assert all(p["image_url"] is None for p in held)
+    uuids = [p["uuid"] for p in _image_parts(vllm.bodies()[-1])]
+    assert len(set(uuids)) == 4
+    other = rt.open_session(INSTRUCTION)  # another session never names this one's frames
+    other.step(tick(1.0))
+    assert _image_parts(vllm.bodies()[-1])[0]["uuid"] not in uuids
+    rt.close()
+
+
+def test_a_frame_the_server_dropped_is_sent_again() -> None:
+    server = FakeVLLM()
+    try:
+        rt = runtime(server, stream=False)
+        session = rt.open_session(INSTRUCTION)
+        session.step(tick(1.0))
+        session.step(tick(2.0))
+        server.held.clear()  # evicted from its cache
+        assert session.step(tick(3.0)).kind is ActionKind.SILENCE
+        rejected, resent = server.bodies()[2:4]
+        assert _image_parts(rejected)[0]["image_url"] is None
+        assert all(p["image_url"] is not None and p["uuid"] for p in _image_parts(resent))
+        session.step(tick(4.0))  # and references again afterwards
+        assert len(server.requests) == 5
+        assert [p["image_url"] is None for p in _image_parts(server.bodies()[4])] == [
+            True,
+            True,
+            True,
+            False,
+        ]
+        rt.close()
+    finally:
+        server.close()
+
+
+def test_a_server_without_media_uuids_gets_plain_frames() -> None:
+    server = FakeVLLM(uuids=False)
+    try:
+        rt = runtime(server, stream=False)
+        session = rt.open_session(INSTRUCTION)
+        for s in (1.0, 2.0, 3.0):
+            assert session.step(tick(s)).kind is ActionKind.SILENCE
+        # One rejected request, then every frame as a data URL, every tick.
+        assert len(server.requests) == 4
+        assert "uuid" in server.requests[0].decode()
+        for body in server.bodies()[1:]:
+            assert all("uuid" not in p and p["image_url"]["url"] for p in _image_parts(body))
+        rt.close()
+    finally:
+        server.close()
 
 
 # ---------------------------------------------------------------------- actions
@@ -305,7 +412,7 @@ def test_negative_margin_continues_a_reply_the_server_did_not_generate(
     action = session.step(tick(1.0), clauses.append)
     assert action.kind is ActionKind.RESPONSE and action.text == "Bench at 2 o'clock."
     assert clauses == ["Bench at 2 o'clock."]
-    first, second = vllm.bodies()
+    first, second = (json.loads(_as_held(raw)) for raw in vllm.requests)
     assert second["continue_final_message"] is True and second["add_generation_prompt"] is False
     assert second["messages"][:-1] == first["messages"]
     assert second["messages"][-1] == {"role": "assistant", "content": "</response>"}
@@ -370,13 +477,25 @@ def test_a_server_that_went_away_is_recoverable(vllm: FakeVLLM) -> None:
 
 def test_a_rejected_request_is_recoverable_and_not_retried(vllm: FakeVLLM) -> None:
     vllm.replies.append(Reply(status=400))
-    rt = runtime(vllm, retries=3)
+    rt = runtime(vllm, retries=3, frame_refs=False)  # else it is resent once without uuids
     session = rt.open_session(INSTRUCTION)
     with pytest.raises(Recoverable) as info:
         session.step(tick(1.0))
     assert info.value.code == "model.rejected" and len(vllm.requests) == 1
     session.step(tick(2.0))  # too long a context, say: the next tick starts a new chunk
     assert [m["role"] for m in vllm.bodies()[-1]["messages"]] == ["system", "user"]
+    rt.close()
+
+
+def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -> None:
+    vllm.replies.extend([Reply(status=400), Reply(status=400)])
+    rt = runtime(vllm, retries=3)
+    with pytest.raises(Recoverable) as info:
+        rt.open_session(INSTRUCTION).step(tick(1.0))
+    assert info.value.code == "model.rejected"
+    first, second = vllm.bodies()
+    assert "uuid" in _image_parts(first)[0] and "uuid" not in _image_parts(second)[0]
+    assert rt.frame_refs is None  # nothing learnt: the next request tries uuids again
     rt.close()
 
 
@@ -445,7 +564,7 @@ def test_heard_trims_only_the_last_assistant_turn(vllm: FakeVLLM) -> None:
     session.heard("Door on your left, then stairs.", "Door on your left,")
     session.heard("Hi.", "")  # not the last turn: rewriting it would break the prefix
     session.step(tick(3.0))
-    second, third = vllm.bodies()[1:]
+    second, third = (json.loads(_as_held(raw)) for raw in vllm.requests[1:])
     assert third["messages"][:4] == second["messages"]
     assert third["messages"][2]["content"] == "</response> Hi."
     assert third["messages"][4] == {

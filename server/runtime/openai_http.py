@@ -11,10 +11,15 @@ Protocol facts this backend relies on:
   once, when its turn is built), so the server's prefix cache holds everything
   before the new turn and a tick costs the new frame's tokens. Only the last
   assistant turn may change afterwards (``heard``); nothing older ever does.
-- **Frames are resent, not referenced.** vLLM has no way to refer to an image of
-  an earlier request, so past frames travel again as data URLs; with prefix
-  caching on, their tokens (and the vision encoder's work) hit the cache. A chunk
-  of ``chunk_ticks`` frames bounds the request size; lower it to send less.
+- **Frames travel once.** Each frame carries a ``uuid`` (vLLM's media UUIDs);
+  once a request carrying its data has succeeded, later requests name it by that
+  uuid alone (``"image_url": null``) and the server takes it from its caches. If
+  the server answers a request with references 4xx (it evicted a frame), the tick
+  is resent with every frame's data; a server that rejects uuids altogether (not
+  vLLM, or an old one) gets plain data URLs from then on, every frame every tick.
+  ``frame_refs = false`` asks for that from the start. The bytes of a turn change
+  once, when its frame turns into a reference; vLLM keys the frame's tokens by its
+  uuid either way, so its prefix cache still hits.
 - **The decision is deterministic.** Requests ask for the first tokens' log-probs;
   at the first token where ``</response>`` and ``</silence>`` differ (one token
   each or several) the two are compared with ``speak_margin``. When the server
@@ -37,6 +42,7 @@ import json
 import logging
 import math
 import os
+import secrets
 import threading
 import time
 from collections import deque
@@ -99,6 +105,7 @@ class OpenAIRuntimeOptions:
     jpeg_quality: int = 85
     stream: bool = True
     history_lines: int = 20  # Q&A lines carried into the next chunk
+    frame_refs: bool = True  # send each frame once, then name it by uuid (vLLM)
 
 
 class OpenAIRuntime(InteractionRuntime):
@@ -120,7 +127,9 @@ class OpenAIRuntime(InteractionRuntime):
         except BaseException:
             self.close()
             raise
-        self.system_fragment = _dump(_wire_message(system_message(), options))
+        self.system_turn = _wire_turn(system_message(), options)
+        # Whether the server takes frames by uuid: None until a request tells.
+        self.frame_refs: bool | None = None if options.frame_refs else False
         # The request body is assembled from text so the turns' bytes are reused as they are.
         self._head = '{"model":' + _dump(self.served_model) + ',"messages":['
 
@@ -174,7 +183,7 @@ class OpenAIRuntime(InteractionRuntime):
     def warm_up(self) -> None:
         """Put the system prompt in the server's prefix cache."""
         turn = _dump({"role": "user", "content": "<0.0 seconds>"})
-        request = self.body([self.system_fragment, turn], max_tokens=1, stream=False)
+        request = self.body([self.system_turn.plain, turn], max_tokens=1, stream=False)
         try:
             self.complete(request, lambda: _ReplyReader(self.options.speak_margin, None))
         except Recoverable as e:
@@ -209,6 +218,34 @@ class OpenAIRuntime(InteractionRuntime):
             params["top_logprobs"] = TOP_LOGPROBS
         tail = "]," + _dump(params)[1:]
         return _Request((self._head + ",".join(turns) + tail).encode(), stream)
+
+    def send_turns(
+        self, turns: list[_Turn], new_reader: Callable[[], _ReplyReader], **body: Any
+    ) -> _ReplyReader:
+        """One chat completion over ``turns``, frames named by uuid where the server
+        already holds them; falls back to sending their data (see the module doc)."""
+        framed = [t for t in turns if t.full is not None]
+        form = "plain" if self.frame_refs is False or not framed else "refs"
+        try:
+            reader = self.complete(self.body([t.fragment(form) for t in turns], **body), new_reader)
+        except Recoverable as e:
+            if e.code != "model.rejected" or form == "plain":
+                raise
+            # A frame fell out of the server's cache, or it does not take uuids at all.
+            form = "full" if self.frame_refs else "plain"
+            log.info("model server rejected frame references; resending %s frames", form)
+            reader = self.complete(self.body([t.fragment(form) for t in turns], **body), new_reader)
+            if form == "plain" and self.frame_refs is None:
+                self.frame_refs = False
+                log.warning(
+                    "the model server does not take media uuids: every frame is resent "
+                    "every tick (set model.frame_refs = false to skip this check)"
+                )
+        if form != "plain":
+            self.frame_refs = True
+            for t in framed:
+                t.held = True
+        return reader
 
     def complete(self, request: _Request, new_reader: Callable[[], _ReplyReader]) -> _ReplyReader:
         """POST one chat completion with retries; raise ``Recoverable`` when it fails."""
@@ -265,7 +302,9 @@ class _OpenAISession(ModelSession):
         self.instruction = instruction
         if language and not language.lower().startswith("en"):
             self.instruction += f"\nReply in the user's language ({language})."
-        self.turns: list[str] = []  # the chunk's serialised messages, system first
+        self.turns: list[_Turn] = []  # the chunk's serialised messages, system first
+        self._frames = 0  # frames sent in this session: their uuids
+        self._uuid_prefix = f"murmur-{secrets.token_hex(6)}-"
         self.chunks = 0
         self._chunk_ticks = 0
         self._preamble = ""
@@ -290,7 +329,11 @@ class _OpenAISession(ModelSession):
             message = user_message(tick, query=query, preamble=self._preamble)
         else:
             message = user_message(tick)
-        user = _dump(_wire_message(message, self._opts))
+        frame_id = None
+        if tick.frame is not None:
+            self._frames += 1
+            frame_id = f"{self._uuid_prefix}{self._frames}"
+        user = _wire_turn(message, self._opts, frame_id)
         if tick.user_query:
             self._note(f"User: {tick.user_query}")
         action = SILENCE
@@ -309,17 +352,19 @@ class _OpenAISession(ModelSession):
             self._note(_qa_line(action))
         return action
 
-    def _decide(self, user: str, on_clause: TextSink | None) -> Action:
+    def _decide(self, user: _Turn, on_clause: TextSink | None) -> Action:
         rt, margin = self._rt, self._opts.speak_margin
-        body = rt.body([*self.turns, user])
-        reader = rt.complete(body, lambda: _ReplyReader(margin, on_clause))
+        reader = rt.send_turns([*self.turns, user], lambda: _ReplyReader(margin, on_clause))
         if not reader.wants_reply:
             return reader.action()
         # The margin lets a reply through that the server did not generate: ask for it.
-        start = _dump({"role": "assistant", "content": RESPONSE})
-        body = rt.body([*self.turns, user, start], continuation=True)
+        start = _Turn(_dump({"role": "assistant", "content": RESPONSE}))
         try:
-            reader = rt.complete(body, lambda: _ReplyReader(margin, on_clause, prefix=RESPONSE))
+            reader = rt.send_turns(
+                [*self.turns, user, start],
+                lambda: _ReplyReader(margin, on_clause, prefix=RESPONSE),
+                continuation=True,
+            )
         except Recoverable as e:
             if e.code != "model.rejected":
                 raise
@@ -331,14 +376,14 @@ class _OpenAISession(ModelSession):
         with self._lock:
             qa = "\n".join(self._qa)
         self._preamble = history_text("", qa) if self.chunks else ""
-        self.turns = [self._rt.system_fragment]
+        self.turns = [self._rt.system_turn]
         self._last_action = None
         self._chunk_ticks = 0
         self._rollover_due = False
         self.chunks += 1
 
     def _set_last(self, action: Action) -> None:
-        self.turns.append(_dump(_wire_message(assistant_message(action), self._opts)))
+        self.turns.append(_wire_turn(assistant_message(action), self._opts))
         self._last_action = action
 
     def _note(self, line: str) -> None:
@@ -395,6 +440,28 @@ class _OpenAISession(ModelSession):
 
 
 # ---------------------------------------------------------------------- replies
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One message, serialised once; its bytes are reused in every later request.
+
+    A turn with a frame has three forms: ``plain`` (the frame as a data URL, what any
+    OpenAI-compatible server takes), ``full`` (the data and the frame's uuid) and
+    ``ref`` (the uuid alone, for a server that already ``held`` the frame).
+    """
+
+    plain: str
+    full: str | None = None
+    ref: str | None = None
+    held: bool = False
+
+    def fragment(self, form: str) -> str:
+        if self.full is None or form == "plain":
+            return self.plain
+        if form == "refs" and self.held and self.ref is not None:
+            return self.ref
+        return self.full
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,19 +576,31 @@ def _raise_for_status(resp: httpx.Response) -> None:
     )
 
 
-def _wire_message(message: Message, options: OpenAIRuntimeOptions) -> dict[str, Any]:
-    """prompt.py's message in OpenAI's shape: text-only content as a plain string."""
+def _wire_turn(
+    message: Message, options: OpenAIRuntimeOptions, frame_id: str | None = None
+) -> _Turn:
+    """prompt.py's message in OpenAI's shape (text-only content as a plain string),
+    serialised in each form it can travel in (see ``_Turn``)."""
     parts: list[dict[str, Any]] = []
+    url: str | None = None
     for part in message["content"]:
         if part["type"] == "image":
-            parts.append(
-                {"type": "image_url", "image_url": {"url": _data_url(part["image"], options)}}
-            )
+            url = _data_url(part["image"], options)  # JPEG-encoded once
+            parts.append({"type": "image_url", "image_url": {"url": url}})
         else:
             parts.append({"type": "text", "text": part["text"]})
-    if all(p["type"] == "text" for p in parts):
-        return {"role": message["role"], "content": "\n".join(p["text"] for p in parts)}
-    return {"role": message["role"], "content": parts}
+    if url is None:
+        text = "\n".join(p["text"] for p in parts)
+        return _Turn(_dump({"role": message["role"], "content": text}))
+    plain = _dump({"role": message["role"], "content": parts})
+    if frame_id is None:
+        return _Turn(plain)
+    image = next(p for p in parts if p["type"] == "image_url")
+    image["uuid"] = frame_id
+    full = _dump({"role": message["role"], "content": parts})
+    image["image_url"] = None
+    ref = _dump({"role": message["role"], "content": parts})
+    return _Turn(plain, full, ref)
 
 
 def _data_url(image: Image.Image, options: OpenAIRuntimeOptions) -> str:
