@@ -259,6 +259,13 @@ def test_cached_attention_matches_masked_attention(
     assert float((got - want).abs().max()) < 1e-5
 
 
+def test_folded_mask_is_built_once_and_readable_in_place() -> None:
+    mask = attention.folded_mask(4, 5, 37, torch.device("cpu"), torch.bfloat16)
+    assert mask.shape == (20, 42) and mask.dtype == torch.bfloat16
+    assert mask.stride(0) % 16 == 0  # CUDA's memory-efficient kernel takes it without a copy
+    assert attention.folded_mask(4, 5, 37, torch.device("cpu"), torch.bfloat16) is mask
+
+
 def test_sequential_positions_would_not_match(
     runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
