@@ -384,27 +384,37 @@ def test_background_summary_does_not_block_the_next_tick(runtime: TransformersRu
     assert session._summary is None
 
 
-def test_memory_of_an_hour_stays_flat(runtime: TransformersRuntime) -> None:
-    """200 ticks in chunks of 8: RSS and KV size after chunk 2 equal those at the end."""
-    session = runtime.open_session(
-        "Warn me about obstacles.", options=_opts(speak_margin=1e9, chunk_ticks=8)
-    )
+def test_memory_of_an_hour_stays_flat(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour at one tick a second on a fast clock: 3,600 ticks in the default
+    100-tick chunks, summaries in the background, queries, replies and background
+    answers along the way. After the first chunk nothing grows: process memory, KV
+    buffers, the tokens of a chunk at the same point, the history text."""
+    options = dataclasses.replace(_opts(speak_margin=1e9), background_summary=True)
+    assert options.chunk_ticks == 100
+    session = runtime.open_session("Warn me about obstacles.", options=options)
+    _script_reply(session, monkeypatch, " Careful, step down ahead.")
     probes: dict[int, tuple[int, int, int]] = {}
-    for t in range(200):
-        q = "anything ahead?" if t % 17 == 0 else None
+    for t in range(3600):
+        speak = t % 97 == 5
+        session.options = dataclasses.replace(session.options, speak_margin=-1e9 if speak else 1e9)
         if t % 11 == 0:
             session.add_context(f"Delegation result {t}: " + "words " * 40)
+        q = "anything ahead?" if t % 17 == 0 else None
         session.step(_tick(t, query=q, size=(64, 64)))
-        if t in (23, 199):
+        if t in (149, 3549):  # half-way through the second chunk and the last
             probes[t] = (_rss(), session._cache.nbytes(), len(session.token_ids()))
-    rss_early, kv_early, ids_early = probes[23]
-    rss_end, kv_end, ids_end = probes[199]
+    rss_early, kv_early, ids_early = probes[149]
+    rss_end, kv_end, ids_end = probes[3549]
     assert kv_end == kv_early
-    assert ids_end <= ids_early + 64
+    assert ids_end <= ids_early + 64  # history text is capped, so a chunk's tokens are too
     assert session.cached_tokens <= session.capacity
     assert len(session.memory.video_text()) <= session.options.video_history_chars
     assert len(session.memory.qa_text()) <= session.options.qa_history_chars
+    assert "Careful, step down ahead." in session.memory.qa_text()
     assert rss_end - rss_early < 40 * 2**20, (rss_early, rss_end)
+    session.close()
 
 
 def _rss() -> int:
