@@ -259,6 +259,22 @@ def test_cached_attention_matches_masked_attention(
     assert float((got - want).abs().max()) < 1e-5
 
 
+@pytest.mark.parametrize("strategy", ["split", "folded"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_on_the_cpu_ticks(
+    tiny_dir: Path, monkeypatch: pytest.MonkeyPatch, strategy: str, dtype: str
+) -> None:
+    if strategy == "folded":
+        monkeypatch.setattr(attention, "SPLIT_DEVICES", set())
+    rt = TransformersRuntime.load(str(tiny_dir), device="cpu", dtype=dtype, options=_opts())
+    session = rt.open_session("Warn me about obstacles.")
+    for t in range(3):
+        session.step(_tick(t))
+    assert session.last_logits is not None and bool(session.last_logits.isfinite().all())
+    session.close()
+    rt.close()
+
+
 def test_folded_mask_is_built_once_and_readable_in_place() -> None:
     mask = attention.folded_mask(4, 5, 37, torch.device("cpu"), torch.bfloat16)
     assert mask.shape == (20, 42) and mask.dtype == torch.bfloat16

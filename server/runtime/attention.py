@@ -75,10 +75,10 @@ def _split(
     )
     out_c = out_c.reshape(b, h, q, d)
     lse_c = lse_c.reshape(b, h, q)
-    top = torch.maximum(lse_c, lse_n)
+    top = torch.maximum(lse_c, lse_n)  # log-sum-exps are float32 whatever the dtype
     w_c = torch.exp(lse_c - top).unsqueeze(-1)
     w_n = torch.exp(lse_n - top).unsqueeze(-1)
-    return (out_c * w_c + out_n * w_n) / (w_c + w_n)
+    return ((out_c * w_c + out_n * w_n) / (w_c + w_n)).to(query.dtype)
 
 
 def _folded(
