@@ -129,7 +129,11 @@ def build_runtime(args: argparse.Namespace, work: Path) -> TransformersRuntime:
     torch.set_default_dtype(previous)
     model.eval()
     loaded = LoadedModel(
-        model=model, processor=processor, device=device, dtype=dtype, source=f"random:{args.shape}"
+        model=model,
+        processor=processor,
+        device=device,
+        dtype=dtype,
+        source=f"random:{shape.layers}×{shape.hidden}",
     )
     return TransformersRuntime(loaded, options)
 
