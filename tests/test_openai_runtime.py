@@ -3,8 +3,9 @@
 ``FakeVLLM`` is an ``http.server`` on 127.0.0.1 port 0 serving ``/v1/models`` and
 ``/v1/chat/completions`` (plain and server-sent events, with log-probs) from a
 queue of scripted replies, and it records every request's raw bytes. Like vLLM it
-keeps frames sent with a ``uuid`` and answers 400 to a reference it does not hold
-(``uuids=False``: to any ``uuid`` at all, like a server that does not know them).
+keeps frames sent with a ``uuid`` and answers ``miss_status`` to a reference it does
+not hold; ``uuids="refuse"`` answers 400 to any ``uuid`` field, like a strict server
+that does not know them, and ``uuids="ignore"`` takes the field but keeps nothing.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ class Reply:
 
 
 class FakeVLLM:
-    def __init__(self, models: tuple[str, ...] = (MODEL,), *, uuids: bool = True) -> None:
+    def __init__(
+        self, models: tuple[str, ...] = (MODEL,), *, uuids: str = "keep", miss_status: int = 400
+    ) -> None:
         self.models = models
         self.uuids = uuids
+        self.miss_status = miss_status
         self.held: set[str] = set()  # frames kept by uuid
         self.replies: deque[Reply] = deque()
         self.requests: list[bytes] = []
@@ -73,7 +77,8 @@ class FakeVLLM:
                 req = json.loads(raw)
                 problem = fake.frames_problem(req)
                 if problem:
-                    self._send(400, json.dumps({"error": problem}).encode())
+                    status, message = problem
+                    self._send(status, json.dumps({"error": message}).encode())
                     return
                 reply = fake.replies.popleft() if fake.replies else Reply()
                 if reply.status != 200:
@@ -119,16 +124,16 @@ class FakeVLLM:
         )
         self._thread.start()
 
-    def frames_problem(self, req: dict[str, Any]) -> str | None:
+    def frames_problem(self, req: dict[str, Any]) -> tuple[int, str] | None:
         for part in _image_parts(req):
             if "uuid" not in part:
                 continue
-            if not self.uuids:
-                return "uuid: extra inputs are not permitted"
+            if self.uuids == "refuse":
+                return 400, "uuid: extra inputs are not permitted"
             if part["image_url"] is None and part["uuid"] not in self.held:
-                return f"media uuid {part['uuid']} is not cached"
+                return self.miss_status, f"media uuid {part['uuid']} is not cached"
         for part in _image_parts(req):
-            if "uuid" in part and part["image_url"] is not None:
+            if "uuid" in part and part["image_url"] is not None and self.uuids == "keep":
                 self.held.add(part["uuid"])
         return None
 
@@ -323,7 +328,7 @@ def test_a_frame_the_server_dropped_is_sent_again() -> None:
 
 
 def test_a_server_without_media_uuids_gets_plain_frames() -> None:
-    server = FakeVLLM(uuids=False)
+    server = FakeVLLM(uuids="refuse")
     try:
         rt = runtime(server, stream=False)
         session = rt.open_session(INSTRUCTION)
@@ -485,6 +490,46 @@ def test_a_rejected_request_is_recoverable_and_not_retried(vllm: FakeVLLM) -> No
     session.step(tick(2.0))  # too long a context, say: the next tick starts a new chunk
     assert [m["role"] for m in vllm.bodies()[-1]["messages"]] == ["system", "user"]
     rt.close()
+
+
+@pytest.mark.parametrize("miss_status", [400, 500])
+def test_a_server_that_keeps_no_frames_gets_plain_frames(miss_status: int) -> None:
+    """It takes the uuid field but not a bare uuid: learnt on the first reference."""
+    server = FakeVLLM(uuids="ignore", miss_status=miss_status)
+    try:
+        rt = runtime(server, stream=False)
+        session = rt.open_session(INSTRUCTION)
+        for s in (1.0, 2.0, 3.0, 4.0, 5.0):
+            assert session.step(tick(s)).kind is ActionKind.SILENCE
+        assert rt.frame_refs is False
+        failed = 2 if miss_status >= 500 else 1  # a 5xx is retried once first
+        assert len(server.requests) == 5 + failed
+        for body in server.bodies()[1 + failed + 1 :]:
+            assert all("uuid" not in p for p in _image_parts(body))
+        rt.close()
+    finally:
+        server.close()
+
+
+def test_a_server_that_keeps_dropping_frames_gets_plain_frames() -> None:
+    server = FakeVLLM()
+    try:
+        rt = runtime(server, stream=False)
+        session = rt.open_session(INSTRUCTION)
+        session.step(tick(1.0))
+        session.step(tick(2.0))
+        assert rt.frame_refs is True
+        for s in (3.0, 4.0, 5.0):
+            server.held.clear()
+            session.step(tick(s))
+        assert rt.frame_refs is False  # three drops in a row
+        count = len(server.requests)
+        session.step(tick(6.0))
+        assert len(server.requests) == count + 1
+        assert all("uuid" not in p for p in _image_parts(server.bodies()[-1]))
+        rt.close()
+    finally:
+        server.close()
 
 
 def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -> None:

@@ -13,11 +13,14 @@ Protocol facts this backend relies on:
   assistant turn may change afterwards (``heard``); nothing older ever does.
 - **Frames travel once.** Each frame carries a ``uuid`` (vLLM's media UUIDs);
   once a request carrying its data has succeeded, later requests name it by that
-  uuid alone (``"image_url": null``) and the server takes it from its caches. If
-  the server answers a request with references 4xx (it evicted a frame), the tick
-  is resent with every frame's data; a server that rejects uuids altogether (not
-  vLLM, or an old one) gets plain data URLs from then on, every frame every tick.
-  ``frame_refs = false`` asks for that from the start. The bytes of a turn change
+  uuid alone (``"image_url": null``) and the server takes it from its caches.
+  Whether the server really keeps frames is learnt from the first request that
+  names one: if it fails and the same request with the data goes through, the
+  server does not (not vLLM, an old one, its cache off) and gets plain data URLs,
+  every frame every tick, from then on. A server that did keep them and later
+  drops some (evicted from its cache, restarted) gets the tick resent with every
+  frame's data; three such ticks in a row and it is treated as one that does not.
+  ``frame_refs = false`` asks for plain data URLs from the start. The bytes of a turn change
   once, when its frame turns into a reference; vLLM keys the frame's tokens by its
   uuid either way, so its prefix cache still hits.
 - **The decision is deterministic.** Requests ask for the first tokens' log-probs;
@@ -87,6 +90,8 @@ log = logging.getLogger(__name__)
 
 API_KEY_ENV = "MURMUR_MODEL_API_KEY"
 TOP_LOGPROBS = 20
+# A server that drops frames this many requests in a row gets every frame's data.
+_LOST_FRAMES_LIMIT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +135,7 @@ class OpenAIRuntime(InteractionRuntime):
         self.system_turn = _wire_turn(system_message(), options)
         # Whether the server takes frames by uuid: None until a request tells.
         self.frame_refs: bool | None = None if options.frame_refs else False
+        self._lost_in_a_row = 0
         # The request body is assembled from text so the turns' bytes are reused as they are.
         self._head = '{"model":' + _dump(self.served_model) + ',"messages":['
 
@@ -220,32 +226,63 @@ class OpenAIRuntime(InteractionRuntime):
         return _Request((self._head + ",".join(turns) + tail).encode(), stream)
 
     def send_turns(
-        self, turns: list[_Turn], new_reader: Callable[[], _ReplyReader], **body: Any
+        self,
+        turns: list[_Turn],
+        new_reader: Callable[[], _ReplyReader],
+        *,
+        fallback: bool = True,
+        **body: Any,
     ) -> _ReplyReader:
         """One chat completion over ``turns``, frames named by uuid where the server
-        already holds them; falls back to sending their data (see the module doc)."""
+        already holds them. When a request naming frames fails and the same request
+        with their data goes through, the server lost them or never kept them: see
+        ``_lost_frames``. ``fallback=False`` (a reply continuation): no second try."""
         framed = [t for t in turns if t.full is not None]
         form = "plain" if self.frame_refs is False or not framed else "refs"
+        refs = form == "refs" and any(t.held and t.ref is not None for t in framed)
         try:
-            reader = self.complete(self.body([t.fragment(form) for t in turns], **body), new_reader)
+            reader = self.complete(self._body(turns, form, **body), new_reader)
         except Recoverable as e:
-            if e.code != "model.rejected" or form == "plain":
+            if not fallback or e.code not in ("model.rejected", "model.unavailable"):
                 raise
-            # A frame fell out of the server's cache, or it does not take uuids at all.
-            form = "full" if self.frame_refs else "plain"
-            log.info("model server rejected frame references; resending %s frames", form)
-            reader = self.complete(self.body([t.fragment(form) for t in turns], **body), new_reader)
-            if form == "plain" and self.frame_refs is None:
-                self.frame_refs = False
-                log.warning(
-                    "the model server does not take media uuids: every frame is resent "
-                    "every tick (set model.frame_refs = false to skip this check)"
-                )
+            if refs:  # vLLM answers 4xx, or 5xx, for a uuid it does not hold
+                form = "full" if self.frame_refs else "plain"
+            elif e.code == "model.rejected" and self.frame_refs is None and form == "refs":
+                form = "plain"  # the first frame with a uuid: it may refuse the field itself
+            else:
+                raise
+            reader = self.complete(self._body(turns, form, **body), new_reader)
+            self._lost_frames(form)
+        else:
+            if refs:
+                self.frame_refs = True
+                self._lost_in_a_row = 0
         if form != "plain":
-            self.frame_refs = True
             for t in framed:
                 t.held = True
         return reader
+
+    def _lost_frames(self, resent: str) -> None:
+        """Frames named by uuid failed where their data went through."""
+        if self.frame_refs is None or resent == "plain":
+            self.frame_refs = False
+            log.warning(
+                "the model server does not keep frames by uuid: every frame is resent every "
+                "tick (model.frame_refs = false skips the check)"
+            )
+            return
+        self._lost_in_a_row += 1
+        log.info("the model server had dropped frames; their data was resent")
+        if self._lost_in_a_row >= _LOST_FRAMES_LIMIT:
+            self.frame_refs = False
+            log.warning(
+                "the model server dropped frames %d times in a row: every frame is resent "
+                "every tick from now on (a larger --mm-processor-cache-gb keeps them)",
+                self._lost_in_a_row,
+            )
+
+    def _body(self, turns: list[_Turn], form: str, **body: Any) -> _Request:
+        return self.body([t.fragment(form) for t in turns], **body)
 
     def complete(self, request: _Request, new_reader: Callable[[], _ReplyReader]) -> _ReplyReader:
         """POST one chat completion with retries; raise ``Recoverable`` when it fails."""
@@ -363,6 +400,7 @@ class _OpenAISession(ModelSession):
             reader = rt.send_turns(
                 [*self.turns, user, start],
                 lambda: _ReplyReader(margin, on_clause, prefix=RESPONSE),
+                fallback=False,  # a server without continuations refuses it whatever it carries
                 continuation=True,
             )
         except Recoverable as e:
