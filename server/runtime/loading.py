@@ -8,6 +8,7 @@ remote OpenAI-compatible endpoint, or a scripted model.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -144,21 +145,21 @@ def checkpoint_quantization(config: Any) -> str | None:
     return str(getattr(method, "value", method) or "unknown")
 
 
-def _checkpoint_bits(config: Any) -> int:
-    """Weight bits a pre-quantized checkpoint declares (4 when it does not say)."""
+def _checkpoint_scheme(config: Any) -> tuple[int, int]:
+    """Weight bits and group size a pre-quantized checkpoint declares (4 and 128, the
+    usual W4A16 scheme, where it does not say)."""
     qc = config.quantization_config
     qc = qc if isinstance(qc, dict) else qc.to_dict()
-    if isinstance(qc.get("bits"), int):  # gptq, awq
-        return int(qc["bits"])
-    for group in (qc.get("config_groups") or {}).values():  # compressed-tensors
-        bits = (group.get("weights") or {}).get("num_bits")
-        if isinstance(bits, int):
-            return bits
-    return 4
+    bits, group = qc.get("bits"), qc.get("group_size")  # gptq, awq
+    for scheme in (qc.get("config_groups") or {}).values():  # compressed-tensors
+        weights = scheme.get("weights") or {}
+        bits, group = weights.get("num_bits", bits), weights.get("group_size", group)
+        break
+    return (bits if isinstance(bits, int) else 4), (group if isinstance(group, int) else 128)
 
 
 def _safetensors_bytes(source: str) -> int | None:
-    """Total size of a checkpoint's weight files when they are on this machine."""
+    """Bytes of a checkpoint's weights when all its files are on this machine."""
     folder = Path(source).expanduser()
     if not folder.is_dir():
         try:
@@ -167,8 +168,17 @@ def _safetensors_bytes(source: str) -> int | None:
             folder = Path(snapshot_download(source, local_files_only=True))
         except (OSError, ValueError):  # not in the cache (yet): estimate instead
             return None
-    files = list(folder.glob("*.safetensors"))
-    return sum(f.stat().st_size for f in files) if files else None
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            return None
+        if not all((folder / shard).is_file() for shard in shards):
+            return None  # an interrupted download: its size says nothing yet
+        return sum((folder / shard).stat().st_size for shard in shards)
+    single = folder / "model.safetensors"
+    return single.stat().st_size if single.is_file() else None
 
 
 def estimate_weight_bytes(
@@ -178,23 +188,33 @@ def estimate_weight_bytes(
 
     Plain checkpoints: the exact parameter count (meta device) × bytes per parameter,
     with bitsandbytes' ``quantization`` applied on load. A pre-quantized checkpoint
-    (the official INT4 build): the size of its weight files when they are here —
-    packed weights, scales and the layers it leaves unquantized — or, before its
-    download, parameters × its declared bits plus a tenth for those.
+    (the official INT4 build): the size of its weight files when all of them are
+    here; before its download, the text decoder's linear layers at the declared bits
+    (plus a scale per group) and everything else — embeddings, the output layer, the
+    vision tower, which such builds leave alone — in ``dtype``.
     """
     from transformers import AutoModelForImageTextToText
 
-    if quantization is None and checkpoint_quantization(config) is not None:
-        on_disk = _safetensors_bytes(source) if source else None
+    prequantized = quantization is None and checkpoint_quantization(config) is not None
+    if prequantized and source is not None:
+        on_disk = _safetensors_bytes(source)
         if on_disk is not None:
             return on_disk
     with torch.device("meta"):
         skeleton = AutoModelForImageTextToText.from_config(config)
+    per_param = torch.finfo(dtype).bits / 8
     params = sum(p.numel() for p in skeleton.parameters())
-    if quantization is None and checkpoint_quantization(config) is not None:
-        return int(params * _checkpoint_bits(config) / 8 * 1.1)
-    per_param = {None: torch.finfo(dtype).bits / 8, "8bit": 1.0, "4bit": 0.56}[quantization]
-    return int(params * per_param)
+    if not prequantized:
+        per_param = {None: per_param, "8bit": 1.0, "4bit": 0.56}[quantization]
+        return int(params * per_param)
+    bits, group = _checkpoint_scheme(config)
+    packed = sum(
+        m.weight.numel()
+        for name, m in skeleton.named_modules()
+        if isinstance(m, torch.nn.Linear) and ".layers." in name and "visual" not in name
+    )
+    per_packed = bits / 8 + per_param / group  # the weights and one scale per group
+    return int((params - packed) * per_param + packed * per_packed)
 
 
 def _check_fits_gpu(
@@ -227,7 +247,7 @@ def _check_prequantized(config: Any, quantization: str | None, model: str) -> No
         raise _fail(
             f"{model!r} is already quantized ({method}); drop --quantization {quantization}"
         )
-    needed = {"compressed-tensors": "compressed_tensors", "gptq": "gptqmodel"}.get(method)
+    needed = {"compressed-tensors": "compressed_tensors"}.get(method)
     if needed is not None and importlib.util.find_spec(needed) is None:
         pip_name = needed.replace("_", "-")
         raise _fail(
