@@ -82,7 +82,7 @@ def pct(xs: list[float], p: float) -> float:
 def build_runtime(args: argparse.Namespace, work: Path) -> TransformersRuntime:
     options = TransformersOptions(
         speak_margin=1e9,
-        chunk_ticks=args.ticks + 10,
+        chunk_ticks=args.ticks + args.pairs + 10,  # no rollover before the last reply
         background_summary=False,
         max_new_tokens=args.reply_tokens,
     )
@@ -180,7 +180,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--reply-tokens", type=int, default=16)
-    ap.add_argument("--pairs", type=int, default=10, help="interleaved tick-5/tick-N pairs")
+    ap.add_argument(
+        "--pairs", type=int, default=10, help="interleaved tick-5/tick-N pairs (at least 1)"
+    )
     ap.add_argument(
         "--attention",
         choices=("auto", "folded", "sdpa"),
@@ -190,6 +192,8 @@ def main() -> None:
     )
     ap.add_argument("--no-recompute", action="store_true", help="skip the full recompute")
     args = ap.parse_args()
+    if args.pairs < 1 or args.ticks < args.pairs + 5:
+        ap.error("--pairs must be at least 1 and --ticks at least pairs + 5")
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,6 +242,8 @@ def main() -> None:
             attn_late.append(clock.take() if clock else 0.0)
             times.append(late[-1])
         last = first_paired + pairs - 1
+        # Every measured tick in the first chunk: a rollover would put cheap ticks in it.
+        assert session._chunk.ticks == last and not session._chunk.closed
         t5, t_end = statistics.median(early), statistics.median(late)
         print(
             f"tokens per silent tick: {statistics.median(new_tokens):.0f}; "
@@ -268,7 +274,13 @@ def main() -> None:
             messages = session.messages()[:-1]
             sync(device)
             started = time.perf_counter()
-            reference_logits(runtime.loaded.model, processor, messages, session.decision_prefix_ids)
+            reference_logits(
+                runtime.loaded.model,
+                processor,
+                messages,
+                session.decision_prefix_ids,
+                runtime.forward.lock,
+            )
             sync(device)
             full = (time.perf_counter() - started) * 1000
             print(
@@ -277,7 +289,10 @@ def main() -> None:
                 f"{full / t_end:.0f}× cheaper (budget ≥ 20×)"
             )
 
-        # Time to the first reply token: force a reply on a few ticks.
+        # Time to the first reply token: force a reply on a few ticks. The peak of GPU
+        # memory is taken over these, at the chunk's end, the short sessions gone.
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         session.options = dataclasses.replace(session.options, speak_margin=-1e9)
         firsts = []
         for t in range(last + 1, last + 4):

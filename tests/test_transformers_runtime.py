@@ -239,13 +239,18 @@ def test_incremental_ticks_match_full_recompute(
         assert action.kind is (ActionKind.RESPONSE if speak else ActionKind.SILENCE)
         # Everything before this tick's assistant turn, recomputed from scratch.
         ref, ids = reference_logits(
-            model, processor, session.messages()[:-1], session.decision_prefix_ids
+            model,
+            processor,
+            session.messages()[:-1],
+            session.decision_prefix_ids,
+            runtime.forward.lock,
         )
         assert session.token_ids()[: len(ids)] == ids, f"tick {t}: token ids differ"
         assert session.last_logits is not None
         worst = max(worst, float((ref - session.last_logits).abs().max()))
     assert worst <= 1e-4, worst
     assert session.memory.qa_text()  # the rollovers carried Q&A history
+    assert attention.folded_mask.cache_info().currsize == 0  # no mask outlives a forward
 
 
 @pytest.mark.parametrize("strategy", ["split", "folded"])
@@ -312,7 +317,11 @@ def test_sequential_positions_would_not_match(
     for t in range(3):
         session.step(_tick(t))
         ref, _ = reference_logits(
-            runtime.loaded.model, processor, session.messages()[:-1], session.decision_prefix_ids
+            runtime.loaded.model,
+            processor,
+            session.messages()[:-1],
+            session.decision_prefix_ids,
+            runtime.forward.lock,
         )
         assert session.last_logits is not None
         worst = max(worst, float((ref - session.last_logits).abs().max()))

@@ -11,6 +11,7 @@ model with random weights: same compute and memory cost, no download.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
@@ -194,7 +195,11 @@ def build_tiny_qwen(folder: Path, shape: TinyShape | None = None, *, seed: int =
 
 
 def reference_logits(
-    model: Any, processor: Any, messages: list[dict[str, Any]], tail_ids: list[int]
+    model: Any,
+    processor: Any,
+    messages: list[dict[str, Any]],
+    tail_ids: list[int],
+    lock: Any = None,
 ) -> tuple[Any, list[int]]:
     """Recompute a conversation from scratch: last-token logits and the full ids.
 
@@ -225,13 +230,15 @@ def reference_logits(
             [out["mm_token_type_ids"], torch.zeros_like(tail)], dim=1
         )
     model.model.rope_deltas = None
-    # transformers' own attention, not the runtime's cached attention under test.
+    # transformers' own attention, not the runtime's cached attention under test;
+    # under the runtime's ``lock`` (QwenForward.lock), as every forward of it runs.
     text_config = model.config.get_text_config()
-    chosen = text_config._attn_implementation
-    text_config._attn_implementation = "sdpa"
-    try:
-        with torch.inference_mode():
-            logits = model(**out, use_cache=False).logits[0, -1].float()
-    finally:
-        text_config._attn_implementation = chosen
+    with lock or contextlib.nullcontext():
+        chosen = text_config._attn_implementation
+        text_config._attn_implementation = "sdpa"
+        try:
+            with torch.inference_mode():
+                logits = model(**out, use_cache=False).logits[0, -1].float()
+        finally:
+            text_config._attn_implementation = chosen
     return logits, out["input_ids"][0].tolist()

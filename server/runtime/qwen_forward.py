@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from server.runtime.attention import CACHED_ATTENTION, register_cached_attention
+from server.runtime.attention import CACHED_ATTENTION, folded_mask, register_cached_attention
 from server.runtime.kv_cache import ChunkKVCache
 
 __all__ = ["ASSISTANT_PREFIX", "IM_END", "QwenForward", "Segment", "render_message"]
@@ -197,7 +197,10 @@ class QwenForward:
         }
         for k, v in segment.vision.items():
             kwargs[k] = v.to(dev)
-        out = self.model(**kwargs)
+        try:
+            out = self.model(**kwargs)
+        finally:
+            folded_mask.cache_clear()  # shared by this forward's layers, not kept after it
         return out.logits[0, -1].float()
 
     def _mask(self, new: int, cached: int) -> torch.Tensor | None:
