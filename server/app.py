@@ -43,6 +43,7 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
                 retries=m.retries,
                 max_tokens=m.max_new_tokens,
                 temperature=m.temperature,
+                top_p=m.top_p,
                 speak_margin=m.speak_margin,
                 chunk_ticks=m.chunk_ticks or 100,  # the reference chunk length
                 frame_refs=m.frame_refs,

@@ -58,6 +58,7 @@ class ModelSettings:
     chunk_ticks: int = 0  # 0 = sized for the GPU found
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy reply text
+    top_p: float = 1.0  # nucleus sampling of the reply text (with temperature > 0)
     # For http(s) models:
     served_model: str = ""  # the name the server serves it under; empty = JoyAI-VL-Interaction
     api_key: str = ""  # or MURMUR_MODEL_API_KEY

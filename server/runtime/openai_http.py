@@ -39,22 +39,17 @@ Protocol facts this backend relies on:
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import logging
-import math
 import os
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from server.errors import ModelLoadError, Recoverable
 from server.runtime.actions import RESPONSE, SILENCE_MARK, parse_action
@@ -70,8 +65,18 @@ from server.runtime.base import (
 )
 from server.runtime.clauses import ClauseStream
 from server.runtime.markers import MarkerDecision, marker_decision
+from server.runtime.openai_wire import (
+    Delta,
+    Request,
+    Retryable,
+    Turn,
+    dump,
+    message_delta,
+    raise_for_status,
+    sse_deltas,
+    wire_turn,
+)
 from server.runtime.prompt import (
-    Message,
     assistant_message,
     history_text,
     system_message,
@@ -105,6 +110,7 @@ class OpenAIRuntimeOptions:
     chunk_ticks: int = 100
     max_tokens: int = 64
     temperature: float = 0.0
+    top_p: float = 1.0
     speak_margin: float = 0.0  # log-prob margin </response> must win by
     image_max_pixels: int = 262144
     jpeg_quality: int = 85
@@ -132,12 +138,12 @@ class OpenAIRuntime(InteractionRuntime):
         except BaseException:
             self.close()
             raise
-        self.system_turn = _wire_turn(system_message(), options)
+        self.system_turn = wire_turn(system_message(), options)
         # Whether the server takes frames by uuid: None until a request tells.
         self.frame_refs: bool | None = None if options.frame_refs else False
         self._lost_in_a_row = 0
         # The request body is assembled from text so the turns' bytes are reused as they are.
-        self._head = '{"model":' + _dump(self.served_model) + ',"messages":['
+        self._head = '{"model":' + dump(self.served_model) + ',"messages":['
 
     # ------------------------------------------------------------------ load
 
@@ -188,7 +194,7 @@ class OpenAIRuntime(InteractionRuntime):
 
     def warm_up(self) -> None:
         """Put the system prompt in the server's prefix cache."""
-        turn = _dump({"role": "user", "content": "<0.0 seconds>"})
+        turn = dump({"role": "user", "content": "<0.0 seconds>"})
         request = self.body([self.system_turn.plain, turn], max_tokens=1, stream=False)
         try:
             self.complete(request, lambda: _ReplyReader(self.options.speak_margin, None))
@@ -209,11 +215,12 @@ class OpenAIRuntime(InteractionRuntime):
         max_tokens: int | None = None,
         stream: bool | None = None,
         continuation: bool = False,
-    ) -> _Request:
+    ) -> Request:
         stream = self.options.stream if stream is None else stream
         params: dict[str, Any] = {
             "max_tokens": max_tokens or self.options.max_tokens,
             "temperature": self.options.temperature,
+            "top_p": self.options.top_p,
             "stream": stream,
         }
         if continuation:
@@ -222,12 +229,12 @@ class OpenAIRuntime(InteractionRuntime):
         else:
             params["logprobs"] = True
             params["top_logprobs"] = TOP_LOGPROBS
-        tail = "]," + _dump(params)[1:]
-        return _Request((self._head + ",".join(turns) + tail).encode(), stream)
+        tail = "]," + dump(params)[1:]
+        return Request((self._head + ",".join(turns) + tail).encode(), stream)
 
     def send_turns(
         self,
-        turns: list[_Turn],
+        turns: list[Turn],
         new_reader: Callable[[], _ReplyReader],
         *,
         fallback: bool = True,
@@ -281,10 +288,10 @@ class OpenAIRuntime(InteractionRuntime):
                 self._lost_in_a_row,
             )
 
-    def _body(self, turns: list[_Turn], form: str, **body: Any) -> _Request:
+    def _body(self, turns: list[Turn], form: str, **body: Any) -> Request:
         return self.body([t.fragment(form) for t in turns], **body)
 
-    def complete(self, request: _Request, new_reader: Callable[[], _ReplyReader]) -> _ReplyReader:
+    def complete(self, request: Request, new_reader: Callable[[], _ReplyReader]) -> _ReplyReader:
         """POST one chat completion with retries; raise ``Recoverable`` when it fails."""
         attempt = 0
         while True:
@@ -292,7 +299,7 @@ class OpenAIRuntime(InteractionRuntime):
             try:
                 self._send(request, reader)
                 return reader
-            except _Retryable as e:
+            except Retryable as e:
                 if reader.emitted:  # speech has started: keep what came, never say it twice
                     log.warning("model reply cut short: %s", e)
                     return reader
@@ -307,22 +314,22 @@ class OpenAIRuntime(InteractionRuntime):
             time.sleep(self.options.backoff_s * 2**attempt)
             attempt += 1
 
-    def _send(self, request: _Request, reader: _ReplyReader) -> None:
+    def _send(self, request: Request, reader: _ReplyReader) -> None:
         url = f"{self.base_url}/chat/completions"
         try:
             with self._client.stream("POST", url, content=request.body) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    _raise_for_status(resp)
+                    raise_for_status(resp)
                 if request.stream:
-                    for delta in _sse_deltas(resp):
+                    for delta in sse_deltas(resp):
                         if not reader.feed(delta):
                             break  # closing the stream aborts the request server-side
                 else:
                     resp.read()
-                    reader.feed(_message_delta(resp.json()))
+                    reader.feed(message_delta(resp.json()))
         except httpx.TransportError as e:
-            raise _Retryable(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
+            raise Retryable(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise Recoverable(
                 "model.bad_reply",
@@ -339,7 +346,7 @@ class _OpenAISession(ModelSession):
         self.instruction = instruction
         if language and not language.lower().startswith("en"):
             self.instruction += f"\nReply in the user's language ({language})."
-        self.turns: list[_Turn] = []  # the chunk's serialised messages, system first
+        self.turns: list[Turn] = []  # the chunk's serialised messages, system first
         self._frames = 0  # frames sent in this session: their uuids
         self._uuid_prefix = f"murmur-{secrets.token_hex(6)}-"
         self.chunks = 0
@@ -370,7 +377,7 @@ class _OpenAISession(ModelSession):
         if tick.frame is not None:
             self._frames += 1
             frame_id = f"{self._uuid_prefix}{self._frames}"
-        user = _wire_turn(message, self._opts, frame_id)
+        user = wire_turn(message, self._opts, frame_id)
         if tick.user_query:
             self._note(f"User: {tick.user_query}")
         action = SILENCE
@@ -389,13 +396,13 @@ class _OpenAISession(ModelSession):
             self._note(_qa_line(action))
         return action
 
-    def _decide(self, user: _Turn, on_clause: TextSink | None) -> Action:
+    def _decide(self, user: Turn, on_clause: TextSink | None) -> Action:
         rt, margin = self._rt, self._opts.speak_margin
         reader = rt.send_turns([*self.turns, user], lambda: _ReplyReader(margin, on_clause))
         if not reader.wants_reply:
             return reader.action()
         # The margin lets a reply through that the server did not generate: ask for it.
-        start = _Turn(_dump({"role": "assistant", "content": RESPONSE}))
+        start = Turn(dump({"role": "assistant", "content": RESPONSE}))
         try:
             reader = rt.send_turns(
                 [*self.turns, user, start],
@@ -421,7 +428,7 @@ class _OpenAISession(ModelSession):
         self.chunks += 1
 
     def _set_last(self, action: Action) -> None:
-        self.turns.append(_wire_turn(assistant_message(action), self._opts))
+        self.turns.append(wire_turn(assistant_message(action), self._opts))
         self._last_action = action
 
     def _note(self, line: str) -> None:
@@ -480,46 +487,6 @@ class _OpenAISession(ModelSession):
 # ---------------------------------------------------------------------- replies
 
 
-@dataclass(slots=True)
-class _Turn:
-    """One message, serialised once; its bytes are reused in every later request.
-
-    A turn with a frame has three forms: ``plain`` (the frame as a data URL, what any
-    OpenAI-compatible server takes), ``full`` (the data and the frame's uuid) and
-    ``ref`` (the uuid alone, for a server that already ``held`` the frame).
-    """
-
-    plain: str
-    full: str | None = None
-    ref: str | None = None
-    held: bool = False
-
-    def fragment(self, form: str) -> str:
-        if self.full is None or form == "plain":
-            return self.plain
-        if form == "refs" and self.held and self.ref is not None:
-            return self.ref
-        return self.full
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    body: bytes  # assembled from the turns' fragments, byte for byte
-    stream: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Delta:
-    text: str
-    # The new tokens' log-prob entries ({"token", "logprob", "top_logprobs"}), or
-    # None when the server sent none.
-    logprobs: list[dict[str, Any]] | None
-
-
-class _Retryable(Exception):
-    pass
-
-
 class _ReplyReader:
     """One reply as it arrives: the marker decision, and its clauses for speech."""
 
@@ -534,7 +501,7 @@ class _ReplyReader:
         self._verdict: bool | None = True if prefix else None  # True: speak
         self._clauses = ClauseStream()
 
-    def feed(self, delta: _Delta) -> bool:
+    def feed(self, delta: Delta) -> bool:
         """Take the next piece; False when the rest of the reply is not needed."""
         self.text += delta.text
         if self._verdict is None and self._use_logprobs:
@@ -573,88 +540,6 @@ class _ReplyReader:
         for clause in clauses:
             self.emitted = True
             self.on_clause(clause)
-
-
-# ---------------------------------------------------------------------- wire
-
-
-def _sse_deltas(resp: httpx.Response) -> Iterator[_Delta]:
-    for line in resp.iter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        chunk = json.loads(data)
-        if "error" in chunk:  # vLLM reports a failure mid-stream as an event
-            raise _Retryable(f"stream error: {chunk['error']}")
-        for choice in chunk.get("choices") or ():
-            logprobs = choice.get("logprobs") or {}
-            yield _Delta(
-                text=(choice.get("delta") or {}).get("content") or "",
-                logprobs=logprobs.get("content"),
-            )
-
-
-def _message_delta(payload: dict[str, Any]) -> _Delta:
-    choice = payload["choices"][0]
-    logprobs = choice.get("logprobs") or {}
-    return _Delta(text=choice["message"].get("content") or "", logprobs=logprobs.get("content"))
-
-
-def _raise_for_status(resp: httpx.Response) -> None:
-    detail = resp.text[:300].strip()
-    if resp.status_code >= 500 or resp.status_code in (408, 429):
-        raise _Retryable(f"HTTP {resp.status_code}: {detail}")
-    raise Recoverable(
-        "model.rejected",
-        f"the model server rejected the request (HTTP {resp.status_code}: {detail})",
-        component="model",
-        retryable=False,
-    )
-
-
-def _wire_turn(
-    message: Message, options: OpenAIRuntimeOptions, frame_id: str | None = None
-) -> _Turn:
-    """prompt.py's message in OpenAI's shape (text-only content as a plain string),
-    serialised in each form it can travel in (see ``_Turn``)."""
-    parts: list[dict[str, Any]] = []
-    url: str | None = None
-    for part in message["content"]:
-        if part["type"] == "image":
-            url = _data_url(part["image"], options)  # JPEG-encoded once
-            parts.append({"type": "image_url", "image_url": {"url": url}})
-        else:
-            parts.append({"type": "text", "text": part["text"]})
-    if url is None:
-        text = "\n".join(p["text"] for p in parts)
-        return _Turn(_dump({"role": message["role"], "content": text}))
-    plain = _dump({"role": message["role"], "content": parts})
-    if frame_id is None:
-        return _Turn(plain)
-    image = next(p for p in parts if p["type"] == "image_url")
-    image["uuid"] = frame_id
-    full = _dump({"role": message["role"], "content": parts})
-    image["image_url"] = None
-    ref = _dump({"role": message["role"], "content": parts})
-    return _Turn(plain, full, ref)
-
-
-def _data_url(image: Image.Image, options: OpenAIRuntimeOptions) -> str:
-    w, h = image.size
-    if w * h > options.image_max_pixels:
-        scale = math.sqrt(options.image_max_pixels / (w * h))
-        image = image.resize(
-            (max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC
-        )
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="JPEG", quality=options.jpeg_quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def _qa_line(action: Action) -> str:

@@ -87,6 +87,7 @@ class TransformersRuntime(InteractionRuntime):
             speak_margin=settings.speak_margin,
             max_new_tokens=settings.max_new_tokens,
             temperature=settings.temperature,
+            top_p=settings.top_p,
         )
         if settings.chunk_ticks:
             options = dataclasses.replace(options, chunk_ticks=settings.chunk_ticks)

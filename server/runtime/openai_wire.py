@@ -1,0 +1,163 @@
+"""The OpenAI chat-completions wire, as the HTTP runtime speaks it.
+
+Turns are serialised once (``Turn``) and requests assembled from their bytes, so a
+chunk's prefix stays byte-identical; replies arrive as server-sent events or one
+JSON body (``Delta``); statuses split into retried and rejected.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from PIL import Image
+
+from server.errors import Recoverable
+from server.runtime.prompt import Message
+
+__all__ = [
+    "Delta",
+    "ImageOptions",
+    "Request",
+    "Retryable",
+    "Turn",
+    "data_url",
+    "dump",
+    "message_delta",
+    "raise_for_status",
+    "sse_deltas",
+    "wire_turn",
+]
+
+
+class ImageOptions(Protocol):
+    """How frames are encoded (``OpenAIRuntimeOptions`` has these)."""
+
+    @property
+    def image_max_pixels(self) -> int: ...
+
+    @property
+    def jpeg_quality(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Turn:
+    """One message, serialised once; its bytes are reused in every later request.
+
+    A turn with a frame has three forms: ``plain`` (the frame as a data URL, what any
+    OpenAI-compatible server takes), ``full`` (the data and the frame's uuid) and
+    ``ref`` (the uuid alone, for a server that already ``held`` the frame).
+    """
+
+    plain: str
+    full: str | None = None
+    ref: str | None = None
+    held: bool = False
+
+    def fragment(self, form: str) -> str:
+        if self.full is None or form == "plain":
+            return self.plain
+        if form == "refs" and self.held and self.ref is not None:
+            return self.ref
+        return self.full
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    body: bytes  # assembled from the turns' fragments, byte for byte
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+    # The new tokens' log-prob entries ({"token", "logprob", "top_logprobs"}), or
+    # None when the server sent none.
+    logprobs: list[dict[str, Any]] | None
+
+
+class Retryable(Exception):
+    pass
+
+
+def sse_deltas(resp: httpx.Response) -> Iterator[Delta]:
+    for line in resp.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        chunk = json.loads(data)
+        if "error" in chunk:  # vLLM reports a failure mid-stream as an event
+            raise Retryable(f"stream error: {chunk['error']}")
+        for choice in chunk.get("choices") or ():
+            logprobs = choice.get("logprobs") or {}
+            yield Delta(
+                text=(choice.get("delta") or {}).get("content") or "",
+                logprobs=logprobs.get("content"),
+            )
+
+
+def message_delta(payload: dict[str, Any]) -> Delta:
+    choice = payload["choices"][0]
+    logprobs = choice.get("logprobs") or {}
+    return Delta(text=choice["message"].get("content") or "", logprobs=logprobs.get("content"))
+
+
+def raise_for_status(resp: httpx.Response) -> None:
+    detail = resp.text[:300].strip()
+    if resp.status_code >= 500 or resp.status_code in (408, 429):
+        raise Retryable(f"HTTP {resp.status_code}: {detail}")
+    raise Recoverable(
+        "model.rejected",
+        f"the model server rejected the request (HTTP {resp.status_code}: {detail})",
+        component="model",
+        retryable=False,
+    )
+
+
+def wire_turn(message: Message, options: ImageOptions, frame_id: str | None = None) -> Turn:
+    """prompt.py's message in OpenAI's shape (text-only content as a plain string),
+    serialised in each form it can travel in (see ``Turn``)."""
+    parts: list[dict[str, Any]] = []
+    url: str | None = None
+    for part in message["content"]:
+        if part["type"] == "image":
+            url = data_url(part["image"], options)  # JPEG-encoded once
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        else:
+            parts.append({"type": "text", "text": part["text"]})
+    if url is None:
+        text = "\n".join(p["text"] for p in parts)
+        return Turn(dump({"role": message["role"], "content": text}))
+    plain = dump({"role": message["role"], "content": parts})
+    if frame_id is None:
+        return Turn(plain)
+    image = next(p for p in parts if p["type"] == "image_url")
+    image["uuid"] = frame_id
+    full = dump({"role": message["role"], "content": parts})
+    image["image_url"] = None
+    ref = dump({"role": message["role"], "content": parts})
+    return Turn(plain, full, ref)
+
+
+def data_url(image: Image.Image, options: ImageOptions) -> str:
+    w, h = image.size
+    if w * h > options.image_max_pixels:
+        scale = math.sqrt(options.image_max_pixels / (w * h))
+        image = image.resize(
+            (max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC
+        )
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=options.jpeg_quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
