@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -185,6 +185,20 @@ def vllm() -> Iterator[FakeVLLM]:
     server.close()
 
 
+@pytest.fixture
+def make_vllm() -> Iterator[Callable[..., FakeVLLM]]:
+    """FakeVLLM with other settings, closed after the test."""
+    servers: list[FakeVLLM] = []
+
+    def make(**settings: Any) -> FakeVLLM:
+        servers.append(FakeVLLM(**settings))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
 def runtime(server: FakeVLLM, **options: Any) -> OpenAIRuntime:
     options.setdefault("backoff_s", 0.0)
     options.setdefault("timeout_s", 2.0)
@@ -302,46 +316,42 @@ def test_each_frame_travels_once_then_by_uuid(vllm: FakeVLLM) -> None:
     rt.close()
 
 
-def test_a_frame_the_server_dropped_is_sent_again() -> None:
-    server = FakeVLLM()
-    try:
-        rt = runtime(server, stream=False)
-        session = rt.open_session(INSTRUCTION)
-        session.step(tick(1.0))
-        session.step(tick(2.0))
-        server.held.clear()  # evicted from its cache
-        assert session.step(tick(3.0)).kind is ActionKind.SILENCE
-        rejected, resent = server.bodies()[2:4]
-        assert _image_parts(rejected)[0]["image_url"] is None
-        assert all(p["image_url"] is not None and p["uuid"] for p in _image_parts(resent))
-        session.step(tick(4.0))  # and references again afterwards
-        assert len(server.requests) == 5
-        assert [p["image_url"] is None for p in _image_parts(server.bodies()[4])] == [
-            True,
-            True,
-            True,
-            False,
-        ]
-        rt.close()
-    finally:
-        server.close()
+def test_a_frame_the_server_dropped_is_sent_again(make_vllm: Callable[..., FakeVLLM]) -> None:
+    server = make_vllm()
+    rt = runtime(server, stream=False)
+    session = rt.open_session(INSTRUCTION)
+    session.step(tick(1.0))
+    session.step(tick(2.0))
+    server.held.clear()  # evicted from its cache
+    assert session.step(tick(3.0)).kind is ActionKind.SILENCE
+    rejected, resent = server.bodies()[2:4]
+    assert _image_parts(rejected)[0]["image_url"] is None
+    assert all(p["image_url"] is not None and p["uuid"] for p in _image_parts(resent))
+    session.step(tick(4.0))  # and references again afterwards
+    assert len(server.requests) == 5
+    assert [p["image_url"] is None for p in _image_parts(server.bodies()[4])] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    rt.close()
 
 
-def test_a_server_without_media_uuids_gets_plain_frames() -> None:
-    server = FakeVLLM(uuids="refuse")
-    try:
-        rt = runtime(server, stream=False)
-        session = rt.open_session(INSTRUCTION)
-        for s in (1.0, 2.0, 3.0):
-            assert session.step(tick(s)).kind is ActionKind.SILENCE
-        # One rejected request, then every frame as a data URL, every tick.
-        assert len(server.requests) == 4
-        assert "uuid" in server.requests[0].decode()
-        for body in server.bodies()[1:]:
-            assert all("uuid" not in p and p["image_url"]["url"] for p in _image_parts(body))
-        rt.close()
-    finally:
-        server.close()
+def test_a_server_without_media_uuids_gets_plain_frames(
+    make_vllm: Callable[..., FakeVLLM],
+) -> None:
+    server = make_vllm(uuids="refuse")
+    rt = runtime(server, stream=False)
+    session = rt.open_session(INSTRUCTION)
+    for s in (1.0, 2.0, 3.0):
+        assert session.step(tick(s)).kind is ActionKind.SILENCE
+    # One rejected request, then every frame as a data URL, every tick.
+    assert len(server.requests) == 4
+    assert "uuid" in server.requests[0].decode()
+    for body in server.bodies()[1:]:
+        assert all("uuid" not in p and p["image_url"]["url"] for p in _image_parts(body))
+    rt.close()
 
 
 # ---------------------------------------------------------------------- actions
@@ -493,43 +503,41 @@ def test_a_rejected_request_is_recoverable_and_not_retried(vllm: FakeVLLM) -> No
 
 
 @pytest.mark.parametrize("miss_status", [400, 500])
-def test_a_server_that_keeps_no_frames_gets_plain_frames(miss_status: int) -> None:
+def test_a_server_that_keeps_no_frames_gets_plain_frames(
+    make_vllm: Callable[..., FakeVLLM], miss_status: int
+) -> None:
     """It takes the uuid field but not a bare uuid: learnt on the first reference."""
-    server = FakeVLLM(uuids="ignore", miss_status=miss_status)
-    try:
-        rt = runtime(server, stream=False)
-        session = rt.open_session(INSTRUCTION)
-        for s in (1.0, 2.0, 3.0, 4.0, 5.0):
-            assert session.step(tick(s)).kind is ActionKind.SILENCE
-        assert rt.frame_refs is False
-        failed = 2 if miss_status >= 500 else 1  # a 5xx is retried once first
-        assert len(server.requests) == 5 + failed
-        for body in server.bodies()[1 + failed + 1 :]:
-            assert all("uuid" not in p for p in _image_parts(body))
-        rt.close()
-    finally:
-        server.close()
+    server = make_vllm(uuids="ignore", miss_status=miss_status)
+    rt = runtime(server, stream=False)
+    session = rt.open_session(INSTRUCTION)
+    for s in (1.0, 2.0, 3.0, 4.0, 5.0):
+        assert session.step(tick(s)).kind is ActionKind.SILENCE
+    assert rt.frame_refs is False
+    failed = 2 if miss_status >= 500 else 1  # a 5xx is retried once first
+    assert len(server.requests) == 5 + failed
+    for body in server.bodies()[1 + failed + 1 :]:
+        assert all("uuid" not in p for p in _image_parts(body))
+    rt.close()
 
 
-def test_a_server_that_keeps_dropping_frames_gets_plain_frames() -> None:
-    server = FakeVLLM()
-    try:
-        rt = runtime(server, stream=False)
-        session = rt.open_session(INSTRUCTION)
-        session.step(tick(1.0))
-        session.step(tick(2.0))
-        assert rt.frame_refs is True
-        for s in (3.0, 4.0, 5.0):
-            server.held.clear()
-            session.step(tick(s))
-        assert rt.frame_refs is False  # three drops in a row
-        count = len(server.requests)
-        session.step(tick(6.0))
-        assert len(server.requests) == count + 1
-        assert all("uuid" not in p for p in _image_parts(server.bodies()[-1]))
-        rt.close()
-    finally:
-        server.close()
+def test_a_server_that_keeps_dropping_frames_gets_plain_frames(
+    make_vllm: Callable[..., FakeVLLM],
+) -> None:
+    server = make_vllm()
+    rt = runtime(server, stream=False)
+    session = rt.open_session(INSTRUCTION)
+    session.step(tick(1.0))
+    session.step(tick(2.0))
+    assert rt.frame_refs is True
+    for s in (3.0, 4.0, 5.0):
+        server.held.clear()
+        session.step(tick(s))
+    assert rt.frame_refs is False  # three drops in a row
+    count = len(server.requests)
+    session.step(tick(6.0))
+    assert len(server.requests) == count + 1
+    assert all("uuid" not in p for p in _image_parts(server.bodies()[-1]))
+    rt.close()
 
 
 def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -> None:
