@@ -540,6 +540,25 @@ def test_a_server_that_keeps_dropping_frames_gets_plain_frames(
     rt.close()
 
 
+def test_a_server_that_is_down_is_not_asked_again_with_the_frames(
+    make_vllm: Callable[..., FakeVLLM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_vllm()
+    rt = runtime(server, stream=False, retries=0)
+    session = rt.open_session(INSTRUCTION)
+    session.step(tick(1.0))
+    session.step(tick(2.0))
+    server.close()
+    calls: list[bool] = []
+    real = rt.complete
+    monkeypatch.setattr(rt, "complete", lambda *a: calls.append(True) or real(*a))
+    with pytest.raises(Recoverable) as info:
+        session.step(tick(3.0))
+    assert info.value.code == "model.unavailable" and len(calls) == 1
+    assert rt.frame_refs is True  # nothing learnt about frames from a server that is down
+    rt.close()
+
+
 def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -> None:
     vllm.replies.extend([Reply(status=400), Reply(status=400)])
     rt = runtime(vllm, retries=3)

@@ -250,7 +250,12 @@ class OpenAIRuntime(InteractionRuntime):
         try:
             reader = self.complete(self._body(turns, form, **body), new_reader)
         except Recoverable as e:
-            if not fallback or e.code not in ("model.rejected", "model.unavailable"):
+            # Only an answer can be about the frames; a server that is down is not.
+            cause = e.__cause__
+            answered = e.code == "model.rejected" or (
+                isinstance(cause, Retryable) and cause.status is not None
+            )
+            if not fallback or not answered:
                 raise
             if refs:  # vLLM answers 4xx, or 5xx, for a uuid it does not hold
                 form = "full" if self.frame_refs else "plain"

@@ -83,7 +83,12 @@ class Delta:
 
 
 class Retryable(Exception):
-    pass
+    """Worth another try: the server's answer ``status`` (5xx, 408, 429), or None when
+    it did not answer (connection refused, timeout, a stream cut)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def sse_deltas(resp: httpx.Response) -> Iterator[Delta]:
@@ -113,7 +118,7 @@ def message_delta(payload: dict[str, Any]) -> Delta:
 def raise_for_status(resp: httpx.Response) -> None:
     detail = resp.text[:300].strip()
     if resp.status_code >= 500 or resp.status_code in (408, 429):
-        raise Retryable(f"HTTP {resp.status_code}: {detail}")
+        raise Retryable(f"HTTP {resp.status_code}: {detail}", resp.status_code)
     raise Recoverable(
         "model.rejected",
         f"the model server rejected the request (HTTP {resp.status_code}: {detail})",
