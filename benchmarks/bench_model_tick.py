@@ -243,7 +243,8 @@ def main() -> None:
             times.append(late[-1])
         last = first_paired + pairs - 1
         # Every measured tick in the first chunk: a rollover would put cheap ticks in it.
-        assert session._chunk.ticks == last and not session._chunk.closed
+        if session._chunk.ticks != last or session._chunk.closed:
+            raise SystemExit("the chunk rolled over inside the measured window")
         t5, t_end = statistics.median(early), statistics.median(late)
         print(
             f"tokens per silent tick: {statistics.median(new_tokens):.0f}; "

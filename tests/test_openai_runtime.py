@@ -559,6 +559,34 @@ def test_a_server_that_is_down_is_not_asked_again_with_the_frames(
     rt.close()
 
 
+def test_a_busy_server_teaches_nothing_about_frames(vllm: FakeVLLM) -> None:
+    rt = runtime(vllm, stream=False, retries=0)
+    session = rt.open_session(INSTRUCTION)
+    session.step(tick(1.0))
+    vllm.replies.append(Reply(status=503))  # a proxy in front of a busy or restarting vLLM
+    with pytest.raises(Recoverable) as info:
+        session.step(tick(2.0))
+    assert info.value.code == "model.unavailable" and len(vllm.requests) == 2
+    assert rt.frame_refs is None
+    session.step(tick(3.0))
+    assert rt.frame_refs is True
+    rt.close()
+
+
+def test_a_continuation_naming_a_frame_the_server_never_kept_is_resent(
+    make_vllm: Callable[..., FakeVLLM],
+) -> None:
+    server = make_vllm(uuids="ignore")
+    top = {"</silence>": -0.4, "</response>": -1.2}
+    server.replies.extend([Reply("</silence>", top=top), Reply(" Bench at 2 o'clock.")])
+    rt = runtime(server, stream=False, speak_margin=-1.0)
+    action = rt.open_session(INSTRUCTION).step(tick(1.0))
+    assert action.kind is ActionKind.RESPONSE and action.text == "Bench at 2 o'clock."
+    assert rt.frame_refs is False
+    assert len(server.requests) == 3  # decision, continuation by uuid (refused), resent
+    rt.close()
+
+
 def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -> None:
     vllm.replies.extend([Reply(status=400), Reply(status=400)])
     rt = runtime(vllm, retries=3)

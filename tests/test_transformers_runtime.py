@@ -207,7 +207,10 @@ def test_weight_estimate_follows_the_checkpoint(tiny_dir: Path, tmp_path: Path) 
     eight_b = tiny_config(TinyShape.eight_b())
     assert 17.4e9 < loading.estimate_weight_bytes(eight_b, torch.bfloat16, None) < 17.7e9
     eight_b.quantization_config = packed.quantization_config
-    assert 7.0e9 < loading.estimate_weight_bytes(eight_b, torch.bfloat16, None) < 8.0e9
+    int4 = loading.estimate_weight_bytes(eight_b, torch.bfloat16, None)
+    assert 7.0e9 < int4 < 8.0e9
+    eight_b.quantization_config = {"quant_method": "gptq", "bits": 4, "group_size": -1}
+    assert 0.9 * int4 < loading.estimate_weight_bytes(eight_b, torch.bfloat16, None) < int4
 
 
 # -- the tick protocol ----------------------------------------------------------

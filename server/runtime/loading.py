@@ -155,6 +155,7 @@ def _checkpoint_scheme(config: Any) -> tuple[int, int]:
         weights = scheme.get("weights") or {}
         bits, group = weights.get("num_bits", bits), weights.get("group_size", group)
         break
+    # A group size of -1 or 0 means one scale per output channel: none per group.
     return (bits if isinstance(bits, int) else 4), (group if isinstance(group, int) else 128)
 
 
@@ -171,12 +172,12 @@ def _safetensors_bytes(source: str) -> int | None:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         try:
-            shards = set(json.loads(index.read_text())["weight_map"].values())
-        except (OSError, ValueError, KeyError, AttributeError):
-            return None
-        if not all((folder / shard).is_file() for shard in shards):
+            files = [folder / s for s in set(json.loads(index.read_text())["weight_map"].values())]
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            return None  # not an index we can read: estimate instead
+        if not all(f.is_file() for f in files):
             return None  # an interrupted download: its size says nothing yet
-        return sum((folder / shard).stat().st_size for shard in shards)
+        return sum(f.stat().st_size for f in files)
     single = folder / "model.safetensors"
     return single.stat().st_size if single.is_file() else None
 
@@ -213,7 +214,7 @@ def estimate_weight_bytes(
         for name, m in skeleton.named_modules()
         if isinstance(m, torch.nn.Linear) and ".layers." in name and "visual" not in name
     )
-    per_packed = bits / 8 + per_param / group  # the weights and one scale per group
+    per_packed = bits / 8 + (per_param / group if group > 0 else 0.0)  # + a scale per group
     return int((params - packed) * per_param + packed * per_packed)
 
 

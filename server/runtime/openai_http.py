@@ -233,29 +233,25 @@ class OpenAIRuntime(InteractionRuntime):
         return Request((self._head + ",".join(turns) + tail).encode(), stream)
 
     def send_turns(
-        self,
-        turns: list[Turn],
-        new_reader: Callable[[], _ReplyReader],
-        *,
-        fallback: bool = True,
-        **body: Any,
+        self, turns: list[Turn], new_reader: Callable[[], _ReplyReader], **body: Any
     ) -> _ReplyReader:
         """One chat completion over ``turns``, frames named by uuid where the server
         already holds them. When a request naming frames fails and the same request
         with their data goes through, the server lost them or never kept them: see
-        ``_lost_frames``. ``fallback=False`` (a reply continuation): no second try."""
+        ``_lost_frames``."""
         framed = [t for t in turns if t.full is not None]
         form = "plain" if self.frame_refs is False or not framed else "refs"
         refs = form == "refs" and any(t.held and t.ref is not None for t in framed)
         try:
             reader = self.complete(self._body(turns, form, **body), new_reader)
         except Recoverable as e:
-            # Only an answer can be about the frames; a server that is down is not.
+            # Only a refusal (4xx) or vLLM's 500 for a missing item can be about the
+            # frames; a server that is down, busy or behind a failing proxy is not.
             cause = e.__cause__
-            answered = e.code == "model.rejected" or (
-                isinstance(cause, Retryable) and cause.status is not None
+            refused = e.code == "model.rejected" or (
+                isinstance(cause, Retryable) and cause.status == 500
             )
-            if not fallback or not answered:
+            if not refused:
                 raise
             if refs:  # vLLM answers 4xx, or 5xx, for a uuid it does not hold
                 form = "full" if self.frame_refs else "plain"
@@ -412,7 +408,6 @@ class _OpenAISession(ModelSession):
             reader = rt.send_turns(
                 [*self.turns, user, start],
                 lambda: _ReplyReader(margin, on_clause, prefix=RESPONSE),
-                fallback=False,  # a server without continuations refuses it whatever it carries
                 continuation=True,
             )
         except Recoverable as e:
