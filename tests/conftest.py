@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -10,6 +12,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 
+from tests.fake_vllm import FakeVLLM
 from tests.harness import piper_tts
 
 
@@ -18,3 +21,24 @@ def tts():
     backend = piper_tts()
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def vllm() -> Iterator[FakeVLLM]:
+    server = FakeVLLM()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def make_vllm() -> Iterator[Callable[..., FakeVLLM]]:
+    """FakeVLLM with other settings, closed after the test."""
+    servers: list[FakeVLLM] = []
+
+    def make(**settings: Any) -> FakeVLLM:
+        servers.append(FakeVLLM(**settings))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()

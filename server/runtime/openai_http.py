@@ -20,9 +20,9 @@ Protocol facts this backend relies on:
   every frame every tick, from then on. A server that did keep them and later
   drops some (evicted from its cache, restarted) gets the tick resent with every
   frame's data; three such ticks in a row and it is treated as one that does not.
-  ``frame_refs = false`` asks for plain data URLs from the start. The bytes of a turn change
-  once, when its frame turns into a reference; vLLM keys the frame's tokens by its
-  uuid either way, so its prefix cache still hits.
+  ``frame_refs = false`` asks for plain data URLs from the start. The bytes of a
+  turn change once, when its frame turns into a reference; vLLM keys the frame's
+  tokens by its uuid either way, so its prefix cache still hits.
 - **The decision is deterministic.** Requests ask for the first tokens' log-probs;
   at the first token where ``</response>`` and ``</silence>`` differ (one token
   each or several) the two are compared with ``speak_margin``. When the server
@@ -260,7 +260,7 @@ class OpenAIRuntime(InteractionRuntime):
             else:
                 raise
             reader = self.complete(self._body(turns, form, **body), new_reader)
-            self._lost_frames(form)
+            self._lost_frames()
         else:
             if refs:
                 self.frame_refs = True
@@ -270,9 +270,9 @@ class OpenAIRuntime(InteractionRuntime):
                 t.held = True
         return reader
 
-    def _lost_frames(self, resent: str) -> None:
+    def _lost_frames(self) -> None:
         """Frames named by uuid failed where their data went through."""
-        if self.frame_refs is None or resent == "plain":
+        if self.frame_refs is None:  # never confirmed: the server does not keep them
             self.frame_refs = False
             log.warning(
                 "the model server does not keep frames by uuid: every frame is resent every "
