@@ -34,14 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from PIL import Image
 
-from server.runtime import attention
 from server.runtime.base import Frame, TickInput
-from server.runtime.loading import LoadedModel, resolve_dtype
-from server.runtime.transformers_runtime import (
+from server.runtime.transformers import (
     TransformersOptions,
     TransformersRuntime,
     TransformersSession,
+    attention,
 )
+from server.runtime.transformers.loading import LoadedModel, image_only_processor, resolve_dtype
 from tests.tiny_qwen import (
     TinyShape,
     build_tiny_qwen,
@@ -119,8 +119,6 @@ def build_runtime(args: argparse.Namespace, work: Path) -> TransformersRuntime:
     try:
         processor = AutoProcessor.from_pretrained(folder)
     except ImportError:
-        from server.runtime.loading import image_only_processor
-
         processor = image_only_processor(str(folder))
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -220,7 +218,7 @@ def main() -> None:
         new_tokens: list[int] = []
         for t in range(1, first_paired):
             times.append(timed_step(session, tick(t, images[t % len(images)]), device))
-            new_tokens.append(session.stats.new_tokens)
+            new_tokens.append(session.debug_state().last_step.new_tokens)
         # 2. The budget ratio, interleaved: each long-session tick around tick N is
         # paired with tick 5 of a fresh short session run just before it, so a busy
         # spell on this shared machine slows both sides of the ratio, not one.
@@ -243,12 +241,13 @@ def main() -> None:
             times.append(late[-1])
         last = first_paired + pairs - 1
         # Every measured tick in the first chunk: a rollover would put cheap ticks in it.
-        if session._chunk.ticks != last or session._chunk.closed:
+        state = session.debug_state()
+        if state.conversation.chunk_ticks != last or state.conversation.rollover_due:
             raise SystemExit("the chunk rolled over inside the measured window")
         t5, t_end = statistics.median(early), statistics.median(late)
         print(
             f"tokens per silent tick: {statistics.median(new_tokens):.0f}; "
-            f"cached at tick {last}: {session.cached_tokens} of {session.capacity}"
+            f"cached at tick {last}: {state.cached_tokens} of {state.capacity}"
         )
         print(
             f"one session, ticks in order: tick 5 {statistics.median(times[2:7]):.1f} ms, "
@@ -271,15 +270,15 @@ def main() -> None:
 
         if not args.no_recompute:
             processor = runtime.loaded.processor
-            processor.image_processor.size = dict(runtime.forward._image_kwargs["size"])
-            messages = session.messages()[:-1]
+            processor.image_processor.size = dict(runtime.forward.image_size)
+            messages = list(state.messages[:-1])
             sync(device)
             started = time.perf_counter()
             reference_logits(
                 runtime.loaded.model,
                 processor,
                 messages,
-                session.decision_prefix_ids,
+                list(state.decision_prefix_ids),
                 runtime.forward.lock,
             )
             sync(device)
@@ -296,19 +295,24 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats(device)
         session.options = dataclasses.replace(session.options, speak_margin=-1e9)
         firsts = []
+        stages: dict[str, list[float]] = {}
         for t in range(last + 1, last + 4):
-            timed_step(session, tick(t, images[t % len(images)]), device)
-            if session.stats.first_token_ms is not None:
-                firsts.append(session.stats.first_token_ms)
+            action = session.step(tick(t, images[t % len(images)]))
+            for name, ms in action.stages:
+                stages.setdefault(name, []).append(ms)
+            first_token_ms = session.debug_state().last_step.first_token_ms
+            if first_token_ms is not None:
+                firsts.append(first_token_ms)
         print(
             f"time to first reply token: p50 {statistics.median(firsts):.1f} ms "
-            f"({args.reply_tokens} tokens max per reply)"
+            f"({args.reply_tokens} tokens max per reply); stages of a reply tick: "
+            + ", ".join(f"{k} {statistics.median(v):.1f} ms" for k, v in stages.items())
         )
         if device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(device) / 2**30
             print(
                 f"peak GPU memory at chunk end: {peak:.2f} GiB "
-                f"(KV {session._cache.nbytes() / 2**30:.2f} GiB preallocated)"
+                f"(KV {session.debug_state().kv_bytes / 2**30:.2f} GiB preallocated)"
             )
         session.close()
         runtime.close()

@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from server.runtime.base import Frame, TickInput
-from server.runtime.openai_http import OpenAIRuntime, OpenAIRuntimeOptions
+from server.runtime.openai import OpenAIRuntime, OpenAIRuntimeOptions
 
 MODEL = "jdopensource/JoyAI-VL-Interaction"
 INSTRUCTION = "Warn me about obstacles."
@@ -48,6 +48,7 @@ class FakeVLLM:
         self.held: set[str] = set()  # frames kept by uuid
         self.replies: deque[Reply] = deque()
         self.requests: list[bytes] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, lower-case names
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,6 +65,7 @@ class FakeVLLM:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["content-length"]))
                 fake.requests.append(raw)
+                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 req = json.loads(raw)
                 problem = fake.frames_problem(req)
                 if problem:

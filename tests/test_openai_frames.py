@@ -9,6 +9,7 @@ import pytest
 
 from server.errors import Recoverable
 from server.runtime.base import ActionKind
+from server.runtime.openai import ModelRejected, ModelUnavailable
 from tests.fake_vllm import INSTRUCTION, FakeVLLM, Reply, image_parts, runtime, tick
 
 
@@ -117,11 +118,11 @@ def test_a_server_that_is_down_is_not_asked_again_with_the_frames(
     session.step(tick(2.0))
     server.close()
     calls: list[bool] = []
-    real = rt.complete
-    monkeypatch.setattr(rt, "complete", lambda *a: calls.append(True) or real(*a))
+    real = rt.client.complete
+    monkeypatch.setattr(rt.client, "complete", lambda *a: calls.append(True) or real(*a))
     with pytest.raises(Recoverable) as info:
         session.step(tick(3.0))
-    assert info.value.code == "model.unavailable" and len(calls) == 1
+    assert isinstance(info.value, ModelUnavailable) and len(calls) == 1
     assert rt.frame_refs is True  # nothing learnt about frames from a server that is down
     rt.close()
 
@@ -133,7 +134,8 @@ def test_a_busy_server_teaches_nothing_about_frames(vllm: FakeVLLM) -> None:
     vllm.replies.append(Reply(status=503))  # a proxy in front of a busy or restarting vLLM
     with pytest.raises(Recoverable) as info:
         session.step(tick(2.0))
-    assert info.value.code == "model.unavailable" and len(vllm.requests) == 2
+    assert isinstance(info.value, ModelUnavailable) and info.value.status == 503
+    assert len(vllm.requests) == 2
     assert rt.frame_refs is None
     session.step(tick(3.0))
     assert rt.frame_refs is True
@@ -159,7 +161,7 @@ def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -
     rt = runtime(vllm, retries=3)
     with pytest.raises(Recoverable) as info:
         rt.open_session(INSTRUCTION).step(tick(1.0))
-    assert info.value.code == "model.rejected"
+    assert isinstance(info.value, ModelRejected)
     first, second = vllm.bodies()
     assert "uuid" in image_parts(first)[0] and "uuid" not in image_parts(second)[0]
     assert rt.frame_refs is None  # nothing learnt: the next request tries uuids again

@@ -13,14 +13,18 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from server.codes import Code
+from server.config import load_settings
 from server.errors import ModelLoadError, Recoverable
 from server.runtime.base import ActionKind, TickInput
-from server.runtime.openai_http import (
+from server.runtime.markers import marker_decision
+from server.runtime.openai import (
+    ModelRejected,
+    ModelUnavailable,
     OpenAIRuntime,
     OpenAIRuntimeOptions,
-    marker_decision,
 )
-from server.runtime.prompt import QA_HISTORY, QUERY_HEADER, SYSTEM_PROMPT
+from server.runtime.prompt import NO_FRAME, QA_HISTORY, QUERY_HEADER, SYSTEM_PROMPT
 from tests.fake_vllm import (
     INSTRUCTION,
     MODEL,
@@ -68,7 +72,7 @@ def test_later_ticks_carry_only_new_queries_and_text_only_turns(vllm: FakeVLLM) 
     second, third = vllm.bodies()[1:]
     assert second["messages"][-1] == {
         "role": "user",
-        "content": "Location: 52.1, 4.3\n<2.0 seconds>",
+        "content": f"Location: 52.1, 4.3\n<2.0 seconds> {NO_FRAME}",
     }
     assert third["messages"][-1]["content"][0]["text"] == (
         f"{QUERY_HEADER}\nwhat is that?\n<3.0 seconds>"
@@ -220,7 +224,8 @@ def test_an_unavailable_server_is_recoverable_and_the_tick_stays_silent(vllm: Fa
     session = rt.open_session(INSTRUCTION)
     with pytest.raises(Recoverable) as info:
         session.step(tick(1.0))
-    assert info.value.code == "model.unavailable"
+    assert isinstance(info.value, ModelUnavailable) and info.value.status == 500
+    assert info.value.code is Code.MODEL_UNAVAILABLE
     assert info.value.component == "model" and info.value.retryable
     assert session.step(tick(2.0)).text == "Back."
     messages = vllm.bodies()[-1]["messages"]
@@ -235,7 +240,7 @@ def test_a_server_that_went_away_is_recoverable(vllm: FakeVLLM) -> None:
     vllm.close()
     with pytest.raises(Recoverable) as info:
         session.step(tick(1.0))
-    assert info.value.code == "model.unavailable"
+    assert isinstance(info.value, ModelUnavailable) and info.value.status is None
     rt.close()
 
 
@@ -245,7 +250,8 @@ def test_a_rejected_request_is_recoverable_and_not_retried(vllm: FakeVLLM) -> No
     session = rt.open_session(INSTRUCTION)
     with pytest.raises(Recoverable) as info:
         session.step(tick(1.0))
-    assert info.value.code == "model.rejected" and len(vllm.requests) == 1
+    assert isinstance(info.value, ModelRejected) and info.value.status == 400
+    assert info.value.code is Code.MODEL_REJECTED and len(vllm.requests) == 1
     session.step(tick(2.0))  # too long a context, say: the next tick starts a new chunk
     assert [m["role"] for m in vllm.bodies()[-1]["messages"]] == ["system", "user"]
     rt.close()
@@ -369,8 +375,22 @@ def test_context_enters_the_next_turn_once(vllm: FakeVLLM) -> None:
     rt.close()
 
 
-def test_api_key_from_the_environment(vllm: FakeVLLM, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MURMUR_MODEL_API_KEY", "sk-test")
-    rt = runtime(vllm)
-    assert rt._client.headers["authorization"] == "Bearer sk-test"
+def test_api_key_comes_from_the_settings_environment(vllm: FakeVLLM) -> None:
+    """Only server/config.py reads the environment; the runtime takes its options."""
+    settings = load_settings(env={"MURMUR_MODEL_API_KEY": "sk-test"})
+    assert settings.model.api_key == "sk-test"
+    rt = runtime(vllm, api_key=settings.model.api_key)
+    rt.open_session(INSTRUCTION).step(tick(1.0))
+    assert vllm.headers[-1]["authorization"] == "Bearer sk-test"
+    rt.close()
+
+
+def test_stages_time_the_decision_and_the_reply(vllm: FakeVLLM) -> None:
+    vllm.replies.extend([Reply(), Reply("</response> Door on your left.")])
+    rt = runtime(vllm, stream=True)
+    session = rt.open_session(INSTRUCTION)
+    silent, spoken = session.step(tick(1.0)), session.step(tick(2.0))
+    assert [name for name, _ in silent.stages] == ["decide"]
+    assert [name for name, _ in spoken.stages] == ["decide", "reply"]
+    assert all(ms >= 0 for _, ms in spoken.stages)
     rt.close()

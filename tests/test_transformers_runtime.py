@@ -10,9 +10,11 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,16 +25,20 @@ import torch
 from PIL import Image
 
 from server.errors import ModelLoadError
-from server.runtime import attention, loading
 from server.runtime.base import ActionKind, Frame, TickInput
 from server.runtime.clauses import ClauseStream
 from server.runtime.memory import SessionMemory
-from server.runtime.qwen_forward import render_message
-from server.runtime.transformers_runtime import (
+from server.runtime.prompt import NO_FRAME
+from server.runtime.transformers import (
+    TransformersDebugState,
     TransformersOptions,
     TransformersRuntime,
     TransformersSession,
+    attention,
+    loading,
 )
+from server.runtime.transformers import session as kv_session
+from server.runtime.transformers.forward import render_message
 from tests.tiny_qwen import build_tiny_qwen, reference_logits
 
 pytestmark = pytest.mark.slow
@@ -76,16 +82,35 @@ def _tick(t: int, *, query: str | None = None, size: tuple[int, int] | None = No
     return TickInput(tick_s=float(t), frame=Frame(img, t, t * 1000, 0.0), user_query=query)
 
 
-def _script_reply(session: TransformersSession, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    """Make the next replies generate ``text`` (a random model says nothing useful)."""
-    ids = session._fwd.tokenize(text)
+def _script_reply(rt: TransformersRuntime, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """Make the next replies generate ``text`` (a random model says nothing useful).
 
-    def fake_generate(logits: object, max_new: int, on_text: object) -> list[int]:
+    Replaces the reply's decode loop only: chunk summaries keep the real one."""
+    ids = rt.forward.tokenize(text)
+
+    def fake_generate(logits: object, max_new: int, **kw: Any) -> list[int]:
         for n in range(1, len(ids) + 1):
-            on_text(session._fwd.decode(ids[:n]))  # type: ignore[operator]
+            if kw.get("on_token") is not None:
+                kw["on_token"](ids[:n])
         return ids
 
-    monkeypatch.setattr(session, "_generate", fake_generate)
+    monkeypatch.setattr(kv_session, "generate", fake_generate)
+
+
+def _state(session: TransformersSession) -> TransformersDebugState:
+    return session.debug_state()
+
+
+def _reference(rt: TransformersRuntime, session: TransformersSession) -> tuple[Any, list[int]]:
+    """The current tick recomputed from scratch: everything before its assistant turn."""
+    state = _state(session)
+    return reference_logits(
+        rt.loaded.model,
+        rt.loaded.processor,
+        list(state.messages[:-1]),
+        list(state.decision_prefix_ids),
+        rt.forward.lock,
+    )
 
 
 # -- loading ------------------------------------------------------------------
@@ -102,7 +127,7 @@ def test_renderer_matches_the_checkpoint_chat_template(runtime: TransformersRunt
     session = runtime.open_session("Read signs.", options=_opts(speak_margin=1e9))
     for t in range(3):
         session.step(_tick(t, query="what does it say?" if t == 1 else None))
-    messages = session.messages()
+    messages = list(_state(session).messages)
     rendered = "".join(render_message(m) for m in messages)
     template = runtime.loaded.processor.apply_chat_template(messages, tokenize=False)
     assert rendered == template
@@ -229,30 +254,31 @@ def test_incremental_ticks_match_full_recompute(
     session = runtime.open_session(
         "Warn me about obstacles.", options=_opts(chunk_ticks=9, speak_margin=1e9)
     )
-    _script_reply(session, monkeypatch, " Door on your left, two steps.")
-    model, processor = runtime.loaded.model, runtime.loaded.processor
-    processor.image_processor.size = dict(runtime.forward._image_kwargs["size"])
+    _script_reply(runtime, monkeypatch, " Door on your left, two steps.")
+    runtime.loaded.processor.image_processor.size = dict(runtime.forward.image_size)
     worst = 0.0
     for t in range(22):
         speak = t % 5 == 2
         session.options = dataclasses.replace(session.options, speak_margin=-1e9 if speak else 1e9)
         if t == 6:
             session.add_context("Bus 42 arrives in 3 minutes.")
-        action = session.step(_tick(t, query="is the road clear?" if t in (4, 12) else None))
+        if t == 8:
+            session.heard("Door on your left, two steps.", "Door on your left,")
+        # Ticks 10 and 15 had no new camera frame: a text-only turn.
+        no_frame = t in (10, 15)
+        tick = _tick(t, query="is the road clear?" if t in (4, 12) else None)
+        action = session.step(dataclasses.replace(tick, frame=None) if no_frame else tick)
         assert action.kind is (ActionKind.RESPONSE if speak else ActionKind.SILENCE)
-        # Everything before this tick's assistant turn, recomputed from scratch.
-        ref, ids = reference_logits(
-            model,
-            processor,
-            session.messages()[:-1],
-            session.decision_prefix_ids,
-            runtime.forward.lock,
-        )
-        assert session.token_ids()[: len(ids)] == ids, f"tick {t}: token ids differ"
-        assert session.last_logits is not None
-        worst = max(worst, float((ref - session.last_logits).abs().max()))
+        ref, ids = _reference(runtime, session)
+        state = _state(session)
+        assert list(state.token_ids[: len(ids)]) == ids, f"tick {t}: token ids differ"
+        assert state.decision_logits is not None
+        worst = max(worst, float((ref - state.decision_logits).abs().max()))
+        if no_frame:
+            assert state.messages[-2]["content"][0]["text"].endswith(f"seconds> {NO_FRAME}")
+            assert len(state.messages[-2]["content"]) == 1  # no image repeated
     assert worst <= 1e-4, worst
-    assert session.memory.qa_text()  # the rollovers carried Q&A history
+    assert _state(session).conversation.qa_history  # the rollovers carried Q&A history
     assert attention.folded_mask.cache_info().currsize == 0  # no mask outlives a forward
 
 
@@ -291,7 +317,8 @@ def test_half_precision_on_the_cpu_ticks(
     session = rt.open_session("Warn me about obstacles.")
     for t in range(3):
         session.step(_tick(t))
-    assert session.last_logits is not None and bool(session.last_logits.isfinite().all())
+    logits = _state(session).decision_logits
+    assert logits is not None and bool(logits.isfinite().all())
     session.close()
     rt.close()
 
@@ -314,20 +341,14 @@ def test_sequential_positions_would_not_match(
 
     monkeypatch.setattr(fwd, "rope_positions", sequential)
     session = runtime.open_session("Warn me about obstacles.", options=_opts(speak_margin=1e9))
-    processor = runtime.loaded.processor
-    processor.image_processor.size = dict(fwd._image_kwargs["size"])
+    runtime.loaded.processor.image_processor.size = dict(fwd.image_size)
     worst = 0.0
     for t in range(3):
         session.step(_tick(t))
-        ref, _ = reference_logits(
-            runtime.loaded.model,
-            processor,
-            session.messages()[:-1],
-            session.decision_prefix_ids,
-            runtime.forward.lock,
-        )
-        assert session.last_logits is not None
-        worst = max(worst, float((ref - session.last_logits).abs().max()))
+        ref, _ = _reference(runtime, session)
+        logits = _state(session).decision_logits
+        assert logits is not None
+        worst = max(worst, float((ref - logits).abs().max()))
     assert worst > 1e-3
 
 
@@ -337,7 +358,8 @@ def test_huge_margin_forces_silence(runtime: TransformersRuntime) -> None:
     for t in range(3):
         assert session.step(_tick(t), clauses.append).kind is ActionKind.SILENCE
     assert clauses == []
-    assert session._fwd.decode(session.token_ids()).count("</silence><|im_end|>") == 3
+    text = runtime.forward.decode(list(_state(session).token_ids))
+    assert text.count("</silence><|im_end|>") == 3
 
 
 def test_negative_margin_forces_a_streamed_response(
@@ -347,19 +369,20 @@ def test_negative_margin_forces_a_streamed_response(
     clauses: list[str] = []
     action = session.step(_tick(0), clauses.append)
     assert action.kind is ActionKind.RESPONSE and clauses  # the random model's own reply
-    _script_reply(session, monkeypatch, " Door on your left, two steps ahead. Careful!")
+    assert [name for name, _ in action.stages] == ["decide", "reply"]
+    _script_reply(runtime, monkeypatch, " Door on your left, two steps ahead. Careful!")
     clauses.clear()
     action = session.step(_tick(1), clauses.append)
     assert action.text == "Door on your left, two steps ahead. Careful!"
     assert clauses == ["Door on your left,", "two steps ahead.", "Careful!"]
-    assert session.stats.first_token_ms is not None
+    assert _state(session).last_step.first_token_ms is not None
 
 
 def test_delegation_is_detected_and_not_spoken(
     runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = runtime.open_session("Help me shop.", options=_opts(speak_margin=-1e9))
-    _script_reply(session, monkeypatch, " Let me check. </delegation> Which cereal has less sugar?")
+    _script_reply(runtime, monkeypatch, " Let me check. </delegation> Which cereal has less sugar?")
     clauses: list[str] = []
     action = session.step(_tick(0), clauses.append)
     assert action.kind is ActionKind.DELEGATE
@@ -372,30 +395,33 @@ def test_heard_trims_the_last_reply(
     runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = runtime.open_session("Guide me.", options=_opts(speak_margin=-1e9))
-    _script_reply(session, monkeypatch, " Door on your left. Two steps ahead.")
+    _script_reply(runtime, monkeypatch, " Door on your left. Two steps ahead.")
     action = session.step(_tick(0))
-    untrimmed = len(session.token_ids())
+    untrimmed = len(_state(session).token_ids)
     session.heard(action.text, "Door on your left.")
     session.options = dataclasses.replace(session.options, speak_margin=1e9)
     session.step(_tick(1))
-    text = session._fwd.decode(session.token_ids())
+    state = _state(session)
+    text = runtime.forward.decode(list(state.token_ids))
     assert "</response> Door on your left.<|im_end|>" in text
     assert "Two steps ahead" not in text
-    assert session.messages()[2]["content"][0]["text"] == "</response> Door on your left."
-    assert untrimmed - len(session._fwd.tokenize(" Two steps ahead.")) < len(session.token_ids())
+    assert state.messages[2]["content"][0]["text"] == "</response> Door on your left."
+    assert "heard only" not in state.messages[3]["content"][0]["text"]
+    assert untrimmed - len(runtime.forward.tokenize(" Two steps ahead.")) < len(state.token_ids)
+    assert "Assistant: Door on your left." in state.conversation.qa_history
 
 
 def test_heard_after_later_turns_becomes_a_context_line(
     runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session = runtime.open_session("Guide me.", options=_opts(speak_margin=-1e9))
-    _script_reply(session, monkeypatch, " Door on your left. Two steps ahead.")
+    _script_reply(runtime, monkeypatch, " Door on your left. Two steps ahead.")
     action = session.step(_tick(0))
     session.options = dataclasses.replace(session.options, speak_margin=1e9)
     session.step(_tick(1))
     session.heard(action.text, "Door on your left.")
     session.step(_tick(2))
-    last_user = session.messages()[-2]["content"][0]["text"]
+    last_user = _state(session).messages[-2]["content"][0]["text"]
     assert 'heard only "Door on your left."' in last_user
 
 
@@ -404,9 +430,9 @@ def test_add_context_enters_the_next_turn_and_history(runtime: TransformersRunti
     session.step(_tick(0))
     session.add_context("Bus 42 arrives in 3 minutes.")
     session.step(_tick(1))  # closes the chunk
-    assert "Bus 42 arrives in 3 minutes." in session.messages()[-2]["content"][0]["text"]
+    assert "Bus 42 arrives in 3 minutes." in _state(session).messages[-2]["content"][0]["text"]
     session.step(_tick(2))  # first turn of the next chunk
-    first = session.messages()[1]["content"][0]["text"]
+    first = _state(session).messages[1]["content"][0]["text"]
     assert "[Q&A History]" in first and "Bus 42" in first
     assert "Guide me." in first  # the standing instruction, restated
 
@@ -418,11 +444,17 @@ def test_background_summary_does_not_block_the_next_tick(runtime: TransformersRu
             speak_margin=1e9, chunk_ticks=2, background_summary=True, summary_max_new_tokens=64
         ),
     )
-    for t in range(7):
+    for t in range(6):
         session.step(_tick(t))
-    assert session._summary is not None or session._chunk.ticks < 2
+    state = _state(session)
+    assert state.conversation.rollover_due and state.conversation.chunk_ticks == 2
+    # The summary runs in the runtime's own summary executor, not in a private thread.
+    names = {th.name for th in threading.enumerate()}
+    assert any(n.startswith("model-summary") for n in names), names
+    session.step(_tick(6))  # the next tick cuts it short and starts the next chunk
+    assert _state(session).conversation.chunk_ticks == 1
     session.close()
-    assert session._summary is None
+    assert not _state(session).summary_running
 
 
 def test_memory_of_an_hour_stays_flat(
@@ -435,7 +467,7 @@ def test_memory_of_an_hour_stays_flat(
     options = dataclasses.replace(_opts(speak_margin=1e9), background_summary=True)
     assert options.chunk_ticks == 100
     session = runtime.open_session("Warn me about obstacles.", options=options)
-    _script_reply(session, monkeypatch, " Careful, step down ahead.")
+    _script_reply(runtime, monkeypatch, " Careful, step down ahead.")
     probes: dict[int, tuple[int, int, int]] = {}
     for t in range(3600):
         speak = t % 97 == 5
@@ -445,15 +477,17 @@ def test_memory_of_an_hour_stays_flat(
         q = "anything ahead?" if t % 17 == 0 else None
         session.step(_tick(t, query=q, size=(64, 64)))
         if t in (149, 3549):  # half-way through the second chunk and the last
-            probes[t] = (_rss(), session._cache.nbytes(), len(session.token_ids()))
+            state = _state(session)
+            probes[t] = (_rss(), state.kv_bytes, len(state.token_ids))
     rss_early, kv_early, ids_early = probes[149]
     rss_end, kv_end, ids_end = probes[3549]
     assert kv_end == kv_early
     assert ids_end <= ids_early + 64  # history text is capped, so a chunk's tokens are too
-    assert session.cached_tokens <= session.capacity
-    assert len(session.memory.video_text()) <= session.options.video_history_chars
-    assert len(session.memory.qa_text()) <= session.options.qa_history_chars
-    assert "Careful, step down ahead." in session.memory.qa_text()
+    state = _state(session)
+    assert state.cached_tokens <= state.capacity
+    assert len(state.conversation.video_history) <= session.options.video_history_chars
+    assert len(state.conversation.qa_history) <= session.options.qa_history_chars
+    assert "Careful, step down ahead." in state.conversation.qa_history
     assert rss_end - rss_early < 40 * 2**20, (rss_early, rss_end)
     session.close()
 
@@ -474,7 +508,23 @@ def test_clause_stream_holds_back_markers() -> None:
         text += piece
         out += stream.feed(text)
     out += stream.finish(text)
-    assert out == ["Stop,", "car at 2 o'clock.", "Wait"]
+    # "Wait" is the delegation note: never streamed as reply text.
+    assert out == ["Stop,", "car at 2 o'clock."]
+
+
+def test_clause_stream_never_streams_a_one_clause_delegation_note() -> None:
+    stream = ClauseStream()
+    text, out = "", []
+    for piece in ["Let me", " look.", " </dele", "gation> What is on the shelf?"]:
+        text += piece
+        out += stream.feed(text)
+    assert out + stream.finish(text) == []
+
+
+def test_clause_stream_flushes_the_last_clause_of_a_reply() -> None:
+    stream = ClauseStream()
+    assert stream.feed("Door on your left.") == []  # held: a delegation might follow
+    assert stream.finish("Door on your left.") == ["Door on your left."]
 
 
 def test_session_memory_compresses_and_stays_bounded() -> None:
@@ -498,3 +548,19 @@ def test_session_memory_compresses_and_stays_bounded() -> None:
     assert len(memory.qa_text()) <= 100
     memory.compress(None)  # without the model it still stays bounded
     assert len(memory.video_text()) <= 300
+
+
+def test_a_reply_that_parses_as_silence_shows_its_reply_time(
+    runtime: TransformersRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trace must see what a generated-then-silent tick cost (Action.stages)."""
+    session = runtime.open_session("Guide me.", options=_opts(speak_margin=1e9))
+    silent = session.step(_tick(0))
+    assert [name for name, _ in silent.stages] == ["decide"]
+    session.options = dataclasses.replace(session.options, speak_margin=-1e9)
+    _script_reply(runtime, monkeypatch, " </silence>")
+    action = session.step(_tick(1))
+    assert action.silent
+    assert [name for name, _ in action.stages] == ["decide", "reply"]
+    assert all(ms >= 0 for _, ms in action.stages)
+    session.close()

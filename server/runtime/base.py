@@ -2,28 +2,50 @@
 
 A runtime is loaded once per server process; each glasses session opens its own
 ``ModelSession`` holding that session's conversation (and, for in-process
-backends, its KV cache). ``ModelSession.step`` is blocking: the engine calls it in
-the runtime's own executor (``InteractionRuntime.executor``), never on the event
-loop, and the whole step — including any generator — completes in that thread.
+backends, its KV cache).
+
+Threads, the contract with the session and the engine:
+
+- ``ModelSession.step`` and ``ModelSession.close`` are blocking and run in the
+  runtime's own executor (``InteractionRuntime.executor``, one thread per model),
+  never on the event loop; the whole step, any generator included, completes there.
+- ``ModelSession.heard`` and ``ModelSession.add_context`` are safe to call from any
+  thread (the event loop calls them directly, with no executor), cheap and
+  non-blocking: they only put a typed entry in the conversation's inbox
+  (``conversation.py``), which the next ``step`` applies in the model thread.
+
+``step`` is a template (livekit's "the base owns the bookkeeping, the plugin
+implements ``_run``"): it drains the inbox and builds the tick's turn through the
+shared ``Conversation``, calls the backend's ``_run_turn``, and records the action
+(Q&A memory, chunk rollover). Backends implement only their turn.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from server.errors import Recoverable
+
+if TYPE_CHECKING:
+    from server.runtime.conversation import Conversation, Turn
+
 __all__ = [
+    "SILENCE",
     "Action",
     "ActionKind",
     "Frame",
     "InteractionRuntime",
     "ModelSession",
     "RuntimeCapabilities",
+    "Stopwatch",
     "TextSink",
     "TickInput",
 ]
@@ -45,6 +67,8 @@ class TickInput:
     """Everything the model sees at one tick."""
 
     tick_s: float  # real elapsed whole seconds since session start
+    # None when no new camera frame arrived since the last tick: the turn then says
+    # so in text instead of repeating an image (prompt.NO_FRAME).
     frame: Frame | None
     user_query: str | None = None
     # Text that enters this tick's turn before the time marker: delegation
@@ -64,6 +88,10 @@ class Action:
     text: str = ""  # what to say (the reply, or the delegation note)
     question: str = ""  # for DELEGATE: the question for the background solver
     raw: str = ""  # the model's output as generated, for the trace and tests
+    # Milliseconds measured inside the model thread, in order: ("decide", ms) for
+    # encoding the turn and scoring the markers, and ("reply", ms) when a reply was
+    # generated, even one that then parsed as silence.
+    stages: tuple[tuple[str, float], ...] = ()
 
     @property
     def silent(self) -> bool:
@@ -77,6 +105,22 @@ SILENCE = Action(ActionKind.SILENCE, raw="</silence>")
 TextSink = Callable[[str], None]
 
 
+class Stopwatch:
+    """Laps in milliseconds for ``Action.stages``."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.stages: list[tuple[str, float]] = []
+
+    def lap(self, stage: str, at: float | None = None) -> float:
+        """Close ``stage`` now, or at ``at`` (an earlier ``time.perf_counter()``)."""
+        now = time.perf_counter() if at is None else at
+        ms = (now - self._last) * 1000
+        self._last = now
+        self.stages.append((stage, ms))
+        return ms
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeCapabilities:
     name: str
@@ -86,23 +130,59 @@ class RuntimeCapabilities:
 
 
 class ModelSession(ABC):
-    """One session's conversation with the model."""
+    """One session's conversation with the model (threads: see the module docstring)."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+
+    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
+        """Run one tick and return the decided action (blocking, model thread)."""
+        self._before_turn()
+        turn = self.conversation.next_turn(tick)
+        try:
+            action = self._run_turn(turn, on_clause)
+        except Recoverable:
+            self.conversation.record(turn, SILENCE)  # a failed tick stays as a silent one
+            raise
+        self.conversation.record(turn, action)
+        return action
 
     @abstractmethod
-    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
-        """Run one tick and return the decided action (blocking)."""
+    def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
+        """Decide (and generate) this tick's action; set ``Action.stages``.
 
-    def heard(self, utterance_text: str, heard_text: str) -> None:  # noqa: B027
-        """Speech was cut: keep only ``heard_text`` of ``utterance_text`` in context."""
-
-    def add_context(self, text: str) -> None:  # noqa: B027
-        """``text`` (e.g. a background answer) enters the next turn and the Q&A history.
-
-        May be called from the event loop while a step runs in the model thread.
+        ``turn.first`` opens a new chunk; ``turn.revised`` replaces the last
+        assistant turn (what the user heard of it). A ``Recoverable`` raised here
+        leaves the tick in the conversation as a silent one.
         """
 
+    def _before_turn(self) -> None:  # noqa: B027
+        """Model thread, before the turn is built: settle background work on memory."""
+
+    def heard(self, utterance_text: str, heard_text: str) -> None:
+        """Speech was cut: keep only ``heard_text`` of ``utterance_text`` in context.
+
+        Any thread; applied at the start of the next ``step``.
+        """
+        self.conversation.heard(utterance_text, heard_text)
+
+    def add_context(self, text: str) -> None:
+        """``text`` (e.g. a background answer) enters the next turn and the Q&A history.
+
+        Any thread; applied at the start of the next ``step``.
+        """
+        self.conversation.add_context(text)
+
     def close(self) -> None:  # noqa: B027
-        """Release per-session resources (KV cache)."""
+        """Release per-session resources (KV cache). Model thread."""
+
+    def debug_state(self) -> object:
+        """A read-only snapshot (a frozen dataclass) for tests and benchmarks.
+
+        Here the conversation's ``ConversationState``; backends return their own
+        dataclass holding it as ``conversation``.
+        """
+        return self.conversation.state()
 
 
 class InteractionRuntime(ABC):

@@ -4,6 +4,11 @@ Only the spoken part of an answer is streamed: a ``<delegation>`` or
 ``</delegation>`` marker ends it (what follows is the question for the background
 solver), and text that might be the start of a marker is held back until it is
 known not to be one.
+
+A clause is handed out only once text follows it. The clause right before a
+delegation marker is the delegation *note* ("Let me look that up."), and it must
+reach speech as a note (a thinking cue, its own priority), not as an answer: so
+it is never streamed, and the caller speaks it from the parsed ``Action``.
 """
 
 from __future__ import annotations
@@ -36,13 +41,18 @@ class ClauseStream:
         if self._stopped:
             return []
         spoken, ended = _spoken_part(text, final=final)
-        out: list[str] = []
-        if final or ended:
+        if ended:  # a delegation: what is left is the note, spoken from the Action
+            self._stopped = True
+            return []
+        if final:
             self._stopped = True
             rest = spoken[self._emitted :]
             self._emitted = len(spoken)
             return [c for c in (_clean(rest),) if c]
+        out: list[str] = []
         for m in _BOUNDARY.finditer(spoken, self._emitted):
+            if not spoken[m.end() :].strip():
+                break  # nothing follows yet: it may be the note before a delegation
             clause = _clean(spoken[self._emitted : m.end()])
             self._emitted = m.end()
             if clause:

@@ -60,6 +60,26 @@ class SessionMemory:
         while self._qa_chars > self.qa_max_chars and len(self._qa) > 1:
             self._qa_chars -= len(self._qa.popleft()) + 1
 
+    def revise_last_qa(self, revise: Callable[[str], str | None]) -> bool:
+        """Rewrite the newest Q&A line ``revise`` answers for ("" deletes it).
+
+        ``revise`` returns None for a line it leaves alone; lines are tried newest
+        first and only the first answered one changes.
+        """
+        for i in range(len(self._qa) - 1, -1, -1):
+            old = self._qa[i]
+            new = revise(old)
+            if new is None:
+                continue
+            self._qa_chars -= len(old) + 1
+            if new:
+                self._qa[i] = new
+                self._qa_chars += len(new) + 1
+            else:
+                del self._qa[i]
+            return True
+        return False
+
     def add_summary(self, summary: str) -> None:
         summary = clip(summary, self.summary_max_chars, keep="start")
         if summary:

@@ -13,6 +13,7 @@ from typing import Any
 from server.runtime.base import Action, ActionKind, TickInput
 
 __all__ = [
+    "NO_FRAME",
     "QUERY_HEADER",
     "SYSTEM_PROMPT",
     "action_text",
@@ -26,6 +27,9 @@ __all__ = [
 QUERY_HEADER = "[User Query (IMPORTANT — follow this instruction)]"
 VIDEO_HISTORY = "[Video History]"
 QA_HISTORY = "[Q&A History]"
+# Said in place of the image when no new camera frame arrived since the last tick,
+# so the model never takes a repeated picture for a still world.
+NO_FRAME = "(no new camera frame)"
 
 SYSTEM_PROMPT = (
     "You are a real-time assistant watching a live first-person video stream from "
@@ -64,6 +68,7 @@ def history_text(video_history: str, qa_history: str) -> str:
 def user_message(tick: TickInput, *, query: str | None = None, preamble: str = "") -> Message:
     """One tick's user turn: [preamble] [query header + query] [context] time marker, image.
 
+    Without a frame the time marker is followed by ``NO_FRAME`` instead of an image.
     ``query`` overrides ``tick.user_query`` (a chunk's first turn restates the
     standing instruction).
     """
@@ -74,7 +79,8 @@ def user_message(tick: TickInput, *, query: str | None = None, preamble: str = "
     if query:
         text_parts.append(f"{QUERY_HEADER}\n{query}")
     text_parts.extend(tick.context)
-    text_parts.append(time_marker(tick.tick_s))
+    marker = time_marker(tick.tick_s)
+    text_parts.append(marker if tick.frame is not None else f"{marker} {NO_FRAME}")
     content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(text_parts)}]
     if tick.frame is not None:
         content.append({"type": "image", "image": tick.frame.image})

@@ -8,6 +8,10 @@ so a script can exercise every action the model can produce.
 Optional keys: ``"query"`` (the output fires at the first tick at or after
 ``at`` whose user query contains this text, instead of at ``at`` exactly) and
 ``"delay_ms"`` (simulate model time, for timing benchmarks).
+
+Sessions sit on the shared ``Conversation``: background answers and heard notes
+enter the next tick's context as they would for a real model, and each tick is
+recorded as the model would see it (frames dropped, to stay small).
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from server.runtime.base import (
     InteractionRuntime,
     ModelSession,
     RuntimeCapabilities,
+    Stopwatch,
     TextSink,
     TickInput,
 )
+from server.runtime.conversation import Conversation, Turn
 
-__all__ = ["ScriptLine", "ScriptedRuntime", "load_script"]
+__all__ = ["ScriptLine", "ScriptedRuntime", "ScriptedSession", "load_script"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,7 @@ class ScriptedRuntime(InteractionRuntime):
     def __init__(self, script: list[ScriptLine], *, name: str = "scripted") -> None:
         super().__init__(RuntimeCapabilities(name=name, incremental=True))
         self.script = script
-        self.sessions: list[_ScriptedSession] = []  # for tests: what each session saw
+        self.sessions: list[ScriptedSession] = []  # for tests: what each session saw
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedRuntime:
@@ -81,30 +87,30 @@ class ScriptedRuntime(InteractionRuntime):
         return cls(load_script(path), name=f"scripted:{path.name}")
 
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
-        session = _ScriptedSession(self.script, instruction)
+        session = ScriptedSession(self.script, instruction, language)
         self.sessions.append(session)
         if len(self.sessions) > 64:  # a long-running server forgets old ones
             del self.sessions[0]
         return session
 
 
-class _ScriptedSession(ModelSession):
-    def __init__(self, script: list[ScriptLine], instruction: str) -> None:
+class ScriptedSession(ModelSession):
+    def __init__(self, script: list[ScriptLine], instruction: str, language: str = "en") -> None:
+        super().__init__(Conversation(instruction, language=language))
         self._pending = list(script)
         self.instruction = instruction
-        # What the model "saw", for tests: the text of recent ticks (frames are
-        # dropped, so a scripted server left running for hours stays small).
+        # What the model "saw", for tests: the text of recent ticks, inbox lines
+        # included (frames are dropped, so a server left running for hours stays small).
         self.ticks: deque[TickInput] = deque(maxlen=600)
+        self.turns: deque[str] = deque(maxlen=600)  # each tick's rendered text
         self.heard_log: list[tuple[str, str]] = []
         self.notes: list[str] = []
-        self._context: list[str] = []
 
-    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
-        if self._context:
-            # Swap, not clear: add_context may append from the event loop meanwhile.
-            notes, self._context = self._context, []
-            tick = replace(tick, context=(*tick.context, *notes))
+    def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
+        watch = Stopwatch()
+        tick = turn.tick
         self.ticks.append(replace(tick, frame=None))
+        self.turns.append(turn.text)
         for i, line in enumerate(self._pending):
             if line.at > tick.tick_s:
                 break
@@ -114,14 +120,18 @@ class _ScriptedSession(ModelSession):
             if line.delay_ms:
                 time.sleep(line.delay_ms / 1000)
             action = parse_action(line.output)
+            watch.lap("decide")
             if on_clause is not None and action.text:
                 on_clause(action.text)
-            return action
-        return SILENCE
+            return replace(action, stages=tuple(watch.stages))
+        watch.lap("decide")
+        return replace(SILENCE, stages=tuple(watch.stages))
 
+    # Both may come from any thread: list.append is atomic, and the base only queues.
     def heard(self, utterance_text: str, heard_text: str) -> None:
         self.heard_log.append((utterance_text, heard_text))
+        super().heard(utterance_text, heard_text)
 
     def add_context(self, text: str) -> None:
         self.notes.append(text)
-        self._context.append(text)
+        super().add_context(text)

@@ -20,8 +20,12 @@ from typing import Any
 import torch
 from PIL import Image
 
-from server.runtime.attention import CACHED_ATTENTION, folded_mask, register_cached_attention
-from server.runtime.kv_cache import ChunkKVCache
+from server.runtime.transformers.attention import (
+    CACHED_ATTENTION,
+    folded_mask,
+    register_cached_attention,
+)
+from server.runtime.transformers.kv_cache import ChunkKVCache
 
 __all__ = ["ASSISTANT_PREFIX", "IM_END", "QwenForward", "Segment", "render_message"]
 
@@ -93,6 +97,7 @@ class QwenForward:
         if max_pixels is not None:
             size["longest_edge"] = max_pixels
         self._image_kwargs = {"size": size} if size else {}
+        self.image_size: dict[str, int] = dict(size)  # the frame bounds every session gets
         # transformers renamed past_key_values to cache (5.2x); accept either.
         forward_params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
@@ -211,7 +216,7 @@ class QwenForward:
         which on CPU cost more than the attention itself at 25k cached tokens.
         """
         if self._text_cfg._attn_implementation == CACHED_ATTENTION:
-            return None  # the layout is the mask (server/runtime/attention.py)
+            return None  # the layout is the mask (attention.py)
         if self.model.config._attn_implementation not in ("sdpa", "eager"):
             return torch.ones((1, cached + new), dtype=torch.long, device=self.device)
         mask = torch.zeros((1, 1, new, cached + new), dtype=self.kv_dtype, device=self.device)

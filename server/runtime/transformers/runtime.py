@@ -2,8 +2,9 @@
 
 ``TransformersRuntime.load`` loads the weights and processor once per process
 (``loading.py``); each glasses session gets a ``TransformersSession``
-(``kv_session.py``) holding its own preallocated KV cache (``kv_cache.py``), so a
-tick costs the new frame's tokens, not the whole context.
+(``session.py``) holding its own preallocated KV cache (``kv_cache.py``), so a
+tick costs the new frame's tokens, not the whole context. The runtime owns two
+executors: the model thread every step runs in, and one for chunk summaries.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from PIL import Image
 
 from server.runtime.base import Frame, InteractionRuntime, RuntimeCapabilities, TickInput
-from server.runtime.kv_session import StepStats, TransformersOptions, TransformersSession
-from server.runtime.loading import DEFAULT_MODEL, LoadedModel, load_model
-from server.runtime.qwen_forward import QwenForward
+from server.runtime.limits import DEFAULT_MODEL
+from server.runtime.transformers.forward import QwenForward
+from server.runtime.transformers.loading import LoadedModel, load_model
+from server.runtime.transformers.options import TransformersOptions
+from server.runtime.transformers.session import TransformersSession
+
+__all__ = ["TransformersRuntime"]
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +34,6 @@ _MAX_AUTO_CHUNK_TICKS = 100
 _MIN_AUTO_CHUNK_TICKS = 8
 # Activations of one tick (vision tower, a 300-token prefill) and allocator slack.
 _ACTIVATION_HEADROOM_BYTES = int(1.5 * 2**30)
-
-__all__ = [
-    "DEFAULT_MODEL",
-    "StepStats",
-    "TransformersOptions",
-    "TransformersRuntime",
-    "TransformersSession",
-]
 
 
 class TransformersRuntime(InteractionRuntime):
@@ -49,14 +46,19 @@ class TransformersRuntime(InteractionRuntime):
             )
         )
         self.loaded = loaded
-        self.options = options or TransformersOptions()
+        options = options or TransformersOptions()
         self.forward = QwenForward(
             loaded.model,
             loaded.processor,
             loaded.device,
-            min_pixels=self.options.min_pixels,
-            max_pixels=self.options.max_pixels,
+            min_pixels=options.min_pixels,
+            max_pixels=options.max_pixels,
         )
+        self.options = options
+        if not options.chunk_ticks:
+            self.options = dataclasses.replace(options, chunk_ticks=self.auto_chunk_ticks())
+        # Summaries of closed chunks run here, off the model thread (summaries.py).
+        self.summary_executor = ThreadPoolExecutor(1, thread_name_prefix="model-summary")
 
     @classmethod
     def load(
@@ -76,33 +78,6 @@ class TransformersRuntime(InteractionRuntime):
         """
         loaded = load_model(model, device=device, dtype=dtype, quantization=quantization)
         return cls(loaded, options)
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> TransformersRuntime:
-        """Build from ``server.config.ModelSettings`` (duck-typed: runtime sits below config).
-
-        ``chunk_ticks`` 0 sizes chunks for the memory left on the GPU after loading.
-        """
-        options = TransformersOptions(
-            speak_margin=settings.speak_margin,
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-        )
-        if settings.chunk_ticks:
-            options = dataclasses.replace(options, chunk_ticks=settings.chunk_ticks)
-        runtime = cls.load(
-            settings.model,
-            device=settings.device,
-            dtype=settings.dtype,
-            quantization=settings.quantization or None,
-            options=options,
-        )
-        if not settings.chunk_ticks:
-            runtime.options = dataclasses.replace(
-                runtime.options, chunk_ticks=runtime.auto_chunk_ticks()
-            )
-        return runtime
 
     def kv_bytes_per_token(self) -> int:
         f = self.forward
@@ -133,7 +108,13 @@ class TransformersRuntime(InteractionRuntime):
         self, instruction: str, *, language: str = "en", options: TransformersOptions | None = None
     ) -> TransformersSession:
         """``options`` overrides the runtime's for this session (frame size limits excepted)."""
-        return TransformersSession(self.forward, options or self.options, instruction, language)
+        return TransformersSession(
+            self.forward,
+            options or self.options,
+            instruction,
+            language,
+            summaries=self.summary_executor,
+        )
 
     def warm_up(self) -> None:
         session = self.open_session("Warm-up.")
@@ -145,5 +126,6 @@ class TransformersRuntime(InteractionRuntime):
 
     def close(self) -> None:
         super().close()
+        self.summary_executor.shutdown(wait=False, cancel_futures=True)
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from server.errors import ModelLoadError
+from server.runtime.limits import DEFAULT_MODEL
 
 __all__ = [
-    "DEFAULT_MODEL",
     "INT4_MODEL",
     "LoadedModel",
     "checkpoint_quantization",
@@ -33,7 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "jdopensource/JoyAI-VL-Interaction"
 # JD's official 4-bit build (compressed-tensors, W4A16): ~7.6 GB of weights.
 INT4_MODEL = "jdopensource/JoyAI-VL-Interaction-INT4"
 SUPPORTED_MODEL_TYPES = ("qwen3_vl",)

@@ -2,7 +2,7 @@
 
 Turns are serialised once (``Turn``) and requests assembled from their bytes, so a
 chunk's prefix stays byte-identical; replies arrive as server-sent events or one
-JSON body (``Delta``); statuses split into retried and rejected.
+JSON body (``Delta``).
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ from typing import Any, Protocol
 import httpx
 from PIL import Image
 
-from server.errors import Recoverable
+from server.runtime.openai.frame_refs import Form
 from server.runtime.prompt import Message
 
 __all__ = [
     "Delta",
     "ImageOptions",
     "Request",
-    "Retryable",
+    "StreamError",
     "Turn",
     "data_url",
     "dump",
     "message_delta",
-    "raise_for_status",
     "sse_deltas",
     "wire_turn",
 ]
@@ -60,10 +59,10 @@ class Turn:
     ref: str | None = None
     held: bool = False
 
-    def fragment(self, form: str) -> str:
-        if self.full is None or form == "plain":
+    def fragment(self, form: Form) -> str:
+        if self.full is None or form is Form.PLAIN:
             return self.plain
-        if form == "refs" and self.held and self.ref is not None:
+        if form is Form.REFS and self.held and self.ref is not None:
             return self.ref
         return self.full
 
@@ -82,13 +81,8 @@ class Delta:
     logprobs: list[dict[str, Any]] | None
 
 
-class Retryable(Exception):
-    """Worth another try: the server's answer ``status`` (5xx, 408, 429), or None when
-    it did not answer (connection refused, timeout, a stream cut)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+class StreamError(Exception):
+    """The server reported a failure in the middle of a streamed reply."""
 
 
 def sse_deltas(resp: httpx.Response) -> Iterator[Delta]:
@@ -100,7 +94,7 @@ def sse_deltas(resp: httpx.Response) -> Iterator[Delta]:
             return
         chunk = json.loads(data)
         if "error" in chunk:  # vLLM reports a failure mid-stream as an event
-            raise Retryable(f"stream error: {chunk['error']}")
+            raise StreamError(f"stream error: {chunk['error']}")
         for choice in chunk.get("choices") or ():
             logprobs = choice.get("logprobs") or {}
             yield Delta(
@@ -113,18 +107,6 @@ def message_delta(payload: dict[str, Any]) -> Delta:
     choice = payload["choices"][0]
     logprobs = choice.get("logprobs") or {}
     return Delta(text=choice["message"].get("content") or "", logprobs=logprobs.get("content"))
-
-
-def raise_for_status(resp: httpx.Response) -> None:
-    detail = resp.text[:300].strip()
-    if resp.status_code >= 500 or resp.status_code in (408, 429):
-        raise Retryable(f"HTTP {resp.status_code}: {detail}", resp.status_code)
-    raise Recoverable(
-        "model.rejected",
-        f"the model server rejected the request (HTTP {resp.status_code}: {detail})",
-        component="model",
-        retryable=False,
-    )
 
 
 def wire_turn(message: Message, options: ImageOptions, frame_id: str | None = None) -> Turn:
