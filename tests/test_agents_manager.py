@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,15 @@ from tests.agent_fixtures import (
     jpeg,
     read_when_written,
 )
-from tests.fakes import ScriptedAgent
+from tests.fakes import ScriptedAgent, Spawner
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawner]:
+    """The session's spawn; after the test no delegation task of it may still run."""
+    spawner = Spawner()
+    yield spawner
+    assert spawner.running == []
 
 
 async def _settle(s) -> None:
@@ -42,10 +51,10 @@ async def _result(s) -> list[DelegationResult]:
     return s.take_results()
 
 
-async def test_done_sequence_and_result_once():
+async def test_done_sequence_and_result_once(spawn):
     rec = Recorder()
     manager = DelegationManager(ScriptedAgent(), timeout_s=5)
-    s = manager.session(rec.emit, "en")
+    s = manager.session(rec.emit, "en", spawn=spawn)
     tid = s.start("What time is it in Tokyo?", frames=(jpeg(),), context="Checking.")
     results = await _result(s)
     assert results == [
@@ -65,11 +74,11 @@ async def test_done_sequence_and_result_once():
     assert all(u.question == "What time is it in Tokyo?" for u in rec.updates)
 
 
-async def test_newest_question_cancels_the_running_one():
+async def test_newest_question_cancels_the_running_one(spawn):
     rec = Recorder()
     agent = ScriptedAgent()
     agent.gate.clear()
-    s = DelegationManager(agent, timeout_s=5).session(rec.emit, "en")
+    s = DelegationManager(agent, timeout_s=5).session(rec.emit, "en", spawn=spawn)
     first = s.start("Which bus goes downtown?")
     await _settle(s)
     second = s.start("Actually, where is the nearest taxi?")
@@ -85,11 +94,11 @@ async def test_newest_question_cancels_the_running_one():
     assert rec.states(second) == [S.STARTED, S.RUNNING, S.DONE]
 
 
-async def test_per_session_limit_two_keeps_both():
+async def test_per_session_limit_two_keeps_both(spawn):
     agent = ScriptedAgent()
     agent.gate.clear()
     rec = Recorder()
-    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en")
+    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en", spawn=spawn)
     a, b = s.start("a?"), s.start("b?")
     c = s.start("c?")  # the oldest goes
     assert s.active == (b, c)
@@ -101,10 +110,10 @@ async def test_per_session_limit_two_keeps_both():
     assert rec.states(b)[-1] is rec.states(c)[-1] is S.DONE
 
 
-async def test_failure_gives_an_apology_in_the_session_language():
+async def test_failure_gives_an_apology_in_the_session_language(spawn):
     agent = ScriptedAgent({"kaputt?": AgentError("backend exploded")})
     rec = Recorder()
-    s = DelegationManager(agent).session(rec.emit, "de-DE")
+    s = DelegationManager(agent).session(rec.emit, "de-DE", spawn=spawn)
     tid = s.start("kaputt?")
     [result] = await _result(s)
     await s.close()
@@ -114,11 +123,11 @@ async def test_failure_gives_an_apology_in_the_session_language():
     assert rec.last(tid).summary == "backend exploded"
 
 
-async def test_identical_answers_are_spoken_once_per_session():
+async def test_identical_answers_are_spoken_once_per_session(spawn):
     same = AgentAnswer("The exit is behind you.")
     agent = ScriptedAgent({"exit?": same, "way out?": same})
     rec = Recorder()
-    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en")
+    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en", spawn=spawn)
     first = s.start("exit?")
     assert [r.task_id for r in await _result(s)] == [first]
     second = s.start("way out?")
@@ -128,19 +137,19 @@ async def test_identical_answers_are_spoken_once_per_session():
     assert rec.states(second)[-1] is S.DONE  # the client still learns it finished
 
 
-async def test_urgent_answers_are_marked():
+async def test_urgent_answers_are_marked(spawn):
     agent = ScriptedAgent({"safe?": AgentAnswer("No, the ice is thin.", urgent=True)})
-    s = DelegationManager(agent).session(Recorder().emit, "en")
+    s = DelegationManager(agent).session(Recorder().emit, "en", spawn=spawn)
     s.start("safe?")
     [result] = await _result(s)
     await s.close()
     assert result.urgent
 
 
-async def test_cancel_all_drops_running_and_undelivered():
+async def test_cancel_all_drops_running_and_undelivered(spawn):
     agent = ScriptedAgent()
     rec = Recorder()
-    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en")
+    s = DelegationManager(agent, per_session_limit=2).session(rec.emit, "en", spawn=spawn)
     done = s.start("quick?")
     await s.join()  # its answer waits, not yet taken
     agent.gate.clear()
@@ -155,21 +164,21 @@ async def test_cancel_all_drops_running_and_undelivered():
     assert rec.last(running).summary == "never mind"
 
 
-async def test_cancel_before_the_task_ran_still_reports():
+async def test_cancel_before_the_task_ran_still_reports(spawn):
     rec = Recorder()
-    s = DelegationManager(ScriptedAgent()).session(rec.emit, "en")
+    s = DelegationManager(ScriptedAgent()).session(rec.emit, "en", spawn=spawn)
     tid = s.start("q?")
     s.cancel_all("mode change")  # same loop iteration: the coroutine never started
     await s.close()
     assert rec.states(tid) == [S.STARTED, S.CANCELLED]
 
 
-async def test_global_limit_queues_then_fails_fast():
+async def test_global_limit_queues_then_fails_fast(spawn):
     agent = ScriptedAgent()
     agent.gate.clear()
     manager = DelegationManager(agent, global_limit=1, queue_limit=1, timeout_s=5)
     recs = [Recorder() for _ in range(3)]
-    sessions = [manager.session(r.emit, "en") for r in recs]
+    sessions = [manager.session(r.emit, "en", spawn=spawn) for r in recs]
     running = sessions[0].start("one?")
     await _settle(sessions[0])
     queued = sessions[1].start("two?")
@@ -189,13 +198,13 @@ async def test_global_limit_queues_then_fails_fast():
     assert (manager.running, manager.waiting) == (0, 0)
 
 
-async def test_queued_question_cancelled_while_waiting():
+async def test_queued_question_cancelled_while_waiting(spawn):
     agent = ScriptedAgent()
     agent.gate.clear()
     manager = DelegationManager(agent, global_limit=1)
     rec = Recorder()
-    a = manager.session(Recorder().emit, "en")
-    b = manager.session(rec.emit, "en")
+    a = manager.session(Recorder().emit, "en", spawn=spawn)
+    b = manager.session(rec.emit, "en", spawn=spawn)
     a.start("first?")
     await _settle(a)
     tid = b.start("second?")
@@ -209,8 +218,8 @@ async def test_queued_question_cancelled_while_waiting():
     assert manager.running == 0
 
 
-async def test_start_after_close_is_refused():
-    s = DelegationManager(ScriptedAgent()).session(Recorder().emit, "en")
+async def test_start_after_close_is_refused(spawn):
+    s = DelegationManager(ScriptedAgent()).session(Recorder().emit, "en", spawn=spawn)
     await s.close()
     with pytest.raises(RuntimeError):
         s.start("q?")
@@ -219,12 +228,12 @@ async def test_start_after_close_is_refused():
 # ------------------------------------------------------------------ real backends
 
 
-async def test_http_500_becomes_failed_with_apology():
+async def test_http_500_becomes_failed_with_apology(spawn):
     async with LocalHTTP("/v1/chat/completions") as srv:
         srv.replies.append(Reply({"error": "overloaded"}, status=500))
         manager = DelegationManager(OpenAIChatAgent(srv.base + "/v1", "m"), timeout_s=5)
         rec = Recorder()
-        s = manager.session(rec.emit, "fr")
+        s = manager.session(rec.emit, "fr", spawn=spawn)
         tid = s.start("Où est la gare ?")
         [result] = await _result(s)
         await manager.aclose()
@@ -233,14 +242,14 @@ async def test_http_500_becomes_failed_with_apology():
     assert "HTTP 500" in rec.last(tid).summary
 
 
-async def test_junk_json_and_hang_become_failed():
+async def test_junk_json_and_hang_become_failed(spawn):
     async with LocalHTTP("/v1/chat/completions") as srv:
         srv.replies.extend([Reply("{oops"), Reply(hang=True), Reply(chat_completion("Fine now."))])
         manager = DelegationManager(
             OpenAIChatAgent(srv.base + "/v1", "m"), per_session_limit=1, timeout_s=0.3
         )
         rec = Recorder()
-        s = manager.session(rec.emit, "en")
+        s = manager.session(rec.emit, "en", spawn=spawn)
         junk = s.start("junk?")
         [r1] = await _result(s)
         hang = s.start("hang?")
@@ -281,7 +290,7 @@ async def _pids(path: Path) -> tuple[int, int, str]:
     return int(pid), int(child), frames_dir
 
 
-async def test_cancel_all_kills_the_command_agent(tmp_path):
+async def test_cancel_all_kills_the_command_agent(spawn, tmp_path):
     agent, pids = await _slow_agent(tmp_path)
     rec = Recorder()
     alive_when_cancelled: list[bool] = []
@@ -291,7 +300,7 @@ async def test_cancel_all_kills_the_command_agent(tmp_path):
             alive_when_cancelled.append(alive(pid))
         await rec.emit(update)
 
-    s = DelegationManager(agent, timeout_s=30).session(emit, "en")
+    s = DelegationManager(agent, timeout_s=30).session(emit, "en", spawn=spawn)
     tid = s.start("how far is the lake?", frames=(jpeg(),))
     pid, child, frames_dir = await _pids(pids)
     assert alive(pid) and exists(Path(frames_dir, "frame-0.jpg"))
@@ -306,10 +315,10 @@ async def test_cancel_all_kills_the_command_agent(tmp_path):
     assert s.take_results() == []
 
 
-async def test_command_agent_timeout_fails_and_kills(tmp_path):
+async def test_command_agent_timeout_fails_and_kills(spawn, tmp_path):
     agent, pids = await _slow_agent(tmp_path)
     rec = Recorder()
-    s = DelegationManager(agent, timeout_s=0.5).session(rec.emit, "es")
+    s = DelegationManager(agent, timeout_s=0.5).session(rec.emit, "es", spawn=spawn)
     tid = s.start("¿dónde está el museo?")
     pid, child, _ = await _pids(pids)
     [result] = await _result(s)
@@ -320,11 +329,11 @@ async def test_command_agent_timeout_fails_and_kills(tmp_path):
     assert await gone(child)
 
 
-async def test_session_close_cancels_and_emits_the_last_updates(tmp_path):
+async def test_session_close_cancels_and_emits_the_last_updates(spawn, tmp_path):
     agent, pids = await _slow_agent(tmp_path)
     rec = Recorder()
     manager = DelegationManager(agent)
-    s = manager.session(rec.emit, "zh-CN")
+    s = manager.session(rec.emit, "zh-CN", spawn=spawn)
     tid = s.start("这是什么？")
     pid, _, _ = await _pids(pids)
     await s.close()
@@ -332,3 +341,35 @@ async def test_session_close_cancels_and_emits_the_last_updates(tmp_path):
     assert rec.states(tid) == [S.STARTED, S.RUNNING, S.CANCELLED]
     assert rec.last(tid).summary == "session end"
     assert rec.last(tid).question == "这是什么？"
+
+
+async def test_every_task_is_spawned_by_the_owner_and_none_outlives_close(spawn):
+    agent = ScriptedAgent()
+    agent.gate.clear()
+    s = DelegationManager(agent).session(Recorder().emit, "en", spawn=spawn)
+    tid = s.start("slow?")
+    await _settle(s)
+    assert set(spawn.names) == {f"delegation-{tid}", "delegation-updates"}
+    assert spawn.running == [f"delegation-{tid}"]  # the emitter ends when nothing waits
+    agent.gate.set()
+    await _result(s)
+    await _settle(s)
+    assert spawn.running == []  # nothing idles in the owner's task group
+    await s.close()
+
+
+async def test_a_task_group_owner_kills_the_agent_process_on_close(tmp_path):
+    agent, pids = await _slow_agent(tmp_path)
+    rec = Recorder()
+    async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+
+        def spawn(coro, name):  # type: ignore[no-untyped-def]
+            return tg.create_task(coro, name=name)
+
+        s = DelegationManager(agent).session(rec.emit, "en", spawn=spawn)
+        tid = s.start("how far is the lake?")
+        pid, child, _ = await _pids(pids)
+        await s.close()  # the group then has nothing left to wait for
+    assert not alive(pid)
+    assert await gone(child)
+    assert rec.states(tid) == [S.STARTED, S.RUNNING, S.CANCELLED]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from server.agents import phrases
 from server.agents.base import (
     MAX_SPOKEN_WORDS,
     Agent,
@@ -14,6 +13,7 @@ from server.agents.base import (
     DelegationRequest,
     parse_output,
 )
+from server.modes import phrases
 
 
 def test_first_two_sentences_are_spoken_the_rest_is_detail():

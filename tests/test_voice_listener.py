@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
+from server.codes import Code
 from server.errors import Recoverable
 from server.events import AudioEncoding, AudioFormat, Notice
-from server.voice.asr.base import ASRError
+from server.voice.asr.base import ASRBackend, ASRError
+from server.voice.echo import echo_overlap
 from server.voice.listener import (
     AudioListener,
     EchoDropped,
@@ -18,7 +23,6 @@ from server.voice.listener import (
     SpeechStarted,
     TranscriptFinal,
     TranscriptPartial,
-    echo_overlap,
 )
 from tests.audio_fixtures import (
     OPUS_16K,
@@ -31,6 +35,7 @@ from tests.audio_fixtures import (
     tiny_whisper,
     with_silence,
 )
+from tests.fakes import Spawner
 
 pytestmark = [pytest.mark.slow, needs_espeak]
 
@@ -40,6 +45,28 @@ def whisper():
     asr = tiny_whisper()
     yield asr
     asr.close()
+
+
+@pytest.fixture(scope="module")
+def dsp() -> Iterator[ThreadPoolExecutor]:
+    """The app's shared DSP pool."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
+def listen(dsp) -> Iterator[Callable[..., AudioListener]]:
+    """``AudioListener`` as the session makes it; after the test, none of its tasks runs."""
+    spawn = Spawner()
+
+    def make(
+        fmt: AudioFormat, asr: ASRBackend, emit: Any, options: ListenerOptions | None = None, **kw
+    ) -> AudioListener:
+        return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp, **kw)
+
+    yield make
+    assert spawn.running == []
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +105,9 @@ async def feed_all(listener: AudioListener, packets: list[bytes], *, pace: bool 
             await asyncio.sleep(0)  # let the ASR worker run between packets
 
 
-async def test_opus_speech_to_final_transcript(whisper, front_packets):
+async def test_opus_speech_to_final_transcript(listen, whisper, front_packets):
     rec = Recorder()
-    listener = AudioListener(OPUS_16K, whisper, rec)
+    listener = listen(OPUS_16K, whisper, rec)
     try:
         await feed_all(listener, front_packets)
         await rec.wait_for(TranscriptFinal)
@@ -97,15 +124,15 @@ async def test_opus_speech_to_final_transcript(whisper, front_packets):
     assert listener.stats["finals"] == 1 and listener.stats["dropped_samples"] == 0
 
 
-async def test_garbage_opus_is_recoverable_and_listening_goes_on(front_packets):
+async def test_garbage_opus_is_recoverable_and_listening_goes_on(listen, front_packets):
     rec = Recorder()
     asr = FakeASR("what is in front of me")
-    listener = AudioListener(OPUS_16K, asr, rec)
+    listener = listen(OPUS_16K, asr, rec)
     try:
         await listener.feed(front_packets[0], 0)
         with pytest.raises(Recoverable) as info:
             await listener.feed(b"\xff\xfe not opus \x00" * 4, 20)
-        assert info.value.code == "audio.bad_opus"
+        assert info.value.code is Code.AUDIO_BAD_OPUS
         await feed_all(listener, front_packets[1:])
         await rec.wait_for(TranscriptFinal)
     finally:
@@ -119,20 +146,20 @@ async def test_garbage_opus_is_recoverable_and_listening_goes_on(front_packets):
     assert rec.of(TranscriptFinal)[0].text == "what is in front of me"
 
 
-async def test_pcm16_chunk_of_odd_length_is_recoverable():
-    listener = AudioListener(AudioFormat(AudioEncoding.PCM16, 16000), FakeASR(), Recorder())
+async def test_pcm16_chunk_of_odd_length_is_recoverable(listen):
+    listener = listen(AudioFormat(AudioEncoding.PCM16, 16000), FakeASR(), Recorder())
     with pytest.raises(Recoverable, match="not whole samples"):
         await listener.feed(b"\x00\x01\x02", 0)
     await listener.feed(b"\x00\x00" * 320, 20)
     await listener.close()
 
 
-async def test_24khz_opus_is_resampled_for_vad_and_asr():
+async def test_24khz_opus_is_resampled_for_vad_and_asr(listen):
     rec = Recorder()
     asr = FakeASR("turn left")
     fmt = AudioFormat(AudioEncoding.OPUS, 24000)
     voice = speech("turn left at the next corner", rate=24000)
-    listener = AudioListener(fmt, asr, rec)
+    listener = listen(fmt, asr, rec)
     try:
         await feed_all(listener, opus_packets(with_silence(voice, 300, 1000, rate=24000), fmt))
         await rec.wait_for(TranscriptFinal)
@@ -145,17 +172,17 @@ async def test_24khz_opus_is_resampled_for_vad_and_asr():
     assert speech_16k < samples < speech_16k + 16000  # the utterance plus pre-roll and tail
 
 
-async def test_echo_of_murmurs_own_voice_is_dropped(whisper, front_packets):
+async def test_echo_of_murmurs_own_voice_is_dropped(listen, whisper, front_packets):
     rec = Recorder()
     now = [100.0]
-    listener = AudioListener(OPUS_16K, whisper, rec, clock=lambda: now[0])
+    listener = listen(OPUS_16K, whisper, rec, clock=lambda: now[0])
     try:
-        listener.set_speaking("What is in front of me? Let me look.")
+        listener.speech_started("What is in front of me? Let me look.")
         await feed_all(listener, front_packets)
         await rec.wait_for(EchoDropped)
         assert rec.of(TranscriptFinal) == []
         # Once Murmur has been quiet for longer than the echo tail, the same words are the user's.
-        listener.set_speaking(None)
+        listener.speech_stopped()
         now[0] += 5.0
         await feed_all(listener, front_packets)
         await rec.wait_for(TranscriptFinal)
@@ -175,12 +202,12 @@ def test_echo_overlap_counts_transcript_words_found_in_speech():
     assert echo_overlap("", spoken) == 0.0
 
 
-async def test_short_commands_are_never_called_echo(front_packets):
+async def test_short_commands_are_never_called_echo(listen, front_packets):
     rec = Recorder()
     asr = FakeASR("Stop.")
-    listener = AudioListener(OPUS_16K, asr, rec)
+    listener = listen(OPUS_16K, asr, rec)
     try:
-        listener.set_speaking("Stop at the curb.")
+        listener.speech_started("Stop at the curb.")
         await feed_all(listener, front_packets)
         await rec.wait_for(TranscriptFinal)
     finally:
@@ -189,13 +216,13 @@ async def test_short_commands_are_never_called_echo(front_packets):
     assert rec.of(EchoDropped) == []
 
 
-async def test_partials_are_throttled_and_never_overlap():
+async def test_partials_are_throttled_and_never_overlap(listen):
     gate = threading.Event()
     rec = Recorder()
     asr = FakeASR("turn left at the", gate=gate)
     words = "turn left at the next corner then walk straight on past the bakery to the station"
     audio = with_silence(speech(words), 300, 1000)
-    listener = AudioListener(OPUS_16K, asr, rec, ListenerOptions(partial_interval_ms=500))
+    listener = listen(OPUS_16K, asr, rec, ListenerOptions(partial_interval_ms=500))
     try:
         packets = opus_packets(audio)
         speech_end = len(packets) - 50  # the last second is silence
@@ -219,11 +246,11 @@ async def test_partials_are_throttled_and_never_overlap():
     )
 
 
-async def test_long_speech_keeps_the_newest_audio_and_counts_drops():
+async def test_long_speech_keeps_the_newest_audio_and_counts_drops(listen):
     rec = Recorder()
     asr = FakeASR("blah")
     words = "one two three four five six seven eight nine ten eleven twelve"
-    listener = AudioListener(
+    listener = listen(
         OPUS_16K, asr, rec, ListenerOptions(max_utterance_ms=1000, partial_interval_ms=0)
     )
     try:
@@ -236,7 +263,7 @@ async def test_long_speech_keeps_the_newest_audio_and_counts_drops():
     assert asr.calls[-1][0] <= 16000 + 320
 
 
-async def test_asr_failure_becomes_a_notice_and_listening_goes_on(front_packets):
+async def test_asr_failure_becomes_a_notice_and_listening_goes_on(listen, front_packets):
     class Flaky(FakeASR):
         def _transcribe(self, pcm16k, partial, language):  # type: ignore[no-untyped-def]
             self.calls.append((pcm16k.size, partial))
@@ -246,7 +273,7 @@ async def test_asr_failure_becomes_a_notice_and_listening_goes_on(front_packets)
 
     rec = Recorder()
     asr = Flaky()
-    listener = AudioListener(OPUS_16K, asr, rec, ListenerOptions(partial_interval_ms=0))
+    listener = listen(OPUS_16K, asr, rec, ListenerOptions(partial_interval_ms=0))
     try:
         await feed_all(listener, front_packets)
         await rec.wait_for(Notice)
@@ -256,13 +283,13 @@ async def test_asr_failure_becomes_a_notice_and_listening_goes_on(front_packets)
         await listener.close()
         asr.close()
     notice = rec.of(Notice)[0]
-    assert notice.code == "asr.failed" and notice.retryable
+    assert notice.code is Code.ASR_FAILED and notice.retryable
 
 
-async def test_close_cancels_a_running_transcription_at_once(front_packets):
+async def test_close_cancels_a_running_transcription_at_once(listen, front_packets):
     gate = threading.Event()
     asr = FakeASR(gate=gate)
-    listener = AudioListener(OPUS_16K, asr, Recorder())
+    listener = listen(OPUS_16K, asr, Recorder())
     await feed_all(listener, front_packets)
     await asyncio.sleep(0)
     assert await asyncio.to_thread(asr.entered.wait, 5)
@@ -273,10 +300,10 @@ async def test_close_cancels_a_running_transcription_at_once(front_packets):
     asr.close()
 
 
-async def test_close_does_not_swallow_its_callers_cancellation(front_packets):
+async def test_close_does_not_swallow_its_callers_cancellation(listen, front_packets):
     gate = threading.Event()
     asr = FakeASR(gate=gate)
-    listener = AudioListener(OPUS_16K, asr, Recorder())
+    listener = listen(OPUS_16K, asr, Recorder())
     await feed_all(listener, front_packets)
     assert await asyncio.to_thread(asr.entered.wait, 5)
     closing = asyncio.create_task(listener.close())
@@ -288,11 +315,83 @@ async def test_close_does_not_swallow_its_callers_cancellation(front_packets):
     asr.close()
 
 
-async def test_silence_only_emits_nothing():
+async def test_silence_only_emits_nothing(listen):
     rec = Recorder()
     asr = FakeASR()
-    listener = AudioListener(OPUS_16K, asr, rec)
+    listener = listen(OPUS_16K, asr, rec)
     await feed_all(listener, opus_packets(silence(3000)), pace=True)
     await listener.close()
     asr.close()
     assert rec.events == [] and asr.calls == []
+
+
+async def feed_until(listener: AudioListener, rec: Recorder, packets: list[bytes]) -> int | None:
+    """Feed packets until a SpeechStarted is emitted; the index of that packet, or None."""
+    for i, (packet, t) in enumerate(timed(packets)):
+        await listener.feed(packet, t)
+        if rec.of(SpeechStarted):
+            return i
+    return None
+
+
+async def test_barge_in_during_playback_needs_a_longer_run_of_voice(listen):
+    """The real VAD path: SpeechStarted comes at min_speech_ms when Murmur is quiet,
+    at barge_in_ms_during_playback while it speaks (and "during_playback" says so)."""
+    voice = opus_packets(with_silence(speech("turn left at the next corner please"), 300, 1000))
+    quiet_rec, playing_rec = Recorder(), Recorder()
+    quiet = listen(
+        OPUS_16K, FakeASR("turn left"), quiet_rec, ListenerOptions(partial_interval_ms=0)
+    )
+    playing = listen(
+        OPUS_16K, FakeASR("turn left"), playing_rec, ListenerOptions(partial_interval_ms=0)
+    )
+    playing.speech_started("The crossing is clear, you can go.")
+    try:
+        at_quiet = await feed_until(quiet, quiet_rec, voice)
+        at_playing = await feed_until(playing, playing_rec, voice)
+    finally:
+        await quiet.close()
+        await playing.close()
+    assert at_quiet is not None and at_playing is not None
+    [early], [late] = quiet_rec.of(SpeechStarted), playing_rec.of(SpeechStarted)
+    assert not early.during_playback and late.during_playback
+    assert early.at_ms == late.at_ms  # the same onset, found the same way
+    assert 300 <= early.detected_at_ms - early.at_ms < 400
+    assert 600 <= late.detected_at_ms - late.at_ms < 800
+    # Emitted by the feed() of the packet that completed the proof, not later.
+    assert (at_playing - at_quiet) * 20 >= 300 - 40
+
+
+async def test_short_speech_during_playback_is_no_barge_in_but_is_heard(listen):
+    """A 0.5 s "stop" while Murmur talks does not cut it by itself, yet its transcript
+    still arrives (and "stop" is too short ever to be called echo)."""
+    rec = Recorder()
+    listener = listen(OPUS_16K, FakeASR("Stop."), rec, ListenerOptions(partial_interval_ms=0))
+    listener.speech_started("Stop at the curb, then wait for the signal.")
+    try:
+        await feed_all(listener, opus_packets(with_silence(speech("stop"), 300, 1000)))
+        await rec.wait_for(TranscriptFinal)
+    finally:
+        await listener.close()
+    assert rec.types() == [SpeechEnded, TranscriptFinal]
+    assert rec.of(TranscriptFinal)[0].user_utterance == 1
+
+
+async def test_the_sessions_task_group_owns_the_asr_worker(dsp, front_packets):
+    """With ``spawn`` bound to a TaskGroup: the worker runs only while there is work."""
+    rec = Recorder()
+    asr = FakeASR("what is in front of me")
+    try:
+        async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+
+            def spawn(coro, name):  # type: ignore[no-untyped-def]
+                return tg.create_task(coro, name=name)
+
+            listener = AudioListener(OPUS_16K, asr, rec, spawn=spawn, dsp=dsp)
+            await feed_all(listener, front_packets)
+            await rec.wait_for(TranscriptFinal)
+            # No close() here: an idle listener holds no task, so the group can end.
+    finally:
+        await listener.close()
+        asr.close()
+    assert rec.of(TranscriptFinal)[0].user_utterance == 1

@@ -8,12 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from server.voice.tts.base import PcmChunk, TTSError, VoiceOptions
+from server.app import TTS_BACKENDS
+from server.config import VoiceSettings
+from server.voice.tts.base import PcmChunk, TTSError, VoiceOptions, split_clauses
 from server.voice.tts.edge import EdgeTTS, decode_mp3, edge_rate, edge_volume
 from server.voice.tts.espeak import EspeakTTS
 from server.voice.tts.fallback import FallbackTTS
 from server.voice.tts.piper import PiperTTS
-from server.voice.tts.registry import TTS_BACKENDS
 from tests.audio_fixtures import FakeTTS, needs_espeak
 
 CALM = VoiceOptions(language="en", rate=0.95, volume=0.7)
@@ -26,24 +27,25 @@ async def collect(backend, text: str, options: VoiceOptions = CALM) -> list[PcmC
 # ------------------------------------------------------------------ single backends
 
 
-async def test_piper_streams_clause_by_clause(tts, monkeypatch):
+async def test_a_blocking_backend_streams_clause_by_clause():
     """The first clause's audio is handed over before the second clause is synthesised."""
-    synthesized: list[str] = []
-    real = tts._synthesize
-
-    def spy(clause, options):  # type: ignore[no-untyped-def]
-        synthesized.append(clause)
-        return real(clause, options)
-
-    monkeypatch.setattr(tts, "_synthesize", spy)
+    backend = FakeTTS("local", blocking=True)
     text = "Careful, there is a step down ahead. The door is on your left, two metres away."
     seen_at_chunk: list[int] = []
-    chunks = []
-    async for chunk in tts.stream(text, CALM):
-        seen_at_chunk.append(len(synthesized))
-        chunks.append(chunk)
-    assert len(chunks) >= 3
-    assert seen_at_chunk == list(range(1, len(chunks) + 1))
+    try:
+        async for _chunk in backend.stream(text, CALM):
+            seen_at_chunk.append(len(backend.calls))
+    finally:
+        backend.close()
+    assert len(seen_at_chunk) >= 3
+    assert seen_at_chunk == list(range(1, len(seen_at_chunk) + 1))
+    assert backend.calls == split_clauses(text)
+
+
+async def test_piper_speaks_each_clause(tts):
+    text = "Careful, there is a step down ahead. The door is on your left, two metres away."
+    chunks = await collect(tts, text)
+    assert [c.text for c in chunks] == split_clauses(text)
     assert all(c.sample_rate == 22050 and c.pcm.dtype == np.int16 for c in chunks)
     assert all(np.abs(c.pcm).max() > 1000 for c in chunks)
 
@@ -126,17 +128,36 @@ async def test_edge_without_network_raises_tts_error_quickly():
         edge.close()
 
 
-def test_registry_names_the_three_backends(tts):
+@needs_espeak
+def test_registry_names_the_three_backends():
     assert set(TTS_BACKENDS) == {"edge", "piper", "espeak"}
-
-    class _Voice:
-        piper_voice = ""
-
-    class _Settings:
-        voice = _Voice()
-
-    backend = TTS_BACKENDS["espeak"](_Settings())
+    backend = TTS_BACKENDS["espeak"](VoiceSettings())
     assert backend.name == "espeak"
+    backend.close()
+
+
+def test_a_missing_piper_voice_names_the_voice_section(tmp_path):
+    with pytest.raises(TTSError, match=r"set \[voice\] piper_voice"):
+        TTS_BACKENDS["piper"](VoiceSettings(piper_voice=str(tmp_path / "none.onnx")))
+
+
+@needs_espeak
+async def test_every_backend_says_which_clause_each_chunk_speaks(tts):
+    text = "Careful, there is a step down ahead. The door is on your left."
+    espeak = EspeakTTS()
+    try:
+        for backend in (tts, espeak, FakeTTS("fake")):
+            chunks = await collect(backend, text)
+            assert [c.text for c in chunks] == split_clauses(text), backend.name
+    finally:
+        espeak.close()
+
+
+async def test_a_single_backend_has_nothing_to_announce():
+    backend = FakeTTS("only")
+    unsubscribe = backend.subscribe(lambda *a: pytest.fail("a single backend never switches"))
+    assert len(await collect(backend, "Hello there.")) == 1
+    unsubscribe()
     backend.close()
 
 
@@ -191,6 +212,7 @@ async def test_failure_before_audio_hands_the_same_utterance_over():
     chain = FallbackTTS([broken, also_broken, works], on_switch=lambda *a: switches.append(a))
     chunks = await collect(chain, "Door ahead.")
     assert len(chunks) == 1 and works.calls == ["Door ahead."]
+    assert chunks[0].text == "Door ahead."  # the chain passes each clause's text on
     assert [s[:2] for s in switches] == [("a", "b"), ("b", "c")]
     # All fail → one TTSError naming each.
     works.broken = True
@@ -227,3 +249,25 @@ async def test_probe_switches_back_when_the_preferred_backend_recovers():
     assert switches[1][2] == "recovered"
     assert len(unsubscribe_calls) == 1
     chain.close()
+
+
+async def test_aclose_stops_the_recovery_probe():
+    chain = FallbackTTS(
+        [FakeTTS("preferred", broken=True), FakeTTS("spare")], probe_interval_s=3600
+    )
+    await collect(chain, "Hello.")
+    assert chain.probing
+    await chain.aclose()
+    assert not chain.probing
+    assert chain.active == "spare"
+
+
+async def test_close_cancels_the_probe_and_a_later_failure_starts_a_new_one():
+    preferred = FakeTTS("preferred", broken=True)
+    chain = FallbackTTS([preferred, FakeTTS("spare")], probe_interval_s=3600)
+    await collect(chain, "Hello.")
+    chain.close()
+    assert not chain.probing
+    await chain.probe_once()  # still broken
+    assert chain.active == "spare" and not chain.probing
+    await chain.aclose()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.voice.vad import SpeechEnd, SpeechStart, VADOptions, VoiceActivityDetector
+from server.voice.vad import (
+    SpeechConfirmed,
+    SpeechEnd,
+    SpeechStart,
+    VADOptions,
+    VoiceActivityDetector,
+)
 from tests.audio_fixtures import needs_espeak, silence, speech, with_silence
 
 FRAME = 320  # 20 ms at 16 kHz
@@ -34,6 +40,22 @@ def test_start_needs_min_speech_and_end_needs_hangover():
     assert i_end == 45 + 30 - 1
     assert end.end_sample == 45 * FRAME
     assert not vad.speaking
+
+
+def test_confirm_comes_once_after_confirm_ms_of_voiced_audio():
+    # 600 ms = 30 voiced frames, counted from the onset; pauses while speaking do not count.
+    _, events = scripted("#" * 20 + "." * 10 + "#" * 20 + "." * 40, VADOptions(confirm_ms=600))
+    assert [type(e) for _, e in events] == [SpeechStart, SpeechConfirmed, SpeechEnd]
+    (_, start), (i_confirm, confirm), _ = events
+    assert i_confirm == 20 + 10 + 10 - 1
+    assert confirm.onset_sample == start.onset_sample == 0
+    assert confirm.detected_sample == (i_confirm + 1) * FRAME
+    # Short speech is never confirmed, and without confirm_ms nothing is.
+    assert [type(e) for _, e in scripted("#" * 25 + "." * 40, VADOptions(confirm_ms=600))[1]] == [
+        SpeechStart,
+        SpeechEnd,
+    ]
+    assert [type(e) for _, e in scripted("#" * 50 + "." * 40)[1]] == [SpeechStart, SpeechEnd]
 
 
 def test_a_cough_does_not_start_speech():

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from server.codes import Code
 from server.errors import Recoverable
 
 __all__ = [
@@ -69,9 +70,9 @@ class AgentError(Recoverable):
     (bad configuration, missing command, refused credentials)."""
 
     def __init__(
-        self, message: str, is_permanent: bool = False, *, code: str = "agent.failed"
+        self, message: str, is_permanent: bool = False, *, code: Code = Code.AGENT_FAILED
     ) -> None:
-        super().__init__(code, message, component="agent", retryable=not is_permanent)
+        super().__init__(code, message, retryable=not is_permanent)
         self.is_permanent = is_permanent
 
 

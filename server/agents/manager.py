@@ -1,7 +1,11 @@
 """The delegation manager: background questions run while the session keeps watching.
 
 One ``DelegationManager`` per process holds the agent and the global limit; each
-session gets a ``SessionDelegations`` from ``manager.session(emit, language)``.
+session gets a ``SessionDelegations`` from ``manager.session(emit, language,
+spawn=...)``. Every task it runs (one per question, and the update emitter while
+updates wait) is made with that ``spawn`` (the session's task group) and never
+raises, so a failing agent cannot take the session down; ``close`` leaves none of
+them running.
 
 - ``start`` is synchronous and returns a task id at once; the session hears a filler
   (the engine's job) while the agent works. The newest question wins: at the
@@ -27,18 +31,21 @@ import logging
 import secrets
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from server.agents.base import Agent, AgentError, DelegationRequest
-from server.agents.phrases import apology, busy
 from server.events import DelegationState, DelegationUpdate
+from server.modes.phrases import apology, busy
 
-__all__ = ["DelegationManager", "DelegationResult", "Emit", "SessionDelegations"]
+__all__ = ["DelegationManager", "DelegationResult", "Emit", "SessionDelegations", "Spawn"]
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[DelegationUpdate], Awaitable[None]]
+# The owner's task factory, e.g. a session's ``TaskGroup.create_task(coro, name=name)``.
+Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 # How long ``close`` lets the last updates reach a live stream before dropping them.
 _FLUSH_S = 1.0
@@ -80,8 +87,8 @@ class DelegationManager:
         self.waiting = 0
         self._sessions: weakref.WeakSet[SessionDelegations] = weakref.WeakSet()
 
-    def session(self, emit: Emit, language: str = "en") -> SessionDelegations:
-        s = SessionDelegations(self, emit, language)
+    def session(self, emit: Emit, language: str = "en", *, spawn: Spawn) -> SessionDelegations:
+        s = SessionDelegations(self, emit, language, spawn=spawn)
         self._sessions.add(s)
         return s
 
@@ -116,9 +123,12 @@ class DelegationManager:
 class SessionDelegations:
     """One session's background questions, their updates and their results."""
 
-    def __init__(self, manager: DelegationManager, emit: Emit, language: str) -> None:
+    def __init__(
+        self, manager: DelegationManager, emit: Emit, language: str, *, spawn: Spawn
+    ) -> None:
         self._manager = manager
         self._emit = emit
+        self._spawn = spawn
         self.language = language
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel_reason: dict[str, str] = {}
@@ -126,8 +136,9 @@ class SessionDelegations:
         self._ready = asyncio.Event()
         self._seen_spoken: deque[str] = deque(maxlen=_SEEN_SPOKEN)
         self._updates: asyncio.Queue[DelegationUpdate] = asyncio.Queue()
-        self._emitter: asyncio.Task[None] | None = None
+        self._emitter: asyncio.Task[None] | None = None  # runs while updates wait
         self._closed = False
+        self._stopped = False  # closed and flushed: nothing more goes out
 
     # ------------------------------------------------------------------ API
 
@@ -154,9 +165,7 @@ class SessionDelegations:
         task_id = "d-" + secrets.token_hex(4)
         request = DelegationRequest(question, self.language, frames, location, context)
         self._post(task_id, DelegationState.STARTED, question)
-        task = asyncio.get_running_loop().create_task(
-            self._work(task_id, request), name=f"delegation-{task_id}"
-        )
+        task = self._spawn(self._work(task_id, request), f"delegation-{task_id}")
         self._tasks[task_id] = task
         task.add_done_callback(lambda t: self._finished(task_id, question, t))
         return task_id
@@ -198,25 +207,45 @@ class SessionDelegations:
             await asyncio.sleep(0)  # let done callbacks run
 
     async def close(self) -> None:
-        """Cancel what runs, wait for its cleanup, deliver the last updates."""
+        """Cancel what runs, wait for its cleanup, deliver the last updates; no task
+        of this session's delegations is left running."""
         if self._closed:
             return
         self.cancel_all("session end")
         self._closed = True
         await self.join()
-        emitter = self._emitter
-        if emitter is None:
-            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_FLUSH_S):
                 await self._updates.join()
+        # Updates that could not go out in time are dropped with the emitter.
+        emitter, self._emitter = self._emitter, None
+        self._stopped = True
+        if emitter is None or emitter.done():
+            return
         emitter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await emitter
+        except asyncio.CancelledError:
+            # The emitter's own cancellation ends here; our caller's goes on.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
     # ------------------------------------------------------------------ the task
 
     async def _work(self, task_id: str, request: DelegationRequest) -> None:
+        try:
+            await self._ask(task_id, request)
+        except Exception as e:  # a bug here must not end the session's task group
+            log.exception("delegation %s crashed", task_id)
+            self._fail(
+                task_id,
+                request.question,
+                f"internal error: {type(e).__name__}",
+                apology(self.language),
+            )
+
+    async def _ask(self, task_id: str, request: DelegationRequest) -> None:
         m = self._manager
         if not await m._acquire():
             reason = (
@@ -251,11 +280,6 @@ class SessionDelegations:
         reason = self._cancel_reason.pop(task_id, "cancelled")
         if task.cancelled():
             self._post(task_id, DelegationState.CANCELLED, question, reason)
-        elif (exc := task.exception()) is not None:
-            log.error("delegation %s crashed", task_id, exc_info=exc)
-            self._fail(
-                task_id, question, f"internal error: {type(exc).__name__}", apology(self.language)
-            )
 
     def _fail(self, task_id: str, question: str, reason: str, spoken: str) -> None:
         self._post(task_id, DelegationState.FAILED, question, reason)
@@ -268,15 +292,23 @@ class SessionDelegations:
     # ------------------------------------------------------------------ updates
 
     def _post(self, task_id: str, state: DelegationState, question: str, summary: str = "") -> None:
+        if self._stopped:
+            return
         self._updates.put_nowait(DelegationUpdate(task_id, state, question, summary))
-        if self._emitter is None or self._emitter.done():
-            self._emitter = asyncio.get_running_loop().create_task(
-                self._emit_updates(), name="delegation-updates"
-            )
+        if self._emitter is not None and not self._emitter.done():
+            return  # it takes this one too: it checks for more after each update
+        updates = self._emit_updates()
+        try:
+            self._emitter = self._spawn(updates, "delegation-updates")
+        except RuntimeError:  # the owner's task group has ended: no one to tell
+            updates.close()
+            while not self._updates.empty():
+                log.debug("dropped %s: the session is ending", self._updates.get_nowait())
+                self._updates.task_done()
 
     async def _emit_updates(self) -> None:
-        while True:
-            update = await self._updates.get()
+        while not self._updates.empty():
+            update = self._updates.get_nowait()
             try:
                 await self._emit(update)
             except Exception:  # a gone stream must not stop later sessions' cleanup

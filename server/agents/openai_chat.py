@@ -2,14 +2,14 @@
 Ollama, a hosted API): ``POST {base_url}/chat/completions``.
 
 With ``vision`` the recent frames travel as JPEG data URLs in the user message, so a
-vision-language model can look at what the user is looking at.
+vision-language model can look at what the user is looking at. The API key is
+passed in (``server.config`` reads ``[agent] api_key`` / ``MURMUR_AGENT_API_KEY``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 from typing import Any
 
 import httpx
@@ -24,9 +24,7 @@ from server.agents.base import (
     prompt_text,
 )
 
-__all__ = ["API_KEY_ENV", "DEFAULT_SYSTEM_PROMPT", "OpenAIChatAgent"]
-
-API_KEY_ENV = "MURMUR_AGENT_API_KEY"
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "OpenAIChatAgent"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful research assistant answering questions for a person who wears "
@@ -59,8 +57,7 @@ class OpenAIChatAgent(Agent):
         self.vision = vision
         self.max_frames = max_frames
         self.temperature = temperature
-        key = api_key or os.environ.get(API_KEY_ENV, "")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # The base's deadline bounds each call; the client's own read timeout stays off.
         self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(None, connect=10.0))
 

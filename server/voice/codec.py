@@ -12,6 +12,7 @@ import numpy as np
 import opuslib_next as opus
 import soxr
 
+from server.codes import Code
 from server.errors import ProtocolError, Recoverable
 from server.events import AudioEncoding, AudioFormat
 
@@ -68,9 +69,8 @@ class PacketDecoder:
         if self._opus is None:
             if len(packet) % 2:
                 raise Recoverable(
-                    "audio.bad_pcm",
+                    Code.AUDIO_BAD_PCM,
                     f"PCM16 chunk of {len(packet)} bytes is not whole samples; dropped",
-                    component="audio",
                 )
             return np.frombuffer(packet, dtype="<i2").astype(np.int16)
         try:
@@ -78,10 +78,9 @@ class PacketDecoder:
             raw = self._opus.decode(packet, self.format.sample_rate_hz * 120 // 1000)
         except opus.OpusError as e:
             raise Recoverable(
-                "audio.bad_opus",
+                Code.AUDIO_BAD_OPUS,
                 f"an audio packet is not valid Opus ({e}); dropped. Check that the bridge "
                 "sends one raw Opus packet per AudioChunk, not an Ogg page",
-                component="audio",
             ) from e
         return np.frombuffer(raw, dtype="<i2").astype(np.int16)
 

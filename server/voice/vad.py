@@ -4,7 +4,9 @@ Each 20 ms frame is classified voiced or not (WebRTC's GMM VAD, ~3 µs a frame,
 behind a level gate so hiss is never speech). Speech *starts* only after
 ``min_speech_ms`` of voiced frames with no gap longer than ``max_gap_ms`` — a cough
 or an "mm-hm" must not cut Murmur off — and *ends* after ``hangover_ms`` of
-silence, so a breath between words does not split an utterance.
+silence, so a breath between words does not split an utterance. With
+``confirm_ms`` set, a ``SpeechConfirmed`` follows once that much of the speech has
+been voiced: more proof, for when a start alone is not enough (see the listener).
 
 The detector is pure: time is the count of samples fed, nothing sleeps or reads a
 clock, and the frame classifier can be injected, so tests drive it exactly.
@@ -17,7 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SpeechEnd", "SpeechStart", "VADEvent", "VADOptions", "VoiceActivityDetector"]
+__all__ = [
+    "SpeechConfirmed",
+    "SpeechEnd",
+    "SpeechStart",
+    "VADEvent",
+    "VADOptions",
+    "VoiceActivityDetector",
+]
 
 Classifier = Callable[[np.ndarray], bool]  # one int16 frame → voiced?
 
@@ -31,6 +40,7 @@ class VADOptions:
     max_gap_ms: int = 160  # a pause this short does not restart the onset count
     hangover_ms: int = 600  # silence before "ended"
     min_level_dbfs: float = -50.0  # quieter frames are never speech
+    confirm_ms: int = 0  # voiced audio in one speech before SpeechConfirmed; 0 = never
 
     @property
     def frame_samples(self) -> int:
@@ -44,12 +54,18 @@ class SpeechStart:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechConfirmed:
+    onset_sample: int  # where the speech began (as in its SpeechStart)
+    detected_sample: int  # where confirm_ms of it had been voiced
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechEnd:
     end_sample: int  # just after the last voiced frame
     detected_sample: int  # after the hang-over silence
 
 
-VADEvent = SpeechStart | SpeechEnd
+VADEvent = SpeechStart | SpeechConfirmed | SpeechEnd
 
 
 def webrtc_classifier(options: VADOptions) -> Classifier:
@@ -72,8 +88,9 @@ class VoiceActivityDetector:
         self._pending = np.zeros(0, dtype=np.int16)
         self.samples = 0  # samples classified so far: the detector's clock
         self.speaking = False
-        self._onset: int | None = None  # candidate onset while not yet speaking
-        self._voiced = 0  # voiced samples in the candidate
+        self._onset: int | None = None  # the candidate's onset, then the speech's
+        self._voiced = 0  # voiced samples since the onset
+        self._confirmed = False
         self._gap = 0  # unvoiced samples in a row
         self._last_voiced_end = 0
 
@@ -99,7 +116,8 @@ class VoiceActivityDetector:
         if voiced:
             self._gap = 0
             self._last_voiced_end = self.samples
-            return None
+            self._voiced += frame.size
+            return self._maybe_confirm()
         self._gap += frame.size
         if self._gap >= self._ms(self.options.hangover_ms):
             self.speaking = False
@@ -123,6 +141,13 @@ class VoiceActivityDetector:
                 self._reset_candidate()
         return None
 
+    def _maybe_confirm(self) -> SpeechConfirmed | None:
+        confirm = self._ms(self.options.confirm_ms)
+        if self._confirmed or confirm <= 0 or self._voiced < confirm or self._onset is None:
+            return None
+        self._confirmed = True
+        return SpeechConfirmed(onset_sample=self._onset, detected_sample=self.samples)
+
     def _is_voiced(self, frame: np.ndarray) -> bool:
         power = float(np.mean(np.square(frame, dtype=np.float64))) if frame.size else 0.0
         return power >= self._min_power and self._classify(frame)
@@ -131,6 +156,7 @@ class VoiceActivityDetector:
         self._onset = None
         self._voiced = 0
         self._gap = 0
+        self._confirmed = False
 
     def _ms(self, ms: int) -> int:
         return self.options.sample_rate * ms // 1000

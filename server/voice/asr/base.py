@@ -73,4 +73,4 @@ class ASRBackend(ABC):
 
     @abstractmethod
     def describe(self) -> str:
-        """One line for logs and `murmur doctor`."""
+        """One line for logs."""

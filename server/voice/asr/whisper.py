@@ -3,21 +3,22 @@
 ``model="auto"`` picks for the hardware found: ``small.en`` in float16 on CUDA,
 ``base.en`` in int8 on CPU (multilingual ``small`` / ``base`` when the configured
 language is not English). A hub name is fetched on first use; offline machines pass
-a local CTranslate2 model folder instead.
+a local CTranslate2 model folder instead. ``WhisperOptions`` is all it is told;
+``server.app`` fills it from the ``[voice]`` settings.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 import numpy as np
 
 from server.errors import ModelLoadError
 from server.voice.asr.base import ASRBackend, ASRCapabilities
 
-__all__ = ["WhisperASR", "resolve_device"]
+__all__ = ["WhisperASR", "WhisperOptions", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,15 @@ log = logging.getLogger(__name__)
 _FINAL_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
-class _VoiceSettings(Protocol):
-    asr_model: str
-    asr_device: str
-    asr_compute_type: str
-    asr_language: str
+@dataclass(frozen=True, slots=True)
+class WhisperOptions:
+    model: str | Path = "auto"  # a hub name or a local CTranslate2 folder; auto: see above
+    device: str = "auto"  # auto, cpu, cuda
+    compute_type: str = "auto"  # auto: float16 on CUDA, int8 on CPU
+    language: str | None = None  # pinned; None = per call. Non-English: a multilingual model
+    beam_size: int = 5  # finals; partials are greedy
+    cpu_threads: int = 0  # 0 = CTranslate2's default
+    workers: int = 1  # transcriptions that may run at once
 
 
 def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[str, str]:
@@ -54,31 +59,23 @@ def _default_model(device: str, language: str | None) -> str:
 
 
 class WhisperASR(ASRBackend):
-    def __init__(
-        self,
-        model: str | Path = "auto",
-        *,
-        device: str = "auto",
-        compute_type: str = "auto",
-        language: str | None = None,
-        beam_size: int = 5,
-        cpu_threads: int = 0,
-        workers: int = 1,
-    ) -> None:
+    def __init__(self, options: WhisperOptions | None = None) -> None:
+        opts = options or WhisperOptions()
+        language, workers = opts.language, opts.workers
         try:
             from faster_whisper import WhisperModel
         except ImportError as e:  # pragma: no cover - faster-whisper is a dependency
             raise ModelLoadError(
                 "faster-whisper is not installed: pip install faster-whisper", component="asr"
             ) from e
-        device, compute_type = resolve_device(device, compute_type)
-        spec = str(model) if str(model) != "auto" else _default_model(device, language)
+        device, compute_type = resolve_device(opts.device, opts.compute_type)
+        spec = str(opts.model) if str(opts.model) != "auto" else _default_model(device, language)
         try:
             self._model = WhisperModel(
                 spec,
                 device=device,
                 compute_type=compute_type,
-                cpu_threads=cpu_threads,
+                cpu_threads=opts.cpu_threads,
                 num_workers=workers,
             )
         except Exception as e:
@@ -86,7 +83,7 @@ class WhisperASR(ASRBackend):
         self.model = spec
         self.device = device
         self.compute_type = compute_type
-        self.beam_size = beam_size
+        self.beam_size = opts.beam_size
         self.english_only = not self._model.model.is_multilingual
         self.language = "en" if self.english_only else (language or None)
         super().__init__(
@@ -96,16 +93,6 @@ class WhisperASR(ASRBackend):
                 languages=("en",) if self.english_only else (),
                 workers=workers,
             )
-        )
-
-    @classmethod
-    def from_settings(cls, voice: _VoiceSettings | Any) -> WhisperASR:
-        """From the ``[voice]`` settings section (asr_model, asr_device, ...)."""
-        return cls(
-            voice.asr_model or "auto",
-            device=voice.asr_device or "auto",
-            compute_type=voice.asr_compute_type or "auto",
-            language=voice.asr_language or None,
         )
 
     def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:

@@ -2,5 +2,5 @@
 
 ``base`` holds the interface; ``edge`` (online), ``piper`` (offline neural) and
 ``espeak`` (offline, last resort) implement it; ``fallback.FallbackTTS`` chains
-them; ``registry.TTS_BACKENDS`` maps config names to constructors for ``server.app``.
+them. Which backends make up the chain is decided in ``server.app`` from config names.
 """

@@ -4,19 +4,33 @@ A backend implements one private method, ``_synthesize``, which may block (local
 engines) or await (network engines). The public ``stream`` method is the same for
 all: blocking backends run in the backend's own executor and the whole clause is
 synthesised inside that thread, so no model ever runs on the event loop.
+
+Each ``PcmChunk`` carries the clause it speaks, so the speaker never splits the
+text a second time. A backend that can change voice under way (the fallback
+chain) announces it to ``subscribe``rs; for the others ``subscribe`` is a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PcmChunk", "TTSBackend", "TTSCapabilities", "TTSError", "VoiceOptions", "split_clauses"]
+__all__ = [
+    "PcmChunk",
+    "SwitchCallback",
+    "TTSBackend",
+    "TTSCapabilities",
+    "TTSError",
+    "VoiceOptions",
+    "split_clauses",
+]
+
+SwitchCallback = Callable[[str, str, str], None]  # (from backend, to backend, reason)
 
 
 class TTSError(Exception):
@@ -44,16 +58,30 @@ class TTSCapabilities:
 class PcmChunk:
     pcm: np.ndarray  # int16 mono
     sample_rate: int
+    text: str  # the clause this audio speaks (one of split_clauses(text))
 
 
 class TTSBackend(ABC):
     def __init__(self, capabilities: TTSCapabilities) -> None:
         self.capabilities = capabilities
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{capabilities.name}")
+        # Made on first use: a backend that never blocks (the fallback chain) has none.
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def name(self) -> str:
         return self.capabilities.name
+
+    @property
+    def _executor(self) -> ThreadPoolExecutor:
+        """This backend's own thread, for synthesis and decoding."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{self.name}")
+        return self._pool
+
+    def subscribe(self, callback: SwitchCallback) -> Callable[[], None]:
+        """Hear about voice switches; returns the unsubscribe call. A single backend
+        never switches, so by default nothing is ever called."""
+        return _no_op
 
     async def stream(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
         """Audio for ``text``, clause by clause, as each clause is ready."""
@@ -80,20 +108,30 @@ class TTSBackend(ABC):
         raise NotImplementedError
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """``close``, for owners that can wait (a backend with tasks awaits them)."""
+        self.close()
 
     @abstractmethod
     def describe(self) -> str:
-        """One line for logs and `murmur doctor`."""
+        """One line for logs."""
+
+
+def _no_op() -> None:
+    pass
 
 
 def _collect(fn, clause: str, options: VoiceOptions) -> PcmChunk:  # type: ignore[no-untyped-def]
     # Runs in the backend's thread: the generator is consumed here, never on the loop.
     parts = list(fn(clause, options))
     if not parts:
-        return PcmChunk(np.zeros(0, dtype=np.int16), 0)
+        return PcmChunk(np.zeros(0, dtype=np.int16), 0, clause)
     rate = parts[0].sample_rate
-    return PcmChunk(np.concatenate([p.pcm for p in parts]), rate)
+    return PcmChunk(np.concatenate([p.pcm for p in parts]), rate, clause)
 
 
 _CLAUSE_END = ".!?;:,"

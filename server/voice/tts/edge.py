@@ -147,7 +147,7 @@ class EdgeTTS(TTSBackend):
             raise TTSError("edge-tts returned no audio")
         loop = asyncio.get_running_loop()
         pcm = await loop.run_in_executor(self._executor, decode_mp3, bytes(mp3))
-        return PcmChunk(pcm, OUTPUT_RATE)
+        return PcmChunk(pcm, OUTPUT_RATE, clause)
 
     def describe(self) -> str:
         return f"edge ({self.voices.get('en', 'per-language voices')}, {OUTPUT_RATE} Hz, online)"

@@ -69,13 +69,13 @@ class EspeakTTS(TTSBackend):
         if proc.returncode != 0 or not proc.stdout:
             err = proc.stderr.decode("utf-8", "replace").strip()
             raise TTSError(f"espeak-ng failed (exit {proc.returncode}): {err or 'no audio'}")
-        yield _read_wav(proc.stdout)
+        yield _read_wav(proc.stdout, clause)
 
     def describe(self) -> str:
         return f"espeak ({self.binary}, {SAMPLE_RATE} Hz, offline)"
 
 
-def _read_wav(data: bytes) -> PcmChunk:
+def _read_wav(data: bytes, clause: str) -> PcmChunk:
     # espeak-ng writes placeholder RIFF sizes (~2 GiB) when streaming to stdout; `wave`
     # copes, but only with readframes bounded by what is really there.
     try:
@@ -89,4 +89,4 @@ def _read_wav(data: bytes) -> PcmChunk:
     pcm = np.frombuffer(frames[: len(frames) // 2 * 2], dtype="<i2").astype(np.int16)
     if channels > 1:
         pcm = pcm.reshape(-1, channels)[:, 0].copy()
-    return PcmChunk(pcm, rate)
+    return PcmChunk(pcm, rate, clause)

@@ -4,12 +4,14 @@ When the active backend fails *before* it produced any audio of an utterance, th
 next one takes that same utterance over at once, so the user only notices a
 different voice. Once audio has gone out, an utterance is never continued in
 another voice: a failure after the first chunk ends the utterance with a
-``TTSError`` (the next utterance starts with the next backend). A background probe tries the preferred backends again every
-``probe_interval_s`` and switches back when one works.
+``TTSError`` (the next utterance starts with the next backend). A recovery probe
+tries the preferred backends again every ``probe_interval_s`` and switches back
+when one works.
 
 One chain is shared by every session; switches are announced through
 ``on_switch(from, to, reason)`` and any callbacks added with ``subscribe``,
-exactly once per switch.
+exactly once per switch. The probe is the chain's own task: at most one exists,
+on the loop that is using the chain, and ``close``/``aclose`` cancel it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
-from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+from server.voice.tts.base import (
+    PcmChunk,
+    SwitchCallback,
+    TTSBackend,
+    TTSCapabilities,
+    TTSError,
+    VoiceOptions,
+)
 
 __all__ = ["FallbackTTS", "SwitchCallback"]
 
 log = logging.getLogger(__name__)
-
-SwitchCallback = Callable[[str, str, str], None]  # (from backend, to backend, reason)
 
 
 class FallbackTTS(TTSBackend):
@@ -141,10 +148,14 @@ class FallbackTTS(TTSBackend):
                 log.exception("TTS switch callback failed")
 
     def _ensure_probe(self) -> None:
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().create_task(
-                self._probe_loop(), name="tts-recovery-probe"
-            )
+        loop = asyncio.get_running_loop()
+        probe = self._probe
+        if probe is not None and not probe.done():
+            if probe.get_loop() is loop:
+                return
+            # Left behind on a loop that is gone (or another one): this loop takes over.
+            self._cancel_probe()
+        self._probe = loop.create_task(self._probe_loop(), name="tts-recovery-probe")
 
     async def _probe_loop(self) -> None:
         while self._active > 0:
@@ -168,14 +179,36 @@ class FallbackTTS(TTSBackend):
                 return True
         return False
 
-    def close(self) -> None:
+    def _cancel_probe(self) -> asyncio.Task[None] | None:
         probe, self._probe = self._probe, None
-        if probe is not None and not probe.done():
-            with contextlib.suppress(RuntimeError):  # its loop is already closed
-                probe.cancel()
+        if probe is None or probe.done():
+            return None
+        try:
+            probe.cancel()
+        except RuntimeError:  # its loop is already closed: nothing runs it any more
+            return None
+        return probe
+
+    def close(self) -> None:
+        self._cancel_probe()
         for backend in self.backends:
             backend.close()
         super().close()
+
+    async def aclose(self) -> None:
+        """``close``, after the recovery probe has stopped."""
+        probe = self._cancel_probe()
+        try:
+            if probe is not None and probe.get_loop() is asyncio.get_running_loop():
+                try:
+                    await probe
+                except asyncio.CancelledError:
+                    # The probe's own cancellation ends here; our caller's goes on.
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+        finally:
+            self.close()
 
     def describe(self) -> str:
         chain = " > ".join(b.name for b in self.backends)

