@@ -10,10 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mobile_bridge.client import MODES
 from mobile_bridge.link import LinkError, LinkOptions, pair
-from mobile_bridge.media import MediaError, write_synthetic_clip
-from mobile_bridge.pairing import load_token, save_token
-from mobile_bridge.replay import MODES, ReplayOptions, ReplayReport, kind_name, run_replay
+from mobile_bridge.media import MediaError
+from mobile_bridge.replay import ReplayOptions, run_replay
+from mobile_bridge.report import ReplayReport
+from mobile_bridge.sinks.console import kind_name
+from mobile_bridge.synth import write_synthetic_clip
+from mobile_bridge.tokens import load_token, save_token
 
 __all__ = ["main"]
 
@@ -217,8 +221,10 @@ def _pair(args: argparse.Namespace) -> int:
         _err(str(e))
         return 1
     path = save_token(args.server, resp.device_token, resp.device_id)
-    print(f"paired with {args.server} as device {resp.device_id or '?'}; token saved to {path}")
-    print(f"token: {resp.device_token}")
+    # Never echo the token itself: terminals scroll into logs, screenshots and
+    # shell recordings, and the token is this bridge's credential.
+    print(f"paired with {args.server} as device {resp.device_id or '?'}")
+    print(f"token saved to {path} (readable by you only; keep it private)")
     return 0
 
 

@@ -22,9 +22,10 @@ from murmur.v1 import companion_pb2_grpc as pb_grpc
 
 from mobile_bridge.cli import main as bridge_main
 from mobile_bridge.link import LinkError, LinkOptions, explain_status
-from mobile_bridge.media import OpusPacketizer, write_synthetic_clip, write_wav_pcm16
-from mobile_bridge.pairing import load_token
+from mobile_bridge.media import OpusPacketizer, write_wav_pcm16
 from mobile_bridge.replay import ReplayOptions, run_replay
+from mobile_bridge.synth import write_synthetic_clip
+from mobile_bridge.tokens import load_token
 
 SAY = "Door ahead, slightly right."
 
@@ -285,4 +286,6 @@ def test_cli_reports_missing_video_and_pairs(
     path = tmp_path / "cfg" / "murmur" / "bridge.toml"
     assert path.stat().st_mode & 0o777 == 0o600
     assert load_token(target, path) == "tok-phone"
-    assert "token saved" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert f"token saved to {path}" in out and "keep it private" in out
+    assert "tok-phone" not in out + err  # the credential stays in the owner-only file

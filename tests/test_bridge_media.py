@@ -12,15 +12,15 @@ import pytest
 from PIL import Image
 
 from mobile_bridge.media import (
-    AudioSink,
     MediaError,
     OpusPacketizer,
     decode_jpeg_size,
-    iter_video_frames,
     read_wav_pcm16,
-    write_synthetic_clip,
     write_wav_pcm16,
 )
+from mobile_bridge.sinks.audio import AudioSink
+from mobile_bridge.sources.video import iter_video_frames
+from mobile_bridge.synth import write_synthetic_clip
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,63 @@
+"""What the session hands the server's output to: a speech sink and event observers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from murmur.v1 import companion_pb2 as pb
+
+__all__ = ["EventObserver", "SpeechSink", "UtteranceAudio"]
+
+
+@dataclass
+class UtteranceAudio:
+    """One utterance's audio as received: decoded PCM and where it was written."""
+
+    utterance_id: str
+    sample_rate_hz: int
+    pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    packets: int = 0
+    finished: bool = False
+    interrupted: bool = False
+    wav_path: Path | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        return int(self.pcm.size * 1000 / self.sample_rate_hz)
+
+
+class SpeechSink(ABC):
+    """Plays the server's speech as it arrives; cut at once on ``StopSpeaking``.
+
+    ``finish`` says what was played, which becomes the ``PlaybackReport`` the server
+    uses to remember only what the wearer heard.
+    """
+
+    @abstractmethod
+    def feed(self, utterance_id: str, packet: bytes) -> None:
+        """One ``AudioOut`` packet of an utterance, in stream order."""
+
+    @abstractmethod
+    def finish(self, utterance_id: str, *, interrupted: bool = False) -> UtteranceAudio:
+        """The utterance is over (its last packet came, or it was cut); idempotent."""
+
+    @abstractmethod
+    def finish_all(self) -> None:
+        """Close every utterance still open (the stream ended): each counts as cut."""
+
+
+class EventObserver:
+    """Sees the session's traffic both ways, stamped with the clock's monotonic time.
+
+    For logs and reports: observers only watch, so the session calls them before it
+    acts on an event, and they must not block.
+    """
+
+    def received(self, event: pb.ServerEvent, at: float) -> None:
+        """A server event arrived."""
+
+    def sent(self, event: pb.ClientEvent, at: float) -> None:
+        """A client event was queued for the stream."""

@@ -1,0 +1,96 @@
+"""The terminal as the wearer's display: captions and events, printed as they arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from murmur.v1 import companion_pb2 as pb
+
+from mobile_bridge.sinks.base import EventObserver
+
+__all__ = ["ConsoleLog", "kind_name"]
+
+
+def kind_name(kind: int) -> str:
+    """``SPEECH_KIND_ALERT`` → ``alert``."""
+    return pb.SpeechKind.Name(kind).removeprefix("SPEECH_KIND_").lower()
+
+
+def _timings(tick: pb.Tick) -> str:
+    parts = [f"{t.stage}={t.ms:.0f}ms" for t in tick.timings]
+    if tick.frame_age_ms >= 0:
+        parts.append(f"frame_age={tick.frame_age_ms:.0f}ms")
+    return " ".join(parts)
+
+
+class ConsoleLog(EventObserver):
+    """One line per event worth reading, stamped with the source's timeline.
+
+    ``echo`` None keeps it silent (tests); ``timeline`` gives the media seconds played
+    so far, or None before the session is ready; ``trace`` prints non-silent ticks.
+    """
+
+    def __init__(
+        self,
+        echo: Callable[[str], None] | None,
+        timeline: Callable[[], float | None],
+        *,
+        trace: bool = False,
+    ) -> None:
+        self._echo = echo
+        self._timeline = timeline
+        self._trace = trace
+        self._ready_seen = False
+        self._lines: dict[str, Callable[[pb.ServerEvent], str | None]] = {
+            "session_ready": self._ready,
+            "speech": lambda ev: f"{kind_name(ev.speech.kind)}: {ev.speech.text}",
+            "stop_speaking": lambda ev: (
+                f"(stop speaking: {ev.stop_speaking.reason or 'no reason'})"
+            ),
+            "transcript": lambda ev: (
+                f"heard: {ev.transcript.text}" if ev.transcript.final else None
+            ),
+            "delegation_update": self._delegation,
+            "tick": self._tick,
+            "notice": lambda ev: (
+                f"notice [{ev.notice.component}] {ev.notice.code}: {ev.notice.message}"
+            ),
+        }
+
+    def say(self, line: str) -> None:
+        if self._echo is not None:
+            self._echo(line)
+
+    def received(self, event: pb.ServerEvent, at: float) -> None:
+        which = event.WhichOneof("event")
+        render = self._lines.get(which or "")
+        line = render(event) if render is not None else None
+        if line is None:
+            return
+        # SessionReady lines are the session's own news, not a moment on the timeline.
+        self.say(line if which == "session_ready" else f"{self._stamp()} {line}")
+
+    def sent(self, event: pb.ClientEvent, at: float) -> None:
+        if event.HasField("text_input"):
+            self.say(f"{self._stamp()} you typed: {event.text_input.text}")
+
+    def _stamp(self) -> str:
+        t = self._timeline()
+        return "[  --  ]" if t is None else f"[{t:6.1f}s]"
+
+    def _ready(self, ev: pb.ServerEvent) -> str:
+        r = ev.session_ready
+        if self._ready_seen:
+            return f"session resumed as {r.session_id}"
+        self._ready_seen = True
+        return f"session {r.session_id} ready: model {r.model or '?'}, {r.tick_hz:g} ticks/s"
+
+    def _delegation(self, ev: pb.ServerEvent) -> str:
+        d = ev.delegation_update
+        state = pb.DelegationState.Name(d.state).removeprefix("DELEGATION_STATE_").lower()
+        return f"delegation {d.task_id} {state}: {d.summary or d.question}"
+
+    def _tick(self, ev: pb.ServerEvent) -> str | None:
+        if not self._trace or ev.tick.action == "silence":
+            return None
+        return f"tick {ev.tick.tick_s:g}: {ev.tick.action} {_timings(ev.tick)}"
