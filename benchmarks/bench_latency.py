@@ -53,8 +53,9 @@ from murmur.v1 import companion_pb2 as pb
 
 from server.app import build_listener_factory
 from server.config import Settings
-from server.runtime.base import Action, ModelSession, TextSink, TickInput
-from server.runtime.scripted import ScriptedRuntime, ScriptLine
+from server.runtime.base import Action, ModelSession, TextSink
+from server.runtime.conversation import Turn
+from server.runtime.scripted import ScriptedRuntime, ScriptedSession, ScriptLine
 from server.voice.tts.base import VoiceOptions
 from server.voice.tts.piper import PiperTTS
 from tests.audio_fixtures import opus_packets, silence, speech
@@ -102,27 +103,20 @@ def row(name: str, xs: list[float], budget: str = "") -> str:
 # ------------------------------------------------------------------ the model
 
 
-class _StampedSession(ModelSession):
-    """Wraps a scripted session; stamps the moment each spoken decision is made."""
+class _StampedSession(ScriptedSession):
+    """A scripted session that stamps the moment each spoken decision is made."""
 
-    def __init__(self, inner: ModelSession, decided: list[tuple[str, float]]) -> None:
-        self._inner = inner
+    def __init__(
+        self, script: list[ScriptLine], instruction: str, decided: list[tuple[str, float]]
+    ) -> None:
+        super().__init__(script, instruction)
         self._decided = decided
 
-    def step(self, tick: TickInput, on_clause: TextSink | None = None) -> Action:
-        action = self._inner.step(tick, on_clause)
+    def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
+        action = super()._run_turn(turn, on_clause)
         if action.text:
             self._decided.append((" ".join(action.text.split()), time.perf_counter()))
         return action
-
-    def heard(self, utterance_text: str, heard_text: str) -> None:
-        self._inner.heard(utterance_text, heard_text)
-
-    def add_context(self, text: str) -> None:
-        self._inner.add_context(text)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class StampedRuntime(ScriptedRuntime):
@@ -131,7 +125,7 @@ class StampedRuntime(ScriptedRuntime):
         self.decided: list[tuple[str, float]] = []  # (reply text, perf_counter) in order
 
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
-        return _StampedSession(super().open_session(instruction, language=language), self.decided)
+        return _StampedSession(self.script, instruction, self.decided)
 
 
 # ------------------------------------------------------------------ 1. decision → audio

@@ -47,10 +47,14 @@ def make_jpegs(n: int = 8) -> list[bytes]:
     return out
 
 
-async def one_session(address: str, seconds: float, jpegs: list[bytes], ticks: list[pb.Tick]) -> None:
+async def one_session(
+    address: str, seconds: float, jpegs: list[bytes], ticks: list[pb.Tick]
+) -> None:
     async with grpc.aio.insecure_channel(address) as ch:
         call = pb_grpc.CompanionStub(ch).Converse()
-        await call.write(pb.ClientEvent(session_start=pb.SessionStart(want_trace=True, client_name="bench")))
+        await call.write(
+            pb.ClientEvent(session_start=pb.SessionStart(want_trace=True, client_name="bench"))
+        )
 
         async def reader() -> None:
             while (msg := await call.read()) is not grpc.aio.EOF:
@@ -66,7 +70,9 @@ async def one_session(address: str, seconds: float, jpegs: list[bytes], ticks: l
             await call.write(
                 pb.ClientEvent(
                     video_frame=pb.VideoFrame(
-                        seq=seq, capture_time_ms=int(time.time() * 1000), data=jpegs[seq % len(jpegs)]
+                        seq=seq,
+                        capture_time_ms=int(time.time() * 1000),
+                        data=jpegs[seq % len(jpegs)],
                     )
                 )
             )
@@ -130,7 +136,9 @@ def start_server(script: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sessions", default="25,50,100,150", help="comma-separated session counts")
     ap.add_argument("--seconds", type=float, default=20.0, help="duration of each level")
     args = ap.parse_args()
@@ -140,7 +148,9 @@ def main() -> None:
     os.environ["MURMUR_SERVER_MAX_SESSIONS"] = "1000"
     proc, address = start_server(script)
     jpegs = make_jpegs()
-    print(f"server {address} (pid {proc.pid}), {os.cpu_count()} cores; {args.seconds:.0f} s per level")
+    print(
+        f"server {address} (pid {proc.pid}), {os.cpu_count()} cores; {args.seconds:.0f} s per level"
+    )
     hdr = ("sessions", "ticks", "slip p50", "slip p99", "slip max", "coalesced", "work p50", "work p99",
            "loop p99", "decode p50", "decode p99", "frame age p50")  # fmt: skip
     print("  ".join(f"{h:>10}" for h in hdr))

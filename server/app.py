@@ -8,17 +8,35 @@ with an install hint only when it is actually chosen.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from server.config import DEFAULT_MODEL, Settings
+from server.config import DEFAULT_MODEL, AgentSettings, ModelSettings, Settings, VoiceSettings
 from server.errors import ModelLoadError
 from server.runtime.base import InteractionRuntime
-from server.session.session import SessionServices
+from server.session.services import DelegationService, Executors, SessionServices
 from server.voice.tts.base import TTSBackend
 
-__all__ = ["App", "build_app", "build_runtime", "build_tts"]
+if TYPE_CHECKING:
+    from server.agents.base import Agent
+    from server.agents.manager import DelegationManager
+    from server.events import AudioFormat
+    from server.runtime.openai import OpenAIRuntimeOptions
+    from server.runtime.transformers import TransformersOptions
+    from server.session.services import ListenerFactory
+    from server.voice.listener import Emit, Spawn
+
+__all__ = [
+    "AGENT_BACKENDS",
+    "TTS_BACKENDS",
+    "App",
+    "Overrides",
+    "build_app",
+    "build_runtime",
+    "build_tts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +50,99 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
 
         return ScriptedRuntime.from_file(spec.removeprefix("scripted:"))
     if spec.startswith(("http://", "https://")):
-        from server.runtime.openai_http import OpenAIRuntime, OpenAIRuntimeOptions
+        from server.runtime.openai import OpenAIRuntime
 
-        return OpenAIRuntime(
-            OpenAIRuntimeOptions(
-                base_url=spec,
-                model=m.served_model or DEFAULT_MODEL,
-                api_key=m.api_key or None,
-                timeout_s=m.timeout_s,
-                retries=m.retries,
-                max_tokens=m.max_new_tokens,
-                temperature=m.temperature,
-                top_p=m.top_p,
-                speak_margin=m.speak_margin,
-                chunk_ticks=m.chunk_ticks or 100,  # the reference chunk length
-                frame_refs=m.frame_refs,
-            )
-        )
+        return OpenAIRuntime(_openai_options(m))
     try:
-        from server.runtime.transformers_runtime import TransformersRuntime
+        from server.runtime.transformers import TransformersRuntime
     except ImportError as e:
         raise ModelLoadError(
             f"the in-process model runtime needs torch and transformers ({e}); "
             "pip install 'murmur' with its dependencies, or serve the model elsewhere and "
             "use --model http://HOST:PORT/v1"
         ) from e
-    return TransformersRuntime.from_settings(m)
+    return TransformersRuntime.load(
+        spec,
+        device=m.device,
+        dtype=m.dtype,
+        quantization=m.quantization or None,
+        options=_transformers_options(m),
+    )
+
+
+def _transformers_options(m: ModelSettings) -> TransformersOptions:
+    from server.runtime.transformers.options import TransformersOptions
+
+    return TransformersOptions(
+        speak_margin=m.speak_margin,
+        max_new_tokens=m.max_new_tokens,
+        temperature=m.temperature,
+        top_p=m.top_p,
+        chunk_ticks=m.chunk_ticks,  # 0: sized for the GPU memory left after loading
+    )
+
+
+def _openai_options(m: ModelSettings) -> OpenAIRuntimeOptions:
+    from server.runtime.openai import OpenAIRuntimeOptions
+
+    return OpenAIRuntimeOptions(
+        base_url=m.model.strip(),
+        model=m.served_model or DEFAULT_MODEL,
+        api_key=m.api_key or None,
+        timeout_s=m.timeout_s,
+        retries=m.retries,
+        max_tokens=m.max_new_tokens,
+        temperature=m.temperature,
+        top_p=m.top_p,
+        speak_margin=m.speak_margin,
+        chunk_ticks=m.chunk_ticks or 100,  # the reference chunk length
+        frame_refs=m.frame_refs,
+    )
+
+
+# ------------------------------------------------------------------ speech out
+
+# Config names ([voice] tts) → constructors. Imports are lazy, so a chain without
+# edge never imports aiohttp; a backend that cannot start raises saying why.
+
+
+def _edge_tts(v: VoiceSettings) -> TTSBackend:
+    from server.voice.tts.edge import EdgeTTS
+
+    return EdgeTTS()
+
+
+def _piper_tts(v: VoiceSettings) -> TTSBackend:
+    from server.voice.tts.piper import PiperTTS
+
+    return PiperTTS(v.piper_voice or None)
+
+
+def _espeak_tts(v: VoiceSettings) -> TTSBackend:
+    from server.voice.tts.espeak import EspeakTTS
+
+    return EspeakTTS()
+
+
+TTS_BACKENDS: dict[str, Callable[[VoiceSettings], TTSBackend]] = {
+    "edge": _edge_tts,
+    "piper": _piper_tts,
+    "espeak": _espeak_tts,
+}
 
 
 def build_tts(settings: Settings) -> TTSBackend:
-    v = settings.voice
-    try:
-        from server.voice.tts.fallback import FallbackTTS
-        from server.voice.tts.registry import TTS_BACKENDS
-    except ImportError:  # pragma: no cover - until the chain lands
-        from server.voice.tts.piper import PiperTTS
+    """The ``[voice] tts`` chain; one backend alone is used as it is."""
+    from server.voice.tts.fallback import FallbackTTS
 
-        return PiperTTS(v.piper_voice or None)
     backends: list[TTSBackend] = []
     errors: list[str] = []
-    for name in v.tts:
+    for name in settings.voice.tts:
         factory = TTS_BACKENDS.get(name)
         if factory is None:
             raise ValueError(f"unknown TTS backend {name!r}; known: {', '.join(TTS_BACKENDS)}")
         try:
-            backends.append(factory(settings))
+            backends.append(factory(settings.voice))
         except Exception as e:  # a backend that cannot start is skipped, with a reason
             errors.append(f"{name}: {e}")
             log.warning("TTS backend %s unavailable: %s", name, e)
@@ -85,31 +151,83 @@ def build_tts(settings: Settings) -> TTSBackend:
     return backends[0] if len(backends) == 1 else FallbackTTS(backends)
 
 
-def build_listener_factory(settings: Settings) -> Any:
+# ------------------------------------------------------------------ speech in
+
+
+def build_listener_factory(settings: Settings) -> ListenerFactory | None:
+    """One Whisper for every session; each session's listener from the factory."""
     v = settings.voice
     if v.asr == "none":
         return None
-    from server.voice.asr.whisper import WhisperASR
+    from server.voice.asr.whisper import WhisperASR, WhisperOptions
     from server.voice.listener import AudioListener, ListenerOptions
 
-    asr = WhisperASR.from_settings(v)
+    asr = WhisperASR(
+        WhisperOptions(
+            model=v.asr_model or "auto",
+            device=v.asr_device or "auto",
+            compute_type=v.asr_compute_type or "auto",
+            language=v.asr_language or None,
+        )
+    )
     asr.warmup()  # the first utterance should not pay for loading
 
-    def factory(fmt, emit, *, language="en"):  # type: ignore[no-untyped-def]
+    def factory(
+        fmt: AudioFormat, emit: Emit, *, language: str, spawn: Spawn, dsp: Executor
+    ) -> AudioListener:
         options = ListenerOptions(
             min_speech_ms=v.min_speech_ms, language=v.asr_language or language.split("-")[0]
         )
-        return AudioListener(fmt, asr, emit, options)
+        return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp)
 
     return factory
 
 
-def build_delegations(settings: Settings) -> Any:
+# ------------------------------------------------------------------ delegation
+
+# Config names ([agent] backend) → constructors; a missing setting is named.
+
+
+def _need(value: object, name: str, example: str) -> None:
+    if not value:
+        raise ValueError(f"[agent] {name} is not set; e.g. {name} = {example}")
+
+
+def _openai_agent(a: AgentSettings) -> Agent:
+    from server.agents.openai_chat import OpenAIChatAgent
+
+    _need(a.base_url, "base_url", '"http://127.0.0.1:8000/v1"')
+    _need(a.model, "model", '"Qwen/Qwen3-VL-8B-Instruct"')
+    return OpenAIChatAgent(a.base_url, a.model, a.api_key or None)
+
+
+def _command_agent(a: AgentSettings) -> Agent:
+    from server.agents.command import CommandAgent
+
+    _need(a.command, "command", '["codex", "exec", "{question}"]')
+    return CommandAgent(list(a.command), timeout_s=a.timeout_s, sandbox_flags=list(a.sandbox_flags))
+
+
+def _webhook_agent(a: AgentSettings) -> Agent:
+    from server.agents.webhook import WebhookAgent
+
+    _need(a.url, "url", '"http://127.0.0.1:8123/murmur"')
+    headers = {"Authorization": f"Bearer {a.api_key}"} if a.api_key else {}
+    return WebhookAgent(a.url, headers, a.timeout_s)
+
+
+AGENT_BACKENDS: dict[str, Callable[[AgentSettings], Agent]] = {
+    "openai": _openai_agent,
+    "command": _command_agent,
+    "webhook": _webhook_agent,
+}
+
+
+def build_delegations(settings: Settings) -> DelegationManager | None:
     a = settings.agent
     if not a.backend:
         return None
     from server.agents.manager import DelegationManager
-    from server.agents.registry import AGENT_BACKENDS
 
     factory = AGENT_BACKENDS.get(a.backend)
     if factory is None:
@@ -122,33 +240,43 @@ class App:
     settings: Settings
     services: SessionServices
 
+    async def aclose(self) -> None:
+        """After every session has closed: agents (their processes are killed), the
+        backends, then the pools they ran in."""
+        if self.services.delegations is not None:
+            await self.services.delegations.aclose()
+        await self.services.tts.aclose()
+        self.close()
+
     def close(self) -> None:
         self.services.runtime.close()
         self.services.tts.close()
-        self.services.media.shutdown(wait=False, cancel_futures=True)
+        self.services.executors.shutdown()
 
 
-def build_app(
-    settings: Settings,
-    *,
-    runtime: InteractionRuntime | None = None,
-    tts: TTSBackend | None = None,
-    listener_factory: Any = "auto",
-    delegations: Any = "auto",
-) -> App:
-    """Wire the process's shared services. Tests inject any of them."""
-    runtime = runtime or build_runtime(settings)
-    tts = tts or build_tts(settings)
-    if listener_factory == "auto":
-        listener_factory = build_listener_factory(settings)
-    if delegations == "auto":
-        delegations = build_delegations(settings)
+@dataclass(frozen=True)
+class Overrides:
+    """Backends supplied instead of building them from settings (tests, embedding).
+
+    To have *no* speech input or agent, say so in the settings
+    (``[voice] asr = "none"``, no ``[agent] backend``).
+    """
+
+    runtime: InteractionRuntime | None = None
+    tts: TTSBackend | None = None
+    listener_factory: ListenerFactory | None = None
+    delegations: DelegationService | None = None
+
+
+def build_app(settings: Settings, overrides: Overrides = Overrides()) -> App:
+    """Wire the process's shared services."""
+    o = overrides
     services = SessionServices(
         settings=settings,
-        runtime=runtime,
-        tts=tts,
-        media=ThreadPoolExecutor(2, thread_name_prefix="media"),
-        listener_factory=listener_factory,
-        delegations=delegations,
+        runtime=o.runtime or build_runtime(settings),
+        tts=o.tts or build_tts(settings),
+        executors=Executors(),
+        listener_factory=o.listener_factory or build_listener_factory(settings),
+        delegations=o.delegations or build_delegations(settings),
     )
     return App(settings, services)

@@ -123,11 +123,9 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping (grace %.0f s)", cfg.grace_s)
-    await server.stop(cfg.grace_s)
-    delegations = app.services.delegations
-    if delegations is not None:
-        await delegations.aclose()  # kills agent processes, closes HTTP clients
-    app.close()
+    await server.stop(cfg.grace_s)  # sessions end and close their model and agent work
+    await app.aclose()
+    log.info("stopped")
     return 0
 
 

@@ -1,8 +1,8 @@
 """Settings: defaults, then a TOML file, then ``MURMUR_*`` environment variables,
 then command-line flags (applied by ``cli``), each overriding the one before.
 
-Every field is documented where it is declared; README's configuration table is
-generated from the same names.
+Every field is documented where it is declared. README's example settings file is
+written by hand; tests/test_layout.py loads it, so a renamed or removed field fails there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, cast
+
+from server.runtime.limits import DEFAULT_MODEL
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -23,7 +25,6 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_MODEL = "jdopensource/JoyAI-VL-Interaction"
 DEFAULT_CONFIG = Path("~/.config/murmur/server.toml").expanduser()
 
 
@@ -38,7 +39,6 @@ class ServerSettings:
     max_frame_bytes: int = 2 * 1024 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     max_sessions: int = 32
-    audio_buffer_packets: int = 250  # 5 s of 20 ms packets; oldest dropped beyond
     outbound_queue: int = 256
     grace_s: float = 5.0  # graceful stop: how long live sessions get to finish
     log_level: str = "info"
@@ -86,7 +86,7 @@ class AgentSettings:
     backend: str = ""  # "", openai, command, webhook
     base_url: str = ""  # openai: http://HOST:PORT/v1
     model: str = ""
-    api_key: str = ""
+    api_key: str = ""  # or MURMUR_AGENT_API_KEY; sent as a Bearer token
     command: tuple[str, ...] = ()  # command: argv template, e.g. ["codex", "exec", "{question}"]
     sandbox_flags: tuple[str, ...] = ()
     url: str = ""  # webhook

@@ -11,10 +11,11 @@ Messages say what happened and what to do about it.
 
 from __future__ import annotations
 
+from server.codes import CODES, Code
+
 __all__ = [
     "CapacityError",
     "Fatal",
-    "InternalError",
     "ModelLoadError",
     "MurmurError",
     "ProtocolError",
@@ -41,15 +42,17 @@ class Recoverable(MurmurError):
 
     def __init__(
         self,
-        code: str,
+        code: Code,
         message: str,
         *,
-        component: str = "server",
-        retryable: bool = False,
+        component: str | None = None,
+        retryable: bool | None = None,
     ) -> None:
-        super().__init__(message, component=component)
+        code = Code(code)  # an unknown code is a bug: every code has a row in server/codes.py
+        info = CODES[code]
+        super().__init__(message, component=component or info.component)
         self.code = code
-        self.retryable = retryable
+        self.retryable = info.retryable if retryable is None else retryable
 
 
 class Fatal(MurmurError):
@@ -72,10 +75,6 @@ class CapacityError(Fatal):
 
 class UnavailableError(Fatal):
     """Every backend (and fallback) for something the session needs has failed."""
-
-
-class InternalError(Fatal):
-    pass
 
 
 class ModelLoadError(MurmurError):

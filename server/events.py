@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 __all__ = [
     "AskNow",
@@ -22,6 +23,7 @@ __all__ = [
     "DelegationUpdate",
     "FrameIn",
     "GoAway",
+    "Lane",
     "LocationIn",
     "Mode",
     "Notice",
@@ -202,8 +204,21 @@ ClientEvent = (
 # ------------------------------------------------------------------ server events
 
 
+class Lane(enum.Enum):
+    """How an outbound event travels (pipecat's system / data frames, by type).
+
+    The session's outbox routes every event by its type's lane; no caller picks one.
+    """
+
+    DATA = "data"  # in order, bounded: a slow client back-pressures the producer
+    SPEECH = "speech"  # like DATA, but dropped from the queue when its utterance is cut
+    IMMEDIATE = "immediate"  # ahead of everything queued, never waits for room
+
+
 @dataclass(frozen=True, slots=True)
 class SessionReady:
+    lane: ClassVar[Lane] = Lane.DATA
+
     session_id: str
     resume_token: str
     audio_in: AudioFormat
@@ -215,6 +230,8 @@ class SessionReady:
 
 @dataclass(frozen=True, slots=True)
 class Speech:
+    lane: ClassVar[Lane] = Lane.DATA
+
     utterance_id: str
     text: str
     kind: SpeechKind
@@ -223,6 +240,8 @@ class Speech:
 
 @dataclass(frozen=True, slots=True)
 class AudioOut:
+    lane: ClassVar[Lane] = Lane.SPEECH
+
     utterance_id: str
     seq: int
     data: bytes
@@ -231,12 +250,16 @@ class AudioOut:
 
 @dataclass(frozen=True, slots=True)
 class StopSpeaking:
+    lane: ClassVar[Lane] = Lane.IMMEDIATE
+
     utterance_ids: tuple[str, ...]
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class Cue:
+    lane: ClassVar[Lane] = Lane.DATA
+
     kind: CueKind
     intensity: float = 0.5
     clock_direction: int = 0
@@ -244,6 +267,8 @@ class Cue:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
+    lane: ClassVar[Lane] = Lane.DATA
+
     text: str
     final: bool
     utterance_id: str = ""
@@ -251,6 +276,8 @@ class Transcript:
 
 @dataclass(frozen=True, slots=True)
 class DelegationUpdate:
+    lane: ClassVar[Lane] = Lane.DATA
+
     task_id: str
     state: DelegationState
     question: str = ""
@@ -259,6 +286,8 @@ class DelegationUpdate:
 
 @dataclass(frozen=True, slots=True)
 class StillRequest:
+    lane: ClassVar[Lane] = Lane.DATA
+
     reason: str = ""
 
 
@@ -270,6 +299,8 @@ class StageTiming:
 
 @dataclass(frozen=True, slots=True)
 class TickTrace:
+    lane: ClassVar[Lane] = Lane.DATA
+
     tick_s: float
     action: str
     text: str = ""
@@ -282,6 +313,8 @@ class TickTrace:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
+    lane: ClassVar[Lane] = Lane.DATA
+
     code: str
     message: str
     component: str = "server"
@@ -290,6 +323,8 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class GoAway:
+    lane: ClassVar[Lane] = Lane.IMMEDIATE
+
     reconnect_after_ms: int
     reason: str = ""
 

@@ -25,7 +25,7 @@ from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 from PIL import Image
 
-from server.app import build_app
+from server.app import Overrides, build_app
 from server.config import Settings
 from server.runtime.base import InteractionRuntime
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
@@ -74,16 +74,19 @@ async def running_server(
     **app_kwargs: Any,
 ) -> AsyncIterator[Running]:
     settings = settings or Settings()
-    app_kwargs.setdefault("listener_factory", None)
-    app_kwargs.setdefault("delegations", None)
-    app = build_app(settings, runtime=runtime, tts=tts, **app_kwargs)
+    # What a test does not inject, it does not get: no Whisper, no agent.
+    if app_kwargs.get("listener_factory") is None:
+        settings = settings.with_overrides("voice", asr="none")
+    if app_kwargs.get("delegations") is None:
+        settings = settings.with_overrides("agent", backend="")
+    app = build_app(settings, Overrides(runtime=runtime, tts=tts, **app_kwargs))
     server = GrpcServer(app.services)
     port = await server.start("127.0.0.1", 0)
     try:
         yield Running(f"127.0.0.1:{port}", server, app)
     finally:
         await server.stop(0.5)
-        app.services.media.shutdown(wait=False)
+        app.services.executors.shutdown()
 
 
 def session_start(**kw: Any) -> pb.ClientEvent:
@@ -154,7 +157,9 @@ class Client:
     def kinds(self) -> list[str]:
         return [e.WhichOneof("event") for e in self.events]
 
-    async def wait_for(self, kind: str, count: int = 1, within_s: float = 10.0, pred: Any = None) -> Any:
+    async def wait_for(
+        self, kind: str, count: int = 1, within_s: float = 10.0, pred: Any = None
+    ) -> Any:
         def matches() -> list[Any]:
             return [x for x in self.of(kind) if pred is None or pred(x)]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from server.agents.base import AgentAnswer
@@ -144,10 +145,11 @@ async def test_failing_agent_gets_an_apology_and_the_session_goes_on(tts):
     assert texts[2] == "Crossing ahead."
 
 
-async def test_streamed_delegation_note_gets_a_thinking_cue_and_the_answer(tts):
-    runtime = StreamingRuntime(
-        at=1, clauses=["Let me check that for you."], clause_delay_s=0.1, question=QUESTION
-    )
+@pytest.mark.parametrize(
+    "clauses", [["Let me check that for you."], ["Good question,", "let me check that for you."]]
+)
+async def test_streamed_delegation_note_gets_a_thinking_cue_and_the_answer(tts, clauses):
+    runtime = StreamingRuntime(at=1, clauses=clauses, clause_delay_s=0.1, question=QUESTION)
     manager = DelegationManager(
         ScriptedAgent({QUESTION: AgentAnswer("It opens at nine.")}), timeout_s=5
     )
@@ -157,9 +159,15 @@ async def test_streamed_delegation_note_gets_a_thinking_cue_and_the_answer(tts):
     ):
         await c.start()
         await _frames(c, 3)
-        await c.wait_for("speech", count=2, within_s=10)
+        await c.wait_for("speech", count=len(clauses) + 1, within_s=10)
         assert await c.finish() == grpc.StatusCode.OK
     await manager.aclose()
-    assert [s.text for s in c.of("speech")] == ["Let me check that for you.", "It opens at nine."]
+    speech = c.of("speech")
+    assert [s.text for s in speech] == [*clauses, "It opens at nine."]
+    # A one-clause note is a note, not an answer (a longer one's first clauses stream
+    # before the marker is seen, and the note ends that same utterance, in order).
+    if len(clauses) == 1:
+        assert speech[0].kind == pb.SPEECH_KIND_DELEGATION_NOTE
+    assert speech[-1].kind == pb.SPEECH_KIND_DELEGATION_RESULT
     assert pb.CUE_KIND_THINKING in [q.kind for q in c.of("cue")]
     assert c.of("delegation_update")[0].question == QUESTION

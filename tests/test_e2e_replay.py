@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from mobile_bridge.link import LinkOptions
-from mobile_bridge.media import write_synthetic_clip
 from mobile_bridge.replay import ReplayOptions, run_replay
+from mobile_bridge.synth import write_synthetic_clip
 from server.config import Settings
 from tests.harness import running_server, scripted
 

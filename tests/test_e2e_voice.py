@@ -12,8 +12,9 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.link import LinkOptions
-from mobile_bridge.media import write_synthetic_clip, write_wav_pcm16
+from mobile_bridge.media import write_wav_pcm16
 from mobile_bridge.replay import ReplayOptions, run_replay
+from mobile_bridge.synth import write_synthetic_clip
 from server.app import build_listener_factory, build_tts
 from server.config import Settings
 from server.runtime.scripted import ScriptedRuntime, ScriptLine

@@ -6,7 +6,7 @@ import pytest
 
 from server.config import load_settings
 from server.engine.clock import TickClock
-from server.engine.commands import parse_command
+from server.engine.commands import decide
 from server.engine.policy import GuidancePolicy, clock_direction
 from server.events import CueKind, Mode, SpeechKind
 from server.modes import profile
@@ -89,7 +89,10 @@ def test_parse_action(raw, kind, text, question):
 
 def test_blind_mode_hazard_is_a_short_preempting_alert_with_a_cue():
     p = GuidancePolicy(profile(Mode.BLIND))
-    u = p.reply("Bike at 2 o'clock, coming fast toward you on the path, please move to the right side now.", 0.0)
+    u = p.reply(
+        "Bike at 2 o'clock, coming fast toward you on the path, please move to the right side now.",
+        0.0,
+    )
     assert u is not None
     assert u.kind is SpeechKind.ALERT and u.preempt and u.cue is CueKind.HAZARD
     assert u.cue_direction == 2
@@ -124,18 +127,25 @@ def test_clock_direction():
 @pytest.mark.parametrize(
     ("text", "stop", "cancel", "mode", "query"),
     [
-        ("Quiet", True, False, None, None),
-        ("never mind", True, True, None, None),
-        ("switch to blind mode", False, True, Mode.BLIND, None),
-        ("Navigation mode", False, True, Mode.NAVIGATION, None),
-        ("what is in front of me", False, False, None, "what is in front of me"),
-        ("tell me about the blind mode setting in the app and how it works", False, False, None,
-         "tell me about the blind mode setting in the app and how it works"),
+        ("Quiet", True, "", None, None),
+        ("never mind", True, "never mind", None, None),
+        ("switch to blind mode", False, "mode change", Mode.BLIND, None),
+        ("Navigation mode", False, "mode change", Mode.NAVIGATION, None),
+        ("switch to blind assistance mode", False, "mode change", Mode.BLIND, None),
+        ("what is in front of me", False, "new question", None, "what is in front of me"),
+        ("tell me about the blind mode setting in the app and how it works", False,
+         "new question", None, "tell me about the blind mode setting in the app and how it works"),
+        ("  ", False, "", None, None),
     ],
 )  # fmt: skip
 def test_commands(text, stop, cancel, mode, query):
-    c = parse_command(text)
-    assert (c.stop_speaking, c.cancel_delegations, c.set_mode, c.query) == (stop, cancel, mode, query)
+    c = decide(text)
+    assert (c.stop_speaking, c.cancel_delegations, c.set_mode, c.query) == (
+        stop,
+        cancel,
+        mode,
+        query,
+    )
 
 
 # ------------------------------------------------------------------ clauses

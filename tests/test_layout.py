@@ -1,4 +1,8 @@
-"""The house rules that keep the code easy to find one's way around (STYLE.md)."""
+"""The house rules that keep the code easy to find one's way around (STYLE.md).
+
+Every test here reads source with ``ast`` and imports nothing heavy, so the whole
+file runs in well under a second and can guard every commit.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ import ast
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +32,21 @@ def _imports(path: Path) -> set[str]:
 
 
 def _py(folder: str) -> list[Path]:
-    return [p for p in (ROOT / folder).rglob("*.py") if "_pb2" not in p.name]
+    return sorted(p for p in (ROOT / folder).rglob("*.py") if "_pb2" not in p.name)
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _none_of(found: list[str], what: str) -> None:
+    """Fail listing every finding, one a line, without pytest's truncated diff."""
+    if found:
+        pytest.fail(f"{what}:\n  " + "\n  ".join(found), pytrace=False)
 
 
 def test_only_transport_talks_grpc_and_protobuf():
@@ -33,7 +55,11 @@ def test_only_transport_talks_grpc_and_protobuf():
         if path.parent.name == "transport":
             continue
         for name in _imports(path):
-            if name == "grpc" or name.startswith(("grpc.", "grpc_", "murmur.v1")) or name.endswith("_pb2"):
+            if (
+                name == "grpc"
+                or name.startswith(("grpc.", "grpc_", "murmur.v1"))
+                or name.endswith("_pb2")
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
 
@@ -48,26 +74,345 @@ def test_bridge_never_imports_the_server():
     assert offenders == []
 
 
-def test_engine_and_below_do_not_reach_up():
-    upward = ("server.transport", "server.session", "server.app", "server.cli")
-    offenders = [
-        f"{p.relative_to(ROOT)}: {n}"
-        for pkg in ("server/engine", "server/runtime", "server/voice", "server/agents", "server/modes")
-        for p in _py(pkg)
-        for n in _imports(p)
-        if n.startswith(upward)
+# --- which room may import which (DESIGN.md §4, architecture-2 P10) -----------------
+#
+# A room is the most specific key below that names a module ("server.runtime.openai"
+# before "server.runtime"). A room may import the modules its rule lists (a prefix
+# covers the package below it) and none of those in ``never``. Every import counts:
+# lazy ones inside functions and those under TYPE_CHECKING state a dependency too.
+
+
+@dataclass(frozen=True)
+class Rule:
+    may_import: tuple[str, ...]
+    never: tuple[str, ...] = ()
+
+
+LEAVES = ("server.events", "server.errors", "server.codes")
+# What a backend package may lean on: the leaf types, telemetry and the phrase table.
+BACKEND_LEAVES = (*LEAVES, "server.telemetry", "server.modes.phrases")
+# The session talks to voice and agents through these, never through a concrete backend.
+VOICE_INTERFACES = (
+    "server.voice.asr.base",
+    "server.voice.tts.base",
+    "server.voice.codec",
+    "server.voice.listener",
+)
+AGENT_INTERFACES = ("server.agents.base", "server.agents.manager")
+RUNTIME_LEAVES = ("server.runtime.base", "server.runtime.limits")
+RUNTIME_BACKENDS = ("server.runtime.transformers", "server.runtime.openai")
+
+ALLOWED: dict[str, Rule] = {
+    # the composition root names everything
+    "server.app": Rule(("server",)),
+    "server.cli": Rule(("server",)),
+    "server": Rule(()),  # server/__init__.py: the version, nothing else
+    # leaves
+    "server.codes": Rule(()),
+    "server.errors": Rule(("server.codes",)),
+    "server.events": Rule(("server.codes",)),
+    "server.config": Rule((*LEAVES, "server.runtime.limits")),
+    "server.telemetry": Rule(("server.telemetry", *LEAVES)),
+    "server.modes": Rule(("server.modes", "server.events", "server.codes")),
+    # transport → session → engine → backends
+    "server.transport": Rule(
+        (
+            "server.transport",
+            "server.session",
+            *LEAVES,
+            "server.config",
+            "server.telemetry",
+            "server.pairing",
+            "server.storage",
+        )
+    ),
+    "server.session": Rule(
+        (
+            "server.session",
+            "server.config",  # SessionServices carries the settings sessions read
+            "server.engine",
+            *RUNTIME_LEAVES,
+            *VOICE_INTERFACES,
+            *AGENT_INTERFACES,
+            "server.modes",
+            *LEAVES,
+            "server.telemetry",
+        )
+    ),
+    "server.engine": Rule(
+        ("server.engine", "server.modes", *RUNTIME_LEAVES, *LEAVES, "server.telemetry")
+    ),
+    # backends: their own package and the leaves; never config, engine, session,
+    # transport or another backend package
+    "server.runtime": Rule(("server.runtime", *BACKEND_LEAVES), never=RUNTIME_BACKENDS),
+    "server.runtime.transformers": Rule(
+        ("server.runtime", *BACKEND_LEAVES), never=("server.runtime.openai",)
+    ),
+    "server.runtime.openai": Rule(
+        ("server.runtime", *BACKEND_LEAVES), never=("server.runtime.transformers",)
+    ),
+    "server.voice": Rule(("server.voice", *BACKEND_LEAVES)),
+    "server.agents": Rule(("server.agents", *BACKEND_LEAVES)),
+    # below transport (architecture-2 §5)
+    "server.pairing": Rule(("server.pairing", "server.storage", *LEAVES, "server.telemetry")),
+    "server.storage": Rule(("server.storage", *LEAVES, "server.telemetry")),
+}
+
+
+def _covers(prefix: str, module: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def _module_of(rel: str) -> str:
+    """'server/runtime/openai/client.py' → 'server.runtime.openai.client'."""
+    parts = rel.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _room(module: str) -> str | None:
+    # "server" is only server/__init__.py: a new top-level module needs a rule of its own.
+    rooms = [k for k in ALLOWED if module == k or (k != "server" and _covers(k, module))]
+    return max(rooms, key=len, default=None)
+
+
+def _show(rule: Rule) -> str:
+    allowed = ", ".join(rule.may_import) or "nothing from server"
+    return allowed + (f"; never {', '.join(rule.never)}" if rule.never else "")
+
+
+def import_violations(imports: Mapping[str, Iterable[str]]) -> list[str]:
+    """One line per file:import that breaks ``ALLOWED``; ``imports`` maps a repo-relative
+    path to the ``server.*`` modules it imports."""
+    out = []
+    for rel, modules in sorted(imports.items()):
+        room = _room(_module_of(rel))
+        if room is None:
+            out.append(f"{rel}: in no room; give it a rule in ALLOWED (tests/test_layout.py)")
+            continue
+        rule = ALLOWED[room]
+        for module in sorted(set(modules)):
+            if any(_covers(p, module) for p in rule.never):
+                out.append(f"{rel}: {module}  [{room} must never import it; rule: {_show(rule)}]")
+            elif not any(_covers(p, module) for p in rule.may_import):
+                out.append(f"{rel}: {module}  [{room} may import only: {_show(rule)}]")
+    return out
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _server_imports(path: Path) -> set[str]:
+    """The ``server`` modules a file imports; ``from server.x import y`` names
+    ``server.x.y`` when y is a module, else ``server.x``."""
+    package = _module_of(_rel(path)).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found: set[str] = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                sub = f"{module}.{alias.name}"
+                found.add(sub if alias.name != "*" and _is_module(sub) else module)
+    return {n for n in found if _covers("server", n)}
+
+
+def test_imports_follow_the_package_allow_list():
+    imports = {_rel(p): _server_imports(p) for p in _py("server")}
+    _none_of(import_violations(imports), "imports against the allow-list (file: import  [rule])")
+
+
+@pytest.mark.parametrize(
+    ("rel", "modules", "expected"),
+    [
+        # must fail
+        ("server/engine/tick.py", {"server.agents.phrases"}, "server.agents.phrases"),
+        ("server/engine/loop.py", {"server.agents.manager"}, "server.agents.manager"),
+        ("server/agents/registry.py", {"server.config"}, "server.config"),
+        ("server/voice/tts/piper.py", {"server.config"}, "server.config"),
+        ("server/runtime/openai/client.py", {"server.config"}, "server.config"),
+        ("server/runtime/base.py", {"server.runtime.openai.wire"}, "never import"),
+        ("server/runtime/transformers/session.py", {"server.runtime.openai"}, "never import"),
+        ("server/voice/listener.py", {"server.runtime.base"}, "server.runtime.base"),
+        ("server/agents/manager.py", {"server.engine.tick"}, "server.engine.tick"),
+        ("server/runtime/scripted.py", {"server.session.session"}, "server.session"),
+        ("server/session/session.py", {"server.transport.convert"}, "server.transport"),
+        ("server/session/build.py", {"server.voice.tts.piper"}, "server.voice.tts.piper"),
+        ("server/session/build.py", {"server.runtime.openai"}, "server.runtime.openai"),
+        ("server/engine/policy.py", {"server.voice.tts.base"}, "server.voice.tts.base"),
+        ("server/modes/profile.py", {"server.runtime.base"}, "server.runtime.base"),
+        ("server/events.py", {"server.session.session"}, "server.session.session"),
+        ("server/codes.py", {"server.errors"}, "nothing from server"),
+        ("server/config.py", {"server.runtime.prompt"}, "server.runtime.prompt"),
+        ("server/helpers.py", set(), "in no room"),
+        # must pass
+        ("server/engine/tick.py", {"server.modes", "server.runtime.limits", "server.codes"}, None),
+        ("server/agents/manager.py", {"server.modes.phrases", "server.agents.base"}, None),
+        ("server/runtime/openai/client.py", {"server.runtime.base", "server.telemetry"}, None),
+        ("server/session/inbound.py", {"server.engine.commands", "server.voice.listener"}, None),
+        ("server/transport/servicer.py", {"server.session.session", "server.config"}, None),
+        ("server/config.py", {"server.runtime.limits"}, None),
+        ("server/app.py", {"server.runtime.openai.client", "server.voice.tts.piper"}, None),
+    ],
+)
+def test_the_allow_list_checker_itself(rel, modules, expected):
+    offenders = import_violations({rel: modules})
+    if expected is None:
+        assert offenders == []
+    else:
+        assert len(offenders) == 1 and rel in offenders[0] and expected in offenders[0], offenders
+
+
+# --- promises kept: settings read, events emitted (architecture-2 P7) ----------------
+
+
+def _attributes_read(paths: Iterable[Path]) -> set[str]:
+    return {
+        node.attr
+        for p in paths
+        for node in ast.walk(_tree(p))
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+    }
+
+
+def _settings_sections() -> dict[str, list[str]]:
+    """Each section dataclass ``Settings`` holds, with its field names."""
+    classes = {
+        n.name: n for n in _tree(ROOT / "server/config.py").body if isinstance(n, ast.ClassDef)
+    }
+    assert "Settings" in classes, "server/config.py has no class Settings"
+
+    def fields(cls: ast.ClassDef) -> list[tuple[str, ast.expr]]:
+        return [
+            (s.target.id, s.annotation)
+            for s in cls.body
+            if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+        ]
+
+    sections = {}
+    for _, annotation in fields(classes["Settings"]):
+        name = ast.unparse(annotation).strip("'\"")
+        if name in classes:
+            sections[name] = [f for f, _ in fields(classes[name])]
+    assert sections, "found no settings sections in server/config.py"
+    return sections
+
+
+def test_every_setting_is_read_outside_config():
+    read = _attributes_read(p for p in _py("server") if _rel(p) != "server/config.py")
+    unread = [
+        f"{section}.{name}"
+        for section, names in _settings_sections().items()
+        for name in names
+        if name not in read
     ]
-    assert offenders == []
+    _none_of(unread, "settings nothing outside server/config.py reads (wire them or delete them)")
 
 
-def test_no_file_outgrows_a_room():
+def _server_event_classes() -> list[str]:
+    for node in _tree(ROOT / "server/events.py").body:
+        if isinstance(node, ast.Assign):
+            target: ast.expr = node.targets[0]
+        elif isinstance(node, ast.AnnAssign):
+            target = node.target
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "ServerEvent" and node.value is not None:
+            names = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)]
+            return [n for n in names if n not in ("Union", "TypeAlias")]
+    raise AssertionError("server/events.py defines no ServerEvent union")
+
+
+def test_every_server_event_is_emitted():
+    skip = {"server/events.py", "server/transport/convert.py"}
+    built = {
+        node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+        for p in _py("server")
+        if _rel(p) not in skip
+        for node in ast.walk(_tree(p))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+    }
+    events = _server_event_classes()
+    assert len(events) > 3, f"ServerEvent parsed as {events}"
+    _none_of(
+        [e for e in events if e not in built],
+        "ServerEvents nothing in server/ constructs (emit them or delete them)",
+    )
+
+
+# --- room sizes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("folder", "limit"), [("server", 400), ("mobile_bridge", 650)])
+def test_no_file_outgrows_a_room(folder, limit):
     big = [
-        f"{p.relative_to(ROOT)} ({n} lines)"
-        for folder in ("server", "mobile_bridge")
+        f"{_rel(p)} ({n} lines)"
         for p in _py(folder)
-        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 650
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > limit
     ]
-    assert big == []
+    _none_of(big, f"files in {folder}/ over {limit} lines (split them)")
+
+
+MAX_METHODS = 15  # at or over this, a class is doing more than one job (P1, P5)
+
+
+def _methods(cls: ast.ClassDef) -> int:
+    return sum(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) for n in cls.body)
+
+
+def _classes(path: Path) -> list[ast.ClassDef]:
+    return [n for n in _tree(path).body if isinstance(n, ast.ClassDef)]
+
+
+def _transformers_sessions() -> list[tuple[Path, ast.ClassDef]]:
+    """The ``ModelSession`` subclass for transformers, wherever the move has put it."""
+    found = []
+    for path in _py("server/runtime"):
+        for cls in _classes(path):
+            bases = {ast.unparse(b).rsplit(".", 1)[-1] for b in cls.bases}
+            in_transformers = "transformers" in path.relative_to(ROOT / "server/runtime").parts
+            if "ModelSession" in bases and (in_transformers or "transformers" in cls.name.lower()):
+                found.append((path, cls))
+    return found
+
+
+def test_no_class_has_too_many_methods():
+    checked: list[tuple[Path, ast.ClassDef]] = []
+    session = ROOT / "server/session/session.py"
+    assert session.is_file(), (
+        "server/session/session.py is missing: point this test at Session's file"
+    )
+    checked += [(session, cls) for cls in _classes(session)]
+
+    transformers = _transformers_sessions()
+    assert transformers, (
+        "found no ModelSession subclass for transformers under server/runtime "
+        "(expected server/runtime/transformers/session.py): point this test at it"
+    )
+    checked += transformers
+
+    listener = ROOT / "server/voice/listener.py"
+    assert listener.is_file(), (
+        "server/voice/listener.py is missing: point this test at AudioListener"
+    )
+    audio = [c for c in _classes(listener) if c.name == "AudioListener"]
+    assert audio, "server/voice/listener.py has no class AudioListener: point this test at it"
+    checked += [(listener, audio[0])]
+
+    heavy = [
+        f"{_rel(path)}:{cls.lineno} {cls.name} ({n} methods)"
+        for path, cls in checked
+        if (n := _methods(cls)) >= MAX_METHODS
+    ]
+    _none_of(heavy, f"classes with {MAX_METHODS} or more methods (split them)")
+
+
+# --- generated code and docs stay true -----------------------------------------------
 
 
 def test_generated_proto_is_fresh(tmp_path):

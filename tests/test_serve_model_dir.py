@@ -36,7 +36,9 @@ async def _serving_address(proc: asyncio.subprocess.Process) -> str:
 
 
 async def test_murmur_serve_loads_a_checkpoint_folder_and_ticks(tiny_model_dir):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MURMUR_MODEL_MAX_NEW_TOKENS="6")
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MURMUR_MODEL_MAX_NEW_TOKENS="6"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server.cli", "serve", "--model", str(tiny_model_dir),
         "--port", "0", "--device", "cpu", "--no-asr", "--tts", "piper", "--tick-hz", "4",

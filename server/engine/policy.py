@@ -98,6 +98,13 @@ class GuidancePolicy:
         """Speech that does not come from the model's reply (fillers, results, system)."""
         return Utterance(text=text, kind=kind, priority=PRIORITY[kind], created_at=now, cue=cue)
 
+    def result(self, text: str, now: float, *, urgent: bool = False) -> Utterance:
+        """A background answer: after any warning, unless the agent marked it urgent —
+        then it ranks with alerts and cuts lower-priority speech."""
+        kind = SpeechKind.DELEGATION_RESULT
+        priority = PRIORITY[SpeechKind.ALERT] if urgent else PRIORITY[kind]
+        return Utterance(text, kind, priority, now, CueKind.DONE, preempt=urgent)
+
     def _is_hazard(self, text: str) -> bool:
         words = set(_WORD.findall(text.lower()))
         low = text.lower()

@@ -22,6 +22,13 @@ class ModeProfile:
     hazard_preempts: bool = False  # a hazard alert cuts whatever is being said
     repeat_after_s: float = 8.0  # the same line is not repeated sooner
     request_stills_for: tuple[str, ...] = ()  # words in a query that warrant a full photo
+    location_in_context: bool = False  # the phone's location enters every tick's turn
+    spoken_names: tuple[str, ...] = ()  # what a user calls it: "switch to <name> mode"
+
+    @property
+    def announcement(self) -> str:
+        """What is said when the mode starts."""
+        return f"{self.spoken_names[0].capitalize()} mode." if self.spoken_names else ""
 
 
 _HAZARDS = (
@@ -41,6 +48,7 @@ MODES: dict[Mode, ModeProfile] = {
         max_words=25,
         hazard_words=_HAZARDS,
         hazard_cue=True,
+        spoken_names=("general",),
     ),
     Mode.BLIND: ModeProfile(
         mode=Mode.BLIND,
@@ -55,6 +63,7 @@ MODES: dict[Mode, ModeProfile] = {
         hazard_preempts=True,
         repeat_after_s=5.0,
         request_stills_for=("read", "sign", "label", "what does"),
+        spoken_names=("blind", "blind assistance"),
     ),
     Mode.NAVIGATION: ModeProfile(
         mode=Mode.NAVIGATION,
@@ -65,6 +74,8 @@ MODES: dict[Mode, ModeProfile] = {
         max_words=15,
         hazard_words=_HAZARDS,
         hazard_cue=True,
+        location_in_context=True,
+        spoken_names=("navigation",),
     ),
     Mode.SHOPPING: ModeProfile(
         mode=Mode.SHOPPING,
@@ -74,6 +85,7 @@ MODES: dict[Mode, ModeProfile] = {
         ),
         max_words=25,
         request_stills_for=("read", "label", "price", "ingredients"),
+        spoken_names=("shopping",),
     ),
 }
 

@@ -15,14 +15,15 @@ import time
 
 from PIL import Image, UnidentifiedImageError
 
+from server.codes import Code
 from server.errors import Recoverable
 from server.runtime.base import Frame
+from server.runtime.limits import MAX_PIXELS
 
 __all__ = ["MAX_PIXELS", "FrameSlot", "decode_jpeg"]
 
-# The reference system caps frames at 262,144 pixels (512×512): more costs vision
+# Frames are capped at MAX_PIXELS (server/runtime/limits.py): more costs vision
 # tokens without helping a 1 fps glance. The model's processor enforces the cap.
-MAX_PIXELS = 262_144
 
 
 def decode_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -34,7 +35,7 @@ def decode_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
             img.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise Recoverable(
-            "frame.corrupt",
+            Code.FRAME_CORRUPT,
             f"a video frame could not be decoded as an image ({e}); it was dropped and "
             "the session goes on. Check the bridge's JPEG encoder.",
             component="video",

@@ -1,9 +1,10 @@
-"""The session's outbound queue: bounded for data, with a fast lane for cuts.
+"""The session's outbound queue, routed by each event type's lane (``events.Lane``).
 
-Ordinary events (captions, audio packets, traces) wait their turn, and a full
-queue makes the producer wait — backpressure reaches TTS instead of memory. A
-``StopSpeaking`` must not wait behind the very audio it cuts: ``urgent`` puts it
-at the head at once and drops the queued packets of the cut utterances.
+Data events (captions, audio packets, traces) wait their turn, and a full queue
+makes the producer wait — backpressure reaches TTS instead of memory. An
+immediate event (``StopSpeaking``, ``GoAway``) goes to the head at once and never
+waits for room: a cut must not wait behind the very audio it cuts, so a
+``StopSpeaking`` also drops the queued packets of the utterances it names.
 """
 
 from __future__ import annotations
@@ -11,33 +12,60 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from server.events import AudioOut, ServerEvent
+from server.events import AudioOut, Lane, ServerEvent, StopSpeaking
 
-__all__ = ["Outbox"]
+__all__ = ["END", "Outbox"]
+
+END = object()  # the writer's sentinel: everything queued before it has been sent
 
 
 class Outbox:
     def __init__(self, maxsize: int) -> None:
         self._items: deque[object] = deque()
         self._urgent: deque[ServerEvent] = deque()
-        self._room = asyncio.Semaphore(max(1, maxsize))
+        self._max = max(1, maxsize)
+        self._has_room = asyncio.Event()
+        self._has_room.set()
         self._ready = asyncio.Event()
+        self.dropped = 0  # data events refused by put_nowait on a full queue
 
-    async def put(self, item: object) -> None:
-        await self._room.acquire()
+    async def put(self, item: ServerEvent | object) -> None:
+        """Queue ``item``; waits for room unless its lane is immediate."""
+        if getattr(type(item), "lane", Lane.DATA) is Lane.IMMEDIATE:
+            self._immediate(item)  # type: ignore[arg-type]
+            return
+        while len(self._items) >= self._max:
+            self._has_room.clear()
+            await self._has_room.wait()
+        self._append(item)
+
+    def put_nowait(self, event: ServerEvent) -> bool:
+        """Queue ``event`` without waiting, for callers that cannot (sync callbacks).
+
+        Immediate events always go; a data event finds room or is dropped (and
+        counted), never blocking its caller. False when it was dropped.
+        """
+        if event.lane is Lane.IMMEDIATE:
+            self._immediate(event)
+            return True
+        if len(self._items) >= self._max:
+            self.dropped += 1
+            return False
+        self._append(event)
+        return True
+
+    def _append(self, item: object) -> None:
         self._items.append(item)
         self._ready.set()
 
-    def urgent(self, event: ServerEvent, drop_audio_of: tuple[str, ...] = ()) -> None:
-        """Send ``event`` next; queued AudioOut of ``drop_audio_of`` is never sent."""
-        if drop_audio_of:
-            cut = set(drop_audio_of)
+    def _immediate(self, event: ServerEvent) -> None:
+        if isinstance(event, StopSpeaking) and event.utterance_ids:
+            cut = set(event.utterance_ids)
             kept = [
                 i for i in self._items if not (isinstance(i, AudioOut) and i.utterance_id in cut)
             ]
-            for _ in range(len(self._items) - len(kept)):
-                self._room.release()
             self._items = deque(kept)
+            self._has_room.set()
         self._urgent.append(event)
         self._ready.set()
 
@@ -47,7 +75,7 @@ class Outbox:
                 return self._urgent.popleft()
             if self._items:
                 item = self._items.popleft()
-                self._room.release()
+                self._has_room.set()
                 return item
             self._ready.clear()
             await self._ready.wait()

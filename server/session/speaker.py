@@ -1,9 +1,14 @@
 """The speaker: one utterance at a time, highest priority first, cut at once.
 
+``say`` returns a ``SpeechHandle`` (livekit's idea): the one object that knows an
+utterance's id, kind and priority, can be interrupted, and resolves to what the
+listener actually heard. Whoever cares — the engine trimming the model's memory to
+what was heard, a test — waits on the handle instead of a callback web.
+
 Audio is paced a little ahead of real-time playback (``lead_s``) rather than
 sent as fast as TTS makes it. That keeps ``StopSpeaking`` meaningful (little is
 in flight when speech is cut) and lets the server estimate how much of an
-utterance was actually heard, so the model's context keeps only that.
+utterance was actually heard.
 """
 
 from __future__ import annotations
@@ -15,52 +20,103 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
 from server.engine.policy import Utterance
-from server.events import AudioFormat, AudioOut, Cue, ServerEvent, Speech, StopSpeaking
+from server.events import AudioFormat, AudioOut, Cue, Speech, StopSpeaking
+from server.session.outbox import Outbox
 from server.voice.codec import PacketEncoder
-from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions, split_clauses
+from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
 
-__all__ = ["Speaker"]
+__all__ = ["PlaybackResult", "Speaker", "SpeakerOptions", "SpeechHandle", "SpeechObserver"]
 
 log = logging.getLogger(__name__)
 
-# Opus encoding for every session's speech: one thread, not the loop's default
-# pool, which grows with load and has no name in a thread dump.
-_OPUS = ThreadPoolExecutor(1, thread_name_prefix="opus-encode")
-
-OnCut = Callable[[str, str], None]  # (utterance text, heard part)
+Sleep = Callable[[float], Awaitable[None]]
 
 
-class SpeechOut(Protocol):
-    """Where the speaker's events go (the session's outbox)."""
+class SpeechObserver(Protocol):
+    """Told what Murmur is saying (the listener's echo guard)."""
 
-    async def emit(self, event: ServerEvent) -> None: ...
+    def speech_started(self, text: str) -> None: ...
 
-    def urgent(self, event: ServerEvent, drop_audio_of: tuple[str, ...]) -> None:
-        """Send ``event`` before anything queued, dropping queued audio of those ids."""
+    def speech_stopped(self) -> None: ...
 
 
-@dataclass
-class _Playing:
-    uid: str
-    utt: Utterance
-    more: AsyncIterator[str] | None = None  # clauses still being generated
-    task: asyncio.Task[None] | None = None
-    started_at: float | None = None  # when its first packet is due to play
-    clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, seconds)
-    reported_ms: int | None = None  # from the bridge's PlaybackReport
-    pieces: list[str] = field(default_factory=list)  # what was handed to TTS so far
-    cut: bool = False
+@dataclass(frozen=True, slots=True)
+class PlaybackResult:
+    text: str  # what was handed to TTS
+    heard: str  # what reached the listener's ear (all of ``text`` when it played out)
+    interrupted: bool = False
+    reason: str = ""  # why it was cut: preempted, barge_in, client, expired, closed
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerOptions:
+    lead_s: float = 0.4  # audio sent ahead of playback
+    audio: bool = True  # the glasses have a speaker: synthesize and send AudioOut
+    cues: bool = True  # the glasses can render earcons or haptics
+
+
+class SpeechHandle:
+    """One utterance given to the speaker."""
+
+    def __init__(self, utt: Utterance, more: AsyncIterator[str] | None, speaker: Speaker) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.utterance = utt
+        self._speaker = speaker
+        self._done: asyncio.Future[PlaybackResult] = asyncio.get_running_loop().create_future()
+        # Playback state, the speaker's to keep:
+        self.more = more  # clauses still being generated
+        self.task: asyncio.Task[None] | None = None
+        self.started_at: float | None = None  # when its first packet is due to play
+        self.clauses: list[tuple[str, float]] = []  # (text, seconds) as synthesized
+        self.pieces: list[str] = []  # what was handed to TTS so far
+        self.reported_ms: int | None = None  # from the bridge's PlaybackReport
+
+    @property
+    def kind(self):  # type: ignore[no-untyped-def]
+        return self.utterance.kind
+
+    @property
+    def priority(self) -> int:
+        return self.utterance.priority
+
+    @property
+    def preempts(self) -> bool:
+        """It cuts lower-priority speech that is playing when it arrives."""
+        return self.utterance.preempt
 
     @property
     def text(self) -> str:
-        return " ".join(self.pieces) if self.pieces else self.utt.text
+        return " ".join(self.pieces) if self.pieces else self.utterance.text
+
+    def interrupt(self, reason: str = "client") -> None:
+        """Cut it now if it plays, or drop it if it still waits."""
+        self._speaker._cut(self, reason)
+
+    def done(self) -> bool:
+        return self._done.done()
+
+    async def result(self) -> PlaybackResult:
+        return await asyncio.shield(self._done)
+
+    def add_done_callback(self, fn: Callable[[PlaybackResult], None]) -> None:
+        self._done.add_done_callback(lambda f: fn(f.result()))
+
+    def _resolve(self, heard: str, reason: str = "") -> None:
+        if not self._done.done():
+            self._done.set_result(PlaybackResult(self.text, heard, bool(reason), reason))
+
+
+@dataclass(order=True)
+class _Queued:
+    rank: tuple[int, int]
+    handle: SpeechHandle = field(compare=False)
 
 
 class Speaker:
@@ -69,60 +125,72 @@ class Speaker:
         tts: TTSBackend,
         voice: VoiceOptions,
         out_format: AudioFormat,
-        out: SpeechOut,
+        out: Outbox,
         *,
-        on_cut: OnCut | None = None,
+        opus: Executor,
+        options: SpeakerOptions = SpeakerOptions(),
         on_error: Callable[[Exception], Awaitable[None]] | None = None,
-        lead_s: float = 0.4,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.tts = tts
         self.voice = voice
         self.out_format = out_format
         self._out = out
-        self._emit = out.emit
-        self._on_cut = on_cut
+        self._opus = opus  # Opus encoding for every session: one named thread
+        self._options = options
         self._on_error = on_error
-        self._lead = lead_s
         self._clock = clock
-        self._queue: list[tuple[int, int, tuple[Utterance, AsyncIterator[str] | None]]] = []
+        self._sleep = sleep
+        self._queue: list[_Queued] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
-        self._current: _Playing | None = None
-        self._recent: dict[str, _Playing] = {}
+        self._current: SpeechHandle | None = None
+        self._recent: dict[str, SpeechHandle] = {}
+        self._observers: list[SpeechObserver] = []
         self._closing = False
 
     # ------------------------------------------------------------------ control
 
     @property
-    def speaking(self) -> Utterance | None:
-        return self._current.utt if self._current else None
+    def speaking(self) -> SpeechHandle | None:
+        return self._current
 
-    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> None:
+    def subscribe(self, observer: SpeechObserver) -> None:
+        self._observers.append(observer)
+
+    def set_volume(self, volume: float) -> None:
+        self.voice = replace(self.voice, volume=min(max(volume, 0.0), 1.0))
+
+    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandle:
         """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
+        handle = SpeechHandle(utt, more, self)
         cur = self._current
-        if cur is not None and utt.preempt and utt.priority > cur.utt.priority:
+        if cur is not None and utt.preempt and utt.priority > cur.priority:
             self._cut(cur, "preempted")
-        heapq.heappush(self._queue, (-utt.priority, next(self._order), (utt, more)))
+        heapq.heappush(self._queue, _Queued((-utt.priority, next(self._order)), handle))
         self._wake.set()
+        return handle
 
     def interrupt(self, reason: str, *, keep_alerts: bool = True) -> bool:
-        """Cut what is playing (barge-in, "quiet", a client stop). True if anything was."""
+        """Cut what is playing (barge-in, "quiet", a client stop) and drop what waits
+        (alerts stay unless ``keep_alerts`` is False). True if anything was playing."""
+        kept = [q for q in self._queue if keep_alerts and q.handle.preempts]
+        for q in self._queue:
+            if q not in kept:
+                q.handle._resolve("", reason)
+        self._queue = kept
+        heapq.heapify(self._queue)
         cur = self._current
-        if keep_alerts:
-            self._queue = [q for q in self._queue if q[2][0].preempt]
-            heapq.heapify(self._queue)
-        else:
-            self._queue.clear()
         if cur is None:
             return False
         self._cut(cur, reason)
         return True
 
     def playback_report(self, utterance_id: str, played_ms: int) -> None:
-        p = self._recent.get(utterance_id)
-        if p is not None:
-            p.reported_ms = played_ms
+        h = self._recent.get(utterance_id)
+        if h is not None:
+            h.reported_ms = played_ms
 
     def close(self) -> None:
         """Finish what is queued, then stop (the client half-closed)."""
@@ -132,116 +200,128 @@ class Speaker:
     # ------------------------------------------------------------------ task
 
     async def run(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            playing = _Playing(uid=uuid.uuid4().hex[:12], utt=item[0], more=item[1])
-            self._current = playing
-            self._recent[playing.uid] = playing
-            if len(self._recent) > 32:
-                self._recent.pop(next(iter(self._recent)))
-            playing.task = asyncio.create_task(self._play(playing), name=f"play-{playing.uid}")
-            try:
-                await playing.task
-            except asyncio.CancelledError:
-                if playing.task.cancelled() and not _current_task_cancelling():
-                    continue  # the utterance was cut; the speaker goes on
-                raise
-            finally:
-                self._current = None
+        try:
+            while True:
+                h = self._next()
+                if h is None:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self._play_one(h)
+        finally:
+            for q in self._queue:
+                q.handle._resolve("", "closed")
 
-    def _next(self) -> tuple[Utterance, AsyncIterator[str] | None] | None:
+    async def _play_one(self, h: SpeechHandle) -> None:
+        self._current = h
+        self._recent[h.id] = h
+        if len(self._recent) > 32:
+            self._recent.pop(next(iter(self._recent)))
+        h.task = asyncio.create_task(self._play(h), name=f"play-{h.id}")
+        try:
+            await h.task
+            h._resolve(h.text)
+        except asyncio.CancelledError:
+            if h.task.cancelled() and not _current_task_cancelling():
+                return  # the utterance was cut (and resolved by _cut); the speaker goes on
+            h._resolve(self._heard_text(h), "closed")
+            raise
+        finally:
+            self._current = None
+            for o in self._observers:
+                o.speech_stopped()
+
+    def _next(self) -> SpeechHandle | None:
         now = self._clock()
         while self._queue:
-            _, _, item = heapq.heappop(self._queue)
-            if item[0].expires_at >= now:
-                return item
-            log.debug("dropped stale %s utterance", item[0].kind)
+            h = heapq.heappop(self._queue).handle
+            if h.utterance.expires_at >= now:
+                return h
+            log.debug("dropped stale %s utterance", h.kind)
+            h._resolve("", "expired")
         return None
 
-    async def _play(self, p: _Playing) -> None:
-        utt = p.utt
-        if utt.cue is not None:
-            await self._emit(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
+    async def _play(self, h: SpeechHandle) -> None:
+        utt = h.utterance
+        if utt.cue is not None and self._options.cues:
+            await self._out.put(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
+        if not self._options.audio:  # glasses without a speaker: captions only
+            async for piece in self._pieces(h):
+                await self._caption(h, piece)
+            return
         # A fresh encoder per utterance: a cut one may still be encoding in its
         # thread, and libopus state must never be shared between threads.
         encoder = PacketEncoder(self.out_format)
+        packets = _Packets(self, h)
         loop = asyncio.get_running_loop()
-        seq = 0
-        pending: bytes | None = None  # held back one packet so the last can carry last=True
         try:
-            async for piece in self._pieces(p):
-                # One Speech per piece: a streamed reply's captions arrive clause by clause.
-                await self._emit(Speech(p.uid, piece, utt.kind, utt.priority))
-                clauses = split_clauses(piece)
+            async for piece in self._pieces(h):
+                await self._caption(h, piece)
                 async for chunk in self.tts.stream(piece, self.voice):
-                    text = clauses.pop(0) if clauses else ""
-                    p.clauses.append((text, chunk.pcm.size / chunk.sample_rate))
+                    h.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
                     # Encode a short head first (Opus costs ~0.3 ms a packet): the
                     # first packet leaves ~30 ms sooner than after a whole clause.
                     for part in _slices(chunk.pcm, chunk.sample_rate):
-                        packets = await loop.run_in_executor(
-                            _OPUS, encoder.encode, part, chunk.sample_rate
+                        encoded = await loop.run_in_executor(
+                            self._opus, encoder.encode, part, chunk.sample_rate
                         )
-                        for pkt in packets:
-                            if pending is not None:
-                                await self._send(p, seq, pending, last=False)
-                                seq += 1
-                            pending = pkt
+                        await packets.push(encoded)
         except TTSError as e:
             if self._on_error is not None:
                 await self._on_error(e)
-        for pkt in encoder.flush():
-            if pending is not None:
-                await self._send(p, seq, pending, last=False)
-                seq += 1
-            pending = pkt
-        await self._send(p, seq, pending or b"", last=True)
+        await packets.push(encoder.flush())
+        await packets.finish()
 
-    async def _pieces(self, p: _Playing) -> AsyncIterator[str]:
-        p.pieces.append(p.utt.text)
-        yield p.utt.text
-        if p.more is not None:
-            async for piece in p.more:
+    async def _caption(self, h: SpeechHandle, piece: str) -> None:
+        # One Speech per piece: a streamed reply's captions arrive clause by clause.
+        for o in self._observers:
+            o.speech_started(piece)
+        await self._out.put(Speech(h.id, piece, h.kind, h.priority))
+
+    async def _pieces(self, h: SpeechHandle) -> AsyncIterator[str]:
+        h.pieces.append(h.utterance.text)
+        yield h.utterance.text
+        if h.more is not None:
+            async for piece in h.more:
                 if piece.strip():
-                    p.pieces.append(piece.strip())
+                    h.pieces.append(piece.strip())
                     yield piece.strip()
 
-    async def _send(self, p: _Playing, seq: int, data: bytes, *, last: bool) -> None:
+    async def _send(self, h: SpeechHandle, seq: int, data: bytes, *, last: bool) -> None:
         now = self._clock()
-        if p.started_at is None:
-            p.started_at = now
-        play_at = p.started_at + seq * self.out_format.frame_ms / 1000
-        if play_at - self._lead > now:
-            await asyncio.sleep(play_at - self._lead - now)
-        await self._emit(AudioOut(p.uid, seq, data, last=last))
+        if h.started_at is None:
+            h.started_at = now
+        play_at = h.started_at + seq * self.out_format.frame_ms / 1000
+        if play_at - self._options.lead_s > now:
+            await self._sleep(play_at - self._options.lead_s - now)
+        await self._out.put(AudioOut(h.id, seq, data, last=last))
 
-    def _cut(self, p: _Playing, reason: str) -> None:
-        if p.cut:
+    def _cut(self, h: SpeechHandle, reason: str) -> None:
+        if h.done():
             return  # a preempt and a barge-in in the same turn cut once
-        p.cut = True
-        if p.task is not None and not p.task.done():
-            p.task.cancel()
-        heard = self._heard_text(p)
-        # StopSpeaking goes out ahead of everything queued, and the queued audio of
-        # the cut utterance is dropped: a cut must not wait behind what it cuts.
-        self._out.urgent(StopSpeaking((p.uid,), reason), (p.uid,))
-        if self._on_cut is not None and heard != p.text:
-            self._on_cut(p.text, heard)
+        waiting = [q for q in self._queue if q.handle is h]
+        if waiting:  # not started yet: it simply never plays
+            self._queue.remove(waiting[0])
+            heapq.heapify(self._queue)
+            h._resolve("", reason)
+            return
+        if h.task is not None and not h.task.done():
+            h.task.cancel()
+        h._resolve(self._heard_text(h), reason)
+        # StopSpeaking is immediate: it goes out ahead of everything queued, and the
+        # queued audio of the cut utterance is dropped.
+        self._out.put_nowait(StopSpeaking((h.id,), reason))
 
-    def _heard_text(self, p: _Playing) -> str:
-        if p.started_at is None:
+    def _heard_text(self, h: SpeechHandle) -> str:
+        if h.started_at is None:
             return ""
         played_s = (
-            p.reported_ms / 1000 if p.reported_ms is not None else self._clock() - p.started_at
+            h.reported_ms / 1000 if h.reported_ms is not None else self._clock() - h.started_at
         )
         words: list[str] = []
-        for text, secs in p.clauses:
+        for text, secs in h.clauses:
             if played_s >= secs:
                 words.extend(text.split())
                 played_s -= secs
@@ -250,6 +330,26 @@ class Speaker:
             words.extend(part[: int(len(part) * max(played_s, 0.0) / secs)] if secs else [])
             break
         return " ".join(words)
+
+
+class _Packets:
+    """Paces an utterance's packets out, holding one back so the last says last=True."""
+
+    def __init__(self, speaker: Speaker, handle: SpeechHandle) -> None:
+        self._speaker = speaker
+        self._handle = handle
+        self._seq = 0
+        self._pending: bytes | None = None
+
+    async def push(self, packets: list[bytes]) -> None:
+        for pkt in packets:
+            if self._pending is not None:
+                await self._speaker._send(self._handle, self._seq, self._pending, last=False)
+                self._seq += 1
+            self._pending = pkt
+
+    async def finish(self) -> None:
+        await self._speaker._send(self._handle, self._seq, self._pending or b"", last=True)
 
 
 def _slices(pcm: np.ndarray, rate: int) -> list[np.ndarray]:

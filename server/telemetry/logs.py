@@ -14,5 +14,8 @@ def setup_logging(level: str = "info") -> None:
         format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # grpc and httpx are chatty at info.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every request at info, and grpc's Python loggers (grpc.*) would add
+    # their own lines; at warning a server log holds Murmur's lines and real trouble.
+    # (grpc's C core logs on its own, set by GRPC_VERBOSITY, not here.)
+    for chatty in ("httpx", "grpc"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -126,7 +126,8 @@ def session_start(msg: pb.ClientEvent) -> SessionStart:
         audio_in=_audio_format(s.audio_in, 16000),
         audio_out=_audio_format(s.audio_out, 24000),
         video_encoding=_enum(_VIDEO_ENC, s.video_encoding, "video encoding"),
-        speaker=s.capabilities.speaker,
+        # A client that declares no capabilities (an older bridge) has a speaker.
+        speaker=s.capabilities.speaker if s.HasField("capabilities") else True,
         haptics=s.capabilities.haptics,
         display=s.capabilities.display,
         resume_token=s.resume_token,

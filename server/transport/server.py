@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
-from server.session.session import SessionServices
+from server.session.services import SessionServices
 from server.transport.auth import TokenVerifier
 from server.transport.servicer import CompanionServicer
 
@@ -18,6 +18,7 @@ __all__ = ["GrpcServer"]
 
 log = logging.getLogger(__name__)
 
+_CLEANUP_S = 5.0  # how long stop() waits for cancelled sessions to close
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Companion"].full_name
 
 
@@ -67,6 +68,11 @@ class GrpcServer:
         # Clients get a GoAway (with their resume token in hand) before the grace runs out.
         self.servicer.drain(reconnect_after_ms=int((grace or 0) * 1000) + 1000)
         await self.server.stop(grace)
+        # grpc cancels the calls still open after the grace; their sessions then
+        # close their model and agent work. Only after that may the app shut down
+        # the pools those closes run in.
+        if not await self.servicer.wait_closed(_CLEANUP_S):
+            log.warning("sessions still closing %.0f s after the grace period", _CLEANUP_S)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

@@ -11,9 +11,11 @@ import grpc
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
+from server.codes import CODES, Code
 from server.errors import CapacityError, Fatal, MurmurError, ProtocolError
-from server.events import ClientEvent, ServerEvent
-from server.session.session import Session, SessionServices
+from server.events import ClientEvent, Notice, ServerEvent
+from server.session.services import SessionServices
+from server.session.session import Session
 from server.transport import convert
 from server.transport.auth import TokenVerifier, authenticate
 from server.transport.status import status_for
@@ -35,43 +37,47 @@ class _GrpcLink:
     def __init__(self, context: grpc.aio.ServicerContext) -> None:
         self._context = context
         self._unknown_noted = False
-        self.session: Session | None = None
+        self._held: ClientEvent | None = None  # read together with a notice about it
 
-    async def _on_notice(self, code: str, message: str) -> None:
-        if self.session is not None:
-            await self.session.notice(code, message, "protocol")
-
-    async def recv(self) -> ClientEvent | None:
+    async def recv(self) -> ClientEvent | Notice | None:
+        """The next event; a protocol problem comes back as a Notice for the client."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
         while True:
             msg = await self._context.read()
             if msg is grpc.aio.EOF:
                 return None
-            if not self._unknown_noted and convert.has_unknown_fields(msg):
+            unknown_fields = not self._unknown_noted and convert.has_unknown_fields(msg)
+            try:
+                event: ClientEvent | None = convert.from_client(msg)
+            except ProtocolError as e:
+                # Mid-session, one bad message is dropped; the session goes on.
+                return _notice(Code.PROTOCOL_BAD_MESSAGE, f"{e.message}; the message was ignored")
+            if unknown_fields:
                 self._unknown_noted = True
-                await self._on_notice(
-                    "protocol.unknown_fields",
+                self._held = event  # None: it was an unknown event, noted by this
+                return _notice(
+                    Code.PROTOCOL_UNKNOWN_FIELDS,
                     "the client sent fields this server does not know (a newer bridge?); "
                     "they are ignored",
                 )
-            try:
-                event = convert.from_client(msg)
-            except ProtocolError as e:
-                # Mid-session, one bad message is dropped; the session goes on.
-                await self._on_notice(
-                    "protocol.bad_message", f"{e.message}; the message was ignored"
-                )
-                continue
             if event is not None:
                 return event
             if not self._unknown_noted:
                 self._unknown_noted = True
-                await self._on_notice(
-                    "protocol.unknown_event",
+                return _notice(
+                    Code.PROTOCOL_UNKNOWN_EVENT,
                     "the client sent an event this server does not know; it is ignored",
                 )
 
     async def send(self, event: ServerEvent) -> None:
         await self._context.write(convert.to_server(event))
+
+
+def _notice(code: Code, message: str) -> Notice:
+    info = CODES[code]
+    return Notice(code, message, info.component, info.retryable)
 
 
 class CompanionServicer(pb_grpc.CompanionServicer):
@@ -80,6 +86,8 @@ class CompanionServicer(pb_grpc.CompanionServicer):
         self.verifier = verifier
         self.sessions: set[Session] = set()
         self._active = 0  # streams holding a session slot (including ones still starting)
+        self._idle = asyncio.Event()  # no stream holds a slot
+        self._idle.set()
 
     async def Pair(
         self, request: pb.PairRequest, context: grpc.aio.ServicerContext
@@ -104,6 +112,7 @@ class CompanionServicer(pb_grpc.CompanionServicer):
                     "try again later or raise [server] max_sessions"
                 )
             self._active += 1
+            self._idle.clear()
             reserved = True
             try:
                 async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
@@ -116,7 +125,7 @@ class CompanionServicer(pb_grpc.CompanionServicer):
                 raise ProtocolError("the stream ended before session_start was sent")
             start = convert.session_start(first)
             link = _GrpcLink(context)
-            session = link.session = await Session.open(self.services, link, start)
+            session = await Session.open(self.services, link, start)
             self.sessions.add(session)
             log.info(
                 "session %s started (mode %s, client %r)", session.id, start.mode, start.client_name
@@ -141,6 +150,17 @@ class CompanionServicer(pb_grpc.CompanionServicer):
         finally:
             if reserved:
                 self._active -= 1
+                if self._active == 0:
+                    self._idle.set()
+
+    async def wait_closed(self, timeout_s: float) -> bool:
+        """Wait until every session has finished its cleanup; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def drain(self, reconnect_after_ms: int = 2000) -> None:
         """Tell every live session to reconnect elsewhere (or here, after a restart)."""

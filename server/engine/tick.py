@@ -1,0 +1,372 @@
+"""One tick, end to end: snapshot → model step → policy → speech and delegation.
+
+``TickEngine`` is per session and holds no task of its own: the session's ticker
+calls ``tick`` on schedule. The model step runs in the runtime's executor; every
+other stage is plain, fast code on the loop, timed for the trace. It also owns the
+decisions a session acts on between ticks: a mode change, background results,
+and trimming the model's memory to what the user actually heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from server.codes import Code
+from server.engine.handoff import ClauseHandoff
+from server.engine.policy import GuidancePolicy, Utterance
+from server.errors import Recoverable
+from server.events import (
+    Cue,
+    CueKind,
+    LocationIn,
+    Notice,
+    ServerEvent,
+    SpeechKind,
+    StillRequest,
+    TickTrace,
+)
+from server.modes import ModeProfile
+from server.modes.phrases import apology, filler
+from server.runtime.base import (
+    Action,
+    ActionKind,
+    Frame,
+    InteractionRuntime,
+    ModelSession,
+    TickInput,
+)
+from server.telemetry.timing import StageTimer
+
+__all__ = ["Delegations", "TickEngine", "TickOptions"]
+
+log = logging.getLogger(__name__)
+
+_WORDS = re.compile(r"[a-z']+")
+
+Emit = Callable[[ServerEvent], Awaitable[None]]
+
+
+class _Result(Protocol):
+    @property
+    def question(self) -> str: ...
+    @property
+    def spoken(self) -> str: ...
+    @property
+    def urgent(self) -> bool: ...
+
+
+class Delegations(Protocol):
+    """The per-session side of the delegation manager (server/agents)."""
+
+    def start(
+        self,
+        question: str,
+        *,
+        frames: tuple[bytes, ...] = (),
+        location: str | None = None,
+        context: str = "",
+    ) -> str: ...
+
+    def cancel_all(self, reason: str) -> None: ...
+
+    def take_results(self) -> Sequence[_Result]: ...
+
+    async def wait_result(self) -> None: ...
+
+    async def close(self) -> None:
+        """Cancel what runs and wait until it has cleaned up."""
+
+
+@dataclass(frozen=True, slots=True)
+class TickOptions:
+    language: str = "en"
+    want_trace: bool = False
+
+
+class SpeechSink(Protocol):
+    """The session's speaker, as the engine sees it."""
+
+    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandleLike: ...
+
+
+class SpeechHandleLike(Protocol):
+    def add_done_callback(self, fn: Callable[[PlaybackResultLike], None]) -> None: ...
+
+
+class PlaybackResultLike(Protocol):
+    @property
+    def text(self) -> str: ...
+    @property
+    def heard(self) -> str: ...
+    @property
+    def interrupted(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class TickEngine:
+    def __init__(
+        self,
+        runtime: InteractionRuntime,
+        model: ModelSession,
+        profile: ModeProfile,
+        speaker: SpeechSink,
+        emit: Emit,
+        *,
+        delegations: Delegations | None = None,
+        options: TickOptions = TickOptions(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.model = model
+        self.policy = GuidancePolicy(profile)
+        self._profile = profile
+        self._speaker = speaker
+        self._emit = emit
+        self.delegations = delegations
+        self._options = options
+        self._clock = clock
+        self._queries: deque[str] = deque(maxlen=8)
+        self._location: LocationIn | None = None
+        self._recent_jpegs: deque[bytes] = deque(maxlen=3)  # for agents that look
+        self._unconfigured_noted = False
+
+    # ------------------------------------------------------------------ inputs
+
+    @property
+    def profile(self) -> ModeProfile:
+        return self._profile
+
+    def add_query(self, text: str) -> None:
+        if text.strip():
+            self._queries.append(text.strip())
+
+    def still_request(self, query: str) -> StillRequest | None:
+        """Ask the glasses for a full-resolution photo when the query needs detail
+        (reading a sign, a label): the mode's ``request_stills_for`` words decide."""
+        low = f" {' '.join(_WORDS.findall(query.lower()))} "
+        for word in self._profile.request_stills_for:
+            if f" {word} " in low:
+                return StillRequest(reason=f"the user asked to {word}")
+        return None
+
+    def add_frame_data(self, jpeg: bytes) -> None:
+        """An accepted frame's encoded bytes, kept (three deep) for background agents."""
+        self._recent_jpegs.append(jpeg)
+
+    def set_location(self, loc: LocationIn) -> None:
+        self._location = loc
+
+    def set_mode(self, profile: ModeProfile) -> None:
+        """A new mode: its rules apply from now, its instruction from the next turn."""
+        if profile is self._profile:
+            return
+        self._profile = profile
+        self.policy.set_profile(profile)
+        # Not a user query: that tick must not be treated as answering the user.
+        self.model.add_context(f"[Mode changed] {profile.instruction}")
+        if profile.announcement:
+            self.say(self.policy.announce(profile.announcement, SpeechKind.SYSTEM, self._clock()))
+
+    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> None:
+        """Hand ``utt`` to the speaker; if it is cut, the model keeps only what was heard."""
+        self._speaker.say(utt, more).add_done_callback(self._heard)
+
+    def _heard(self, result: PlaybackResultLike) -> None:
+        if result.interrupted and result.reason != "closed" and result.heard != result.text:
+            self.model.heard(result.text, result.heard)  # thread-safe: applied next step
+
+    def location_text(self) -> str | None:
+        loc = self._location
+        if loc is None:
+            return None
+        parts = [f"Location: {loc.lat:.5f}, {loc.lon:.5f} (±{loc.accuracy_m:.0f} m)"]
+        if loc.heading_deg:
+            parts.append(f"heading {loc.heading_deg:.0f}°")
+        if loc.speed_mps:
+            parts.append(f"speed {loc.speed_mps:.1f} m/s")
+        if loc.route_step:
+            parts.append(f"route step: {loc.route_step}")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ the tick
+
+    async def tick(
+        self,
+        tick_s: float,
+        frame: Frame | None,
+        *,
+        fresh: bool = True,
+        slip_ms: float = 0.0,
+        coalesced: int = 0,
+    ) -> Action:
+        """One tick. ``frame`` is the newest frame; ``fresh`` says whether it arrived
+        since the last tick (a stale one is not shown to the model again)."""
+        timer = StageTimer()
+        if frame is not None and fresh:
+            timer.add("decode", frame.decode_ms)  # done in the reader, off the loop
+        with timer.stage("snapshot"):
+            query = " ".join(self._queries) if self._queries else None
+            self._queries.clear()
+            context: list[str] = []
+            if self._profile.location_in_context and (loc := self.location_text()):
+                context.append(loc)
+            tick = TickInput(
+                tick_s=tick_s,
+                frame=frame if fresh else None,
+                user_query=query,
+                context=tuple(context),
+            )
+        now = self._clock()
+        frame_age_ms = (now - frame.received_at) * 1000 if frame is not None else -1.0
+
+        action, streamed = await self._step(tick, timer, answering=query is not None)
+
+        with timer.stage("policy"):
+            utterances = self._decide(action, answering=query is not None, streamed=streamed)
+        with timer.stage("dispatch"):
+            for u in utterances:
+                self.say(u)
+            if action.kind is ActionKind.DELEGATE:
+                if streamed and self.delegations is not None:
+                    # The note was spoken as it streamed; the cue still says
+                    # "thinking" while the agent works.
+                    await self._emit(Cue(CueKind.THINKING, intensity=0.5))
+                await self._delegate(action)
+        if self._options.want_trace:
+            await self._emit(
+                TickTrace(
+                    tick_s=tick_s,
+                    action=action.kind.value,
+                    text=action.text,
+                    user_query=query or "",
+                    frame_age_ms=frame_age_ms,
+                    timings=tuple(timer.stages),
+                    coalesced=coalesced,
+                    slip_ms=slip_ms,
+                )
+            )
+        return action
+
+    async def _step(
+        self, tick: TickInput, timer: StageTimer, *, answering: bool
+    ) -> tuple[Action, str]:
+        """Run the model; also what of its reply was already handed to speech as it streamed.
+
+        The trace shows the wait for the model thread (behind other sessions' steps)
+        as ``queue``, the step itself as ``model``, and the model's own split of it
+        (``decide``, ``reply``) as the runtime measured it.
+        """
+        loop = asyncio.get_running_loop()
+        handoff = ClauseHandoff(loop) if self.runtime.capabilities.streams_text else None
+        submitted = time.perf_counter()
+        started: list[float] = []
+
+        def run() -> Action:
+            started.append(time.perf_counter())
+            return self.model.step(tick, handoff.put_threadsafe if handoff is not None else None)
+
+        action = Action(ActionKind.SILENCE)
+        streamed = ""
+        try:
+            fut = loop.run_in_executor(self.runtime.executor, run)
+            if handoff is None:
+                action = await fut
+            else:
+                try:
+                    first = await handoff.first(fut)
+                    if first is not None:
+                        # Speak the first clause while the model is still writing the rest.
+                        u = self.policy.reply(first, self._clock(), answering=answering)
+                        if u is not None:
+                            self.say(u, handoff.rest())
+                    action = await fut
+                    streamed = " ".join(handoff.streamed)
+                    if streamed and action.kind is ActionKind.DELEGATE:
+                        # A note of several clauses: the runtime streamed all but its
+                        # last (the one before the marker); that one ends the same
+                        # utterance, so the note is heard whole and in order.
+                        handoff.put(_after(action.text, streamed))
+                finally:
+                    handoff.close()
+        except Recoverable as e:
+            await self._emit(Notice(e.code, e.message, e.component, e.retryable))
+        except Exception as e:  # the session survives a bad step; the tick is silent
+            log.exception("model step failed")
+            await self._emit(
+                Notice(
+                    Code.MODEL_ERROR,
+                    f"the model failed on this tick ({type(e).__name__}); it stays silent "
+                    "and tries again next tick",
+                    "model",
+                    True,
+                )
+            )
+        finished = time.perf_counter()
+        began = started[0] if started else finished
+        timer.add("queue", (began - submitted) * 1000)
+        timer.add("model", (finished - began) * 1000)
+        for stage, ms in action.stages:
+            timer.add(f"model.{stage}", ms)
+        return action, streamed
+
+    def _decide(self, action: Action, *, answering: bool, streamed: str) -> list[Utterance]:
+        now = self._clock()
+        language = self._options.language
+        if streamed:
+            return []  # already being spoken as it was generated
+        if action.kind is ActionKind.RESPONSE:
+            u = self.policy.reply(action.text, now, answering=answering)
+            return [u] if u is not None else []
+        if action.kind is ActionKind.DELEGATE and self.delegations is None:
+            # Nobody to ask: say so rather than promise an answer that never comes.
+            return [self.policy.announce(apology(language), SpeechKind.SYSTEM, now)]
+        if action.kind is ActionKind.DELEGATE:
+            note = action.text or filler(language)
+            return [self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING)]
+        return []
+
+    def deliver_results(self) -> int:
+        """Finished delegations: spoken now (behind any warning, unless urgent) and
+        folded into the next tick's turn and the Q&A history. Returns how many."""
+        if self.delegations is None:
+            return 0
+        results = self.delegations.take_results()
+        now = self._clock()
+        for r in results:
+            self.model.add_context(f"[Background answer] {r.question} → {r.spoken}")
+            self.say(self.policy.result(r.spoken, now, urgent=r.urgent))
+        return len(results)
+
+    async def _delegate(self, action: Action) -> None:
+        if self.delegations is None:
+            if not self._unconfigured_noted:
+                self._unconfigured_noted = True
+                await self._emit(
+                    Notice(
+                        Code.AGENT_UNCONFIGURED,
+                        "the model asked a background agent, but none is configured; set "
+                        "[agent] backend in the server config (openai, command or webhook)",
+                        "agent",
+                    )
+                )
+            return
+        self.delegations.start(
+            action.question,
+            frames=tuple(self._recent_jpegs),
+            location=self.location_text(),
+            context=action.text,
+        )
+
+
+def _after(text: str, prefix: str) -> str:
+    """``text`` without its first words that ``prefix`` already said."""
+    words = text.split()
+    return " ".join(words[len(prefix.split()) :])

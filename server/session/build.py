@@ -1,0 +1,143 @@
+"""The one place a session's parts are made and wired to each other.
+
+``Session`` keeps lifecycle; what it is made of — outbox, frame slot, speaker,
+engine, ticker, listener, delegations, the inbound table — is built here from the
+process's shared ``SessionServices`` and the client's ``SessionStart``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.codes import Code
+from server.engine.tick import Delegations, TickEngine, TickOptions
+from server.events import SessionStart
+from server.modes import profile
+from server.runtime.base import ModelSession
+from server.session.frames import FrameSlot
+from server.session.inbound import Inbound
+from server.session.notices import Notices
+from server.session.outbox import Outbox
+from server.session.services import Listener, SessionServices, Spawn
+from server.session.speaker import Speaker, SpeakerOptions
+from server.session.ticker import Ticker
+from server.voice.codec import PacketDecoder
+from server.voice.tts.base import VoiceOptions
+
+__all__ = ["SessionParts", "build_parts"]
+
+
+@dataclass
+class SessionParts:
+    outbox: Outbox
+    notices: Notices
+    slot: FrameSlot
+    speaker: Speaker
+    engine: TickEngine
+    ticker: Ticker
+    inbound: Inbound
+    delegations: Delegations | None
+    listener: Listener | None
+    unsubscribe_tts: Callable[[], None]
+
+
+def build_parts(
+    services: SessionServices, start: SessionStart, model: ModelSession, spawn: Spawn
+) -> SessionParts:
+    settings = services.settings
+    language = start.language or "en"
+    outbox = Outbox(settings.server.outbound_queue)
+    notices = Notices(outbox)
+    slot = FrameSlot(services.clock)
+
+    async def tts_failed(error: Exception) -> None:
+        await notices.send(Code.TTS_FAILED, f"speech synthesis failed: {error}")
+
+    speaker = Speaker(
+        services.tts,
+        VoiceOptions(
+            language=language,
+            voice=start.voice,
+            rate=settings.voice.rate,
+            volume=start.volume or settings.voice.volume,
+        ),
+        start.audio_out,
+        outbox,
+        opus=services.executors.opus,
+        # Glasses without a speaker get captions only; cues need a speaker or haptics.
+        options=SpeakerOptions(audio=start.speaker, cues=start.speaker or start.haptics),
+        on_error=tts_failed,
+        clock=services.clock,
+        sleep=services.sleep,
+    )
+    delegations = (
+        services.delegations.session(outbox.put, language, spawn=spawn)
+        if services.delegations is not None
+        else None
+    )
+    engine = TickEngine(
+        services.runtime,
+        model,
+        profile(start.mode),
+        speaker,
+        outbox.put,
+        delegations=delegations,
+        options=TickOptions(language=language, want_trace=start.want_trace),
+        clock=services.clock,
+    )
+    ticker = Ticker(
+        slot,
+        engine.tick,
+        period_s=1.0 / settings.server.tick_hz,
+        frame_wait_s=settings.server.frame_wait_ms / 1000,
+        clock=services.clock,
+        sleep=services.sleep,
+    )
+    inbound = Inbound(
+        services,
+        slot=slot,
+        speaker=speaker,
+        engine=engine,
+        ticker=ticker,
+        notices=notices,
+        delegations=delegations,
+        outbox=outbox,
+    )
+    listener: Listener | None = None
+    if services.listener_factory is not None:
+        listener = services.listener_factory(
+            start.audio_in,
+            inbound.on_listener_event,
+            language=language,
+            spawn=spawn,
+            dsp=services.executors.dsp,
+        )
+        speaker.subscribe(listener)  # the echo guard hears what Murmur says
+        inbound.attach_listener(listener)
+    else:
+        inbound.attach_decoder(PacketDecoder(start.audio_in))
+
+    def tts_switched(old: str, new: str, reason: str) -> None:
+        # Called on the loop from inside synthesis: never block it on the outbound queue.
+        recovered = reason == "recovered"
+        message = (
+            f"speech output: {new} {'is back' if recovered else 'took over'} from {old} ({reason})"
+        )
+        if not recovered:
+            message += "; the voice may sound different"
+        notices.send_nowait(Code.TTS_RECOVERED if recovered else Code.TTS_FALLBACK, message)
+
+    unsubscribe_tts = services.tts.subscribe(tts_switched)
+    return SessionParts(
+        outbox=outbox,
+        notices=notices,
+        slot=slot,
+        speaker=speaker,
+        engine=engine,
+        ticker=ticker,
+        inbound=inbound,
+        delegations=delegations,
+        listener=listener,
+        unsubscribe_tts=unsubscribe_tts,
+    )

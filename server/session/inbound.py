@@ -1,0 +1,215 @@
+"""Client events and microphone events → the part that handles each.
+
+A table from event type to handler, not a long ``match``: adding an event is one
+line and one small method. Handlers do cheap work inline; decoding goes to the
+shared pools. What the user's words *mean* is the engine's decision
+(``engine/commands.decide``); this file only carries the effects out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.codes import Code
+from server.engine.commands import Effects, decide
+from server.engine.tick import Delegations, TickEngine
+from server.errors import Recoverable
+from server.events import (
+    AskNow,
+    AudioIn,
+    FrameIn,
+    LocationIn,
+    Mode,
+    Notice,
+    PauseWatching,
+    PlaybackReport,
+    SessionStart,
+    SetMode,
+    SetVolume,
+    StopSpeakingNow,
+    TextIn,
+    Transcript,
+    VideoEncoding,
+)
+from server.modes import profile
+from server.runtime.base import Frame
+from server.session.frames import FrameSlot, decode_jpeg
+from server.session.notices import Notices
+from server.session.outbox import Outbox
+from server.session.services import Listener, SessionServices
+from server.session.speaker import Speaker
+from server.session.ticker import Ticker
+from server.voice.codec import PacketDecoder
+from server.voice.listener import SpeechStarted, TranscriptFinal, TranscriptPartial
+
+__all__ = ["ASK_NOW_DEFAULT", "Inbound"]
+
+ASK_NOW_DEFAULT = "What's in front of me?"
+
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class Inbound:
+    def __init__(
+        self,
+        services: SessionServices,
+        *,
+        slot: FrameSlot,
+        speaker: Speaker,
+        engine: TickEngine,
+        ticker: Ticker,
+        notices: Notices,
+        delegations: Delegations | None,
+        outbox: Outbox,
+    ) -> None:
+        self._services = services
+        self._slot = slot
+        self._speaker = speaker
+        self._engine = engine
+        self._ticker = ticker
+        self._notices = notices
+        self._delegations = delegations
+        self._out = outbox
+        self._listener: Listener | None = None
+        self._decoder: PacketDecoder | None = None
+        self.stats = {"frames": 0, "audio_packets": 0}
+        self._handlers: dict[type, Handler] = {
+            FrameIn: self._frame,
+            AudioIn: self._audio,
+            TextIn: self._text,
+            PlaybackReport: self._playback_report,
+            LocationIn: self._location,
+            SetMode: self._set_mode,
+            PauseWatching: self._pause,
+            StopSpeakingNow: self._stop_speaking,
+            SetVolume: self._volume,
+            AskNow: self._ask_now,
+            SessionStart: self._duplicate_start,
+            Notice: self._notices.forward,  # the transport's protocol notices
+        }
+
+    def attach_listener(self, listener: Listener) -> None:
+        self._listener = listener
+
+    def attach_decoder(self, decoder: PacketDecoder) -> None:
+        """No speech input: audio is still validated, so a broken encoder is reported."""
+        self._decoder = decoder
+
+    async def handle(self, event: object) -> None:
+        """Dispatch one event; a recoverable problem becomes a Notice."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return
+        try:
+            await handler(event)
+        except Recoverable as e:
+            await self._notices.error(e)
+
+    # ------------------------------------------------------------------ the user
+
+    async def user_said(self, text: str) -> None:
+        """A final transcript or typed text: commands act now, the rest goes to the model."""
+        await self.apply(decide(text))
+
+    async def apply(self, effects: Effects) -> None:
+        if effects.stop_speaking:
+            self._speaker.interrupt("client")
+        if effects.set_mode is not None:
+            await self._set_mode(SetMode(effects.set_mode))
+        elif effects.cancel_delegations and self._delegations is not None:
+            self._delegations.cancel_all(effects.cancel_delegations)
+        if effects.query:
+            await self._ask(effects.query)
+
+    async def _ask(self, query: str) -> None:
+        self._engine.add_query(query)
+        if (still := self._engine.still_request(query)) is not None:
+            await self._out.put(still)
+
+    async def on_listener_event(self, event: object) -> None:
+        match event:
+            case SpeechStarted():
+                # The listener asks for more proof while Murmur itself is speaking.
+                if self._speaker.speaking is not None:
+                    self._speaker.interrupt("barge_in")
+            case TranscriptPartial():
+                await self._out.put(
+                    Transcript(event.text, final=False, utterance_id=f"u{event.user_utterance}")
+                )
+            case TranscriptFinal():
+                await self._out.put(
+                    Transcript(event.text, final=True, utterance_id=f"u{event.user_utterance}")
+                )
+                await self.user_said(event.text)
+            case Notice():
+                await self._notices.forward(event)
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _frame(self, event: FrameIn) -> None:
+        limit = self._services.settings.server.max_frame_bytes
+        if len(event.data) > limit:
+            raise Recoverable(
+                Code.FRAME_TOO_LARGE,
+                f"a video frame of {len(event.data)} bytes exceeds the {limit}-byte limit "
+                "and was dropped; send smaller JPEGs (about 640 px wide is plenty)",
+            )
+        if event.encoding is not VideoEncoding.JPEG:
+            raise Recoverable(
+                Code.FRAME_UNSUPPORTED,
+                f"a {event.encoding.value} frame was dropped; this session takes JPEG stills",
+            )
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        image = await loop.run_in_executor(self._services.executors.media, decode_jpeg, event.data)
+        decode_ms = (time.perf_counter() - t0) * 1000
+        frame = Frame(image, event.seq, event.capture_time_ms, self._services.clock(), decode_ms)
+        if self._slot.put(frame):
+            self._engine.add_frame_data(event.data)
+            self.stats["frames"] += 1
+
+    async def _audio(self, event: AudioIn) -> None:
+        self.stats["audio_packets"] += 1
+        if self._listener is not None:
+            await self._listener.feed(event.data, event.capture_time_ms)
+        elif self._decoder is not None:
+            self._decoder.decode(event.data)  # validates; speech input is off
+
+    async def _text(self, event: TextIn) -> None:
+        await self.user_said(event.text)
+
+    async def _playback_report(self, event: PlaybackReport) -> None:
+        self._speaker.playback_report(event.utterance_id, event.played_ms)
+
+    async def _location(self, event: LocationIn) -> None:
+        self._engine.set_location(event)
+
+    async def _set_mode(self, event: SetMode) -> None:
+        mode: Mode = event.mode
+        if mode is self._engine.profile.mode:
+            return
+        if self._delegations is not None:
+            self._delegations.cancel_all("mode change")
+        self._engine.set_mode(profile(mode))
+
+    async def _pause(self, event: PauseWatching) -> None:
+        self._ticker.pause(event.paused)
+
+    async def _stop_speaking(self, event: StopSpeakingNow) -> None:
+        self._speaker.interrupt("client")
+
+    async def _volume(self, event: SetVolume) -> None:
+        self._speaker.set_volume(event.volume)
+
+    async def _ask_now(self, event: AskNow) -> None:
+        await self._ask(event.question or ASK_NOW_DEFAULT)
+
+    async def _duplicate_start(self, event: SessionStart) -> None:
+        await self._notices.once(
+            Code.PROTOCOL_DUPLICATE_START,
+            "SessionStart was sent again mid-session and ignored; open a new stream to "
+            "change formats",
+        )

@@ -1,0 +1,144 @@
+"""Session behaviour on virtual time: client events in, the sequence of server events out.
+
+Each test runs a whole session (reader, ticker, speaker, writer, delegations) in
+process, with the scripted model and a TTS that makes silence, in well under a
+second of real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.agents.manager import DelegationManager
+from server.events import (
+    AudioEncoding,
+    AudioFormat,
+    AudioIn,
+    AudioOut,
+    Cue,
+    CueKind,
+    Mode,
+    SessionStart,
+    Speech,
+    SpeechKind,
+    StillRequest,
+    StopSpeaking,
+    TextIn,
+)
+from tests.fakes import ScriptedListener, SleepyAgent
+from tests.harness import scripted
+from tests.session_harness import run_session, run_virtual
+
+PCM_OUT = AudioFormat(AudioEncoding.PCM16, 16000)
+NARRATION = "</response> A long hallway stretches ahead with paintings and a wide carpet."
+ALERT = "</response> Car on your left."
+
+
+def _start(mode: Mode = Mode.GENERAL) -> SessionStart:
+    return SessionStart(mode=mode, audio_out=PCM_OUT)
+
+
+def test_a_reply_is_a_caption_then_audio_then_the_end():
+    run = run_session([], scripted((1.0, "</response> Door on your left.")), until=4)
+    assert run.types() == ["SessionReady", "Speech"]
+    audio = run.of(AudioOut)
+    assert (
+        audio
+        and audio[-1].last
+        and all(a.utterance_id == run.of(Speech)[0].utterance_id for a in audio)
+    )
+    # Paced ahead of playback, not sent in a burst: the last packet leaves near the end.
+    assert run.at(AudioOut)[-1] - run.at(AudioOut)[0] > 0.5
+
+
+def test_an_alert_preempts_narration_with_its_cue_first():
+    runtime = scripted((1.0, NARRATION), (2.0, ALERT))
+    run = run_session([], runtime, until=6, start=_start(Mode.BLIND))
+    assert run.types() == ["SessionReady", "Speech", "StopSpeaking", "Cue", "Speech"]
+    narration, alert = run.of(Speech)
+    assert narration.kind is SpeechKind.NARRATION and alert.kind is SpeechKind.ALERT
+    stop = run.of(StopSpeaking)[0]
+    assert stop.utterance_ids == (narration.utterance_id,) and stop.reason == "preempted"
+    assert run.of(Cue)[0].kind is CueKind.HAZARD
+    # Nothing of the cut narration is sent after the cut.
+    cut_at = run.at(StopSpeaking)[0]
+    assert not [
+        t
+        for t, e in run.events
+        if isinstance(e, AudioOut) and e.utterance_id == narration.utterance_id and t > cut_at
+    ]
+
+
+def test_barge_in_cuts_speech_and_the_echo_guard_hears_murmur():
+    made: list[ScriptedListener] = []
+    runtime = scripted((1.0, NARRATION))
+    run = run_session(
+        [(2.0, AudioIn(1, 2000, b"speech"))],
+        runtime,
+        until=5,
+        listener_factory=ScriptedListener.factory(made),
+    )
+    assert run.types() == ["SessionReady", "Speech", "StopSpeaking"]
+    assert run.of(StopSpeaking)[0].reason == "barge_in"
+    assert 2.0 <= run.at(StopSpeaking)[0] < 2.01  # at once, not at the next tick
+    listener = made[0]
+    assert listener.heard_murmur == [run.of(Speech)[0].text]
+    assert listener.stopped == 1 and listener.closed
+
+
+def test_a_delegated_result_waits_for_the_alert_it_arrives_during():
+    manager = DelegationManager(SleepyAgent(1.3, urgent=True))
+    runtime = scripted(
+        (1.0, "</response> Let me look. </delegation> What is on the shelf?"),
+        (2.0, ALERT),
+    )
+    run = run_session([], runtime, until=8, start=_start(Mode.BLIND), delegations=manager)
+    speech = run.of(Speech)
+    kinds = [s.kind for s in speech]
+    assert kinds == [SpeechKind.DELEGATION_NOTE, SpeechKind.ALERT, SpeechKind.DELEGATION_RESULT]
+    alert, result = speech[1], speech[2]
+    # The result arrived at ~2.3 s while the alert played; the alert was not cut.
+    assert not [s for s in run.of(StopSpeaking) if alert.utterance_id in s.utterance_ids]
+    alert_end = max(
+        t for t, e in run.events if isinstance(e, AudioOut) and e.utterance_id == alert.utterance_id
+    )
+    assert run.at(Speech)[2] >= alert_end
+    assert result.text == "It is a tin of tomatoes."
+    run_virtual(manager.aclose())
+
+
+def test_a_mode_change_is_announced_and_changes_the_rules():
+    runtime = scripted((3.0, ALERT))
+    run = run_session([(1.2, TextIn("switch to blind mode"))], runtime, until=6)
+    assert run.types() == ["SessionReady", "Speech", "Cue", "Speech"]
+    announce, alert = run.of(Speech)
+    assert announce.text == "Blind mode." and announce.kind is SpeechKind.SYSTEM
+    assert alert.kind is SpeechKind.ALERT  # blind rules: a hazard cue first
+    assert run.session is not None and run.session.parts.engine.profile.mode is Mode.BLIND
+
+
+def test_the_harness_runs_on_virtual_time():
+    async def sleepy() -> float:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(3600)
+        return loop.time()
+
+    assert run_virtual(sleepy()) == 3600
+
+
+def test_a_reading_question_in_blind_mode_asks_the_glasses_for_a_still():
+    run = run_session(
+        [(0.5, TextIn("Read that sign for me"))], scripted(), until=2, start=_start(Mode.BLIND)
+    )
+    assert run.types() == ["SessionReady", "StillRequest"]
+    assert 0.5 <= run.at(StillRequest)[0] < 0.51
+
+
+def test_a_deadlocked_session_fails_the_test_instead_of_hanging():
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(RuntimeError, match="deadlock"):
+        run_virtual(stuck())

@@ -1,0 +1,134 @@
+"""Stopping the server with live sessions: a clean exit within the grace period.
+
+In process: every session's model conversation and background agent work is
+closed, and nothing is logged as a crash. As a user runs it: ``murmur serve``
+gets a real SIGTERM with two live sessions, one of them waiting on a command
+agent, exits 0 within the grace period, prints no traceback, and leaves no agent
+process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from server.agents.manager import DelegationManager
+from server.app import Overrides, build_app
+from server.config import Settings
+from server.runtime.base import ModelSession
+from server.runtime.scripted import ScriptedRuntime, ScriptedSession, ScriptLine
+from server.transport.server import GrpcServer
+from tests.fakes import ScriptedAgent
+from tests.harness import Client, write_script
+
+DELEGATE = "</response> Let me check. </delegation> What is on the shelf?"
+
+
+class _ClosingSession(ScriptedSession):
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+class _ClosingRuntime(ScriptedRuntime):
+    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
+        session = _ClosingSession(self.script, instruction, language)
+        self.sessions.append(session)
+        return session
+
+
+async def test_stop_with_live_sessions_closes_their_model_and_agent_work(tts, caplog):
+    caplog.set_level(logging.DEBUG)
+    runtime = _ClosingRuntime([ScriptLine(0.4, DELEGATE)])
+    agent = ScriptedAgent()
+    agent.gate.clear()  # the answer never comes: the delegation is running at the stop
+    settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+    settings = settings.with_overrides("voice", asr="none")
+    app = build_app(
+        settings, Overrides(runtime=runtime, tts=tts, delegations=DelegationManager(agent))
+    )
+    server = GrpcServer(app.services)
+    port = await server.start("127.0.0.1", 0)
+    async with Client(f"127.0.0.1:{port}") as a, Client(f"127.0.0.1:{port}") as b:
+        await a.start()
+        await b.start()
+        await a.wait_for("delegation_update")
+        await b.wait_for("delegation_update")
+        t0 = time.monotonic()
+        await server.stop(0.5)
+        await app.aclose()
+        elapsed = time.monotonic() - t0
+        assert a.of("go_away") and b.of("go_away")
+    assert elapsed < 0.5 + 2.0
+    assert len(runtime.sessions) == 2
+    assert all(getattr(s, "closed", False) for s in runtime.sessions)
+    assert agent.cancelled == ["What is on the shelf?"] * 2
+    crashes = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert crashes == [], [r.getMessage() for r in crashes]
+
+
+async def _serving_address(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while line := (await proc.stdout.readline()).decode():
+            if m := re.search(r"serving .* on ([\d.]+:\d+)", line):
+                return m.group(1)
+    raise AssertionError("murmur serve exited before serving")
+
+
+def _agent_processes(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+async def test_sigterm_with_two_live_sessions_exits_cleanly(tmp_path):
+    marker = "41.25"  # an agent command no other process on this machine runs
+    script = write_script(tmp_path / "walk.jsonl", (0.4, DELEGATE))
+    config = tmp_path / "server.toml"
+    config.write_text(
+        f'[server]\ngrace_s = 1.0\ntick_hz = 5.0\n[agent]\nbackend = "command"\n'
+        f'command = ["sleep", "{marker}"]\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server.cli", "serve", "--model", f"scripted:{script}",
+        "--port", "0", "--no-asr", "--tts", "espeak", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )  # fmt: skip
+    try:
+        address = await _serving_address(proc)
+        async with Client(address) as a, Client(address) as b:
+            await a.start()
+            await b.start()
+            await a.wait_for("delegation_update", pred=lambda u: u.state != 1)
+            assert _agent_processes(marker), "the agent command should be running"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 15)
+            elapsed = time.monotonic() - t0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.stderr is not None
+    log = (await proc.stderr.read()).decode()
+    assert code == 0, log
+    assert elapsed < 1.0 + 5.0, log
+    assert "Traceback" not in log and "ERROR" not in log, log
+    assert log.count("ended") >= 2 and "stopped" in log, log
+    assert _agent_processes(marker) == []
