@@ -1,4 +1,8 @@
-"""``murmur-bridge``: replay a recorded walk to a Murmur server, or pair with one."""
+"""``murmur-bridge``: replay a recorded walk to a Murmur server, or pair with one.
+
+Nothing here prints a device token: terminals scroll into logs, screenshots and
+shell recordings, and the token is this bridge's credential.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mobile_bridge.client import MODES
-from mobile_bridge.link import LinkError, LinkOptions, pair
+from mobile_bridge.errors import LinkError
+from mobile_bridge.link import LinkOptions
 from mobile_bridge.media import MediaError
+from mobile_bridge.pairing import (
+    ConnectFlags,
+    fetch_fingerprint,
+    link_options,
+    pair_with,
+    parse_invite,
+)
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.report import ReplayReport
 from mobile_bridge.sinks.console import kind_name
 from mobile_bridge.synth import write_synthetic_clip
-from mobile_bridge.tokens import load_token, save_token
+from mobile_bridge.tls import normalize_fingerprint
+from mobile_bridge.tokens import remove_pairing, save_pairing
 
 __all__ = ["main"]
 
@@ -31,13 +44,25 @@ def _err(msg: str) -> None:
 def _add_link_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server",
-        default=DEFAULT_SERVER,
         metavar="HOST:PORT",
-        help=f"the Murmur server (default {DEFAULT_SERVER})",
+        help=f"the Murmur server (default: the paired one; with --insecure {DEFAULT_SERVER})",
     )
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS verified by --ca or the system's roots (a server with a real certificate)",
+    )
     p.add_argument(
         "--ca", metavar="FILE", help="CA certificate (PEM) to trust with --tls (default: system)"
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext, for a `murmur serve --no-auth` server on this machine",
+    )
+    p.add_argument(
+        "--token",
+        help="device token (default: $MURMUR_TOKEN, else the one saved by `murmur-bridge pair`)",
     )
 
 
@@ -84,10 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="type TEXT at S seconds (repeatable)",
     )
     _add_link_args(rp)
-    rp.add_argument(
-        "--token",
-        help="device token (default: $MURMUR_TOKEN, else the one saved by `murmur-bridge pair`)",
-    )
     rp.add_argument("--mode", choices=list(MODES), default="general", help="assistance mode")
     rp.add_argument("--language", default="en", help="BCP-47 language tag (default en)")
     rp.add_argument("--fps", type=float, default=1.0, help="frames per second to send (default 1)")
@@ -109,13 +130,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     pp = sub.add_parser(
         "pair",
-        help="trade a pairing code (from `murmur pair`) for a device token",
-        description="Pair this bridge with a server and save the token to "
-        "~/.config/murmur/bridge.toml (owner-only).",
+        help="pair with a server: trade the code from `murmur pair` for a device token",
+        description="Pair this bridge with a server. With the murmur://pair?… link the "
+        "server's certificate is checked against the link before the code is sent; with a "
+        "bare code (and --server) you compare the certificate's fingerprint with the one "
+        "`murmur pair` printed. The pairing is saved to ~/.config/murmur/bridge.toml "
+        "(owner-only); the token is never printed.",
     )
-    _add_link_args(pp)
-    pp.add_argument("--code", required=True, help="the one-time code shown by `murmur pair`")
+    pp.add_argument("invite", metavar="CODE|URI", help="the murmur://pair?… link, or the code")
+    pp.add_argument("--server", metavar="HOST:PORT", help="where to pair (needed with a code)")
     pp.add_argument("--name", default=platform.node() or "bridge", help="this device's name")
+    pp.add_argument(
+        "--fingerprint", metavar="HEX", help="the certificate fingerprint `murmur pair` printed"
+    )
+    pp.add_argument(
+        "--yes", action="store_true", help="trust the certificate presented without asking"
+    )
+
+    up = sub.add_parser("unpair", help="forget a server this bridge paired with")
+    up.add_argument("--server", metavar="HOST:PORT", help="which one (needed with several)")
 
     sp = sub.add_parser("synth", help="write a synthetic first-person test clip (.mp4)")
     sp.add_argument("out", type=Path, help="where to write the .mp4")
@@ -124,8 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _link_options(args: argparse.Namespace, token: str | None) -> LinkOptions:
-    return LinkOptions(target=args.server, token=token, tls=args.tls, ca_file=args.ca)
+def _link_options(args: argparse.Namespace) -> LinkOptions:
+    flags = ConnectFlags(
+        server=args.server,
+        token=args.token or os.environ.get("MURMUR_TOKEN") or None,
+        tls=args.tls,
+        ca=args.ca,
+        insecure=args.insecure,
+    )
+    return link_options(flags, default_server=DEFAULT_SERVER)
 
 
 def _print_summary(report: ReplayReport) -> None:
@@ -178,16 +218,20 @@ def _print_summary(report: ReplayReport) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("MURMUR_TOKEN") or load_token(args.server)
     if args.fps <= 0 or args.speed <= 0:
         _err("--fps and --speed must be positive")
+        return 2
+    try:
+        link = _link_options(args)
+    except LinkError as e:
+        _err(str(e))
         return 2
     opts = ReplayOptions(
         video=args.video,
         audio=args.audio,
         audio_at_s=args.audio_at,
         texts=list(args.say),
-        link=_link_options(args, token),
+        link=link,
         mode=args.mode,
         language=args.language,
         instruction_override=args.instruction,
@@ -214,17 +258,60 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(fp: str, address: str, args: argparse.Namespace) -> str | None:
+    """The fingerprint to pin for a bare code, once the person (or a flag) agreed."""
+    if args.fingerprint:
+        return normalize_fingerprint(args.fingerprint)
+    print(f"the server at {address} presents the certificate with fingerprint\n  {fp}")
+    if args.yes:
+        return fp
+    if not sys.stdin.isatty():
+        _err(
+            "cannot ask to compare fingerprints without a terminal: pass --fingerprint HEX "
+            "(what `murmur pair` printed) or --yes"
+        )
+        return None
+    answer = input("is it the one `murmur pair` printed? [y/N] ").strip().lower()
+    return fp if answer in ("y", "yes") else None
+
+
 def _pair(args: argparse.Namespace) -> int:
     try:
-        resp = asyncio.run(pair(_link_options(args, None), args.code, args.name))
+        invite = parse_invite(args.invite, args.server)
+        expected = None
+        if invite.fingerprint is None:
+            shown = asyncio.run(fetch_fingerprint(invite.addresses[0]))
+            expected = _confirm(shown, invite.addresses[0], args)
+            if expected is None:
+                _err("not paired: the certificate was not confirmed")
+                return 1
+        elif args.fingerprint and normalize_fingerprint(args.fingerprint) != invite.fingerprint:
+            _err("--fingerprint differs from the one in the pairing link; which one is right?")
+            return 2
+        pairing = asyncio.run(pair_with(invite, args.name, expected=expected))
+        path, replaced = save_pairing(pairing)
+    except ValueError as e:
+        _err(str(e))
+        return 2
     except LinkError as e:
         _err(str(e))
         return 1
-    path = save_token(args.server, resp.device_token, resp.device_id)
-    # Never echo the token itself: terminals scroll into logs, screenshots and
-    # shell recordings, and the token is this bridge's credential.
-    print(f"paired with {args.server} as device {resp.device_id or '?'}")
-    print(f"token saved to {path} (readable by you only; keep it private)")
+    print(f"paired with {pairing.addresses[0]} as device {pairing.device_id or '?'}")
+    print(f"certificate fingerprint {pairing.fingerprint}")
+    for old in replaced:
+        print(f"replaced the earlier pairing with {old.describe()}")
+    print(f"saved to {path} (readable by you only; keep it private)")
+    return 0
+
+
+def _unpair(args: argparse.Namespace) -> int:
+    try:
+        gone = remove_pairing(args.server)
+    except ValueError as e:
+        _err(str(e))
+        return 1
+    print(f"unpaired from {gone.describe()}")
+    print("the server still knows this device until `murmur devices revoke` there")
     return 0
 
 
@@ -241,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args)
         case "pair":
             return _pair(args)
+        case "unpair":
+            return _unpair(args)
         case "synth":
             return _synth(args)
     return 2

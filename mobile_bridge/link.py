@@ -1,11 +1,14 @@
 """The bridge's gRPC link to a Murmur server: one ``Converse`` stream, resumed
 across drops.
 
-``BridgeLink.events()`` opens the stream, sends ``SessionStart`` first, then
-forwards whatever is put on ``outbox`` while yielding the server's events. On
-UNAVAILABLE or a ``GoAway`` it reconnects with the resume token from
-``SessionReady`` (bounded tries, growing backoff) and carries on with the same
-outbox, so the caller never sees the seam except as a second ``SessionReady``.
+``BridgeLink.events()`` connects (each of the server's addresses in turn; with a
+pairing, TLS pinned to the certificate learned then), sends ``SessionStart`` first,
+then forwards whatever is put on ``outbox`` while yielding the server's events. On
+UNAVAILABLE or a ``GoAway`` it reconnects with the resume token from the latest
+``SessionReady`` (exponential backoff with jitter, or the server's own delay) and
+carries on with the same outbox, so the caller never sees the seam except as a
+second ``SessionReady``. Whatever was written to a call before it broke is gone
+with it: nothing is sent twice.
 
 grpc.aio rule kept here: on the call only ``write``/``read``/``done_writing``
 are used, never ``async for`` (mixing the two raises).
@@ -15,23 +18,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib.metadata
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import random
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
+from mobile_bridge.clock import Clock, SystemClock
+from mobile_bridge.errors import PAIR_HINT, LinkError, explain_status, speaks_tls
+from mobile_bridge.tls import ServerPin, fetch_certificate, pinned_credentials, verify_pin
+
 __all__ = [
     "CLIENT_NAME",
+    "RESUME_UNKNOWN",
+    "Backoff",
     "BridgeLink",
+    "Connection",
     "LinkError",
     "LinkOptions",
+    "PairedDevice",
+    "connect",
     "explain_status",
-    "open_channel",
     "pair",
 ]
 
@@ -42,8 +55,27 @@ try:
 except importlib.metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 CLIENT_NAME = f"murmur-bridge/{__version__}"
+RESUME_UNKNOWN = "session.resume_unknown"  # the server's Notice: a fresh session instead
 
 _CLOSE = object()  # outbox sentinel: half-close the stream
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between reconnect tries: ``initial_s`` × ``factor``ⁿ, capped at ``max_s``,
+    less up to ``jitter`` of itself at random (so a roomful of phones does not come
+    back in step after a server restart)."""
+
+    initial_s: float = 0.5
+    factor: float = 2.0
+    max_s: float = 10.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """The wait before reconnect try ``attempt`` (1, 2, …) in a row; ``rand`` is
+        uniform in [0, 1)."""
+        base = min(self.max_s, self.initial_s * self.factor ** max(0, attempt - 1))
+        return base * (1.0 - self.jitter * rand)
 
 
 @dataclass
@@ -51,62 +83,148 @@ class LinkOptions:
     """Where and how to reach the server."""
 
     target: str = "127.0.0.1:50051"
-    token: str | None = None
-    tls: bool = False
+    alternates: tuple[str, ...] = ()  # the same server's other addresses, tried in turn
+    token: str | None = field(default=None, repr=False)  # a credential: never in a repr
+    pin: ServerPin | None = None  # TLS trusting only this certificate (from pairing)
+    tls: bool = False  # TLS verified by --ca or the system's roots (ignored with a pin)
     ca_file: str | Path | None = None
     connect_timeout_s: float = 5.0
-    max_reconnects: int = 5
-    backoff_s: float = 0.5  # doubles per failed try, capped at 8 s
+    max_reconnects: int = 12  # tries in a row that get no SessionReady, then give up
+    backoff: Backoff = field(default_factory=Backoff)
     outbox_size: int = 512
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.target, *(a for a in self.alternates if a != self.target))
 
-class LinkError(Exception):
-    """The session cannot go on; ``str()`` says what happened and what to do."""
-
-    def __init__(
-        self, message: str, code: grpc.StatusCode | None = None, details: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.details = details
+    @property
+    def secure(self) -> bool:
+        return self.pin is not None or self.tls
 
 
-def explain_status(code: grpc.StatusCode | None, details: str, target: str) -> str:
-    """A status as a sentence a person can act on."""
-    details = details or "(no details)"
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return (
-            f"cannot reach a Murmur server at {target} ({details}). Start one with "
-            f"`murmur serve` or pass --server HOST:PORT"
-        )
-    if code is grpc.StatusCode.UNAUTHENTICATED:
-        return (
-            f"the server at {target} refused this bridge: {details}. Pair it first: "
-            f"`murmur-bridge pair --server {target} --code CODE` (the code comes from `murmur pair`)"
-        )
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return f"the server at {target} rejected the session: {details}"
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return f"the server at {target} is full: {details}. Try again later"
-    if code is grpc.StatusCode.UNIMPLEMENTED:
-        return f"the server at {target} does not offer this yet: {details}"
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"the server at {target} did not answer in time: {details}"
-    name = code.name if code is not None else "UNKNOWN"
-    return f"the session with {target} failed ({name}): {details}"
+@dataclass
+class Connection:
+    """An open channel to one of the server's addresses."""
+
+    channel: grpc.aio.Channel
+    target: str
+    certificate_pem: str = ""  # what the server presented, when pinned
 
 
-def open_channel(options: LinkOptions) -> grpc.aio.Channel:
+async def _open(options: LinkOptions, target: str) -> Connection:
+    if options.pin is not None:
+        pem = await verify_pin(target, options.pin, options.connect_timeout_s)
+        creds, channel_options = pinned_credentials(pem)
+        return Connection(grpc.aio.secure_channel(target, creds, channel_options), target, pem)
+    return _unpinned(options, target)
+
+
+def _unpinned(options: LinkOptions, target: str) -> Connection:
     if not options.tls:
-        return grpc.aio.insecure_channel(options.target)
+        return Connection(grpc.aio.insecure_channel(target), target)
     root: bytes | None = None
     if options.ca_file:
         path = Path(options.ca_file)
         if not path.is_file():
             raise LinkError(f"CA file not found: {path}")
         root = path.read_bytes()
-    return grpc.aio.secure_channel(
-        options.target, grpc.ssl_channel_credentials(root_certificates=root)
+    creds = grpc.ssl_channel_credentials(root_certificates=root)
+    return Connection(grpc.aio.secure_channel(target, creds), target)
+
+
+async def _ready(conn: Connection, options: LinkOptions) -> None:
+    """Until the channel is connected; fails fast (not a timeout) when it cannot be."""
+    channel, target = conn.channel, conn.target
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.connect_timeout_s
+    state = channel.get_state(try_to_connect=True)
+    while state is not grpc.ChannelConnectivity.READY:
+        if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            raise await _why_not(options, target)
+        try:
+            await asyncio.wait_for(
+                channel.wait_for_state_change(state), max(0.0, deadline - loop.time())
+            )
+        except TimeoutError:
+            raise LinkError(
+                explain_status(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"no answer within {options.connect_timeout_s:g} s",
+                    target,
+                    tls=options.secure,
+                ),
+                grpc.StatusCode.UNAVAILABLE,
+                retryable=True,
+            ) from None
+        state = channel.get_state(try_to_connect=True)
+
+
+async def _why_not(options: LinkOptions, target: str) -> LinkError:
+    """Why a channel failed, asking the port itself: grpc says only "Socket closed"
+    when a TLS server hangs up on plaintext, and "handshake failed" for any TLS fault."""
+    unavailable = grpc.StatusCode.UNAVAILABLE
+    if options.pin is None:  # (with a pin the certificate was just fetched and checked)
+        try:
+            await fetch_certificate(target, options.connect_timeout_s)
+        except LinkError as e:
+            if not e.retryable:
+                return e  # it answered, without TLS
+        else:
+            if not options.secure:
+                return LinkError(speaks_tls(target), unavailable)
+            trusted = f"--ca {options.ca_file}" if options.ca_file else "the system's roots"
+            return LinkError(
+                f"the server at {target} presented a certificate that {trusted} does not "
+                f"vouch for. A Murmur server's own certificate is trusted by pairing: "
+                f"{PAIR_HINT}",
+                unavailable,
+            )
+    return LinkError(
+        explain_status(unavailable, "connection failed", target, tls=options.secure),
+        unavailable,
+        retryable=True,
+    )
+
+
+async def connect(options: LinkOptions) -> Connection:
+    """The first of the server's addresses that answers (in order).
+
+    Raises ``LinkError``: when every address fails, the first address's reason (with
+    the others' appended); at once when one refuses in a way another address cannot
+    fix, such as a certificate that does not match the pin.
+    """
+    failures: list[LinkError] = []
+    for target in options.addresses:
+        try:
+            conn = await _open(options, target)
+        except LinkError as e:
+            if not e.retryable and e.code is None:
+                raise  # a wrong certificate or a missing CA file: no address helps
+            failures.append(e)
+            continue
+        try:
+            await _ready(conn, options)
+        except LinkError as e:
+            await conn.channel.close()
+            failures.append(e)
+            continue
+        return conn
+    first = failures[0]
+    others = "".join(f"\n  also: {e}" for e in failures[1:])
+    raise LinkError(
+        f"{first}{others}", first.code, first.details, retryable=any(e.retryable for e in failures)
+    )
+
+
+def _lost_transport(code: grpc.StatusCode, details: str) -> bool:
+    """The connection died under the call (so resuming may help).
+
+    UNAVAILABLE is the usual word; when a TLS connection is reset mid-read the
+    client's own core sometimes says INTERNAL "Internal error from Core" instead,
+    which no server sends (the server's INTERNAL carries its own message).
+    """
+    return code is grpc.StatusCode.UNAVAILABLE or (
+        code is grpc.StatusCode.INTERNAL and details.startswith("Internal error from Core")
     )
 
 
@@ -114,36 +232,42 @@ def _metadata(options: LinkOptions) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {options.token}"),) if options.token else ()
 
 
-async def _wait_ready(channel: grpc.aio.Channel, options: LinkOptions) -> None:
-    try:
-        await asyncio.wait_for(channel.channel_ready(), options.connect_timeout_s)
-    except TimeoutError:
-        raise LinkError(
-            explain_status(
-                grpc.StatusCode.UNAVAILABLE,
-                f"no answer within {options.connect_timeout_s:g} s",
-                options.target,
-            ),
-            grpc.StatusCode.UNAVAILABLE,
-        ) from None
+@dataclass(frozen=True)
+class PairedDevice:
+    """What ``Pair`` gave this bridge, and where it was given."""
+
+    device_id: str
+    token: str = field(repr=False)
+    target: str = ""
+    certificate_pem: str = field(default="", repr=False)
 
 
-async def pair(options: LinkOptions, code: str, device_name: str) -> pb.PairResponse:
-    """Trade a one-time pairing code for a device token."""
-    async with open_channel(options) as channel:
-        await _wait_ready(channel, options)
+async def pair(options: LinkOptions, code: str, device_name: str) -> PairedDevice:
+    """Trade a one-time pairing code for a device token (over ``options``, pinned)."""
+    conn = await connect(options)
+    async with conn.channel as channel:
         stub = pb_grpc.CompanionStub(channel)
         try:
-            return await stub.Pair(
+            resp = await stub.Pair(
                 pb.PairRequest(code=code, device_name=device_name),
                 timeout=options.connect_timeout_s * 2,
             )
         except grpc.aio.AioRpcError as e:
+            code_, details = e.code(), e.details() or ""
             raise LinkError(
-                explain_status(e.code(), e.details() or "", options.target),
-                e.code(),
-                e.details() or "",
+                explain_status(code_, details, conn.target, tls=options.secure), code_, details
             ) from e
+    if not resp.device_token:
+        raise LinkError(f"the server at {conn.target} answered Pair without a device token")
+    return PairedDevice(resp.device_id, resp.device_token, conn.target, conn.certificate_pem)
+
+
+@dataclass
+class _Call:
+    """What one call ended with, for the reconnect decision."""
+
+    got_ready: bool = False
+    go_away_ms: int | None = None
 
 
 class BridgeLink:
@@ -155,6 +279,8 @@ class BridgeLink:
         start: pb.SessionStart,
         *,
         on_status: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.options = options
         self.start = start
@@ -163,9 +289,14 @@ class BridgeLink:
         self.resume_token = start.resume_token
         self.reconnects = 0
         self.sent = 0
+        self.delays: list[float] = []  # each wait before a reconnect, in order
         self._on_status = on_status or (lambda msg: log.warning("%s", msg))
+        self._clock = clock or SystemClock()
+        self._rand = rand
         self._closing = False
         self._call: grpc.aio.StreamStreamCall | None = None
+        self._targets = options.addresses
+        self._call_target = options.target
 
     async def send(self, event: pb.ClientEvent) -> None:
         """Queue an event for the stream (waits when the outbox is full: backpressure)."""
@@ -184,85 +315,116 @@ class BridgeLink:
     async def events(self) -> AsyncIterator[pb.ServerEvent]:
         """The server's events until the session ends; raises ``LinkError`` when it
         ends badly and cannot be resumed."""
-        opts = self.options
-        failures = 0
-        async with open_channel(opts) as channel:
-            await _wait_ready(channel, opts)
-            stub = pb_grpc.CompanionStub(channel)
-            while True:
-                go_away_ms: int | None = None
-                got_ready = False
-                call = self._call = stub.Converse(metadata=_metadata(opts))
-                pump: asyncio.Task[None] | None = None
+        failures = 0  # tries in a row without a SessionReady
+        while True:
+            call = _Call()
+            try:
+                conn = await connect(self._reorder())
                 try:
-                    start = pb.SessionStart()
-                    start.CopyFrom(self.start)
-                    start.resume_token = self.resume_token
-                    await call.write(pb.ClientEvent(session_start=start))
-                    self.sent += 1
-                    # Only now start the pump: one write at a time per call, and
-                    # SessionStart must be the first.
-                    pump = asyncio.create_task(self._pump(call))
-                    while True:
-                        msg = await call.read()
-                        if msg is grpc.aio.EOF:
-                            break
-                        which = msg.WhichOneof("event")
-                        if which == "session_ready":
-                            self.ready = msg.session_ready
-                            if msg.session_ready.resume_token:
-                                self.resume_token = msg.session_ready.resume_token
-                            got_ready, failures = True, 0
-                        elif which == "go_away":
-                            go_away_ms = msg.go_away.reconnect_after_ms
-                            self._on_status(
-                                f"server is draining ({msg.go_away.reason or 'no reason given'}); "
-                                f"will reconnect after {go_away_ms} ms"
-                            )
-                        yield msg
-                    if go_away_ms is None or self._closing:
-                        return  # the server ended the session cleanly
-                    delay = go_away_ms / 1000
-                except grpc.aio.AioRpcError as e:
-                    code, details = e.code(), e.details() or ""
-                    if self._closing and code is grpc.StatusCode.CANCELLED:
-                        return
-                    resumable = code is grpc.StatusCode.UNAVAILABLE or go_away_ms is not None
-                    if not resumable or self._closing:
-                        raise LinkError(
-                            explain_status(code, details, opts.target), code, details
-                        ) from e
-                    # Only tries that never got a SessionReady count against the limit:
-                    # a session that keeps resuming after long healthy stretches is fine.
-                    failures += 0 if got_ready else 1
-                    if failures > opts.max_reconnects:
-                        raise LinkError(
-                            explain_status(
-                                code,
-                                f"{details}; gave up after {opts.max_reconnects} reconnects",
-                                opts.target,
-                            ),
-                            code,
-                            details,
-                        ) from e
-                    delay = (
-                        go_away_ms / 1000
-                        if go_away_ms is not None
-                        else min(8.0, opts.backoff_s * 2 ** max(0, failures - 1))
-                    )
-                    self._on_status(f"lost the stream to {opts.target} ({code.name}: {details})")
+                    async with contextlib.aclosing(self._converse(conn, call)) as stream:
+                        async for msg in stream:
+                            yield msg
                 finally:
-                    if pump is not None:
-                        pump.cancel()
-                        await asyncio.wait([pump])  # (never raises, so our own cancel stays ours)
-                    call.cancel()
-                    self._call = None
-                self.reconnects += 1
-                self._on_status(
-                    f"reconnecting in {delay:.1f} s (try {self.reconnects}, "
-                    f"{'resuming' if self.resume_token else 'new session'})"
+                    await conn.channel.close()
+            except LinkError as e:  # could not connect at all
+                if not e.retryable or self.ready is None or self._closing:
+                    raise  # the first connect fails fast: the person is watching
+                reason = str(e)
+            except grpc.aio.AioRpcError as e:
+                code, details = e.code(), e.details() or ""
+                if self._closing and code is grpc.StatusCode.CANCELLED:
+                    return
+                resumable = _lost_transport(code, details) or call.go_away_ms is not None
+                if not resumable or self._closing or (self.ready is None and not call.got_ready):
+                    target = self._call_target
+                    raise LinkError(
+                        explain_status(code, details, target, tls=self.options.secure),
+                        code,
+                        details,
+                    ) from e
+                reason = f"lost the stream to {self._call_target} ({code.name}: {details})"
+            else:
+                if call.go_away_ms is None or self._closing:
+                    return  # the server ended the session cleanly
+                reason = ""
+            failures = 0 if call.got_ready else failures + 1
+            if failures > self.options.max_reconnects:
+                raise LinkError(
+                    f"{reason}; gave up after {self.options.max_reconnects} reconnects",
+                    grpc.StatusCode.UNAVAILABLE,
                 )
-                await asyncio.sleep(delay)
+            if reason:
+                self._on_status(reason)
+            delay = (
+                call.go_away_ms / 1000
+                if call.go_away_ms is not None
+                # after a healthy stretch the first wait is the shortest
+                else self.options.backoff.delay(failures + 1, self._rand())
+            )
+            self.reconnects += 1
+            self.delays.append(delay)
+            self._on_status(
+                f"reconnecting in {delay:.1f} s (try {self.reconnects}, "
+                f"{'resuming' if self.resume_token else 'new session'})"
+            )
+            await self._clock.sleep(delay)
+
+    def _reorder(self) -> LinkOptions:
+        """The options with the address that worked last tried first."""
+        first, *rest = self._targets
+        return dataclasses.replace(self.options, target=first, alternates=tuple(rest))
+
+    async def _converse(
+        self, conn: Connection, call: _Call
+    ) -> AsyncGenerator[pb.ServerEvent, None]:
+        """One ``Converse`` call: SessionStart, then the pump, yielding what arrives."""
+        self._call_target = conn.target
+        self._targets = (conn.target, *(t for t in self._targets if t != conn.target))
+        stub = pb_grpc.CompanionStub(conn.channel)
+        rpc = self._call = stub.Converse(metadata=_metadata(self.options))
+        pump: asyncio.Task[None] | None = None
+        try:
+            start = pb.SessionStart()
+            start.CopyFrom(self.start)
+            start.resume_token = self.resume_token
+            await rpc.write(pb.ClientEvent(session_start=start))
+            self.sent += 1
+            # Only now start the pump: one write at a time per call, and SessionStart
+            # must be the first.
+            pump = asyncio.create_task(self._pump(rpc))
+            while (msg := await rpc.read()) is not grpc.aio.EOF:
+                assert isinstance(msg, pb.ServerEvent)
+                self._note(msg, call)
+                yield msg
+        finally:
+            if pump is not None:
+                pump.cancel()
+                await asyncio.wait([pump])  # (never raises, so our own cancel stays ours)
+            rpc.cancel()
+            self._call = None
+
+    def _note(self, msg: pb.ServerEvent, call: _Call) -> None:
+        which = msg.WhichOneof("event")
+        if which == "session_ready":
+            if self.ready is not None and msg.session_ready.session_id != self.ready.session_id:
+                self._on_status(
+                    f"the server started a new session ({msg.session_ready.session_id})"
+                )
+            self.ready = msg.session_ready
+            # Always the newest: after a restart the old token means nothing.
+            self.resume_token = msg.session_ready.resume_token
+            call.got_ready = True
+        elif which == "go_away":
+            call.go_away_ms = msg.go_away.reconnect_after_ms
+            self._on_status(
+                f"server is draining ({msg.go_away.reason or 'no reason given'}); "
+                f"will reconnect after {call.go_away_ms} ms"
+            )
+        elif which == "notice" and msg.notice.code == RESUME_UNKNOWN:
+            self._on_status(
+                "the server did not know this session (it restarted, or the session "
+                "expired): going on in a new one; what it remembered is gone"
+            )
 
     async def _pump(self, call: grpc.aio.StreamStreamCall) -> None:
         """The only writer to ``call`` after SessionStart: outbox → stream."""
@@ -277,6 +439,7 @@ class BridgeLink:
                 await call.write(item)
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 # The call is over; the reader sees why and decides whether to resume.
-                # This one event is lost, as it would be over a real radio link.
+                # This one event is lost, as it would be over a real radio link, and
+                # is not sent again on the next call.
                 return
             self.sent += 1

@@ -93,7 +93,7 @@ async def _replay(source: FileReplaySource, opts: ReplayOptions, clock: Clock) -
     session = BridgeSession(
         source,
         sink,
-        lambda start: BridgeLink(opts.link, start, on_status=console.say),
+        lambda start: BridgeLink(opts.link, start, on_status=console.say, clock=clock),
         opts.session(),
         observers=(console, recorder),
         say=console.say,

@@ -7,10 +7,17 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server import __version__
 from server.config import DEFAULT_MODEL, load_settings
-from server.errors import ModelLoadError
+from server.errors import ModelLoadError, MurmurError, StorageError
+
+if TYPE_CHECKING:
+    from server.config import Settings
+    from server.pairing.service import PairingService
 
 __all__ = ["main"]
 
@@ -51,13 +58,48 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tts", help="TTS fallback chain, comma-separated (default edge,piper,espeak)")
     s.add_argument("--no-asr", action="store_true", help="no speech input (text input only)")
     s.add_argument("--log-level", default=None, help="debug, info, warning (default info)")
+    s.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="development on loopback only: no TLS and no device tokens "
+        "(refused with any --host but a loopback address)",
+    )
+    _pairing_parsers(sub)
     return p
+
+
+def _pairing_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    config = "TOML settings file (default ~/.config/murmur/server.toml)"
+    p = sub.add_parser(
+        "pair",
+        help="issue a one-time code that pairs a phone (works while the server runs)",
+        description="Print a one-time pairing code, the pairing URI and its QR code. "
+        "On the phone: `murmur-bridge pair 'murmur://…'` (or scan the QR code).",
+    )
+    p.add_argument("--name", default="", help="name for the device this code pairs")
+    p.add_argument(
+        "--ttl", type=float, help="minutes the code works (default [pairing] code_ttl_s)"
+    )
+    p.add_argument("--config", help=config)
+    d = sub.add_parser("devices", help="list, rename or revoke paired devices")
+    d.add_argument("--config", help=config)
+    dsub = d.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", help="every paired device (never its token)")
+    r = dsub.add_parser("rename", help="give a device another name")
+    r.add_argument("id")
+    r.add_argument("name")
+    v = dsub.add_parser("revoke", help="revoke a device: its token stops working, its sessions end")
+    v.add_argument("id")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "pair":
+        return _pair(args)
+    if args.command == "devices":
+        return _devices(args)
     return 2
 
 
@@ -72,6 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings.with_overrides(
         "server", host=args.host, port=args.port, tick_hz=args.tick_hz, log_level=args.log_level
     )
+    if args.no_auth:
+        settings = settings.with_overrides("server", no_auth=True)
     settings = settings.with_overrides(
         "model",
         model=args.model,
@@ -86,36 +130,47 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_level)
     try:
         return asyncio.run(_run(settings))
-    except ModelLoadError as e:
+    except (ModelLoadError, StorageError) as e:
         print(f"murmur: cannot start: {e.message}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:  # the state directory, a certificate, --no-auth's host
+        print(f"murmur: cannot start: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
 async def _run(settings) -> int:  # type: ignore[no-untyped-def]
-    from server.app import build_app
+    from server.app import build_app, build_pairing
     from server.transport.server import GrpcServer
 
     cfg = settings.server
-    log.info("loading model %s", settings.model.model)
     loop = asyncio.get_running_loop()
+    # Before the model: a broken registry or a refused --no-auth fails in a second.
+    security = await loop.run_in_executor(None, build_pairing, settings)
+    log.info("loading model %s", settings.model.model)
     # Loading can take minutes; do it off the loop so Ctrl-C still works.
     app = await loop.run_in_executor(None, build_app, settings)
     runtime = app.services.runtime
     # Warm up before serving, so the first real tick is not the slow one.
     await loop.run_in_executor(runtime.executor, runtime.warm_up)
-    server = GrpcServer(app.services)
+    server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
     try:
         port = await server.start(cfg.host, cfg.port)
     except OSError as e:
         print(f"murmur: {e}", file=sys.stderr)
         app.close()
+        security.close()
         return 1
-    if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.tls_cert:
-        log.warning(
-            "listening on %s without TLS or pairing: anyone on this network can connect", cfg.host
+    if security.pairing is not None and security.tls is not None:
+        # `murmur pair` reads where we listen from the registry, for its pairing URI.
+        await loop.run_in_executor(None, security.pairing.note_endpoint, f"{cfg.host}:{port}")
+        log.info(
+            "TLS on (certificate sha256 %s); devices need a token: pair one with `murmur pair`",
+            security.tls.fingerprint,
         )
+    else:
+        log.warning("--no-auth: no TLS and no device tokens (development on loopback only)")
     # The line tests and scripts wait for; keep its shape.
     print(f"murmur: serving {app.services.runtime.name} on {cfg.host}:{port}", flush=True)
     stop = asyncio.Event()
@@ -125,8 +180,131 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     log.info("stopping (grace %.0f s)", cfg.grace_s)
     await server.stop(cfg.grace_s)  # sessions end and close their model and agent work
     await app.aclose()
+    security.close()
     log.info("stopped")
     return 0
+
+
+# ------------------------------------------------------------------ pair, devices
+#
+# Both open the registry the server shares (SQLite, WAL, a busy timeout), so they work
+# while it runs. Neither makes server state: that is `murmur serve`'s first start.
+
+
+def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int:
+    from server.app import state_dir
+    from server.pairing.service import PairingService
+    from server.storage.sqlite import DB_NAME, SqliteDeviceStore
+
+    try:
+        settings = load_settings(args.config)
+    except (OSError, ValueError) as e:
+        print(f"murmur: {e}", file=sys.stderr)
+        return 2
+    db = state_dir(settings) / DB_NAME
+    if not db.exists():
+        print(
+            f"murmur: no server state in {db.parent} yet. Start the server once with "
+            "`murmur serve` (it makes its TLS certificate and device registry there), "
+            f"then run `murmur {args.command}` again.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return settings, PairingService(SqliteDeviceStore(db, create=False))
+    except StorageError as e:
+        print(f"murmur: {e.message}", file=sys.stderr)
+        return 1
+
+
+def _pair(args: argparse.Namespace) -> int:
+    from server.app import state_dir
+    from server.pairing.tls import CERT_NAME, fingerprint
+    from server.pairing.uri import pairing_uri, reachable_addresses
+
+    opened = _registry(args)
+    if isinstance(opened, int):
+        return opened
+    settings, service = opened
+    cfg = settings.server
+    try:
+        cert = Path(cfg.tls_cert).expanduser() if cfg.tls_cert else state_dir(settings) / CERT_NAME
+        fp = fingerprint(cert.read_bytes())
+        ttl_s = args.ttl * 60 if args.ttl is not None else settings.pairing.code_ttl_s
+        issued = service.issue_code(ttl_s, args.name)
+        endpoint = service.endpoint() or f"{cfg.host}:{cfg.port}"
+    except (OSError, ValueError, MurmurError) as e:
+        print(f"murmur: {getattr(e, 'message', e)}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+    host, _, port = endpoint.rpartition(":")
+    addresses = reachable_addresses(host.strip("[]"), int(port))
+    uri = pairing_uri(issued.code, fp, addresses)
+    until = time.strftime("%H:%M:%S", time.localtime(issued.expires))
+    minutes = max(1, round((issued.expires - time.time()) / 60))
+    named = f", for a device named {issued.name!r}" if issued.name else ""
+    print(f"Pairing code:  {issued.code}   (works once, until {until}: {minutes} min{named})")
+    print(f"Server:        {', '.join(addresses)}")
+    print(f"Certificate:   sha256 {fp}")
+    print(f"Pairing URI:   {uri}")
+    print()
+    import segno
+
+    segno.make(uri, error="m").terminal(out=sys.stdout, compact=True)
+    print()
+    print("On the phone, scan the QR code, or run:")
+    print(f"  murmur-bridge pair '{uri}'")
+    return 0
+
+
+def _devices(args: argparse.Namespace) -> int:
+    opened = _registry(args)
+    if isinstance(opened, int):
+        return opened
+    _, service = opened
+    try:
+        if args.action == "list":
+            devices = service.list_devices()
+            if not devices:
+                print("No devices paired yet; pair one with `murmur pair`.")
+            rows = [("ID", "NAME", "PAIRED", "LAST SEEN", "LAST ADDRESS", "STATUS")]
+            rows += [
+                (d.id, d.name, _when(d.created), _when(d.last_seen), d.last_address or "-",
+                 "active" if d.active else f"revoked {_when(d.revoked)}")
+                for d in devices
+            ]  # fmt: skip
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            for r in rows if devices else []:
+                print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            return 0
+        known = {d.id: d for d in service.list_devices()}
+        device = known.get(args.id)
+        if device is None:
+            print(
+                f"murmur: no device {args.id!r}; `murmur devices list` shows them", file=sys.stderr
+            )
+            return 1
+        if args.action == "rename":
+            service.rename(args.id, args.name)
+            print(f"Renamed {args.id} from {device.name!r} to {' '.join(args.name.split())!r}.")
+        elif service.revoke(args.id):
+            print(
+                f"Revoked {args.id} ({device.name}): its token no longer works; a running "
+                "server ends its live sessions within seconds."
+            )
+        else:
+            print(f"{args.id} ({device.name}) was already revoked.")
+        return 0
+    except MurmurError as e:
+        print(f"murmur: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        service.close()
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "never"
 
 
 if __name__ == "__main__":  # pragma: no cover

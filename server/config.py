@@ -42,8 +42,14 @@ class ServerSettings:
     outbound_queue: int = 256
     grace_s: float = 5.0  # graceful stop: how long live sessions get to finish
     log_level: str = "info"
+    # TLS is on by default with a self-signed certificate made at first start (kept
+    # in [pairing] state_dir); set both to serve a real certificate instead.
     tls_cert: str = ""
     tls_key: str = ""
+    # Development on loopback only: no TLS, no device tokens. Refused on any other host.
+    no_auth: bool = False
+    resume_window_s: float = 120.0  # a dropped session waits this long for its device
+    sessions_per_device: int = 1  # a newer connection takes over the oldest
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,15 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class PairingSettings:
+    state_dir: str = ""  # "" = $XDG_STATE_HOME/murmur (~/.local/state/murmur)
+    code_ttl_s: float = 600.0  # a pairing code works once, within this time
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
+    pairing: PairingSettings = field(default_factory=PairingSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
@@ -121,7 +134,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             data = tomllib.load(f)
         for section, values in data.items():
             settings = _apply(settings, section, values, source=str(file))
-    for section in ("server", "model", "voice", "agent"):
+    for section in ("server", "pairing", "model", "voice", "agent"):
         prefix = f"MURMUR_{section.upper()}_"
         values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if values:

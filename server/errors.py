@@ -18,8 +18,15 @@ __all__ = [
     "Fatal",
     "ModelLoadError",
     "MurmurError",
+    "PairingDenied",
+    "PairingMalformed",
+    "PairingRateLimited",
     "ProtocolError",
     "Recoverable",
+    "ResumeRefusedError",
+    "StorageError",
+    "StreamClosed",
+    "TakenOverError",
     "UnauthenticatedError",
     "UnavailableError",
 ]
@@ -73,8 +80,53 @@ class CapacityError(Fatal):
     """The server is at its session limit; retry later or elsewhere."""
 
 
+class TakenOverError(Fatal):
+    """A newer connection took this session (a resume) or this device's place."""
+
+    component = "session"
+
+
+class ResumeRefusedError(Fatal):
+    """A resume token presented by a device other than the one that opened the session."""
+
+    component = "session"
+
+
 class UnavailableError(Fatal):
     """Every backend (and fallback) for something the session needs has failed."""
+
+
+class PairingMalformed(ProtocolError):
+    """A Pair request that cannot be a pairing code or a device name (INVALID_ARGUMENT)."""
+
+    component = "pairing"
+
+
+class PairingDenied(Fatal):
+    """A pairing code that is wrong, expired or already used (PERMISSION_DENIED)."""
+
+    component = "pairing"
+
+
+class PairingRateLimited(Fatal):
+    """Too many wrong pairing codes, from this peer or from everyone (RESOURCE_EXHAUSTED)."""
+
+    component = "pairing"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StorageError(Fatal):
+    """The device registry cannot be read or written (corrupt, locked, newer schema)."""
+
+    component = "storage"
+
+
+class StreamClosed(MurmurError):
+    """The call is gone (the client vanished, the server cancelled it): nothing to
+    report to anyone; the session just ends."""
 
 
 class ModelLoadError(MurmurError):

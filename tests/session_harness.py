@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from server.config import Settings
-from server.events import AudioEncoding, AudioFormat, ClientEvent, ServerEvent, SessionStart
+from server.errors import StreamClosed
+from server.events import (
+    AudioEncoding,
+    AudioFormat,
+    AudioOut,
+    ClientEvent,
+    ServerEvent,
+    SessionStart,
+)
 from server.runtime.base import InteractionRuntime
 from server.session.services import (
     DelegationService,
@@ -31,7 +39,14 @@ from server.session.session import Session
 from server.voice.tts.base import TTSBackend
 from tests.fakes import InstantTTS
 
-__all__ = ["SessionRun", "VirtualTimeLoop", "run_session", "run_virtual"]
+__all__ = [
+    "FakeLink",
+    "SessionRun",
+    "VirtualTimeLoop",
+    "make_services",
+    "run_session",
+    "run_virtual",
+]
 
 T = TypeVar("T")
 _IDLE_S = 2.0  # real seconds with nothing to do before the harness calls it a deadlock
@@ -98,9 +113,12 @@ def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
 class FakeLink:
     """The transport's side, scripted: events at virtual times, then a half-close."""
 
-    def __init__(self, script: Sequence[tuple[float, ClientEvent]], end_at: float) -> None:
+    def __init__(
+        self, script: Sequence[tuple[float, ClientEvent]], end_at: float, *, drop: bool = False
+    ) -> None:
         self._script = sorted(script, key=lambda item: item[0])
         self._end_at = end_at
+        self._drop = drop  # at end_at the network goes away instead of a half-close
         self.sent: list[tuple[float, ServerEvent]] = []
 
     async def recv(self) -> ClientEvent | None:
@@ -110,7 +128,12 @@ class FakeLink:
             await asyncio.sleep(max(0.0, at - loop.time()))
             return event
         await asyncio.sleep(max(0.0, self._end_at - loop.time()))
+        if self._drop:
+            raise StreamClosed("the test dropped the network")
         return None
+
+    def types(self) -> list[str]:
+        return [type(e).__name__ for _, e in self.sent if not isinstance(e, AudioOut)]
 
     async def send(self, event: ServerEvent) -> None:
         self.sent.append((asyncio.get_running_loop().time(), event))
@@ -133,6 +156,28 @@ class SessionRun:
         return [t for t, e in self.events if isinstance(e, kind)]
 
 
+def make_services(
+    runtime: InteractionRuntime,
+    *,
+    tts: TTSBackend | None = None,
+    delegations: DelegationService | None = None,
+    listener_factory: ListenerFactory | None = None,
+    settings: Settings | None = None,
+) -> SessionServices:
+    """Shared services on the running (virtual-time) loop; close with ``.executors``."""
+    loop = asyncio.get_running_loop()
+    return SessionServices(
+        settings=settings or Settings(),
+        runtime=runtime,
+        tts=tts or InstantTTS(),
+        executors=Executors(),
+        delegations=delegations,
+        listener_factory=listener_factory,
+        clock=loop.time,
+        sleep=asyncio.sleep,
+    )
+
+
 def run_session(
     script: Sequence[tuple[float, ClientEvent]],
     runtime: InteractionRuntime,
@@ -149,23 +194,21 @@ def run_session(
     run = SessionRun()
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        executors = Executors()
-        services = SessionServices(
-            settings=settings or Settings(),
-            runtime=runtime,
-            tts=tts or InstantTTS(),
-            executors=executors,
+        services = make_services(
+            runtime,
+            tts=tts,
             delegations=delegations,
             listener_factory=listener_factory,
-            clock=loop.time,
-            sleep=asyncio.sleep,
+            settings=settings,
         )
+        executors = services.executors
         link = FakeLink(script, until)
         try:
-            session = await Session.open(services, link, start)
+            session = await Session.open(services, start)
             run.session = session
-            await session.run()
+            life = asyncio.create_task(session.run())
+            await session.serve(link)
+            await life
         finally:
             executors.shutdown()
             run.events = link.sent

@@ -8,130 +8,20 @@ UNAVAILABLE, and the errors a person sees.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 from murmur.v1 import companion_pb2 as pb
-from murmur.v1 import companion_pb2_grpc as pb_grpc
 
-from mobile_bridge.cli import main as bridge_main
-from mobile_bridge.link import LinkError, LinkOptions, explain_status
-from mobile_bridge.media import OpusPacketizer, write_wav_pcm16
+from mobile_bridge.link import Backoff, LinkError, LinkOptions, explain_status
+from mobile_bridge.media import write_wav_pcm16
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.synth import write_synthetic_clip
-from mobile_bridge.tokens import load_token
-
-SAY = "Door ahead, slightly right."
-
-
-def _tone_packets(rate: int, n: int) -> list[bytes]:
-    t = np.arange(rate * n * 20 // 1000) / rate
-    pcm = (np.sin(2 * np.pi * 330 * t) * 9000).astype(np.int16)
-    return list(OpusPacketizer(rate).packets(pcm))
-
-
-@dataclass
-class FakeCompanion(pb_grpc.CompanionServicer):
-    """Replies SessionReady; on the first frame, a Tick, a Speech and 3 Opus packets + last."""
-
-    token: str | None = None
-    drop_first_call: bool = False  # abort the first call with UNAVAILABLE after SessionReady
-    go_away_first_call: bool = False  # end the first call with GoAway after SessionReady
-    cut: bool = False  # barge in: StopSpeaking after two packets, no `last`
-    calls: list[list[pb.ClientEvent]] = field(default_factory=list)
-    metadata: list[dict[str, str]] = field(default_factory=list)
-
-    async def Pair(
-        self, request: pb.PairRequest, context: grpc.aio.ServicerContext
-    ) -> pb.PairResponse:
-        if request.code != "123456":
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "wrong pairing code")
-        return pb.PairResponse(device_token="tok-" + request.device_name, device_id="dev-1")
-
-    async def Converse(self, request_iterator, context: grpc.aio.ServicerContext) -> None:  # type: ignore[no-untyped-def,override]
-        md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        self.metadata.append(md)
-        if self.token is not None and md.get("authorization") != f"Bearer {self.token}":
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the device token is not valid")
-        seen: list[pb.ClientEvent] = []
-        self.calls.append(seen)
-        first = await context.read()
-        assert first is not grpc.aio.EOF
-        seen.append(first)
-        if first.WhichOneof("event") != "session_start":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send session_start first")
-        n = len(self.calls)
-        await context.write(
-            pb.ServerEvent(
-                session_ready=pb.SessionReady(
-                    session_id=f"s{n}", resume_token=f"resume-{n}", model="fake", tick_hz=1.0
-                )
-            )
-        )
-        if self.drop_first_call and n == 1:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "backend restarting")
-        if self.go_away_first_call and n == 1:
-            await context.write(
-                pb.ServerEvent(go_away=pb.GoAway(reconnect_after_ms=50, reason="upgrading"))
-            )
-            return
-        spoken = False
-        while (msg := await context.read()) is not grpc.aio.EOF:
-            seen.append(msg)
-            if msg.WhichOneof("event") == "video_frame" and not spoken:
-                spoken = True
-                await self._speak(context)
-
-    async def _speak(self, context: grpc.aio.ServicerContext) -> None:
-        await context.write(
-            pb.ServerEvent(
-                tick=pb.Tick(
-                    tick_s=0.0,
-                    action="response",
-                    text=SAY,
-                    frame_age_ms=12.0,
-                    timings=[pb.StageTiming(stage="model", ms=40.0)],
-                )
-            )
-        )
-        await context.write(
-            pb.ServerEvent(
-                speech=pb.Speech(utterance_id="u1", text=SAY, kind=pb.SPEECH_KIND_ALERT, priority=5)
-            )
-        )
-        for seq, packet in enumerate(_tone_packets(24000, 3)):
-            await asyncio.sleep(0.01)
-            if self.cut and seq == 2:
-                await context.write(
-                    pb.ServerEvent(
-                        stop_speaking=pb.StopSpeaking(utterance_ids=["u1"], reason="barge_in")
-                    )
-                )
-                return
-            await context.write(
-                pb.ServerEvent(audio_out=pb.AudioOut(utterance_id="u1", seq=seq, data=packet))
-            )
-        await context.write(
-            pb.ServerEvent(audio_out=pb.AudioOut(utterance_id="u1", seq=3, last=True))
-        )
-
-
-@asynccontextmanager
-async def fake_server(servicer: FakeCompanion) -> AsyncIterator[str]:
-    server = grpc.aio.server()
-    pb_grpc.add_CompanionServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(grace=None)
+from tests.fakes import BRIDGE_SAY as SAY
+from tests.fakes import FakeCompanion
+from tests.fakes import companion_server as fake_server
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +32,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _opts(clip: Path, target: str, **kw: object) -> ReplayOptions:
     opts = ReplayOptions(
         video=clip,
-        link=LinkOptions(target=target, connect_timeout_s=2.0, backoff_s=0.1),
+        link=LinkOptions(target=target, connect_timeout_s=2.0, backoff=Backoff(0.1)),
         fps=2.0,
         speed=4.0,  # the fake has no clock of its own; keep the test quick
         linger_s=0.5,
@@ -202,7 +92,7 @@ async def test_replay_sends_start_first_and_collects_speech_and_audio(clip: Path
 
 
 async def test_reconnects_with_the_resume_token_after_unavailable(clip: Path):
-    fake = FakeCompanion(drop_first_call=True)
+    fake = FakeCompanion(drop_after_frames=0)
     lines: list[str] = []
     async with fake_server(fake) as target:
         report = await run_replay(_opts(clip, target, echo=lines.append))
@@ -210,7 +100,7 @@ async def test_reconnects_with_the_resume_token_after_unavailable(clip: Path):
     assert fake.calls[0][0].session_start.resume_token == ""
     assert fake.calls[1][0].session_start.resume_token == "resume-1"
     assert report.reconnects == 1 and report.session_ready is not None
-    assert report.session_ready.session_id == "s2"
+    assert report.session_ready.session_id == "s1"  # resumed, not a new session
     assert [s[0] for s in report.speeches] == ["u1"]
     assert any("UNAVAILABLE" in line for line in lines)
 
@@ -264,28 +154,3 @@ async def test_unreachable_server_names_the_address(clip: Path):
     opts.link.connect_timeout_s = 0.5
     with pytest.raises(LinkError, match=r"127\.0\.0\.1:1.*murmur serve"):
         await run_replay(opts)
-
-
-def test_cli_reports_missing_video_and_pairs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-):
-    assert bridge_main(["replay", str(tmp_path / "missing.mp4")]) == 2
-    assert "video not found" in capsys.readouterr().err
-
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-
-    async def serve_and_pair() -> tuple[str, int]:
-        async with fake_server(FakeCompanion()) as target:
-            rc = await asyncio.to_thread(
-                bridge_main, ["pair", "--server", target, "--code", "123456", "--name", "phone"]
-            )
-            return target, rc
-
-    target, rc = asyncio.run(serve_and_pair())
-    assert rc == 0
-    path = tmp_path / "cfg" / "murmur" / "bridge.toml"
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert load_token(target, path) == "tok-phone"
-    out, err = capsys.readouterr()
-    assert f"token saved to {path}" in out and "keep it private" in out
-    assert "tok-phone" not in out + err  # the credential stays in the owner-only file

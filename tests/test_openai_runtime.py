@@ -151,7 +151,9 @@ def test_streamed_reply_reaches_the_sink_clause_by_clause(vllm: FakeVLLM) -> Non
     assert action.text == "Careful, a step down ahead. Hold the rail."
     heard.clear()
     action = session.step(tick(2.0), heard.append)
-    assert heard == ["One moment."] and action.question == "What does the sign say?"
+    # The note before a delegation is not streamed: the engine speaks it as a note.
+    assert heard == [] and action.text == "One moment."
+    assert action.question == "What does the sign say?"
     heard.clear()
     action = session.step(tick(3.0), heard.append)
     assert action.silent and heard == []

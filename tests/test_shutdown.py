@@ -72,7 +72,7 @@ async def test_stop_with_live_sessions_closes_their_model_and_agent_work(tts, ca
     assert all(getattr(s, "closed", False) for s in runtime.sessions)
     assert agent.cancelled == ["What is on the shelf?"] * 2
     crashes = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
-    assert crashes == [], [r.getMessage() for r in crashes]
+    assert crashes == [], [f"{r.getMessage()}: {r.exc_text or r.exc_info}" for r in crashes]
 
 
 async def _serving_address(proc: asyncio.subprocess.Process) -> str:
@@ -106,7 +106,7 @@ async def test_sigterm_with_two_live_sessions_exits_cleanly(tmp_path):
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server.cli", "serve", "--model", f"scripted:{script}",
-        "--port", "0", "--no-asr", "--tts", "espeak", "--config", str(config),
+        "--port", "0", "--no-asr", "--tts", "espeak", "--config", str(config), "--no-auth",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=dict(os.environ, HF_HUB_OFFLINE="1"),
     )  # fmt: skip

@@ -69,6 +69,14 @@ class Outbox:
         self._urgent.append(event)
         self._ready.set()
 
+    def clear(self) -> int:
+        """Forget everything queued (it was for a stream that is gone); how many."""
+        n = len(self)
+        self._items.clear()
+        self._urgent.clear()
+        self._has_room.set()
+        return n
+
     async def get(self) -> object:
         while True:
             if self._urgent:

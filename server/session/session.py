@@ -21,7 +21,15 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
 from server.codes import Code
-from server.errors import CapacityError, Fatal, ProtocolError, Recoverable, UnavailableError
+from server.errors import (
+    CapacityError,
+    Fatal,
+    ProtocolError,
+    Recoverable,
+    StreamClosed,
+    TakenOverError,
+    UnavailableError,
+)
 from server.events import (
     ClientEvent,
     GoAway,
@@ -55,14 +63,18 @@ class SessionLink(Protocol):
 class Session:
     @classmethod
     async def open(
-        cls, services: SessionServices, link: SessionLink, start: SessionStart
+        cls,
+        services: SessionServices,
+        start: SessionStart,
+        *,
+        device_id: str = "",
     ) -> Session:
         """Validate ``start``, open the model conversation off the loop, build the session.
 
         Opening allocates the session's KV cache (gigabytes on a GPU): it runs in
         the model's thread, and running out of memory means the server is full.
         """
-        cls._validate(start)
+        _validate(start)
         runtime = services.runtime
         instruction = start.instruction_override or profile(start.mode).instruction
         loop = asyncio.get_running_loop()
@@ -78,7 +90,7 @@ class Session:
                 raise CapacityError(f"cannot open another session: {e.message}") from e
             raise UnavailableError(f"the model cannot open a session: {e.message}") from e
         try:
-            return cls(services, link, start, model)
+            return cls(services, start, model, device_id=device_id)
         except BaseException:
             await loop.run_in_executor(runtime.executor, model.close)
             raise
@@ -86,17 +98,28 @@ class Session:
     def __init__(
         self,
         services: SessionServices,
-        link: SessionLink,
         start: SessionStart,
         model: ModelSession,
+        *,
+        device_id: str = "",
     ) -> None:
         self.services = services
-        self.link = link
         self.start = start
         self.model = model
         self.id = secrets.token_hex(8)
         self.resume_token = secrets.token_urlsafe(18)
+        self.device_id = device_id
+        self.attached = False  # a call is serving it now
+        loop = asyncio.get_running_loop()
+        self._end: asyncio.Future[BaseException] = loop.create_future()
+        self._call: asyncio.Future[BaseException | None] | None = None  # the serving call's end
+        self._served = False
+        self._idle = asyncio.Event()  # no call is serving the session
+        self._idle.set()
         self._tg: asyncio.TaskGroup | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._speaker: asyncio.Task[None] | None = None
+        self._results_task: asyncio.Task[None] | None = None
         self.parts: SessionParts = build_parts(services, start, model, self.spawn)
 
     @property
@@ -104,16 +127,6 @@ class Session:
         """Counts for the session's end-of-life log line (no content, only numbers)."""
         p = self.parts
         return {**p.inbound.stats, "notices": p.notices.sent, "dropped_notices": p.outbox.dropped}
-
-    @staticmethod
-    def _validate(start: SessionStart) -> None:
-        validate_format(start.audio_in, "in")
-        validate_format(start.audio_out, "out")
-        if start.video_encoding is not VideoEncoding.JPEG:
-            raise ProtocolError(
-                f"video encoding {start.video_encoding.value} is not supported by this "
-                "server; supported: jpeg (one still per VideoFrame)"
-            )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task this session owns: it ends, at the latest, with the session."""
@@ -123,47 +136,110 @@ class Session:
         return self._tg.create_task(coro, name=f"{name}-{self.id}")
 
     async def run(self) -> None:
-        """Serve the stream until the client half-closes or goes away."""
+        """The session's life, across the calls that serve it (the registry owns this
+        task): ticker, speaker, results and all the parts spawn. Ends at a half-close,
+        a ``terminate``, or a failure; then every part is closed."""
         p = self.parts
         started_at = self.services.clock()
+        error: BaseException | None = None
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                tg.create_task(self._writer(), name=f"writer-{self.id}")
-                await p.outbox.put(
-                    SessionReady(
-                        session_id=self.id,
-                        resume_token=self.resume_token,
-                        audio_in=self.start.audio_in,
-                        audio_out=self.start.audio_out,
-                        model=self.services.runtime.name,
-                        tick_hz=self.services.settings.server.tick_hz,
-                        mode=self.start.mode,
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    self._tg = tg
+                    self._ticker = tg.create_task(
+                        p.ticker.run(started_at), name=f"ticker-{self.id}"
                     )
-                )
-                if self.start.resume_token:
-                    await p.notices.send(
-                        Code.SESSION_RESUME_UNKNOWN,
-                        "the resume token is not known to this server (it restarted, or "
-                        "the session expired); a new session was started",
-                    )
-                ticker = tg.create_task(p.ticker.run(started_at), name=f"ticker-{self.id}")
-                speaker = tg.create_task(p.speaker.run(), name=f"speaker-{self.id}")
-                results = (
-                    tg.create_task(self._results(), name=f"results-{self.id}")
-                    if p.delegations is not None
-                    else None
-                )
-                tg.create_task(self._reader(ticker, speaker, results), name=f"reader-{self.id}")
-        except* Fatal as group:
-            raise group.exceptions[0] from None
+                    self._speaker = tg.create_task(p.speaker.run(), name=f"speaker-{self.id}")
+                    if p.delegations is not None:
+                        self._results_task = tg.create_task(
+                            self._results(), name=f"results-{self.id}"
+                        )
+                    tg.create_task(_raise_when(self._end), name=f"end-{self.id}")
+            except* _Closed:
+                pass
+            except* Fatal as group:
+                raise group.exceptions[0] from None
+        except asyncio.CancelledError:
+            error = UnavailableError("the server is stopping; reconnect in a moment")
+            raise
+        except BaseException as e:
+            error = e
+            raise
         finally:
             self._tg = None
             await self._cleanup()
+            call, self._call = self._call, None
+            if call is not None and not call.done():
+                # The call serving the session ends with the session's own outcome.
+                call.set_result(error)
+
+    async def serve(self, link: SessionLink, *, resumed: bool = False) -> None:
+        """Serve one call until the client half-closes (the session then ends).
+
+        When the call vanishes (cancelled, or the stream breaks) the session is not
+        ended: it is *detached* — nothing plays, nothing ticks, the model's memory,
+        the mode and running delegations wait — and a later call may resume it. A
+        newer call for this session takes over; this one then ends with ABORTED.
+        """
+        p = self.parts
+        if self._call is not None and not self._call.done():
+            self._call.set_result(TakenOverError("a newer connection resumed this session"))
+            await self._idle.wait()  # the older call's writer must not take this one's events
+        self._idle.clear()
+        call = self._call = asyncio.get_running_loop().create_future()
+        p.outbox.clear()  # what was queued for an earlier call is not replayed
+        await p.outbox.put(self._ready())
+        if self.start.resume_token and not resumed and not self._served:
+            await p.notices.send(
+                Code.SESSION_RESUME_UNKNOWN,
+                "the resume token is not known to this server (it restarted, or the "
+                "session expired); a new session was started",
+            )
+        self._served = True
+        self.attached = True
+        p.ticker.hold(False)
+        p.speaker.release()
+        detach = True
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._writer(link), name=f"writer-{self.id}")
+                tg.create_task(self._reader(link), name=f"reader-{self.id}")
+                tg.create_task(_raise_when(call), name=f"call-{self.id}")
+            detach = False
+        except* StreamClosed:
+            log.debug("session %s: the call ended under it", self.id)
+        except* Fatal as group:
+            detach = False
+            raise group.exceptions[0] from None
+        finally:
+            if detach and self._call is call:
+                self._call = None
+                self.attached = False
+                p.ticker.hold(True)
+                p.speaker.hold("disconnected")
+                p.outbox.clear()
+            self._idle.set()
+
+    def terminate(self, error: Fatal | None = None) -> None:
+        """End the session now: with ``error``'s status for its call (a revoked
+        device, a takeover), or quietly (a detached session nobody resumed)."""
+        if not self._end.done():
+            self._end.set_result(error or _Closed())
 
     def go_away(self, reconnect_after_ms: int, reason: str) -> None:
         """The server is draining: tell the client to come back with its resume token."""
         self.parts.outbox.put_nowait(GoAway(reconnect_after_ms, reason))
+
+    def _ready(self) -> SessionReady:
+        return SessionReady(
+            session_id=self.id,
+            resume_token=self.resume_token,
+            audio_in=self.start.audio_in,
+            audio_out=self.start.audio_out,
+            model=self.services.runtime.name,
+            tick_hz=self.services.settings.server.tick_hz,
+            mode=self.parts.engine.profile.mode,
+        )
 
     async def _cleanup(self) -> None:
         p = self.parts
@@ -182,34 +258,32 @@ class Session:
         except RuntimeError:  # the executor was shut down (the server is stopping)
             self.model.close()
 
-    async def _writer(self) -> None:
+    async def _writer(self, link: SessionLink) -> None:
         while True:
             event = await self.parts.outbox.get()
             if event is END:
                 return
-            await self.link.send(cast(ServerEvent, event))
+            await link.send(cast(ServerEvent, event))
 
-    async def _reader(
-        self,
-        ticker: asyncio.Task[None],
-        speaker: asyncio.Task[None],
-        results: asyncio.Task[None] | None,
-    ) -> None:
+    async def _reader(self, link: SessionLink) -> None:
         p = self.parts
-        while (event := await self.link.recv()) is not None:
+        while (event := await link.recv()) is not None:
             await p.inbound.handle(event)
         # Half-close: stop watching, finish what is being said, then end the stream.
         p.ticker.stop()
-        if results is not None:
-            results.cancel()
-        await ticker  # the tick in flight may still queue a reply: let it
+        if self._results_task is not None:
+            self._results_task.cancel()
+        # asyncio.wait, not await: this call may be cancelled, the session's tasks not.
+        assert self._ticker is not None and self._speaker is not None, "run() is not running"
+        await asyncio.wait({self._ticker})  # the tick in flight may still queue a reply
         if p.delegations is not None:
-            # Inside the group: their tasks (spawned into it) must end before it can.
+            # Inside the session's group: their tasks must end before it can.
             p.delegations.cancel_all("session end")
             await p.delegations.close()
         p.speaker.close()
-        await speaker
+        await asyncio.wait({self._speaker})
         await p.outbox.put(END)
+        self.terminate()
 
     async def _results(self) -> None:
         """Speak delegation results as soon as they arrive, not at the next tick."""
@@ -219,3 +293,24 @@ class Session:
             await p.delegations.wait_result()
             if p.engine.deliver_results() == 0:
                 await asyncio.sleep(0)  # never spin if a result was taken elsewhere
+
+
+class _Closed(Exception):
+    """The session ended without an error (raised inside its group to stop it)."""
+
+
+async def _raise_when(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future``; raise what it holds (an exception or an exception value)."""
+    value = await future
+    if isinstance(value, BaseException):
+        raise value
+
+
+def _validate(start: SessionStart) -> None:
+    validate_format(start.audio_in, "in")
+    validate_format(start.audio_out, "out")
+    if start.video_encoding is not VideoEncoding.JPEG:
+        raise ProtocolError(
+            f"video encoding {start.video_encoding.value} is not supported by this "
+            "server; supported: jpeg (one still per VideoFrame)"
+        )

@@ -149,6 +149,7 @@ class Speaker:
         self._recent: dict[str, SpeechHandle] = {}
         self._observers: list[SpeechObserver] = []
         self._closing = False
+        self._held = False
 
     # ------------------------------------------------------------------ control
 
@@ -192,6 +193,17 @@ class Speaker:
         if h is not None:
             h.reported_ms = played_ms
 
+    def hold(self, reason: str) -> None:
+        """Nobody is listening (the stream dropped): cut what plays — it is not
+        replayed — and start nothing new until ``release``; the queue waits."""
+        self._held = True
+        if self._current is not None:
+            self._cut(self._current, reason)
+
+    def release(self) -> None:
+        self._held = False
+        self._wake.set()
+
     def close(self) -> None:
         """Finish what is queued, then stop (the client half-closed)."""
         self._closing = True
@@ -202,9 +214,9 @@ class Speaker:
     async def run(self) -> None:
         try:
             while True:
-                h = self._next()
+                h = None if self._held else self._next()
                 if h is None:
-                    if self._closing:
+                    if self._closing and not self._held:
                         return
                     self._wake.clear()
                     await self._wake.wait()

@@ -45,9 +45,14 @@ class Ticker:
         self._stopping = False
         self._napping: asyncio.Future[None] | None = None
         self._paused = False  # the user paused watching: no ticks, the clock runs on
+        self._held = False
 
     def pause(self, paused: bool) -> None:
         self._paused = paused
+
+    def hold(self, held: bool) -> None:
+        """No stream attached: no ticks (nothing is seen or heard); the clock runs on."""
+        self._held = held
 
     def stop(self) -> None:
         """Finish the tick in flight (it may still queue a reply), then return."""
@@ -78,7 +83,7 @@ class Ticker:
             fired = self._clock()
             slip_ms = max(0.0, fired - eligible) * 1000
             frame_at = None
-            if not self._paused:
+            if not (self._paused or self._held):
                 frame, fresh = self._slot.take()
                 frame_at = frame.received_at if frame is not None and fresh else None
                 await self._tick(

@@ -1,7 +1,15 @@
-"""Build and run the grpc.aio server: Companion, health and reflection."""
+"""Build and run the grpc.aio server: Companion, health and reflection.
+
+``GrpcServer(services, verifier, tls)``: with a verifier (the pairing service) every
+``Converse`` needs a device token and a watcher ends the sessions of devices revoked
+while they are connected; with ``tls`` the port speaks only TLS. ``None``/``None`` is
+development mode (loopback, tests): plaintext, and everyone is ``anonymous``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -10,8 +18,10 @@ from grpc_reflection.v1alpha import reflection
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
+from server.errors import MurmurError
+from server.pairing.tls import TlsIdentity
 from server.session.services import SessionServices
-from server.transport.auth import TokenVerifier
+from server.transport.auth import HOW_TO_PAIR, DeviceGate
 from server.transport.servicer import CompanionServicer
 
 __all__ = ["GrpcServer"]
@@ -19,13 +29,25 @@ __all__ = ["GrpcServer"]
 log = logging.getLogger(__name__)
 
 _CLEANUP_S = 5.0  # how long stop() waits for cancelled sessions to close
+REVOCATION_POLL_S = 2.0  # `murmur devices revoke` runs in another process: poll the registry
+REVOKED_MESSAGE = (
+    "this device was revoked on the server (`murmur devices revoke`); to pair it again, "
+)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Companion"].full_name
 
 
 class GrpcServer:
-    def __init__(self, services: SessionServices, verifier: TokenVerifier | None = None) -> None:
+    def __init__(
+        self,
+        services: SessionServices,
+        verifier: DeviceGate | None = None,
+        tls: TlsIdentity | None = None,
+    ) -> None:
         cfg = services.settings.server
         self.services = services
+        self.verifier = verifier
+        self.tls = tls
+        self._watcher: asyncio.Task[None] | None = None
         limit = cfg.max_message_bytes
         self.server = grpc.aio.server(
             options=[
@@ -46,10 +68,9 @@ class GrpcServer:
 
     async def start(self, host: str, port: int) -> int:
         address = f"{host}:{port}"
-        cfg = self.services.settings.server
         try:
-            if cfg.tls_cert and cfg.tls_key:
-                creds = _server_credentials(cfg.tls_key, cfg.tls_cert)
+            if self.tls is not None:
+                creds = grpc.ssl_server_credentials([(self.tls.key_pem, self.tls.cert_pem)])
                 self.port = self.server.add_secure_port(address, creds)
             else:
                 self.port = self.server.add_insecure_port(address)
@@ -60,9 +81,35 @@ class GrpcServer:
         await self.server.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.verifier is not None:
+            known = await self.verifier.revoked_ids()
+            self._watcher = asyncio.create_task(
+                self._watch_revocations(self.verifier, known), name="murmur-revocations"
+            )
         return self.port
 
+    async def _watch_revocations(self, gate: DeviceGate, known: frozenset[str]) -> None:
+        """End the live sessions of every device revoked since the last look."""
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_S)
+            try:
+                revoked = await gate.revoked_ids()
+            except MurmurError as e:  # a busy registry: look again next time
+                log.warning("cannot check for revoked devices: %s", e.message)
+                continue
+            except Exception:  # a bug must not end the watching silently
+                log.exception("checking for revoked devices failed; trying again")
+                continue
+            for device_id in sorted(revoked - known):
+                ended = self.servicer.end_device(device_id, REVOKED_MESSAGE + HOW_TO_PAIR)
+                log.info("device %s revoked; ended %d live session(s)", device_id, ended)
+            known = revoked
+
     async def stop(self, grace: float | None = None) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         # Clients get a GoAway (with their resume token in hand) before the grace runs out.
@@ -72,12 +119,13 @@ class GrpcServer:
         # close their model and agent work. Only after that may the app shut down
         # the pools those closes run in.
         if not await self.servicer.wait_closed(_CLEANUP_S):
+            log.warning("calls still closing %.0f s after the grace period", _CLEANUP_S)
+        # Sessions outlive their calls (for resume): the stopping server closes them.
+        try:
+            async with asyncio.timeout(_CLEANUP_S):
+                await self.servicer.registry.aclose()
+        except TimeoutError:
             log.warning("sessions still closing %.0f s after the grace period", _CLEANUP_S)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()
-
-
-def _server_credentials(key_path: str, cert_path: str) -> grpc.ServerCredentials:
-    with open(key_path, "rb") as k, open(cert_path, "rb") as c:
-        return grpc.ssl_server_credentials([(k.read(), c.read())])

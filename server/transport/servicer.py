@@ -12,12 +12,20 @@ from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
 from server.codes import CODES, Code
-from server.errors import CapacityError, Fatal, MurmurError, ProtocolError
+from server.errors import (
+    CapacityError,
+    Fatal,
+    MurmurError,
+    ProtocolError,
+    StreamClosed,
+    UnauthenticatedError,
+)
 from server.events import ClientEvent, Notice, ServerEvent
+from server.session.registry import SessionRegistry
 from server.session.services import SessionServices
 from server.session.session import Session
 from server.transport import convert
-from server.transport.auth import TokenVerifier, authenticate
+from server.transport.auth import DeviceGate, TokenVerifier, authenticate, peer_host
 from server.transport.status import status_for
 
 __all__ = ["CompanionServicer"]
@@ -25,6 +33,7 @@ __all__ = ["CompanionServicer"]
 log = logging.getLogger(__name__)
 
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+_EOF_SETTLE_S = 0.25
 
 
 class _GrpcLink:
@@ -45,8 +54,18 @@ class _GrpcLink:
             held, self._held = self._held, None
             return held
         while True:
-            msg = await self._context.read()
+            try:
+                msg = await self._context.read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # grpc's own error: the call is broken
+                raise StreamClosed("the call ended while a message was being read") from e
             if msg is grpc.aio.EOF:
+                # A client that cancels (its network dropped, the app was killed)
+                # reaches us as end-of-stream followed, a moment later, by the call's
+                # cancellation; a half-close is not followed by anything. Wait that
+                # moment: a cancel must park the session for resume, not end it.
+                await asyncio.sleep(_EOF_SETTLE_S)
                 return None
             unknown_fields = not self._unknown_noted and convert.has_unknown_fields(msg)
             try:
@@ -72,7 +91,13 @@ class _GrpcLink:
                 )
 
     async def send(self, event: ServerEvent) -> None:
-        await self._context.write(convert.to_server(event))
+        message = convert.to_server(event)
+        try:
+            await self._context.write(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # grpc's own error (ExecuteBatchError): the call is broken
+            raise StreamClosed("the call ended while a message was being sent") from e
 
 
 def _notice(code: Code, message: str) -> Notice:
@@ -84,7 +109,7 @@ class CompanionServicer(pb_grpc.CompanionServicer):
     def __init__(self, services: SessionServices, verifier: TokenVerifier | None = None) -> None:
         self.services = services
         self.verifier = verifier
-        self.sessions: set[Session] = set()
+        self.registry = SessionRegistry(services)
         self._active = 0  # streams holding a session slot (including ones still starting)
         self._idle = asyncio.Event()  # no stream holds a slot
         self._idle.set()
@@ -92,18 +117,28 @@ class CompanionServicer(pb_grpc.CompanionServicer):
     async def Pair(
         self, request: pb.PairRequest, context: grpc.aio.ServicerContext
     ) -> pb.PairResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "pairing is not enabled on this server yet; connect without a token on a trusted network",
-        )
-        raise AssertionError("unreachable")
+        if not isinstance(self.verifier, DeviceGate):
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "this server runs without pairing (murmur serve --no-auth, loopback only): "
+                "connect without a token",
+            )
+            raise AssertionError("unreachable")
+        try:
+            grant = await self.verifier.pair(
+                request.code, request.device_name, peer_host(context.peer())
+            )
+        except Fatal as e:
+            await context.abort(status_for(e), e.message)
+            raise AssertionError("unreachable") from None
+        return pb.PairResponse(device_token=grant.token, device_id=grant.device_id)
 
     async def Converse(self, request_iterator, context: grpc.aio.ServicerContext) -> None:  # type: ignore[no-untyped-def,override]
         # request_iterator is unused on purpose: reading goes through context.read().
         limit = self.services.settings.server.max_sessions
         reserved = False
         try:
-            authenticate(context, self.verifier)
+            device_id = await authenticate(context, self.verifier)
             # Reserve the slot before the first await: simultaneous connections
             # cannot all slip under the limit.
             if self._active >= limit:
@@ -124,17 +159,8 @@ class CompanionServicer(pb_grpc.CompanionServicer):
             if first is grpc.aio.EOF:
                 raise ProtocolError("the stream ended before session_start was sent")
             start = convert.session_start(first)
-            link = _GrpcLink(context)
-            session = await Session.open(self.services, link, start)
-            self.sessions.add(session)
-            log.info(
-                "session %s started (mode %s, client %r)", session.id, start.mode, start.client_name
-            )
-            try:
-                await session.run()
-            finally:
-                self.sessions.discard(session)
-                log.info("session %s ended (%s)", session.id, session.stats)
+            log.info("call from %r (mode %s)", start.client_name, start.mode)
+            await self.registry.connect(_GrpcLink(context), start, device_id)
         except Fatal as e:
             await context.abort(status_for(e), e.message)
         except MurmurError as e:
@@ -153,6 +179,15 @@ class CompanionServicer(pb_grpc.CompanionServicer):
                 if self._active == 0:
                     self._idle.set()
 
+    @property
+    def sessions(self) -> set[Session]:
+        """Every session of the process, attached to a call or waiting for a resume."""
+        return self.registry.sessions
+
+    def end_device(self, device_id: str, message: str) -> int:
+        """End every session of ``device_id`` with UNAUTHENTICATED (it was revoked)."""
+        return self.registry.end_device(device_id, UnauthenticatedError(message))
+
     async def wait_closed(self, timeout_s: float) -> bool:
         """Wait until every session has finished its cleanup; False on timeout."""
         try:
@@ -164,5 +199,4 @@ class CompanionServicer(pb_grpc.CompanionServicer):
 
     def drain(self, reconnect_after_ms: int = 2000) -> None:
         """Tell every live session to reconnect elsewhere (or here, after a restart)."""
-        for session in list(self.sessions):
-            session.go_away(reconnect_after_ms, "server draining")
+        self.registry.go_away(reconnect_after_ms, "server draining")

@@ -7,7 +7,13 @@ import grpc
 from server.errors import (
     CapacityError,
     Fatal,
+    PairingDenied,
+    PairingMalformed,
+    PairingRateLimited,
     ProtocolError,
+    ResumeRefusedError,
+    StorageError,
+    TakenOverError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -17,8 +23,14 @@ __all__ = ["STATUS_FOR", "status_for"]
 STATUS_FOR: dict[type[Fatal], grpc.StatusCode] = {
     ProtocolError: grpc.StatusCode.INVALID_ARGUMENT,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    TakenOverError: grpc.StatusCode.ABORTED,
+    ResumeRefusedError: grpc.StatusCode.PERMISSION_DENIED,
     CapacityError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    PairingMalformed: grpc.StatusCode.INVALID_ARGUMENT,
+    PairingDenied: grpc.StatusCode.PERMISSION_DENIED,
+    PairingRateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StorageError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

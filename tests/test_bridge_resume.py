@@ -1,0 +1,213 @@
+"""The link survives drops: a real ``grpc.aio`` Companion on loopback, sometimes behind
+a TCP proxy that can cut the network or point at a restarted server.
+
+Backoff sleeps go through a ``RecordingClock``, so the waits are asserted exactly
+(and mostly take no real time); jitter comes from a scripted ``rand``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import grpc
+import pytest
+from murmur.v1 import companion_pb2 as pb
+
+from mobile_bridge.link import Backoff, BridgeLink, LinkError, LinkOptions
+from mobile_bridge.tls import ServerPin
+from tests.fakes import FakeCompanion, RecordingClock, TcpProxy, companion_server, self_signed_cert
+
+START = pb.SessionStart(mode=pb.MODE_GENERAL, language="en", client_name="test")
+
+
+def _frame(seq: int) -> pb.ClientEvent:
+    return pb.ClientEvent(
+        video_frame=pb.VideoFrame(seq=seq, encoding=pb.VIDEO_ENCODING_JPEG, data=b"\xff\xd8")
+    )
+
+
+def _rand(values: Iterable[float]) -> Callable[[], float]:
+    it = iter(values)
+    return lambda: next(it)
+
+
+async def _until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {timeout_s:g} s")
+
+
+class Run:
+    """A link's events collected on a task, and its status lines."""
+
+    def __init__(self, options: LinkOptions, clock: RecordingClock, **kw: object) -> None:
+        self.status: list[str] = []
+        self.events: list[pb.ServerEvent] = []
+        self.link = BridgeLink(options, START, on_status=self.status.append, clock=clock, **kw)  # type: ignore[arg-type]
+        self.task = asyncio.create_task(self._receive())
+
+    async def _receive(self) -> None:
+        async for ev in self.link.events():
+            self.events.append(ev)
+
+    def readies(self) -> list[tuple[str, str]]:
+        return [
+            (e.session_ready.session_id, e.session_ready.resume_token)
+            for e in self.events
+            if e.HasField("session_ready")
+        ]
+
+    async def send_frames(self, seqs: Iterable[int], every_s: float = 0.01) -> None:
+        for seq in seqs:
+            await self.link.send(_frame(seq))
+            await asyncio.sleep(every_s)
+
+    async def finish(self) -> None:
+        await self.link.close()
+        await asyncio.wait_for(self.task, 10)
+
+
+def _opts(target: str, **kw: object) -> LinkOptions:
+    opts = LinkOptions(target=target, connect_timeout_s=2.0)
+    for k, v in kw.items():
+        setattr(opts, k, v)
+    return opts
+
+
+def _assert_never_resent(fake: FakeCompanion) -> list[int]:
+    seqs = [seq for _, seq in fake.frames()]
+    assert seqs == sorted(set(seqs)), f"a frame arrived twice or out of order: {seqs}"
+    return seqs
+
+
+async def test_a_drop_resumes_with_the_token_and_never_resends_what_was_sent():
+    fake = FakeCompanion(drop_after_frames=3)
+    clock = RecordingClock()
+    async with companion_server(fake) as target:
+        run = Run(
+            _opts(target, backoff=Backoff(initial_s=0.2, jitter=0.5)), clock, rand=lambda: 0.5
+        )
+        await run.send_frames(range(10))
+        await _until(lambda: len(fake.frames()) >= 8)
+        await run.finish()
+
+    assert [c[0].session_start.resume_token for c in fake.calls] == ["", "resume-1"]
+    assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]  # the same session
+    seqs = _assert_never_resent(fake)
+    assert [s for n, s in fake.frames() if n == 1] == [0, 1, 2]
+    assert seqs[-1] == 9 and len(seqs) >= 8  # at most what was in flight at the cut is lost
+    assert clock.sleeps == [pytest.approx(0.15)]  # 0.2 less half of a 0.5 jitter
+    assert run.link.reconnects == 1
+    assert any("lost the stream" in s and "UNAVAILABLE" in s for s in run.status)
+
+
+async def test_failed_tries_back_off_exponentially_with_jitter_up_to_the_cap():
+    fake = FakeCompanion(drop_after_frames=1, refuse_calls=frozenset({2, 3, 4}))
+    clock = RecordingClock()
+    backoff = Backoff(initial_s=0.1, factor=2.0, max_s=0.3, jitter=0.5)
+    async with companion_server(fake) as target:
+        run = Run(_opts(target, backoff=backoff), clock, rand=_rand([0.0, 0.5, 0.9, 0.2]))
+        await run.send_frames([0])
+        await _until(lambda: len(fake.calls) == 5 and run.readies()[-1:] == [("s1", "resume-1")])
+        await run.send_frames([1])
+        await _until(lambda: len(fake.frames()) == 2)
+        await run.finish()
+
+    # Every try carries the same resume token; the refused ones do not change it.
+    assert [c[0].session_start.resume_token for c in fake.calls] == [""] + ["resume-1"] * 4
+    assert clock.sleeps == [
+        pytest.approx(0.1),  # after a healthy call, the shortest wait
+        pytest.approx(0.2 * 0.75),
+        pytest.approx(0.3 * 0.55),  # capped at 0.3 from here
+        pytest.approx(0.3 * 0.9),
+    ]
+    assert run.link.delays == clock.sleeps and run.link.reconnects == 4
+
+
+async def test_gives_up_after_max_reconnects_in_a_row_and_says_so():
+    fake = FakeCompanion(drop_after_frames=1, refuse_calls=frozenset(range(2, 100)))
+    clock = RecordingClock()
+    async with companion_server(fake) as target:
+        run = Run(_opts(target, max_reconnects=2, backoff=Backoff(0.1, jitter=0.0)), clock)
+        await run.send_frames([0])
+        with pytest.raises(LinkError, match="gave up after 2 reconnects") as info:
+            await asyncio.wait_for(run.task, 10)
+    assert info.value.code is grpc.StatusCode.UNAVAILABLE
+    assert len(fake.calls) == 4 and clock.sleeps == pytest.approx([0.1, 0.2, 0.4])
+
+
+async def test_go_away_waits_the_servers_delay_then_resumes():
+    fake = FakeCompanion(go_away_first_call=True)
+    clock = RecordingClock()
+    async with companion_server(fake) as target:
+        run = Run(_opts(target), clock, rand=lambda: 0.9)
+        await _until(lambda: len(fake.calls) == 2)
+        await run.send_frames([0])
+        await _until(lambda: len(fake.frames()) == 1)
+        await run.finish()
+    assert clock.sleeps == [0.05]  # the server's 50 ms, no jitter on top
+    assert [c[0].session_start.resume_token for c in fake.calls] == ["", "resume-1"]
+    assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]
+
+
+async def test_after_a_server_restart_the_bridge_goes_on_in_the_new_session():
+    old, new = FakeCompanion(), FakeCompanion(name="b-")
+    clock = RecordingClock(scale=1.0)
+    async with companion_server(new) as new_target:
+        old_server = companion_server(old)
+        async with TcpProxy(await old_server.__aenter__()) as proxy:
+            run = Run(_opts(proxy.address, backoff=Backoff(0.05, max_s=0.2)), clock)
+            await run.send_frames([0, 1])
+            await _until(lambda: len(old.frames()) == 2)
+            proxy.upstream = new_target  # where the restarted server listens
+            await old_server.__aexit__(None, None, None)  # the old one is gone mid-stream
+            await _until(lambda: len(run.readies()) == 2)
+            await run.send_frames([2, 3])
+            await _until(lambda: len(new.frames()) == 2)
+            await run.finish()
+
+    assert new.calls[0][0].session_start.resume_token == "resume-1"
+    assert run.readies() == [("s1", "resume-1"), ("b-s1", "b-resume-1")]
+    assert run.link.resume_token == "b-resume-1"
+    notices = [e.notice.code for e in run.events if e.HasField("notice")]
+    assert notices == ["session.resume_unknown"]
+    assert any("did not know this session" in s for s in run.status)
+    assert [s for _, s in new.frames()] == [2, 3]  # nothing from before the restart again
+
+
+async def test_a_network_cut_over_pinned_tls_resumes_after_it_mends():
+    cert = self_signed_cert()
+    fake = FakeCompanion(token="secret")
+    clock = RecordingClock(scale=1.0)
+    async with companion_server(fake, tls=cert) as target, TcpProxy(target) as proxy:
+        opts = _opts(
+            proxy.address,
+            token="secret",
+            pin=ServerPin(cert.fingerprint, cert.cert_pem.decode()),
+            backoff=Backoff(initial_s=0.05, factor=2.0, max_s=0.2, jitter=0.0),
+            max_reconnects=100,
+        )
+        run = Run(opts, clock)
+        await run.send_frames([0, 1])
+        await _until(lambda: len(fake.frames()) == 2)
+        await proxy.cut()
+        await run.send_frames(range(2, 6))  # queued while the network is down
+        await asyncio.sleep(0.8)
+        await proxy.mend()
+        await _until(lambda: len(fake.frames()) >= 5)
+        await run.finish()
+
+    assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]
+    assert {c[0].session_start.resume_token for c in fake.calls[1:]} == {"resume-1"}
+    assert all(md["authorization"] == "Bearer secret" for md in fake.metadata)
+    seqs = _assert_never_resent(fake)
+    assert seqs[:2] == [0, 1] and seqs[-1] == 5
+    # Doubling from 0.05 up to the 0.2 cap while the proxy refused connections.
+    assert clock.sleeps[:3] == pytest.approx([0.05, 0.1, 0.2])
+    assert len(clock.sleeps) >= 4 and clock.sleeps[3:] == pytest.approx(
+        [0.2] * len(clock.sleeps[3:])
+    )
+    assert not any("secret" in s for s in run.status)

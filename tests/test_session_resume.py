@@ -1,0 +1,165 @@
+"""Resume: a dropped stream comes back to the same session, on virtual time.
+
+The registry owns each session's life; a call that vanishes leaves the session
+detached (nothing plays, nothing ticks) for the resume window. These tests drive
+the registry with scripted links, the scripted model and speech that costs no time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from server.agents.manager import DelegationManager
+from server.config import Settings
+from server.errors import ResumeRefusedError, TakenOverError
+from server.events import (
+    AudioEncoding,
+    AudioFormat,
+    Mode,
+    SessionReady,
+    SessionStart,
+    SetMode,
+    Speech,
+    SpeechKind,
+    TextIn,
+    TickTrace,
+)
+from server.runtime.scripted import ScriptLine
+from server.session.registry import SessionRegistry
+from tests.fakes import SleepyAgent
+from tests.harness import scripted
+from tests.session_harness import FakeLink, make_services, run_virtual
+
+START = SessionStart(audio_out=AudioFormat(AudioEncoding.PCM16, 16000), want_trace=True)
+DEVICE = "device-1"
+
+
+def _settings(window_s: float = 120.0) -> Settings:
+    return Settings().with_overrides("server", resume_window_s=window_s)
+
+
+def test_a_dropped_session_resumes_with_its_memory_mode_clock_and_delegation():
+    agent = SleepyAgent(4.0, "The shop opens at nine.")
+    manager = DelegationManager(agent)
+    runtime = scripted()
+    runtime.script = [
+        ScriptLine(0, "</response> It is a bakery.", query="what is this"),
+        ScriptLine(2.0, "</response> One moment. </delegation> When does it open?"),
+    ]
+
+    async def main() -> None:
+        services = make_services(runtime, delegations=manager, settings=_settings())
+        registry = SessionRegistry(services)
+        first = FakeLink(
+            [(0.5, TextIn("what is this?")), (1.5, SetMode(Mode.BLIND))], end_at=3.2, drop=True
+        )
+        await registry.connect(first, START, DEVICE)
+        (session,) = registry.sessions
+        assert not session.attached  # detached, not closed
+        ticks_before = [e.tick_s for _, e in first.sent if isinstance(e, TickTrace)]
+        await asyncio.sleep(5.0)  # the phone is away; the delegation finishes meanwhile
+        second = FakeLink([], end_at=13.0)
+        await registry.connect(second, replace(START, resume_token=session.resume_token), DEVICE)
+        await registry.aclose()
+        services.executors.shutdown()
+        await manager.aclose()
+
+        ready = [e for _, e in second.sent if isinstance(e, SessionReady)]
+        assert ready[0].session_id == session.id and ready[0].mode is Mode.BLIND
+        assert "Notice" not in second.types()  # a resume, not a new session
+        # The answer that arrived during the drop is spoken after the resume.
+        spoken = [e for _, e in second.sent if isinstance(e, Speech)]
+        assert [(s.text, s.kind) for s in spoken][:1] == [
+            ("The shop opens at nine.", SpeechKind.DELEGATION_RESULT)
+        ]
+        # The tick time line goes on where it was: real elapsed seconds.
+        ticks_after = [e.tick_s for _, e in second.sent if isinstance(e, TickTrace)]
+        assert ticks_before[-1] <= 3.0 and ticks_after[0] >= 8.0
+        # No tick ran while nobody was connected.
+        seen = [t.tick_s for t in runtime.sessions[0].ticks]
+        assert not [t for t in seen if 3.3 < t < 8.0]
+        # The model's conversation is the same one: the earlier query and answer are in it.
+        qa = runtime.sessions[0].debug_state().qa_history
+        assert "what is this" in qa.lower() and "bakery" in qa.lower()
+        assert len(runtime.sessions) == 1
+
+    run_virtual(main())
+
+
+def test_a_session_nobody_resumes_is_closed_when_its_window_ends():
+    runtime = scripted()
+
+    async def main() -> None:
+        services = make_services(runtime, settings=_settings(window_s=10.0))
+        registry = SessionRegistry(services)
+        await registry.connect(FakeLink([], end_at=2.0, drop=True), START, DEVICE)
+        assert len(registry) == 1
+        await asyncio.sleep(9.0)
+        assert len(registry) == 1  # still resumable
+        await asyncio.sleep(2.0)
+        assert len(registry) == 0 and registry.expired == 1
+        late = FakeLink([], end_at=14.0)
+        await registry.connect(late, replace(START, resume_token="gone"), DEVICE)
+        assert "Notice" in late.types()  # session.resume_unknown: a fresh session
+        services.executors.shutdown()
+
+    run_virtual(main())
+
+
+def test_a_resume_from_another_device_is_refused():
+    runtime = scripted()
+
+    async def main() -> None:
+        services = make_services(runtime, settings=_settings())
+        registry = SessionRegistry(services)
+        await registry.connect(FakeLink([], end_at=1.0, drop=True), START, DEVICE)
+        (session,) = registry.sessions
+        with pytest.raises(ResumeRefusedError):
+            await registry.connect(
+                FakeLink([], end_at=3.0), replace(START, resume_token=session.resume_token), "other"
+            )
+        await registry.aclose()
+        services.executors.shutdown()
+
+    run_virtual(main())
+
+
+def test_two_resumes_of_one_session_the_newer_takes_over():
+    runtime = scripted()
+
+    async def main() -> None:
+        services = make_services(runtime, settings=_settings())
+        registry = SessionRegistry(services)
+        await registry.connect(FakeLink([], end_at=1.0, drop=True), START, DEVICE)
+        (session,) = registry.sessions
+        again = replace(START, resume_token=session.resume_token)
+        older = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), again, DEVICE))
+        await asyncio.sleep(2.0)
+        newer = FakeLink([], end_at=6.0)
+        await registry.connect(newer, again, DEVICE)
+        with pytest.raises(TakenOverError):
+            await older
+        assert [e.session_id for _, e in newer.sent if isinstance(e, SessionReady)] == [session.id]
+        services.executors.shutdown()
+
+    run_virtual(main())
+
+
+def test_a_second_connection_of_a_device_takes_over_its_first_session():
+    runtime = scripted()
+
+    async def main() -> None:
+        services = make_services(runtime, settings=_settings())
+        registry = SessionRegistry(services)
+        first = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), START, DEVICE))
+        await asyncio.sleep(1.0)
+        await registry.connect(FakeLink([], end_at=3.0), START, DEVICE)
+        with pytest.raises(TakenOverError):
+            await first
+        assert len(runtime.sessions) == 2
+        services.executors.shutdown()
+
+    run_virtual(main())

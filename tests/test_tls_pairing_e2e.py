@@ -1,0 +1,310 @@
+"""Pairing and auth end to end: a real GrpcServer on loopback with its generated TLS
+certificate, a real SQLite registry, and clients built from the generated stubs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from murmur.v1 import companion_pb2 as pb
+from murmur.v1 import companion_pb2_grpc as pb_grpc
+
+from server.app import Overrides, Security, build_app, build_pairing
+from server.config import Settings
+from server.pairing import codes as codes_mod
+from server.pairing.codes import hash_code
+from server.pairing.service import PairingService
+from server.pairing.tokens import hash_secret
+from server.storage.sqlite import DB_NAME, SqliteDeviceStore
+from server.transport.server import GrpcServer
+from tests.harness import running_server, scripted, session_start
+
+NAME_OVERRIDE = (("grpc.ssl_target_name_override", "murmur-server"),)
+
+
+@dataclass
+class Secure:
+    address: str
+    security: Security
+    server: GrpcServer
+    state_dir: Path
+
+    @property
+    def cert_pem(self) -> bytes:
+        assert self.security.tls is not None
+        return self.security.tls.cert_pem
+
+    @property
+    def pairing(self) -> PairingService:
+        assert self.security.pairing is not None
+        return self.security.pairing
+
+    def channel(self) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(root_certificates=self.cert_pem)
+        return grpc.aio.secure_channel(self.address, creds, options=NAME_OVERRIDE)
+
+    async def issue(self, ttl_s: float = 600.0) -> str:
+        # As `murmur pair` does: its own connection to the shared registry.
+        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
+        try:
+            return (await asyncio.to_thread(cli.issue_code, ttl_s)).code
+        finally:
+            await asyncio.to_thread(cli.close)
+
+    async def revoke(self, device_id: str) -> bool:
+        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
+        try:
+            return await asyncio.to_thread(cli.revoke, device_id)
+        finally:
+            await asyncio.to_thread(cli.close)
+
+
+@asynccontextmanager
+async def secure_server(tmp_path: Path, tts: Any) -> AsyncIterator[Secure]:
+    state = tmp_path / "state"
+    settings = (
+        Settings()
+        .with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+        .with_overrides("pairing", state_dir=str(state))
+        .with_overrides("voice", asr="none")
+        .with_overrides("agent", backend="")
+    )
+    security = build_pairing(settings)
+    app = build_app(settings, Overrides(runtime=scripted(), tts=tts))
+    server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield Secure(f"127.0.0.1:{port}", security, server, state)
+    finally:
+        await server.stop(0.5)
+        app.services.executors.shutdown()
+        security.close()
+
+
+async def _pair(srv: Secure, code: str, name: str = "Pixel 8") -> pb.PairResponse:
+    async with srv.channel() as ch:
+        return await pb_grpc.CompanionStub(ch).Pair(
+            pb.PairRequest(code=code, device_name=name), timeout=10
+        )
+
+
+async def _pair_error(srv: Secure, code: str, name: str = "phone") -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _pair(srv, code, name)
+    return err.value
+
+
+async def _converse(channel: grpc.aio.Channel, token: str | None) -> Any:
+    md = (("authorization", f"Bearer {token}"),) if token is not None else None
+    call = pb_grpc.CompanionStub(channel).Converse(metadata=md)
+    await call.write(session_start())
+    return call
+
+
+async def _first_event(call: Any) -> str:
+    msg = await asyncio.wait_for(call.read(), 10)
+    return msg.WhichOneof("event")
+
+
+async def test_pair_over_tls_then_converse_with_the_token(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        grant = await _pair(srv, await srv.issue())
+        assert grant.device_id and grant.device_token.startswith(grant.device_id + ".")
+        async with srv.channel() as ch:
+            call = await _converse(ch, grant.device_token)
+            assert await _first_event(call) == "session_ready"
+            call.cancel()
+        [device] = await asyncio.to_thread(srv.pairing.list_devices)
+        assert (device.name, device.last_address) == ("Pixel 8", "127.0.0.1")
+
+
+@pytest.mark.parametrize("token", [None, "", "not-a-token", "deadbeef.wrongsecret"])
+async def test_missing_or_wrong_tokens_are_unauthenticated_with_how_to_pair(tmp_path, tts, token):
+    async with secure_server(tmp_path, tts) as srv, srv.channel() as ch:
+        call = await _converse(ch, token)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _first_event(call)
+        assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "murmur pair" in (err.value.details() or "")
+        assert "murmur-bridge pair" in (err.value.details() or "")
+
+
+async def test_a_revoked_token_is_unauthenticated(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        grant = await _pair(srv, await srv.issue())
+        assert await srv.revoke(grant.device_id)
+        async with srv.channel() as ch:
+            call = await _converse(ch, grant.device_token)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await _first_event(call)
+        assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (err.value.details() or "")
+
+
+async def test_revoking_a_live_device_ends_its_session_within_seconds(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        keep = await _pair(srv, await srv.issue(), "other phone")
+        grant = await _pair(srv, await srv.issue())
+        async with srv.channel() as ch:
+            doomed = await _converse(ch, grant.device_token)
+            other = await _converse(ch, keep.device_token)
+            assert await _first_event(doomed) == "session_ready"
+            assert await _first_event(other) == "session_ready"
+            t0 = time.monotonic()
+            assert await srv.revoke(grant.device_id)  # from "the CLI": another connection
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async with asyncio.timeout(8):
+                    while True:
+                        if await doomed.read() is grpc.aio.EOF:
+                            break
+            elapsed = time.monotonic() - t0
+            assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert "revoked" in (err.value.details() or "") and "murmur pair" in (
+                err.value.details() or ""
+            )
+            assert elapsed < 6.0
+            assert not other.done()  # the other device's session goes on
+            other.cancel()
+
+
+async def test_pair_failures_each_have_a_clear_status(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        e = await _pair_error(srv, "12")
+        assert e.code() is grpc.StatusCode.INVALID_ARGUMENT and "ABCD-EFGH" in (e.details() or "")
+        e = await _pair_error(srv, "A" * 1_000_000)  # big but under the message limit
+        assert e.code() is grpc.StatusCode.INVALID_ARGUMENT
+        e = await _pair_error(srv, "A" * (5 * 1024 * 1024))  # over max_message_bytes
+        assert e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        e = await _pair_error(srv, "ABCD-EFGH", "n" * 100)
+        assert e.code() is grpc.StatusCode.INVALID_ARGUMENT and "device name" in (e.details() or "")
+        e = await _pair_error(srv, "ABCD-EFGH")
+        assert e.code() is grpc.StatusCode.PERMISSION_DENIED and "not valid" in (e.details() or "")
+        code = await srv.issue()
+        await _pair(srv, code)
+        e = await _pair_error(srv, code)
+        assert e.code() is grpc.StatusCode.PERMISSION_DENIED and "already used" in (
+            e.details() or ""
+        )
+        for _ in range(codes_mod.PEER_FAILURES):
+            await _pair_error(srv, "ABCD-EFGH")
+        e = await _pair_error(srv, await srv.issue())
+        assert e.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "wait" in (e.details() or "") and " s " in (e.details() or "")
+        # the server is unaffected: health still answers, sessions still open
+        async with srv.channel() as ch:
+            from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+            health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_an_expired_code_is_permission_denied(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        code = await srv.issue(ttl_s=0.2)
+        await asyncio.sleep(0.4)
+        e = await _pair_error(srv, code)
+        assert e.code() is grpc.StatusCode.PERMISSION_DENIED and "expired" in (e.details() or "")
+
+
+async def test_a_plaintext_client_against_the_tls_port_fails_fast(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        t0 = time.monotonic()
+        async with grpc.aio.insecure_channel(srv.address) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code="x"), timeout=20)
+        elapsed = time.monotonic() - t0
+    # What grpc 1.85 says (recorded for the bridge, which turns it into "speaks TLS"):
+    # UNAVAILABLE "failed to connect to all addresses; last error: UNAVAILABLE:
+    # ipv4:127.0.0.1:PORT: Socket closed" — the server's TLS stack hangs up on the
+    # plaintext HTTP/2 preface. Not a timeout.
+    assert err.value.code() is grpc.StatusCode.UNAVAILABLE, err.value
+    assert err.value.code() is not grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 5.0
+    assert "Socket closed" in (err.value.details() or "") or "failed to connect" in (
+        err.value.details() or ""
+    )
+
+
+async def test_a_wrong_certificate_is_refused_by_the_client(tmp_path, tts):
+    from server.pairing.tls import ensure_self_signed
+
+    other = ensure_self_signed(tmp_path / "elsewhere")
+    async with secure_server(tmp_path, tts) as srv:
+        creds = grpc.ssl_channel_credentials(root_certificates=other.cert_pem)
+        async with grpc.aio.secure_channel(srv.address, creds, options=NAME_OVERRIDE) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code="x"), timeout=10)
+        assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_logs_never_hold_a_token_a_used_code_or_a_hash(tmp_path, tts, caplog):
+    caplog.set_level(logging.DEBUG)
+    for name in ("grpc", "server", ""):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    async with secure_server(tmp_path, tts) as srv:
+        code = await srv.issue()
+        grant = await _pair(srv, code)
+        secret = grant.device_token.split(".", 1)[1]
+        async with srv.channel() as ch:
+            call = await _converse(ch, grant.device_token)
+            assert await _first_event(call) == "session_ready"
+            bad = await _converse(ch, grant.device_token + "x")
+            with pytest.raises(grpc.aio.AioRpcError):
+                await _first_event(bad)
+            await _pair_error(srv, code)  # a used code tried again
+            await srv.revoke(grant.device_id)
+            with pytest.raises(grpc.aio.AioRpcError):
+                async with asyncio.timeout(8):
+                    while await call.read() is not grpc.aio.EOF:
+                        pass
+    text = caplog.text + "\n".join(str(r.args) for r in caplog.records)
+    assert "paired device" in text and "revoked" in text  # the logs were captured
+    raw = code.replace("-", "")
+    for needle in (grant.device_token, secret, code, raw, hash_code(raw), hash_secret(secret)):
+        assert needle not in text
+
+
+async def test_without_a_verifier_pair_is_unimplemented_and_says_so(tts):
+    async with running_server(scripted(), tts) as srv, grpc.aio.insecure_channel(srv.address) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code="ABCD-EFGH"))
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert "--no-auth" in (err.value.details() or "")
+
+
+def test_no_auth_is_refused_beyond_loopback(tmp_path):
+    settings = Settings().with_overrides("pairing", state_dir=str(tmp_path / "s"))
+    with pytest.raises(ValueError, match="loopback only"):
+        build_pairing(settings.with_overrides("server", no_auth=True, host="0.0.0.0"))
+    dev = build_pairing(settings.with_overrides("server", no_auth=True, host="::1"))
+    assert dev.pairing is None and dev.tls is None
+    assert not (tmp_path / "s").exists()  # development mode makes no state
+
+
+def test_configured_certificates_take_precedence(tmp_path):
+    from server.pairing.tls import ensure_self_signed
+
+    real = ensure_self_signed(tmp_path / "real")
+    settings = (
+        Settings()
+        .with_overrides("pairing", state_dir=str(tmp_path / "s"))
+        .with_overrides(
+            "server",
+            tls_cert=str(tmp_path / "real/server.crt"),
+            tls_key=str(tmp_path / "real/server.key"),
+        )
+    )
+    security = build_pairing(settings)
+    try:
+        assert security.tls is not None and security.tls.fingerprint == real.fingerprint
+        assert not (tmp_path / "s/server.crt").exists()
+    finally:
+        security.close()
