@@ -228,6 +228,21 @@ def _lost_transport(code: grpc.StatusCode, details: str) -> bool:
     )
 
 
+async def _read(rpc: grpc.aio.StreamStreamCall) -> object:
+    """``rpc.read()``, with the call's own status in place of the core's vaguer one."""
+    try:
+        return await rpc.read()
+    except grpc.aio.AioRpcError as e:
+        if not _lost_transport(e.code(), e.details() or ""):
+            raise
+        code, details = await rpc.code(), await rpc.details()
+        if code in (e.code(), grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            raise
+        raise grpc.aio.AioRpcError(
+            code, await rpc.initial_metadata(), await rpc.trailing_metadata(), details
+        ) from e
+
+
 def _metadata(options: LinkOptions) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {options.token}"),) if options.token else ()
 
@@ -335,7 +350,12 @@ class BridgeLink:
                 if self._closing and code is grpc.StatusCode.CANCELLED:
                     return
                 resumable = _lost_transport(code, details) or call.go_away_ms is not None
-                if not resumable or self._closing or (self.ready is None and not call.got_ready):
+                never_ready = self.ready is None and not call.got_ready
+                # A call the server ends before our first write lands (a refused token)
+                # sometimes reaches us as the core's own INTERNAL, its real status lost:
+                # one more try then usually hears it.
+                lost_status = code is grpc.StatusCode.INTERNAL and failures < 2
+                if not resumable or self._closing or (never_ready and not lost_status):
                     target = self._call_target
                     raise LinkError(
                         explain_status(code, details, target, tls=self.options.secure),
@@ -387,12 +407,18 @@ class BridgeLink:
             start = pb.SessionStart()
             start.CopyFrom(self.start)
             start.resume_token = self.resume_token
-            await rpc.write(pb.ClientEvent(session_start=start))
-            self.sent += 1
-            # Only now start the pump: one write at a time per call, and SessionStart
-            # must be the first.
-            pump = asyncio.create_task(self._pump(rpc))
-            while (msg := await rpc.read()) is not grpc.aio.EOF:
+            try:
+                await rpc.write(pb.ClientEvent(session_start=start))
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                # The server ended the call first (a refused token, say); the write
+                # reports only "Internal error from Core", the read below the real status.
+                pass
+            else:
+                self.sent += 1
+                # Only now start the pump: one write at a time per call, and
+                # SessionStart must be the first.
+                pump = asyncio.create_task(self._pump(rpc))
+            while (msg := await _read(rpc)) is not grpc.aio.EOF:
                 assert isinstance(msg, pb.ServerEvent)
                 self._note(msg, call)
                 yield msg
