@@ -142,3 +142,16 @@ def test_a_deadlocked_session_fails_the_test_instead_of_hanging():
 
     with pytest.raises(RuntimeError, match="deadlock"):
         run_virtual(stuck())
+
+
+def test_only_the_models_own_words_are_trimmed_when_cut():
+    # A reply cut by "quiet" is trimmed in the model's memory; a cut mode announcement
+    # is not something the model said, so its memory is left alone.
+    runtime = scripted((1.0, NARRATION))
+    run_session(
+        [(1.5, TextIn("quiet")), (3.0, TextIn("switch to blind mode")), (3.02, TextIn("quiet"))],
+        runtime,
+        until=5,
+    )
+    cut = runtime.sessions[0].heard_log
+    assert [text for text, _ in cut] == [NARRATION.removeprefix("</response> ")]

@@ -175,9 +175,15 @@ class TickEngine:
         if profile.announcement:
             self.say(self.policy.announce(profile.announcement, SpeechKind.SYSTEM, self._clock()))
 
-    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> None:
-        """Hand ``utt`` to the speaker; if it is cut, the model keeps only what was heard."""
-        self._speaker.say(utt, more).add_done_callback(self._heard)
+    def say(
+        self, utt: Utterance, more: AsyncIterator[str] | None = None, *, from_model: bool = False
+    ) -> None:
+        """Hand ``utt`` to the speaker. The model's own words (``from_model``: a reply or
+        its delegation note) are trimmed in its memory to what was heard if cut;
+        announcements, fillers and background results are not in its turns to trim."""
+        handle = self._speaker.say(utt, more)
+        if from_model:
+            handle.add_done_callback(self._heard)
 
     def _heard(self, result: PlaybackResultLike) -> None:
         if result.interrupted and result.reason != "closed" and result.heard != result.text:
@@ -233,7 +239,7 @@ class TickEngine:
             utterances = self._decide(action, answering=query is not None, streamed=streamed)
         with timer.stage("dispatch"):
             for u in utterances:
-                self.say(u)
+                self.say(u, from_model=bool(action.text) and u.kind is not SpeechKind.SYSTEM)
             if action.kind is ActionKind.DELEGATE:
                 if streamed and self.delegations is not None:
                     # The note was spoken as it streamed; the cue still says
@@ -286,7 +292,7 @@ class TickEngine:
                         # Speak the first clause while the model is still writing the rest.
                         u = self.policy.reply(first, self._clock(), answering=answering)
                         if u is not None:
-                            self.say(u, handoff.rest())
+                            self.say(u, handoff.rest(), from_model=True)
                     action = await fut
                     streamed = " ".join(handoff.streamed)
                     if streamed and action.kind is ActionKind.DELEGATE:
@@ -326,7 +332,8 @@ class TickEngine:
             u = self.policy.reply(action.text, now, answering=answering)
             return [u] if u is not None else []
         if action.kind is ActionKind.DELEGATE and self.delegations is None:
-            # Nobody to ask: say so rather than promise an answer that never comes.
+            # Nobody to ask: say so rather than promise an answer that never comes
+            # (the model's note is not said, so there is nothing of its to trim).
             return [self.policy.announce(apology(language), SpeechKind.SYSTEM, now)]
         if action.kind is ActionKind.DELEGATE:
             note = action.text or filler(language)

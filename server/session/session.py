@@ -1,14 +1,15 @@
-"""One ``Session`` per ``Converse`` stream: its lifecycle, its tasks, its one writer.
+"""One ``Session`` per wearer's conversation: its life, its tasks, the calls serving it.
 
-The session owns one ``asyncio.TaskGroup``. In it run the writer (the only task
-that talks to the call), the reader (client events → ``Inbound``), the ticker,
-the speaker, the results task when an agent is configured, and whatever the parts
-spawn through ``Session.spawn`` (the listener's ASR worker, each delegation): when
-the session ends, nothing it started outlives it. What the session is made of is
-built in ``build.py``; what each client event does is in ``inbound.py``.
+``run`` (a task the registry owns) holds the session's ``asyncio.TaskGroup``: the
+ticker, the speaker, the results task when an agent is configured, and whatever the
+parts spawn through ``Session.spawn`` (the listener's ASR worker, each delegation).
+When the session ends, nothing it started outlives it. ``serve`` runs one call in a
+TaskGroup of its own: the writer (the only task that talks to the call) and the
+reader (client events → ``Inbound``). What the session is made of is built in
+``build.py``; what each client event does is in ``inbound.py``.
 
-A client half-close ends the session gently (queued speech is finished); a client
-that vanishes cancels the task group and every task and child with it.
+A client half-close ends the session gently (queued speech is finished). A call that
+vanishes only detaches the session: it waits, silent, for a resume (registry.py).
 """
 
 from __future__ import annotations
@@ -269,7 +270,10 @@ class Session:
         p = self.parts
         while (event := await link.recv()) is not None:
             await p.inbound.handle(event)
-        # Half-close: stop watching, finish what is being said, then end the stream.
+        # Half-close: stop listening (a late transcript would queue speech nobody
+        # plays), stop watching, finish what is being said, then end the stream.
+        if p.listener is not None:
+            await p.listener.close()
         p.ticker.stop()
         if self._results_task is not None:
             self._results_task.cancel()

@@ -150,6 +150,7 @@ class Speaker:
         self._observers: list[SpeechObserver] = []
         self._closing = False
         self._held = False
+        self._stopped = False  # run() has returned
 
     # ------------------------------------------------------------------ control
 
@@ -166,6 +167,9 @@ class Speaker:
     def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandle:
         """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
         handle = SpeechHandle(utt, more, self)
+        if self._stopped:  # the session is ending: it will never play
+            handle._resolve("", "closed")
+            return handle
         cur = self._current
         if cur is not None and utt.preempt and utt.priority > cur.priority:
             self._cut(cur, "preempted")
@@ -223,6 +227,7 @@ class Speaker:
                     continue
                 await self._play_one(h)
         finally:
+            self._stopped = True
             for q in self._queue:
                 q.handle._resolve("", "closed")
 
