@@ -319,6 +319,8 @@ class TickEngine:
         began = started[0] if started else finished
         timer.add("queue", (began - submitted) * 1000)
         timer.add("model", (finished - began) * 1000)
+        # The runtime's own split of the step, as parts of "model" (not added to it):
+        # a bridge that sums stages should skip names with a dot.
         for stage, ms in action.stages:
             timer.add(f"model.{stage}", ms)
         return action, streamed

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
-from server.events import AudioOut, Lane, ServerEvent, StopSpeaking
+from server.events import Lane, ServerEvent, StopSpeaking
 
 __all__ = ["END", "Outbox"]
 
@@ -31,8 +32,8 @@ class Outbox:
 
     async def put(self, item: ServerEvent | object) -> None:
         """Queue ``item``; waits for room unless its lane is immediate."""
-        if getattr(type(item), "lane", Lane.DATA) is Lane.IMMEDIATE:
-            self._immediate(item)  # type: ignore[arg-type]
+        if item is not END and cast(ServerEvent, item).lane is Lane.IMMEDIATE:
+            self._immediate(cast(ServerEvent, item))
             return
         while len(self._items) >= self._max:
             self._has_room.clear()
@@ -61,8 +62,11 @@ class Outbox:
     def _immediate(self, event: ServerEvent) -> None:
         if isinstance(event, StopSpeaking) and event.utterance_ids:
             cut = set(event.utterance_ids)
+            # The speech lane's events (audio packets) of a cut utterance are dropped.
             kept = [
-                i for i in self._items if not (isinstance(i, AudioOut) and i.utterance_id in cut)
+                i
+                for i in self._items
+                if not (i is not END and _lane(i) is Lane.SPEECH and _utterance(i) in cut)
             ]
             self._items = deque(kept)
             self._has_room.set()
@@ -90,3 +94,11 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._items) + len(self._urgent)
+
+
+def _lane(item: object) -> Lane:
+    return cast(ServerEvent, item).lane
+
+
+def _utterance(item: object) -> str:
+    return getattr(item, "utterance_id", "")  # every speech-lane event names its utterance
