@@ -122,7 +122,8 @@ def start_server(script: str) -> tuple[subprocess.Popen[str], str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--model", f"scripted:{script}",
-         "--port", "0", "--no-asr", "--tts", "piper", "--log-level", "warning"],
+         "--port", "0", "--no-asr", "--tts", "piper", "--log-level", "warning",
+         "--no-auth"],  # loopback, plaintext: measures sessions, not TLS
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
