@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from server.runtime.openai import OpenAIRuntimeOptions
     from server.runtime.transformers import TransformersOptions
     from server.session.services import ListenerFactory
-    from server.voice.listener import Emit, Spawn
+    from server.tasks import Spawn
+    from server.voice.listener import Emit
 
 __all__ = [
     "AGENT_BACKENDS",

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from server.codes import CODES, Code
+
 __all__ = [
     "AskNow",
     "AudioEncoding",
@@ -319,6 +321,12 @@ class Notice:
     message: str
     component: str = "server"
     retryable: bool = False
+
+    @classmethod
+    def of(cls, code: Code, message: str) -> Notice:
+        """A Notice with the component and retryability ``server/codes.py`` gives ``code``."""
+        info = CODES[code]
+        return cls(code, message, info.component, info.retryable)
 
 
 @dataclass(frozen=True, slots=True)

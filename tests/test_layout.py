@@ -88,7 +88,7 @@ class Rule:
     never: tuple[str, ...] = ()
 
 
-LEAVES = ("server.events", "server.errors", "server.codes")
+LEAVES = ("server.events", "server.errors", "server.codes", "server.tasks")
 # What a backend package may lean on: the leaf types, telemetry and the phrase table.
 BACKEND_LEAVES = (*LEAVES, "server.telemetry", "server.modes.phrases")
 # The session talks to voice and agents through these, never through a concrete backend.
@@ -109,6 +109,7 @@ ALLOWED: dict[str, Rule] = {
     "server": Rule(()),  # server/__init__.py: the version, nothing else
     # leaves
     "server.codes": Rule(()),
+    "server.tasks": Rule(()),
     "server.errors": Rule(("server.codes",)),
     "server.events": Rule(("server.codes",)),
     "server.config": Rule((*LEAVES, "server.runtime.limits")),

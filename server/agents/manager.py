@@ -31,21 +31,19 @@ import logging
 import secrets
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from server.agents.base import Agent, AgentError, DelegationRequest
 from server.events import DelegationState, DelegationUpdate
 from server.modes.phrases import apology, busy
+from server.tasks import Spawn, cancel_and_wait
 
-__all__ = ["DelegationManager", "DelegationResult", "Emit", "SessionDelegations", "Spawn"]
+__all__ = ["DelegationManager", "DelegationResult", "Emit", "SessionDelegations"]
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[DelegationUpdate], Awaitable[None]]
-# The owner's task factory, e.g. a session's ``TaskGroup.create_task(coro, name=name)``.
-Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 # How long ``close`` lets the last updates reach a live stream before dropping them.
 _FLUSH_S = 1.0
@@ -220,16 +218,7 @@ class SessionDelegations:
         # Updates that could not go out in time are dropped with the emitter.
         emitter, self._emitter = self._emitter, None
         self._stopped = True
-        if emitter is None or emitter.done():
-            return
-        emitter.cancel()
-        try:
-            await emitter
-        except asyncio.CancelledError:
-            # The emitter's own cancellation ends here; our caller's goes on.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(emitter)
 
     # ------------------------------------------------------------------ the task
 

@@ -307,12 +307,10 @@ class TickEngine:
         except Exception as e:  # the session survives a bad step; the tick is silent
             log.exception("model step failed")
             await self._emit(
-                Notice(
+                Notice.of(
                     Code.MODEL_ERROR,
                     f"the model failed on this tick ({type(e).__name__}); it stays silent "
                     "and tries again next tick",
-                    "model",
-                    True,
                 )
             )
         finished = time.perf_counter()
@@ -359,11 +357,10 @@ class TickEngine:
             if not self._unconfigured_noted:
                 self._unconfigured_noted = True
                 await self._emit(
-                    Notice(
+                    Notice.of(
                         Code.AGENT_UNCONFIGURED,
                         "the model asked a background agent, but none is configured; set "
                         "[agent] backend in the server config (openai, command or webhook)",
-                        "agent",
                     )
                 )
             return

@@ -19,9 +19,10 @@ from server.session.frames import FrameSlot
 from server.session.inbound import Inbound
 from server.session.notices import Notices
 from server.session.outbox import Outbox
-from server.session.services import Listener, SessionServices, Spawn
+from server.session.services import Listener, SessionServices
 from server.session.speaker import Speaker, SpeakerOptions
 from server.session.ticker import Ticker
+from server.tasks import Spawn
 from server.voice.codec import PacketDecoder
 from server.voice.tts.base import VoiceOptions
 

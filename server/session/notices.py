@@ -16,20 +16,12 @@ class Notices:
         self._once: set[Code] = set()
         self.sent = 0
 
-    async def send(
-        self,
-        code: Code,
-        message: str,
-        *,
-        component: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        await self.forward(Notice(*self._fields(code, message, component, retryable)))
+    async def send(self, code: Code, message: str) -> None:
+        await self.forward(Notice.of(code, message))
 
-    def send_nowait(self, code: Code, message: str, *, retryable: bool | None = None) -> None:
+    def send_nowait(self, code: Code, message: str) -> None:
         """From a synchronous callback on the loop: never waits, dropped if the queue is full."""
-        notice = Notice(*self._fields(code, message, None, retryable))
-        if self._out.put_nowait(notice):
+        if self._out.put_nowait(Notice.of(code, message)):
             self.sent += 1
 
     async def once(self, code: Code, message: str) -> None:
@@ -39,16 +31,10 @@ class Notices:
             await self.send(code, message)
 
     async def error(self, e: Recoverable) -> None:
-        await self.send(e.code, e.message, component=e.component, retryable=e.retryable)
+        # A Recoverable may say more than the table (an agent's own retryability).
+        await self.forward(Notice(e.code, e.message, e.component, e.retryable))
 
     async def forward(self, notice: Notice) -> None:
         """A Notice another part built (the listener, the transport)."""
         self.sent += 1
         await self._out.put(notice)
-
-    @staticmethod
-    def _fields(
-        code: Code, message: str, component: str | None, retryable: bool | None
-    ) -> tuple[str, str, str, bool]:
-        e = Recoverable(code, message, component=component, retryable=retryable)
-        return e.code, e.message, e.component, e.retryable

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from server.config import Settings
 from server.engine.tick import Delegations
 from server.runtime.base import InteractionRuntime
+from server.tasks import Spawn
 from server.voice.tts.base import TTSBackend
 
 __all__ = [
@@ -24,11 +25,7 @@ __all__ = [
     "Listener",
     "ListenerFactory",
     "SessionServices",
-    "Spawn",
 ]
-
-# Start a task the session owns: the session's TaskGroup.create_task(coro, name=...).
-Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
 class Listener(Protocol):

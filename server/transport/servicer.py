@@ -11,7 +11,7 @@ import grpc
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
-from server.codes import CODES, Code
+from server.codes import Code
 from server.errors import (
     CapacityError,
     Fatal,
@@ -72,11 +72,11 @@ class _GrpcLink:
                 event: ClientEvent | None = convert.from_client(msg)
             except ProtocolError as e:
                 # Mid-session, one bad message is dropped; the session goes on.
-                return _notice(Code.PROTOCOL_BAD_MESSAGE, f"{e.message}; the message was ignored")
+                return Notice.of(Code.PROTOCOL_BAD_MESSAGE, f"{e.message}; the message was ignored")
             if unknown_fields:
                 self._unknown_noted = True
                 self._held = event  # None: it was an unknown event, noted by this
-                return _notice(
+                return Notice.of(
                     Code.PROTOCOL_UNKNOWN_FIELDS,
                     "the client sent fields this server does not know (a newer bridge?); "
                     "they are ignored",
@@ -85,7 +85,7 @@ class _GrpcLink:
                 return event
             if not self._unknown_noted:
                 self._unknown_noted = True
-                return _notice(
+                return Notice.of(
                     Code.PROTOCOL_UNKNOWN_EVENT,
                     "the client sent an event this server does not know; it is ignored",
                 )
@@ -98,11 +98,6 @@ class _GrpcLink:
             raise
         except Exception as e:  # grpc's own error (ExecuteBatchError): the call is broken
             raise StreamClosed("the call ended while a message was being sent") from e
-
-
-def _notice(code: Code, message: str) -> Notice:
-    info = CODES[code]
-    return Notice(code, message, info.component, info.retryable)
 
 
 class CompanionServicer(pb_grpc.CompanionServicer):

@@ -32,13 +32,13 @@ import numpy as np
 import soxr
 
 from server.events import AudioFormat, Notice
+from server.tasks import Spawn
 from server.voice.asr.base import ASR_SAMPLE_RATE, ASRBackend
 from server.voice.codec import PacketDecoder
 from server.voice.echo import EchoGuard, EchoOptions
 from server.voice.transcriber import (
     EchoDropped,
     FinalJob,
-    Spawn,
     Transcriber,
     TranscriptFinal,
     TranscriptPartial,
@@ -57,7 +57,6 @@ __all__ = [
     "EchoDropped",
     "ListenerEvent",
     "ListenerOptions",
-    "Spawn",
     "SpeechEnded",
     "SpeechStarted",
     "TranscriptFinal",

@@ -17,30 +17,26 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from server.codes import CODES, Code
+from server.codes import Code
 from server.events import Notice
+from server.tasks import Spawn, cancel_and_wait
 from server.voice.asr.base import ASRBackend, ASRError
 from server.voice.echo import EchoGuard
 
 __all__ = [
     "EchoDropped",
     "FinalJob",
-    "Spawn",
     "Transcriber",
     "TranscriptFinal",
     "TranscriptPartial",
 ]
 
 log = logging.getLogger(__name__)
-
-# The owner's task factory, e.g. a session's ``TaskGroup.create_task(coro, name=name)``.
-Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +133,7 @@ class Transcriber:
         """Stop at once; queued work is dropped. No task of this worker is left running."""
         self._closed = True
         task, self._task = self._task, None
-        if task is None or task.done():
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # The worker's own cancellation ends here; a cancellation of our caller
-            # must go on.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await cancel_and_wait(task)
 
     # ------------------------------------------------------------------ the worker
 
@@ -205,14 +191,8 @@ class Transcriber:
             self.stats["asr_errors"] += 1
             log.warning("ASR failed: %s", e)
             if not partial:
-                info = CODES[Code.ASR_FAILED]
                 await self._emit(
-                    Notice(
-                        Code.ASR_FAILED,
-                        f"speech could not be transcribed: {e}",
-                        info.component,
-                        info.retryable,
-                    )
+                    Notice.of(Code.ASR_FAILED, f"speech could not be transcribed: {e}")
                 )
             return ""
         finally:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
+from server.tasks import cancel_and_wait
 from server.voice.tts.base import (
     PcmChunk,
     SwitchCallback,
@@ -200,13 +201,7 @@ class FallbackTTS(TTSBackend):
         probe = self._cancel_probe()
         try:
             if probe is not None and probe.get_loop() is asyncio.get_running_loop():
-                try:
-                    await probe
-                except asyncio.CancelledError:
-                    # The probe's own cancellation ends here; our caller's goes on.
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
+                await cancel_and_wait(probe)  # already cancelled: this waits for it
         finally:
             self.close()
 
