@@ -25,14 +25,26 @@ from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 from PIL import Image
 
-from server.app import Overrides, build_app
+from server.app import Overrides, Security, build_app, build_pairing
 from server.config import Settings
+from server.pairing.service import PairingService
 from server.runtime.base import InteractionRuntime
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
+from server.storage.sqlite import DB_NAME, SqliteDeviceStore
 from server.transport.server import GrpcServer
 from server.voice.tts.piper import PiperTTS
 
-__all__ = ["Client", "jpeg", "piper_tts", "running_server", "scripted", "write_script"]
+__all__ = [
+    "NAME_OVERRIDE",
+    "Client",
+    "Secure",
+    "jpeg",
+    "piper_tts",
+    "running_server",
+    "scripted",
+    "secure_server",
+    "write_script",
+]
 
 
 def piper_tts() -> PiperTTS:
@@ -87,6 +99,77 @@ async def running_server(
     finally:
         await server.stop(0.5)
         app.services.executors.shutdown()
+
+
+NAME_OVERRIDE = (("grpc.ssl_target_name_override", "murmur-server"),)
+
+
+@dataclass
+class Secure:
+    address: str
+    security: Security
+    server: GrpcServer
+    state_dir: Path
+    app: Any
+
+    @property
+    def cert_pem(self) -> bytes:
+        assert self.security.tls is not None
+        return self.security.tls.cert_pem
+
+    @property
+    def pairing(self) -> PairingService:
+        assert self.security.pairing is not None
+        return self.security.pairing
+
+    def channel(self) -> grpc.aio.Channel:
+        creds = grpc.ssl_channel_credentials(root_certificates=self.cert_pem)
+        return grpc.aio.secure_channel(self.address, creds, options=NAME_OVERRIDE)
+
+    async def issue(self, ttl_s: float = 600.0) -> str:
+        # As `murmur pair` does: its own connection to the shared registry.
+        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
+        try:
+            return (await asyncio.to_thread(cli.issue_code, ttl_s)).code
+        finally:
+            await asyncio.to_thread(cli.close)
+
+    async def revoke(self, device_id: str) -> bool:
+        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
+        try:
+            return await asyncio.to_thread(cli.revoke, device_id)
+        finally:
+            await asyncio.to_thread(cli.close)
+
+
+@asynccontextmanager
+async def secure_server(
+    tmp_path: Path,
+    tts: Any,
+    runtime: InteractionRuntime | None = None,
+    **app_kwargs: Any,
+) -> AsyncIterator[Secure]:
+    """A server as `murmur serve` runs it: generated TLS certificate, SQLite registry,
+    device tokens required. `issue()` plays the part of `murmur pair`."""
+    state = tmp_path / "state"
+    settings = (
+        Settings()
+        .with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+        .with_overrides("pairing", state_dir=str(state))
+        .with_overrides("voice", asr="none")
+    )
+    if app_kwargs.get("delegations") is None:
+        settings = settings.with_overrides("agent", backend="")
+    security = build_pairing(settings)
+    app = build_app(settings, Overrides(runtime=runtime or scripted(), tts=tts, **app_kwargs))
+    server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield Secure(f"127.0.0.1:{port}", security, server, state, app)
+    finally:
+        await server.stop(0.5)
+        app.services.executors.shutdown()
+        security.close()
 
 
 def session_start(**kw: Any) -> pb.ClientEvent:

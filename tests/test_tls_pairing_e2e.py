@@ -6,10 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,76 +13,19 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
-from server.app import Overrides, Security, build_app, build_pairing
+from server.app import build_pairing
 from server.config import Settings
 from server.pairing import codes as codes_mod
 from server.pairing.codes import hash_code
-from server.pairing.service import PairingService
 from server.pairing.tokens import hash_secret
-from server.storage.sqlite import DB_NAME, SqliteDeviceStore
-from server.transport.server import GrpcServer
-from tests.harness import running_server, scripted, session_start
-
-NAME_OVERRIDE = (("grpc.ssl_target_name_override", "murmur-server"),)
-
-
-@dataclass
-class Secure:
-    address: str
-    security: Security
-    server: GrpcServer
-    state_dir: Path
-
-    @property
-    def cert_pem(self) -> bytes:
-        assert self.security.tls is not None
-        return self.security.tls.cert_pem
-
-    @property
-    def pairing(self) -> PairingService:
-        assert self.security.pairing is not None
-        return self.security.pairing
-
-    def channel(self) -> grpc.aio.Channel:
-        creds = grpc.ssl_channel_credentials(root_certificates=self.cert_pem)
-        return grpc.aio.secure_channel(self.address, creds, options=NAME_OVERRIDE)
-
-    async def issue(self, ttl_s: float = 600.0) -> str:
-        # As `murmur pair` does: its own connection to the shared registry.
-        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
-        try:
-            return (await asyncio.to_thread(cli.issue_code, ttl_s)).code
-        finally:
-            await asyncio.to_thread(cli.close)
-
-    async def revoke(self, device_id: str) -> bool:
-        cli = PairingService(SqliteDeviceStore(self.state_dir / DB_NAME, create=False))
-        try:
-            return await asyncio.to_thread(cli.revoke, device_id)
-        finally:
-            await asyncio.to_thread(cli.close)
-
-
-@asynccontextmanager
-async def secure_server(tmp_path: Path, tts: Any) -> AsyncIterator[Secure]:
-    state = tmp_path / "state"
-    settings = (
-        Settings()
-        .with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
-        .with_overrides("pairing", state_dir=str(state))
-        .with_overrides("voice", asr="none")
-        .with_overrides("agent", backend="")
-    )
-    security = build_pairing(settings)
-    app = build_app(settings, Overrides(runtime=scripted(), tts=tts))
-    server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
-    port = await server.start("127.0.0.1", 0)
-    try:
-        yield Secure(f"127.0.0.1:{port}", security, server, state)
-    finally:
-        await server.stop(0.5)
-        app.services.executors.shutdown()
-        security.close()
+from tests.harness import (
+    NAME_OVERRIDE,
+    Secure,
+    running_server,
+    scripted,
+    secure_server,
+    session_start,
+)
 
 
 async def _pair(srv: Secure, code: str, name: str = "Pixel 8") -> pb.PairResponse:
