@@ -35,6 +35,12 @@ from PIL import Image, ImageDraw
 MODEL_STAGES = {"model"}
 
 
+def in_model(stage: str) -> bool:
+    """The model stage or one of its parts ("model.decide", "model.reply"), which
+    the trace lists too but which are inside "model", not added to it."""
+    return stage in MODEL_STAGES or stage.startswith("model.")
+
+
 def make_jpegs(n: int = 8) -> list[bytes]:
     out = []
     for i in range(n):
@@ -93,9 +99,10 @@ async def run_level(address: str, n: int, seconds: float, jpegs: list[bytes]) ->
     await asyncio.gather(*(one_session(address, seconds, jpegs, ticks) for _ in range(n)))
     steady = [t for t in ticks if t.tick_s >= 2.0]  # skip the start-up second
     slips = [t.slip_ms for t in steady]
-    work = [sum(s.ms for s in t.timings if s.stage not in MODEL_STAGES) for t in steady]
+    work = [sum(s.ms for s in t.timings if not in_model(s.stage)) for t in steady]
     loop_work = [
-        sum(s.ms for s in t.timings if s.stage not in MODEL_STAGES | {"decode"}) for t in steady
+        sum(s.ms for s in t.timings if not in_model(s.stage) and s.stage != "decode")
+        for t in steady
     ]
     decode = [s.ms for t in steady for s in t.timings if s.stage == "decode"]
     hop = [sum(s.ms for s in t.timings if s.stage in MODEL_STAGES) for t in steady]

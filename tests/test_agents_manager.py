@@ -218,6 +218,19 @@ async def test_queued_question_cancelled_while_waiting(spawn):
     assert manager.running == 0
 
 
+async def test_a_slot_is_given_back_however_its_block_ends():
+    manager = DelegationManager(ScriptedAgent(), global_limit=1, queue_limit=0)
+    with pytest.raises(ValueError):
+        async with manager.slot() as granted:
+            assert granted and manager.running == 1
+            async with manager.slot() as second:  # no agent free and no queue
+                assert not second and manager.running == 1
+            raise ValueError("the block failed")
+    assert (manager.running, manager.waiting) == (0, 0)
+    async with manager.slot() as again:
+        assert again
+
+
 async def test_start_after_close_is_refused(spawn):
     s = DelegationManager(ScriptedAgent()).session(Recorder().emit, "en", spawn=spawn)
     await s.close()

@@ -6,14 +6,13 @@ import pytest
 
 from server.agents.base import (
     MAX_SPOKEN_WORDS,
-    Agent,
     AgentAnswer,
-    AgentCapabilities,
     AgentError,
     DelegationRequest,
     parse_output,
 )
 from server.modes import phrases
+from tests.fakes import ScriptedAgent
 
 
 def test_first_two_sentences_are_spoken_the_rest_is_detail():
@@ -74,26 +73,16 @@ def test_junk_is_rejected(junk):
     assert parse_output(junk) is None
 
 
-class _Echo(Agent):
-    def __init__(self, answer: AgentAnswer | Exception) -> None:
-        super().__init__(AgentCapabilities("echo"))
-        self._answer = answer
-
-    async def _run(self, request: DelegationRequest) -> AgentAnswer:
-        if isinstance(self._answer, Exception):
-            raise self._answer
-        return self._answer
-
-
 async def test_base_normalises_errors_and_shapes_answers():
+    async def answer(scripted: AgentAnswer | Exception) -> AgentAnswer:
+        return await ScriptedAgent({"q": scripted}).answer(DelegationRequest("q"), 1)
+
     with pytest.raises(AgentError, match="ValueError: bad"):
-        await _Echo(ValueError("bad")).answer(DelegationRequest("q"), 1)
+        await answer(ValueError("bad"))
     with pytest.raises(AgentError, match="nothing that can be spoken"):
-        await _Echo(AgentAnswer(" ... ")).answer(DelegationRequest("q"), 1)
+        await answer(AgentAnswer(" ... "))
     long = AgentAnswer("One. Two. Three.", "More.")
-    assert await _Echo(long).answer(DelegationRequest("q"), 1) == AgentAnswer(
-        "One. Two.", "Three.\nMore."
-    )
+    assert await answer(long) == AgentAnswer("One. Two.", "Three.\nMore.")
 
 
 def test_agent_error_is_a_recoverable_with_a_category():

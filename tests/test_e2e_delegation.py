@@ -164,10 +164,14 @@ async def test_streamed_delegation_note_gets_a_thinking_cue_and_the_answer(tts, 
     await manager.aclose()
     speech = c.of("speech")
     assert [s.text for s in speech] == [*clauses, "It opens at nine."]
-    # A one-clause note is a note, not an answer (a longer one's first clauses stream
-    # before the marker is seen, and the note ends that same utterance, in order).
-    if len(clauses) == 1:
-        assert speech[0].kind == pb.SPEECH_KIND_DELEGATION_NOTE
-    assert speech[-1].kind == pb.SPEECH_KIND_DELEGATION_RESULT
-    assert pb.CUE_KIND_THINKING in [q.kind for q in c.of("cue")]
+    # The note is a note, not an answer. A longer one's first clauses stream before the
+    # marker is seen and are spoken as a reply; the note ends it, in order, as its own
+    # utterance, with the thinking cue right before it.
+    *streamed, note, result = speech
+    assert [s.kind for s in streamed] == [pb.SPEECH_KIND_NARRATION] * (len(clauses) - 1)
+    assert note.kind == pb.SPEECH_KIND_DELEGATION_NOTE
+    assert result.kind == pb.SPEECH_KIND_DELEGATION_RESULT
+    shown = [e for e in c.events if e.WhichOneof("event") in ("cue", "speech")]
+    at = next(i for i, e in enumerate(shown) if e.speech.utterance_id == note.utterance_id)
+    assert shown[at - 1].cue.kind == pb.CUE_KIND_THINKING
     assert c.of("delegation_update")[0].question == QUESTION

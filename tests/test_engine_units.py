@@ -107,6 +107,45 @@ def test_same_line_is_not_repeated_within_the_window():
     assert p.reply("Step down ahead.", 10.0) is not None
 
 
+@pytest.mark.parametrize("mode", list(Mode))
+def test_every_mode_alerts_with_a_cue_and_preempts(mode):
+    p = GuidancePolicy(profile(mode))
+    u = p.reply("Box in your path, right in front of you.", 0.0)
+    assert u is not None and u.kind is SpeechKind.ALERT, (mode, u)
+    assert u.cue is CueKind.HAZARD and u.preempt
+
+
+def test_a_hazard_repeats_only_when_it_came_closer_or_moved():
+    p = GuidancePolicy(profile(Mode.BLIND))
+    assert p.reply("Pole ahead in five metres.", 0.0) is not None
+    assert p.reply("There is a pole ahead, five metres away.", 1.0) is None  # same news
+    assert p.reply("Pole ahead in two metres.", 2.0) is not None  # closer
+    assert p.reply("Pole at 3 o'clock, two metres.", 3.0) is not None  # moved
+    assert p.reply("Bike at 3 o'clock.", 3.5) is not None  # another thing
+
+
+def test_blind_brevity_ends_between_phrases_and_keeps_where_and_how_far():
+    p = GuidancePolicy(profile(Mode.BLIND))
+    u = p.reply(
+        "A bright room with a wooden table, two chairs and nice paintings on the wall.", 0.0
+    )
+    assert u is not None and u.kind is SpeechKind.NARRATION
+    assert not u.text.endswith(" on.") and u.text.endswith(".")
+    alert = p.reply(
+        "The street is busy today with many shops open, and a car is coming quickly "
+        "from your left, about ten metres away.",
+        1.0,
+    )
+    assert alert is not None and alert.kind is SpeechKind.ALERT
+    assert "car" in alert.text and "left" in alert.text and "ten metres" in alert.text
+
+
+def test_german_hazard_in_german():
+    p = GuidancePolicy(profile(Mode.BLIND), "de-DE")
+    u = p.reply("Achtung, Fahrrad von links!", 0.0)
+    assert u is not None and u.kind is SpeechKind.ALERT
+
+
 def test_answers_are_not_deduplicated_or_cut():
     p = GuidancePolicy(profile(Mode.BLIND))
     long = "The sign says the pharmacy is open from nine in the morning until eight at night."

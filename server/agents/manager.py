@@ -31,7 +31,7 @@ import logging
 import secrets
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from server.agents.base import Agent, AgentError, DelegationRequest
@@ -98,8 +98,23 @@ class DelegationManager:
 
     # ------------------------------------------------------------------ slots
 
-    async def _acquire(self) -> bool:
-        """Wait for a free agent; False when the queue is full or the wait is too long."""
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[bool]:
+        """Hold one of the ``global_limit`` agents for the ``async with`` block.
+
+        Yields True once an agent is free, or False (holding nothing) when the queue
+        of waiting questions is full or the wait outlasts ``timeout_s``. The slot is
+        given back however the block ends, cancellation included.
+        """
+        granted = await self._wait_for_slot()
+        try:
+            yield granted
+        finally:
+            if granted:
+                self.running -= 1
+                self._slots.release()
+
+    async def _wait_for_slot(self) -> bool:
         if self._slots.locked() and self.waiting >= self.queue_limit:
             return False
         self.waiting += 1
@@ -113,9 +128,55 @@ class DelegationManager:
         self.running += 1
         return True
 
-    def _release(self) -> None:
-        self.running -= 1
-        self._slots.release()
+
+class _UpdateFeed:
+    """One session's ``DelegationUpdate``\\s, sent in the order posted without ever
+    blocking the poster: a queue that a single emitter task drains while updates wait
+    (spawned on demand, so nothing idles in the owner's task group)."""
+
+    def __init__(self, emit: Emit, spawn: Spawn) -> None:
+        self._emit = emit
+        self._spawn = spawn
+        self._queue: asyncio.Queue[DelegationUpdate] = asyncio.Queue()
+        self._emitter: asyncio.Task[None] | None = None  # runs while updates wait
+        self._stopped = False  # closed: nothing more goes out
+
+    def post(self, update: DelegationUpdate) -> None:
+        if self._stopped:
+            return
+        self._queue.put_nowait(update)
+        if self._emitter is not None and not self._emitter.done():
+            return  # it takes this one too: it checks for more after each update
+        updates = self._send_waiting()
+        try:
+            self._emitter = self._spawn(updates, "delegation-updates")
+        except RuntimeError:  # the owner's task group has ended: no one to tell
+            updates.close()
+            while not self._queue.empty():
+                dropped = self._queue.get_nowait()  # its question and summary are not logged
+                log.debug(
+                    "dropped update %s %s: the session is ending", dropped.task_id, dropped.state
+                )
+                self._queue.task_done()
+
+    async def close(self, flush_s: float) -> None:
+        """Give what waits up to ``flush_s`` to go out, then drop the rest and stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(flush_s):
+                await self._queue.join()
+        emitter, self._emitter = self._emitter, None
+        self._stopped = True
+        await cancel_and_wait(emitter)
+
+    async def _send_waiting(self) -> None:
+        while not self._queue.empty():
+            update = self._queue.get_nowait()
+            try:
+                await self._emit(update)
+            except Exception:  # a gone stream must not stop later sessions' cleanup
+                log.exception("could not emit update %s %s", update.task_id, update.state)
+            finally:
+                self._queue.task_done()
 
 
 class SessionDelegations:
@@ -125,7 +186,6 @@ class SessionDelegations:
         self, manager: DelegationManager, emit: Emit, language: str, *, spawn: Spawn
     ) -> None:
         self._manager = manager
-        self._emit = emit
         self._spawn = spawn
         self.language = language
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -133,10 +193,8 @@ class SessionDelegations:
         self._results: deque[DelegationResult] = deque()
         self._ready = asyncio.Event()
         self._seen_spoken: deque[str] = deque(maxlen=_SEEN_SPOKEN)
-        self._updates: asyncio.Queue[DelegationUpdate] = asyncio.Queue()
-        self._emitter: asyncio.Task[None] | None = None  # runs while updates wait
+        self._updates = _UpdateFeed(emit, spawn)
         self._closed = False
-        self._stopped = False  # closed and flushed: nothing more goes out
 
     # ------------------------------------------------------------------ API
 
@@ -212,13 +270,7 @@ class SessionDelegations:
         self.cancel_all("session end")
         self._closed = True
         await self.join()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_FLUSH_S):
-                await self._updates.join()
-        # Updates that could not go out in time are dropped with the emitter.
-        emitter, self._emitter = self._emitter, None
-        self._stopped = True
-        await cancel_and_wait(emitter)
+        await self._updates.close(_FLUSH_S)
 
     # ------------------------------------------------------------------ the task
 
@@ -236,22 +288,21 @@ class SessionDelegations:
 
     async def _ask(self, task_id: str, request: DelegationRequest) -> None:
         m = self._manager
-        if not await m._acquire():
-            reason = (
-                f"all {m.global_limit} background agents are busy and {m.waiting} questions "
-                "are waiting; ask again in a moment"
-            )
-            self._fail(task_id, request.question, reason, busy(self.language))
-            return
-        try:
-            self._post(task_id, DelegationState.RUNNING, request.question)
-            answer = await m.agent.answer(request, m.timeout_s)
-        except AgentError as e:
-            log.warning("delegation %s failed: %s", task_id, e.message)
-            self._fail(task_id, request.question, e.message, apology(self.language))
-            return
-        finally:
-            m._release()
+        async with m.slot() as granted:
+            if not granted:
+                reason = (
+                    f"all {m.global_limit} background agents are busy and {m.waiting} "
+                    "questions are waiting; ask again in a moment"
+                )
+                self._fail(task_id, request.question, reason, busy(self.language))
+                return
+            try:
+                self._post(task_id, DelegationState.RUNNING, request.question)
+                answer = await m.agent.answer(request, m.timeout_s)
+            except AgentError as e:
+                log.warning("delegation %s failed: %s", task_id, e.message)
+                self._fail(task_id, request.question, e.message, apology(self.language))
+                return
         self._post(task_id, DelegationState.DONE, request.question, answer.spoken)
         key = " ".join(answer.spoken.casefold().split())
         if key in self._seen_spoken:
@@ -278,29 +329,5 @@ class SessionDelegations:
         self._results.append(result)
         self._ready.set()
 
-    # ------------------------------------------------------------------ updates
-
     def _post(self, task_id: str, state: DelegationState, question: str, summary: str = "") -> None:
-        if self._stopped:
-            return
-        self._updates.put_nowait(DelegationUpdate(task_id, state, question, summary))
-        if self._emitter is not None and not self._emitter.done():
-            return  # it takes this one too: it checks for more after each update
-        updates = self._emit_updates()
-        try:
-            self._emitter = self._spawn(updates, "delegation-updates")
-        except RuntimeError:  # the owner's task group has ended: no one to tell
-            updates.close()
-            while not self._updates.empty():
-                log.debug("dropped %s: the session is ending", self._updates.get_nowait())
-                self._updates.task_done()
-
-    async def _emit_updates(self) -> None:
-        while not self._updates.empty():
-            update = self._updates.get_nowait()
-            try:
-                await self._emit(update)
-            except Exception:  # a gone stream must not stop later sessions' cleanup
-                log.exception("could not emit %s", update)
-            finally:
-                self._updates.task_done()
+        self._updates.post(DelegationUpdate(task_id, state, question, summary))

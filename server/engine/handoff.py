@@ -28,11 +28,6 @@ class ClauseHandoff:
         self.streamed.append(clause)
         self._loop.call_soon_threadsafe(self._q.put_nowait, clause)
 
-    def put(self, text: str) -> None:
-        """More of the reply, from the loop (before ``close``)."""
-        if text:
-            self._q.put_nowait(text)
-
     def close(self) -> None:
         # Runs on the loop after the step finished: every clause is already queued.
         self._q.put_nowait(self._DONE)

@@ -1,7 +1,9 @@
 """The guidance policy: what of the model's action is spoken, how, and when.
 
 Pure decisions on plain values (no I/O, injected time): priority, brevity,
-de-duplication and hazard handling, driven by the mode's profile.
+de-duplication and hazard handling, driven by the mode's profile. What is urgent
+and how a line is shortened is ``urgency.py``'s to say; this file decides what
+that means for speech.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from server.engine.urgency import Hazard, classify, same_hazard, shorten, worth_repeating
 from server.events import CueKind, SpeechKind
 from server.modes import ModeProfile
 
@@ -34,7 +37,7 @@ STALE_AFTER_S: dict[SpeechKind, float] = {
 }
 
 _CLOCK = re.compile(r"\b(1[0-2]|[1-9])\s*o'?\s*clock\b", re.IGNORECASE)
-_WORD = re.compile(r"[a-z']+")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 def clock_direction(text: str) -> int:
@@ -58,38 +61,48 @@ class Utterance:
 
 
 class GuidancePolicy:
-    def __init__(self, profile: ModeProfile) -> None:
+    def __init__(self, profile: ModeProfile, language: str = "en") -> None:
         self.profile = profile
+        self.language = language
         self._said: dict[str, float] = {}  # normalised text -> when it was last said
+        self._hazards: list[tuple[Hazard, float]] = []  # alerts said in the repeat window
 
     def set_profile(self, profile: ModeProfile) -> None:
         self.profile = profile
 
-    def reply(self, text: str, now: float, *, answering: bool = False) -> Utterance | None:
-        """The model chose to speak. ``answering`` = a user query entered this tick."""
+    def reply(
+        self, text: str, now: float, *, answering: bool = False, reading: bool = False
+    ) -> Utterance | None:
+        """The model chose to speak. ``answering``: a user query entered this tick;
+        ``reading``: the user asked for something to be read."""
         text = " ".join(text.split())
         if not text:
             return None
-        hazard = self._is_hazard(text)
-        if hazard and not answering:
-            kind = SpeechKind.ALERT
-        elif answering:
-            kind = SpeechKind.ANSWER
-        else:
-            kind = SpeechKind.NARRATION
+        u = classify(
+            text,
+            rules=self.profile.urgency,
+            language=self.language,
+            prompted=answering,
+            reading=reading,
+        )
+        kind = u.kind
+        hazard = u.hazard if kind is SpeechKind.ALERT else None
         if kind is not SpeechKind.ANSWER:
-            text = self._brief(text)
-            if self._repeated(text, now):
+            if len(text.split()) > self.profile.max_words:  # a streamed clause stays as it is
+                text = shorten(text, self.profile.max_words, hazard, language=self.language)
+            if self._repeated(text, hazard, now):
                 return None
         self._said[_norm(text)] = now
+        alert = kind is SpeechKind.ALERT
         return Utterance(
             text=text,
             kind=kind,
             priority=PRIORITY[kind],
             created_at=now,
-            cue=CueKind.HAZARD if hazard and self.profile.hazard_cue else None,
-            cue_direction=clock_direction(text),
-            preempt=kind is SpeechKind.ALERT and self.profile.hazard_preempts,
+            # Every alert, in every mode: its cue first, and it cuts what is lower.
+            cue=CueKind.HAZARD if alert else None,
+            cue_direction=(hazard.clock if hazard and hazard.clock else clock_direction(text)),
+            preempt=alert,
         )
 
     def announce(
@@ -98,6 +111,17 @@ class GuidancePolicy:
         """Speech that does not come from the model's reply (fillers, results, system)."""
         return Utterance(text=text, kind=kind, priority=PRIORITY[kind], created_at=now, cue=cue)
 
+    def note(self, text: str, now: float, *, after: Utterance | None = None) -> Utterance:
+        """The model's delegation note ("Let me check."), with a thinking cue.
+
+        ``after``: the start of the same reply, spoken as it streamed, before the
+        marker showed it was a note. The note then ranks no higher than that start,
+        so the speaker (equal ranks in order) never plays the end before the start.
+        """
+        kind = SpeechKind.DELEGATION_NOTE
+        priority = PRIORITY[kind] if after is None else min(PRIORITY[kind], after.priority)
+        return Utterance(text, kind, priority, now, CueKind.THINKING)
+
     def result(self, text: str, now: float, *, urgent: bool = False) -> Utterance:
         """A background answer: after any warning, unless the agent marked it urgent —
         then it ranks with alerts and cuts lower-priority speech."""
@@ -105,30 +129,22 @@ class GuidancePolicy:
         priority = PRIORITY[SpeechKind.ALERT] if urgent else PRIORITY[kind]
         return Utterance(text, kind, priority, now, CueKind.DONE, preempt=urgent)
 
-    def _is_hazard(self, text: str) -> bool:
-        words = set(_WORD.findall(text.lower()))
-        low = text.lower()
-        return any((w in words) if " " not in w else (w in low) for w in self.profile.hazard_words)
-
-    def _brief(self, text: str) -> str:
-        words = text.split()
-        if len(words) <= self.profile.max_words:
-            return text
-        # Prefer ending at a clause boundary inside the budget.
-        cut = words[: self.profile.max_words]
-        for i in range(len(cut) - 1, 0, -1):
-            if cut[i][-1] in ".,;:!?":
-                cut = cut[: i + 1]
-                break
-        return " ".join(cut).rstrip(",;:") + ("" if cut[-1][-1] in ".!?" else ".")
-
-    def _repeated(self, text: str, now: float) -> bool:
-        last = self._said.get(_norm(text))
+    def _repeated(self, text: str, hazard: Hazard | None, now: float) -> bool:
+        """Said within the mode's window: the same words, or the same hazard that got
+        no closer and did not move (``urgency.worth_repeating``)."""
+        window = self.profile.repeat_after_s
+        if hazard is not None:
+            self._hazards = [(h, t) for h, t in self._hazards if now - t < window]
+            last = next((h for h, _ in reversed(self._hazards) if same_hazard(h, hazard)), None)
+            if last is not None and not worth_repeating(last, hazard):
+                return True
+            self._hazards.append((hazard, now))
+            return False
+        last_said = self._said.get(_norm(text))
         # Forget old entries so the table stays small over hours.
         if len(self._said) > 256:
-            horizon = now - self.profile.repeat_after_s
-            self._said = {k: t for k, t in self._said.items() if t >= horizon}
-        return last is not None and now - last < self.profile.repeat_after_s
+            self._said = {k: t for k, t in self._said.items() if t >= now - window}
+        return last_said is not None and now - last_said < window
 
 
 def _norm(text: str) -> str:

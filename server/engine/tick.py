@@ -21,6 +21,13 @@ from typing import Protocol
 from server.codes import Code
 from server.engine.handoff import ClauseHandoff
 from server.engine.policy import GuidancePolicy, Utterance
+from server.engine.speech import (
+    NoteOrder,
+    PlaybackResultLike,
+    SpeechHandleLike,
+    SpeechSink,
+    say_after,
+)
 from server.errors import Recoverable
 from server.events import (
     Cue,
@@ -90,25 +97,13 @@ class TickOptions:
     want_trace: bool = False
 
 
-class SpeechSink(Protocol):
-    """The session's speaker, as the engine sees it."""
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """What of the model's reply went to speech while it was still being written."""
 
-    def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandleLike: ...
-
-
-class SpeechHandleLike(Protocol):
-    def add_done_callback(self, fn: Callable[[PlaybackResultLike], None]) -> None: ...
-
-
-class PlaybackResultLike(Protocol):
-    @property
-    def text(self) -> str: ...
-    @property
-    def heard(self) -> str: ...
-    @property
-    def interrupted(self) -> bool: ...
-    @property
-    def reason(self) -> str: ...
+    text: str = ""  # every clause the runtime handed over
+    head: Utterance | None = None  # what they are spoken as; None: the policy let them pass
+    handle: SpeechHandleLike | None = None
 
 
 class TickEngine:
@@ -126,7 +121,7 @@ class TickEngine:
     ) -> None:
         self.runtime = runtime
         self.model = model
-        self.policy = GuidancePolicy(profile)
+        self.policy = GuidancePolicy(profile, options.language)
         self._profile = profile
         self._speaker = speaker
         self._emit = emit
@@ -137,6 +132,7 @@ class TickEngine:
         self._location: LocationIn | None = None
         self._recent_jpegs: deque[bytes] = deque(maxlen=3)  # for agents that look
         self._unconfigured_noted = False
+        self._answers = NoteOrder(self.say)
 
     # ------------------------------------------------------------------ inputs
 
@@ -177,13 +173,14 @@ class TickEngine:
 
     def say(
         self, utt: Utterance, more: AsyncIterator[str] | None = None, *, from_model: bool = False
-    ) -> None:
+    ) -> SpeechHandleLike:
         """Hand ``utt`` to the speaker. The model's own words (``from_model``: a reply or
         its delegation note) are trimmed in its memory to what was heard if cut;
         announcements, fillers and background results are not in its turns to trim."""
         handle = self._speaker.say(utt, more)
         if from_model:
             handle.add_done_callback(self._heard)
+        return handle
 
     def _heard(self, result: PlaybackResultLike) -> None:
         if result.interrupted and result.reason != "closed" and result.heard != result.text:
@@ -238,13 +235,23 @@ class TickEngine:
         with timer.stage("policy"):
             utterances = self._decide(action, answering=query is not None, streamed=streamed)
         with timer.stage("dispatch"):
+            note = streamed.handle if action.kind is ActionKind.DELEGATE else None
             for u in utterances:
-                self.say(u, from_model=bool(action.text) and u.kind is not SpeechKind.SYSTEM)
+                is_note = u.kind is SpeechKind.DELEGATION_NOTE
+                if is_note and note is not None:  # the rest of a note whose start streamed
+                    note = say_after(self._speaker, note, u, self._heard)
+                    continue
+                handle = self.say(
+                    u, from_model=bool(action.text) and u.kind is not SpeechKind.SYSTEM
+                )
+                note = handle if is_note else note
             if action.kind is ActionKind.DELEGATE:
-                if streamed and self.delegations is not None:
-                    # The note was spoken as it streamed; the cue still says
-                    # "thinking" while the agent works.
+                if note is not None and not utterances and self.delegations is not None:
+                    # The whole note streamed (no clause was held back for a note's
+                    # own utterance): the cue still says "thinking" while the agent works.
                     await self._emit(Cue(CueKind.THINKING, intensity=0.5))
+                if note is not None and self.delegations is not None:
+                    self._answers.note(note)
                 await self._delegate(action)
         if self._options.want_trace:
             await self._emit(
@@ -263,12 +270,13 @@ class TickEngine:
 
     async def _step(
         self, tick: TickInput, timer: StageTimer, *, answering: bool
-    ) -> tuple[Action, str]:
+    ) -> tuple[Action, _Streamed]:
         """Run the model; also what of its reply was already handed to speech as it streamed.
 
         The trace shows the wait for the model thread (behind other sessions' steps)
-        as ``queue``, the step itself as ``model``, and the model's own split of it
-        (``decide``, ``reply``) as the runtime measured it.
+        as ``queue``, the step itself as ``model``, and the runtime's own split of the
+        step as parts of it, ``model.decide`` and ``model.reply`` (``Action.stages``
+        prefixed): a part is inside ``model``, so whoever sums stages skips dotted names.
         """
         loop = asyncio.get_running_loop()
         handoff = ClauseHandoff(loop) if self.runtime.capabilities.streams_text else None
@@ -280,7 +288,7 @@ class TickEngine:
             return self.model.step(tick, handoff.put_threadsafe if handoff is not None else None)
 
         action = Action(ActionKind.SILENCE)
-        streamed = ""
+        streamed = _Streamed()
         try:
             fut = loop.run_in_executor(self.runtime.executor, run)
             if handoff is None:
@@ -288,19 +296,19 @@ class TickEngine:
             else:
                 try:
                     first = await handoff.first(fut)
+                    head: Utterance | None = None
+                    handle: SpeechHandleLike | None = None
                     if first is not None:
                         # Speak the first clause while the model is still writing the rest.
-                        u = self.policy.reply(first, self._clock(), answering=answering)
-                        if u is not None:
-                            self.say(u, handoff.rest(), from_model=True)
+                        head = self.policy.reply(first, self._clock(), answering=answering)
+                        if head is not None:
+                            handle = self.say(head, handoff.rest(), from_model=True)
                     action = await fut
-                    streamed = " ".join(handoff.streamed)
-                    if streamed and action.kind is ActionKind.DELEGATE:
-                        # A note of several clauses: the runtime streamed all but its
-                        # last (the one before the marker); that one ends the same
-                        # utterance, so the note is heard whole and in order.
-                        handoff.put(_after(action.text, streamed))
+                    streamed = _Streamed(" ".join(handoff.streamed), head, handle)
                 finally:
+                    # The streamed utterance ends with what streamed. Of a delegation
+                    # the runtime holds back the note's last clause (before the
+                    # marker): ``_decide`` makes it a note of its own.
                     handoff.close()
         except Recoverable as e:
             await self._emit(Notice(e.code, e.message, e.component, e.retryable))
@@ -317,39 +325,41 @@ class TickEngine:
         began = started[0] if started else finished
         timer.add("queue", (began - submitted) * 1000)
         timer.add("model", (finished - began) * 1000)
-        # The runtime's own split of the step, as parts of "model" (not added to it):
-        # a bridge that sums stages should skip names with a dot.
-        for stage, ms in action.stages:
+        for stage, ms in action.stages:  # parts of "model", not added to it
             timer.add(f"model.{stage}", ms)
         return action, streamed
 
-    def _decide(self, action: Action, *, answering: bool, streamed: str) -> list[Utterance]:
+    def _decide(self, action: Action, *, answering: bool, streamed: _Streamed) -> list[Utterance]:
         now = self._clock()
         language = self._options.language
-        if streamed:
-            return []  # already being spoken as it was generated
-        if action.kind is ActionKind.RESPONSE:
+        if action.kind is not ActionKind.DELEGATE:
+            if streamed.text or action.kind is not ActionKind.RESPONSE:
+                return []  # silence, or already being spoken as it was generated
             u = self.policy.reply(action.text, now, answering=answering)
             return [u] if u is not None else []
-        if action.kind is ActionKind.DELEGATE and self.delegations is None:
+        if self.delegations is None:
             # Nobody to ask: say so rather than promise an answer that never comes
-            # (the model's note is not said, so there is nothing of its to trim).
+            # (the model's note, or what of it had not streamed, is not said).
             return [self.policy.announce(apology(language), SpeechKind.SYSTEM, now)]
-        if action.kind is ActionKind.DELEGATE:
-            note = action.text or filler(language)
-            return [self.policy.announce(note, SpeechKind.DELEGATION_NOTE, now, CueKind.THINKING)]
-        return []
+        if streamed.head is None:
+            return [self.policy.note(action.text or filler(language), now)]
+        # Its start was spoken as a reply before the marker showed it was a note; the
+        # rest is a note (kind, cue) that follows it (``say_after``).
+        rest = _after(action.text, streamed.text)
+        return [self.policy.note(rest, now, after=streamed.head)] if rest else []
 
     def deliver_results(self) -> int:
-        """Finished delegations: spoken now (behind any warning, unless urgent) and
-        folded into the next tick's turn and the Q&A history. Returns how many."""
+        """Finished delegations: spoken now (behind any warning and the note that
+        promised them, unless urgent) and folded into the next tick's turn and the
+        Q&A history. Returns how many."""
         if self.delegations is None:
             return 0
         results = self.delegations.take_results()
         now = self._clock()
         for r in results:
             self.model.add_context(f"[Background answer] {r.question} → {r.spoken}")
-            self.say(self.policy.result(r.spoken, now, urgent=r.urgent))
+            utt = self.policy.result(r.spoken, now, urgent=r.urgent)
+            self._answers.answer(utt, urgent=r.urgent)
         return len(results)
 
     async def _delegate(self, action: Action) -> None:

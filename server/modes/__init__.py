@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.events import Mode
+from server.modes.lexicons import UrgencyRules
 
 __all__ = ["MODES", "ModeProfile", "profile"]
+
+
+ANY_HAZARD_PRESENT = UrgencyRules("present")  # a hazard present unprompted is an alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,9 +21,9 @@ class ModeProfile:
     mode: Mode
     instruction: str  # the standing instruction, in force from the first second
     max_words: int  # brevity budget for spontaneous speech
-    hazard_words: tuple[str, ...] = ()
-    hazard_cue: bool = False  # a hazard cue precedes a hazard alert
-    hazard_preempts: bool = False  # a hazard alert cuts whatever is being said
+    # When the model's unprompted line is an alert (server/engine/urgency.py). Every
+    # alert, in every mode, gets a hazard cue first and cuts lower-priority speech.
+    urgency: UrgencyRules = ANY_HAZARD_PRESENT
     repeat_after_s: float = 8.0  # the same line is not repeated sooner
     request_stills_for: tuple[str, ...] = ()  # words in a query that warrant a full photo
     location_in_context: bool = False  # the phone's location enters every tick's turn
@@ -31,13 +35,6 @@ class ModeProfile:
         return f"{self.spoken_names[0].capitalize()} mode." if self.spoken_names else ""
 
 
-_HAZARDS = (
-    "car", "bike", "bicycle", "scooter", "bus", "truck", "vehicle", "traffic",
-    "step", "steps", "stairs", "curb", "kerb", "hole", "pole", "post", "obstacle",
-    "glass", "wet", "slippery", "edge", "drop", "crossing", "person", "people",
-    "dog", "cyclist", "watch out", "careful", "stop",
-)  # fmt: skip
-
 MODES: dict[Mode, ModeProfile] = {
     Mode.GENERAL: ModeProfile(
         mode=Mode.GENERAL,
@@ -46,8 +43,6 @@ MODES: dict[Mode, ModeProfile] = {
             "something I am looking for, or an answer to my question. Keep it short."
         ),
         max_words=25,
-        hazard_words=_HAZARDS,
-        hazard_cue=True,
         spoken_names=("general",),
     ),
     Mode.BLIND: ModeProfile(
@@ -58,9 +53,8 @@ MODES: dict[Mode, ModeProfile] = {
             "o'clock'. Read signs that matter. Otherwise stay silent. At most 12 words."
         ),
         max_words=12,
-        hazard_words=_HAZARDS,
-        hazard_cue=True,
-        hazard_preempts=True,
+        # A path is not known to the metre: an obstacle beside the user counts too.
+        urgency=UrgencyRules("present", side_obstacles=True),
         repeat_after_s=5.0,
         request_stills_for=("read", "sign", "label", "what does"),
         spoken_names=("blind", "blind assistance"),
@@ -72,8 +66,6 @@ MODES: dict[Mode, ModeProfile] = {
             "turns, crossings and landmarks that confirm the route. Be brief."
         ),
         max_words=15,
-        hazard_words=_HAZARDS,
-        hazard_cue=True,
         location_in_context=True,
         spoken_names=("navigation",),
     ),
@@ -84,6 +76,7 @@ MODES: dict[Mode, ModeProfile] = {
             "price and what the label says if I ask. Stay silent otherwise."
         ),
         max_words=25,
+        urgency=UrgencyRules("imminent"),  # aisles and shelves are no hazards
         request_stills_for=("read", "label", "price", "ingredients"),
         spoken_names=("shopping",),
     ),

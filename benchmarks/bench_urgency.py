@@ -1,0 +1,196 @@
+"""How well a model's line is classed — alert, answer, narration or reading — on a
+labelled corpus, for ``server.engine.urgency`` and for today's keyword rule.
+
+The corpus (``benchmarks/data/guidance_corpus.jsonl``) holds short lines the model
+could say in each mode and language, each with the mode, whether the user had just
+asked something (``prompted``), a label and, for alerts, the hazard (canonical
+``what``, ``direction`` as a clock hour, ``distance`` in metres; null where the line
+does not say).
+
+The label rule the corpus follows:
+
+- **reading**: the line reads text aloud ("The sign says: …", quoted text), even when
+  that text warns ("The sign says: Caution, wet floor."); it is an alert only if the
+  model also warns in its own words before the reading.
+- **alert**, unprompted, in general, navigation and blind mode: the model's own
+  warning words ("Watch out", "Careful", "Stop!", "Mind the gap"); anything in the
+  user's path or way; a vehicle that is not parked, far (over 15 m) or said to be
+  out of the way; a person or animal approaching, ahead or within reach (1.5 m); a
+  step, stairs, curb, edge, hole or slippery or broken ground that is not behind the
+  user or far; an obstacle ahead, at head height or within reach (blind mode: also
+  one beside the user, unless more than 5 m away). A parked vehicle is an obstacle.
+  Landmarks (doors, crossings, shops, stops) are never hazards by themselves.
+- **alert**, prompted (an answer), and in shopping mode even unprompted: only what is
+  imminent — warning words, in the path, a vehicle or person approaching, anything
+  but a landmark within 1.5 m. Other answers are **answer**.
+- A hazard that is denied or cleared ("No obstacles ahead.", "The path is clear.",
+  "A car is parked far to your left, not in your way.", "The bike has passed.") is
+  **narration** (or **answer** when prompted), as is anything else unprompted.
+
+Today's rule (``GuidancePolicy.reply`` with the mode's profile, used read-only) never
+says "reading": its reading lines count as answer/narration in its table.
+
+Exits 1 when the alert recall of ``urgency.classify`` is below 0.97. Prints; no asserts.
+
+    python benchmarks/bench_urgency.py [--misses] [--corpus PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server.engine.policy import GuidancePolicy
+from server.engine.urgency import Urgency, classify, parse_hazard, shorten
+from server.events import Mode, SpeechKind
+from server.modes import profile
+
+CORPUS = Path(__file__).resolve().parent / "data" / "guidance_corpus.jsonl"
+LABELS = ("alert", "answer", "narration", "reading")
+MIN_ALERT_RECALL = 0.97
+
+
+def load(path: Path) -> list[dict]:
+    lines = [json.loads(raw) for raw in path.read_text(encoding="utf-8").splitlines() if raw]
+    for row in lines:
+        assert row["label"] in LABELS, row
+    return lines
+
+
+def as_label(u: Urgency) -> str:
+    if u.kind is SpeechKind.ALERT:
+        return "alert"
+    return "reading" if u.reading else str(u.kind)
+
+
+def new_rule(row: dict) -> tuple[str, str]:
+    u = classify(
+        row["text"],
+        rules=profile(Mode(row["mode"])).urgency,
+        language=row["language"],
+        prompted=row["prompted"],
+    )
+    return as_label(u), u.reason
+
+
+def old_rule(row: dict) -> tuple[str, str]:
+    policy = GuidancePolicy(profile(Mode(row["mode"])))
+    u = policy.reply(row["text"], 0.0, answering=row["prompted"])
+    return (str(u.kind) if u is not None else "narration"), "keyword rule"
+
+
+def scores(pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float, int]]:
+    out = {}
+    for label in LABELS:
+        tp = sum(1 for gold, got in pairs if gold == label and got == label)
+        fp = sum(1 for gold, got in pairs if gold != label and got == label)
+        fn = sum(1 for gold, got in pairs if gold == label and got != label)
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        out[label] = (p, r, f1, tp + fn)
+    return out
+
+
+def report(title: str, pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float, int]]:
+    s = scores(pairs)
+    print(f"\n{title}  ({len(pairs)} lines)")
+    print(f"  {'label':<10} {'precision':>9} {'recall':>7} {'F1':>6} {'n':>5}")
+    for label in LABELS:
+        p, r, f1, n = s[label]
+        print(f"  {label:<10} {p:9.3f} {r:7.3f} {f1:6.3f} {n:5d}")
+    confusion = Counter(pairs)
+    print("  confusion (rows: label, columns: predicted)")
+    print("  " + " " * 10 + "".join(f"{c:>10}" for c in LABELS))
+    for gold in LABELS:
+        print(f"  {gold:<10}" + "".join(f"{confusion[(gold, c)]:>10}" for c in LABELS))
+    return s
+
+
+def hazard_fields(rows: list[dict]) -> None:
+    """How often the parsed what/direction/distance match the corpus, on its alerts."""
+    hits, totals = Counter(), Counter()
+    for row in rows:
+        gold = row["hazard"]
+        if row["label"] != "alert" or gold is None:
+            continue
+        h = parse_hazard(row["text"], row["language"])
+        if gold["what"] is not None:
+            totals["what"] += 1
+            hits["what"] += h is not None and h.key == gold["what"]
+        totals["direction"] += 1
+        hits["direction"] += (h.clock if h else 0) == (gold["direction"] or 0)
+        totals["distance"] += 1
+        want, got = gold["distance"], h.distance_m if h else None
+        hits["distance"] += (want is None and got is None) or (
+            want is not None and got is not None and abs(got - want) <= max(0.25 * want, 0.2)
+        )
+    print("\nhazard fields on the corpus alerts (urgency.parse_hazard)")
+    for f in ("what", "direction", "distance"):
+        print(f"  {f:<10} {hits[f]:4d}/{totals[f]:<4d} {hits[f] / max(totals[f], 1):6.3f}")
+
+
+def brevity(rows: list[dict]) -> None:
+    print("\nshorten() on lines over their mode's budget (today's cut below it)")
+    for row in rows:
+        mode = Mode(row["mode"])
+        budget = profile(mode).max_words
+        if len(row["text"].split()) <= budget or row["label"] in ("answer", "reading"):
+            continue
+        u = classify(
+            row["text"], rules=profile(mode).urgency, language=row["language"], prompted=False
+        )
+        h = u.hazard if u.kind is SpeechKind.ALERT else None  # as the policy would pass it
+        new = shorten(row["text"], budget, h, language=row["language"])
+        old = GuidancePolicy(profile(mode)).reply(row["text"], 0.0)
+        print(f"  [{mode}, {budget} words] {row['text']}")
+        print(f"      urgency ({len(new.split())}): {new}")
+        print(f"      today   ({len(old.text.split()) if old else 0}): {old.text if old else ''}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=CORPUS)
+    ap.add_argument("--misses", action="store_true", help="list every line the new rule gets wrong")
+    args = ap.parse_args()
+    rows = load(args.corpus)
+    print(f"corpus: {args.corpus.name}, {len(rows)} lines, " + ", ".join(
+        f"{k}: {v}" for k, v in sorted(Counter(r["language"] for r in rows).items())))  # fmt: skip
+
+    results = {}
+    for name, rule in (("urgency.classify", new_rule), ("today's keyword rule", old_rule)):
+        predicted = [(row, *rule(row)) for row in rows]
+        results[name] = report(name, [(row["label"], got) for row, got, _ in predicted])
+        for lang in sorted({r["language"] for r in rows}):
+            report(
+                f"{name} — {lang}",
+                [(r["label"], g) for r, g, _ in predicted if r["language"] == lang],
+            )
+        if name == "urgency.classify":
+            misses = [(r, g, why) for r, g, why in predicted if g != r["label"]]
+            print(
+                f"\n{len(misses)} lines the new rule gets wrong"
+                + ("" if args.misses else " (--misses lists them)")
+            )
+            for r, g, why in misses if args.misses else ():
+                print(
+                    f"  {r['label']:>9} → {g:<9} [{r['mode']}, {r['language']}, "
+                    f"{'asked' if r['prompted'] else 'unprompted'}] {r['text']}\n{'':14}{why}"
+                )
+
+    hazard_fields(rows)
+    brevity(rows)
+    recall, before = (results[n]["alert"][1] for n in ("urgency.classify", "today's keyword rule"))
+    print(
+        f"\nalert recall: urgency {recall:.3f}, today's rule {before:.3f} (needs ≥ {MIN_ALERT_RECALL})"
+    )
+    return 0 if recall >= MIN_ALERT_RECALL else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

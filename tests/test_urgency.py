@@ -1,0 +1,416 @@
+"""Urgency: hazards parsed from a line, its kind under the mode's rules, repeats, brevity.
+
+Hand-picked cases per rule; ``benchmarks/bench_urgency.py`` measures the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from server.engine.urgency import (
+    Hazard,
+    classify,
+    parse_hazard,
+    same_hazard,
+    shorten,
+    worth_repeating,
+)
+from server.events import Mode, SpeechKind
+from server.modes import profile
+from server.modes.lexicons import lexicon
+
+CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "guidance_corpus.jsonl"
+ALERT, ANSWER, NARRATION = SpeechKind.ALERT, SpeechKind.ANSWER, SpeechKind.NARRATION
+
+
+def kind(text: str, mode: Mode = Mode.BLIND, *, lang: str = "en", asked: bool = False) -> str:
+    return classify(text, rules=profile(mode).urgency, language=lang, prompted=asked).kind
+
+
+def hazard(text: str, lang: str = "en") -> Hazard:
+    h = parse_hazard(text, lang)
+    assert h is not None, text
+    return h
+
+
+# ------------------------------------------------------------------ what, where, how far
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "key", "clock", "metres"),
+    [
+        ("en", "Watch out, car coming from your left", "car", 9, None),
+        ("en", "Step down in two metres", "step", 0, 2.0),
+        ("en", "There's a pole right ahead of you", "pole", 12, 1.0),
+        ("en", "Careful — low branch at head height", "branch", 0, None),
+        ("en", "Bike approaching fast at 3 o'clock", "bicycle", 3, None),
+        ("en", "Box in your path ahead.", "box", 12, None),
+        ("en", "Mind the gap", "gap", 0, None),
+        ("en", "Truck reversing behind you.", "truck", 6, None),
+        ("en", "Bollard slightly to your left, just ahead.", "pole", 11, 2.0),
+        ("en", "Car coming, on your right.", "car", 3, None),  # a later clause lends its where
+        ("en", "On your left, a cyclist.", "bicycle", 9, None),  # and so does an earlier one
+        ("en", "Café tables on your right.", "table", 3, None),  # the thing, not the landmark
+        ("de", "Achtung, Auto von links!", "car", 9, None),
+        ("de", "Fahrrad kommt schnell auf drei Uhr.", "bicycle", 3, None),
+        ("de", "Achtung, Treppenstufe vor dir.", "step", 12, None),  # a compound ending in one
+        ("es", "Cuidado, un coche viene por tu izquierda.", "car", 9, None),
+        ("es", "Una persona se acerca a la una.", "person", 1, None),
+    ],
+)
+def test_parse_what_where_how_far(lang, text, key, clock, metres):
+    h = hazard(text, lang)
+    assert (h.key, h.clock, h.distance_m) == (key, clock, metres)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "clock"),
+    [
+        ("at 3 o'clock", 3), ("at eleven o'clock", 11), ("at 2 oclock", 2),
+        ("from your left", 9), ("on the right", 3), ("ahead", 12), ("behind you", 6),
+        ("ahead to your left", 11), ("slightly right", 1), ("in your path", 12),
+        ("right in front of you", 12), ("straight ahead", 12),
+    ],
+)  # fmt: skip
+def test_directions_en(phrase, clock):
+    assert hazard(f"Bike {phrase}.").clock == clock
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "clock"),
+    [
+        ("de", "Pfosten auf drei Uhr.", 3), ("de", "Pfosten links.", 9),
+        ("de", "Pfosten vor dir.", 12), ("de", "Pfosten vorne rechts.", 1),
+        ("de", "Auto hinter dir.", 6), ("es", "Poste a las tres.", 3),
+        ("es", "Poste a tu izquierda.", 9), ("es", "Coche detrás de ti.", 6),
+        ("es", "Poste delante.", 12),
+    ],
+)  # fmt: skip
+def test_directions_de_es(lang, text, clock):
+    assert hazard(text, lang).clock == clock
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "metres"),
+    [
+        ("en", "Curb in two metres.", 2.0), ("en", "Curb 3 m ahead.", 3.0),
+        ("en", "Curb 1.5m ahead.", 1.5), ("en", "Curb ten feet ahead.", 3.05),
+        ("en", "Curb in three steps.", 2.25), ("en", "Curb half a metre ahead.", 0.5),
+        ("en", "Curb a few metres ahead.", 3.0), ("en", "Curb right in front of you.", 0.5),
+        ("en", "Curb at your feet.", 0.3),
+        ("de", "Bordstein in zwei Metern.", 2.0), ("de", "Bordstein in 1,5 Meter.", 1.5),
+        ("de", "Bordstein einen halben Meter vor dir.", 0.5),
+        ("de", "Bordstein drei Schritte vor dir.", 2.25),
+        ("es", "Bordillo a dos metros.", 2.0), ("es", "Bordillo a medio metro.", 0.5),
+        ("es", "Bordillo justo delante.", 0.5),
+    ],
+)  # fmt: skip
+def test_distances(lang, text, metres):
+    assert hazard(text, lang).distance_m == pytest.approx(metres, abs=0.01)
+
+
+def test_steps_are_a_thing_or_a_distance_by_context():
+    assert hazard("Three steps down.").distance_m is None
+    assert hazard("There are three steps ahead.").distance_m is None
+    assert hazard("Curb three steps ahead.").distance_m == pytest.approx(2.25)
+
+
+def test_what_and_where_are_kept_as_said():
+    h = hazard("Watch out, Car coming from your left, about 5 metres.")
+    assert (h.what, h.direction, h.distance, h.warning) == (
+        "Car",
+        "from your left",
+        "5 metres",
+        "Watch out",
+    )
+    assert hazard("Careful — low branch at head height").head_height == "at head height"
+
+
+def test_a_thing_the_lexicon_lacks_counts_when_it_is_in_the_path():
+    h = hazard("There's a shopping basket in your way.")
+    assert h.what == "shopping basket" and h.in_path
+    assert kind("There's a shopping basket in your way.", Mode.GENERAL) == ALERT
+    assert parse_hazard("There's nothing in your way.", "en") is None
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "No obstacles ahead."),
+        ("en", "The path is clear."),
+        ("en", "A car is parked far to your left, not in your way."),
+        ("en", "No cars coming, it's safe to cross."),
+        ("en", "The steps are behind you now."),
+        ("en", "The bike has passed, the way is clear now."),
+        ("en", "Nice paintings on the wall."),
+        ("en", "A quiet street with trees."),
+        ("de", "Der Weg ist frei."),
+        ("de", "Keine Hindernisse vor dir."),
+        ("es", "No hay obstáculos delante."),
+        ("es", "El camino está despejado."),
+    ],
+)
+def test_denied_or_harmless_is_no_hazard(lang, text):
+    assert parse_hazard(text, lang) is None
+    assert kind(text, lang=lang) == NARRATION
+    assert kind(text, lang=lang, asked=True) == ANSWER
+
+
+# ------------------------------------------------------------------ the mode's rules
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Watch out, car coming from your left",
+        "Step down in two metres",
+        "There's a pole right ahead of you",
+        "Careful — low branch at head height",
+        "Bike approaching fast at 3 o'clock",
+        "Box in your path ahead.",
+        "Stop!",
+        "Mind the gap",
+        "Curb.",  # no warning word: the thing itself
+        "Someone is approaching from your right.",
+    ],
+)
+def test_the_briefs_phrasings_alert_in_blind_mode(text):
+    assert kind(text) == ALERT
+
+
+def test_box_in_your_path_was_narration_and_is_now_an_alert_in_every_mode():
+    for mode in Mode:
+        assert kind("Box in your path ahead.", mode) == ALERT, mode
+
+
+def test_an_obstacle_beside_you_alerts_only_in_blind_mode():
+    assert kind("A bin on your right.", Mode.BLIND) == ALERT
+    assert kind("A bin on your right.", Mode.GENERAL) == NARRATION
+    assert kind("A bin on your right, ten metres away.", Mode.BLIND) == NARRATION
+
+
+def test_shopping_mode_alerts_only_on_what_is_imminent():
+    assert kind("Wet floor ahead.", Mode.SHOPPING) == NARRATION
+    assert kind("Wet floor ahead.", Mode.GENERAL) == ALERT
+    assert kind("Careful, wet floor ahead.", Mode.SHOPPING) == ALERT
+    assert kind("Shopping cart coming from your left.", Mode.SHOPPING) == ALERT
+
+
+def test_an_answer_is_an_alert_only_when_imminent():
+    assert kind("A pole two metres ahead.", asked=True) == ANSWER
+    assert kind("A pole right in front of you.", asked=True) == ALERT
+    assert kind("No, a car is coming from your left.", asked=True) == ALERT
+    assert kind("There are stairs to your left, about ten metres away.", asked=True) == ANSWER
+
+
+def test_landmarks_are_never_hazards_by_themselves():
+    for text in ("The bus stop is on your left.", "Stop sign ahead.", "The door is right there."):
+        assert kind(text) == NARRATION, text
+    assert kind("The door is in your way.") == ALERT
+
+
+def test_far_parked_and_passed_are_not_urgent():
+    assert kind("A red car is parked far down the street.", Mode.GENERAL) == NARRATION
+    assert kind("A car parked across the pavement ahead.") == ALERT  # parked: an obstacle
+    assert kind("Stairs about thirty metres ahead.") == NARRATION
+    assert kind("A bus approaching in the distance.") == ALERT  # approaching beats far
+
+
+def test_stop_is_a_warning_only_as_a_command():
+    assert kind("Stop!") == ALERT
+    assert kind("Please stop.") == ALERT
+    assert kind("Stop at the corner and turn left.", Mode.NAVIGATION) == NARRATION
+    assert kind("The bus stop is behind you.") == NARRATION
+
+
+def test_reading_is_not_an_alert_unless_the_model_warns():
+    u = classify(
+        "The sign says: Caution, wet floor.",
+        rules=profile(Mode.BLIND).urgency,
+        language="en",
+        prompted=True,
+    )
+    assert (u.kind, u.reading) == (ANSWER, True)
+    asked_to_read = dict(
+        rules=profile(Mode.BLIND).urgency, language="en", prompted=True, reading=True
+    )
+    u = classify("Exit, stairs down to the left.", **asked_to_read)
+    assert (u.kind, u.reading) == (ANSWER, True)
+    assert classify("Careful, a step down right in front of you.", **asked_to_read).kind == ALERT
+    assert classify("Das Straßenschild sagt Hauptstraße.", rules=profile(Mode.BLIND).urgency, language="de",
+                    prompted=False).reading  # fmt: skip
+
+
+def test_german_and_spanish_rules():
+    assert kind("Vorsicht, ein Pfosten direkt vor dir.", lang="de") == ALERT
+    assert kind("Eine Kiste liegt in deinem Weg.", Mode.GENERAL, lang="de") == ALERT
+    assert kind("Schöne Bilder an der Wand.", lang="de") == NARRATION
+    assert kind("¡Alto!", lang="es") == ALERT
+    assert kind("Hay un poste justo delante de ti.", lang="es") == ALERT
+    assert kind("Bonitos cuadros en la pared.", lang="es") == NARRATION
+    assert kind("Estás delante de la entrada de la estación.", lang="es", asked=True) == ANSWER
+    assert kind("Ein Auto kommt.", lang="de-AT") == ALERT  # a region suffix is ignored
+
+
+def test_every_classification_says_why():
+    cases = {
+        "Box in your path ahead.": "in the path",
+        "Watch out, car coming from your left": "warning 'Watch out'",
+        "Bike approaching fast at 3 o'clock": "approaching",
+        "The path is clear.": "declared clear",
+        "A quiet street with trees.": "trees",
+    }
+    for text, why in cases.items():
+        reason = classify(
+            text, rules=profile(Mode.BLIND).urgency, language="en", prompted=False
+        ).reason
+        assert why in reason, (text, reason)
+
+
+# ------------------------------------------------------------------ repeats
+
+
+def test_same_hazard_is_the_same_thing_in_any_words_or_language():
+    car = hazard("Car on your left.")
+    assert same_hazard(car, hazard("Watch out, a car coming from the left!"))
+    assert same_hazard(car, hazard("Achtung, Auto von links!", "de"))
+    assert not same_hazard(car, hazard("Bike on your left."))
+    assert same_hazard(hazard("Stop!"), hazard("stop!"))
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "repeat"),
+    [
+        ("Car on your left, ten metres.", "Car on your left, five metres.", True),  # closer
+        ("Car on your left, ten metres.", "Car on your left, nine metres.", False),  # hardly
+        ("Car on your left.", "Car at ten o'clock.", False),  # one clock hour: the same
+        ("Car on your left.", "Car ahead.", True),  # three hours: another direction
+        ("Car coming.", "Car coming from your right.", True),  # a direction at last
+        ("Car on your left.", "Car coming.", False),  # less said, not news
+        ("Pole ahead.", "Pole right in front of you.", True),  # now within reach
+        ("Bike on your left.", "Bike in your path.", True),  # into the path
+        ("Car on your left.", "Bike on your left.", True),  # another thing
+    ],
+)
+def test_worth_repeating(before, now, repeat):
+    assert worth_repeating(hazard(before), hazard(now)) is repeat
+
+
+# ------------------------------------------------------------------ brevity
+
+
+def complete(original: str, out: str, lang: str = "en") -> bool:
+    """``out`` keeps words of ``original`` in order, ends in punctuation, and every
+    place it leaves the original is a boundary: punctuation, a dash, or a conjunction
+    or preposition starting what was dropped (today's cut "…paintings on." is not)."""
+    lex = lexicon(lang)
+    starts = {*lex.conjunctions, *(p.split()[0] for p in lex.prepositions)}
+    tokens, kept = original.split(), out.split()
+    if not out or out[-1] not in ".!?":
+        return False
+    at, marks = 0, []
+    for word in kept:
+        bare = word.strip(".,;:!?").lower()
+        while at < len(tokens) and tokens[at].strip(".,;:!?").lower() != bare:
+            at += 1
+        if at == len(tokens):
+            return False
+        marks.append(at)
+        at += 1
+    for i in marks:
+        if i + 1 in marks or i + 1 == len(tokens) or tokens[i][-1] in ",.;:!?—":
+            continue
+        if tokens[i + 1].lower() not in ("—", "–", "-", *starts) or tokens[i].lower() in _LEADS:
+            return False
+    return True
+
+
+_LEADS = {"a", "an", "the", "your", "my", "of", "right", "just", "directly", "very", "direkt"}
+
+
+def test_the_completeness_check_catches_a_mid_phrase_cut():
+    text = "A bright room with a wooden table, two chairs and nice paintings on the wall."
+    assert not complete(
+        text, "A bright room with a wooden table, two chairs and nice paintings on."
+    )
+    assert not complete(text, "A bright room with a wooden.")
+    assert not complete(text, "A bright room with a wooden table, two chairs")
+    assert complete(text, "A bright room with a wooden table, two chairs.")
+    assert complete(text, "A bright room with a wooden table, two chairs and nice paintings.")
+    text = "There is a box lying on the pavement right in front of you with some bags."
+    assert not complete(text, "There is a box lying on the pavement right.")
+    assert complete(text, "There is a box lying on the pavement right in front of you.")
+
+
+def test_within_budget_a_line_only_gets_its_full_stop():
+    assert shorten("Step down ahead", 12) == "Step down ahead."
+    assert shorten("Stop!", 12) == "Stop!"
+    assert shorten("", 12) == ""
+
+
+def test_narration_is_cut_between_clauses():
+    text = "A bright room with a wooden table, two chairs and nice paintings on the wall."
+    assert shorten(text, 12) == "A bright room with a wooden table, two chairs."
+
+
+def test_a_hazard_keeps_object_direction_and_distance_even_over_budget():
+    text = "The pavement here is quite wide and smooth, but there's a step down about three metres ahead."
+    assert shorten(text, 12, hazard(text)) == "There's a step down about three metres ahead."
+    text = "There is a big brown cardboard box lying on the pavement right in front of you with some bags."
+    out = shorten(text, 12, hazard(text))
+    assert out == "There is a big brown cardboard box lying on the pavement right in front of you."
+    text = (
+        "Careful, a tree branch is hanging quite low at head height at about one o'clock, so duck."
+    )
+    out = shorten(text, 12, hazard(text))
+    assert "branch" in out and "at head height" in out and "one o'clock" in out
+
+
+def test_the_hazard_clause_wins_over_the_lines_opening():
+    text = (
+        "I can see the street is busy today and there is a car coming quickly from your left side."
+    )
+    assert shorten(text, 12, hazard(text)) == "There is a car coming quickly from your left side."
+
+
+def test_shorten_in_german_and_spanish():
+    text = "Achtung, ein Radfahrer kommt sehr schnell von links auf dem Gehweg direkt auf dich zu."
+    assert shorten(text, 12, hazard(text, "de"), language="de") == (
+        "Achtung, ein Radfahrer kommt sehr schnell von links."
+    )
+    text = "Estás en una plaza grande con una fuente en el centro y muchos bancos alrededor."
+    assert (
+        shorten(text, 12, language="es") == "Estás en una plaza grande con una fuente en el centro."
+    )
+
+
+def _corpus() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("budget", [3, 5, 8, 12])
+def test_shorten_never_ends_mid_phrase_and_keeps_the_hazard(budget):
+    """Every corpus line at several budgets: cut only at boundaries, ending in
+    punctuation, and for alerts with the hazard's object, direction and distance."""
+    for row in _corpus():
+        text, lang = row["text"], row["language"]
+        h = parse_hazard(text, lang) if row["label"] == "alert" else None
+        out = shorten(text, budget, h, language=lang)
+        assert complete(text, out, lang), (text, out)
+        for said in (h.what, h.direction, h.distance) if h else ():
+            assert said.lower() in out.lower(), (text, out, said)
+
+
+def test_the_corpus_is_big_and_well_formed():
+    rows = _corpus()
+    assert len(rows) >= 300
+    by_lang = {lang: sum(r["language"] == lang for r in rows) for lang in ("en", "de", "es")}
+    assert by_lang["de"] >= 30 and by_lang["es"] >= 30, by_lang
+    assert len({r["text"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["label"] in ("alert", "answer", "narration", "reading"), r
+        assert r["mode"] in {m.value for m in Mode}, r
+        assert r["hazard"] is None or set(r["hazard"]) == {"what", "direction", "distance"}, r
