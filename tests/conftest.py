@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 
-from tests.fake_vllm import FakeVLLM
+from tests.fakes import FakeVLLM
 from tests.harness import piper_tts
 
 

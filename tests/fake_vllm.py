@@ -6,7 +6,10 @@ queue of scripted replies, and it records every request's raw bytes. Like vLLM i
 keeps frames sent with a ``uuid`` and answers ``miss_status`` to a reference it does
 not hold; ``uuids="refuse"`` answers 400 to any ``uuid`` field, like a strict server
 that does not know them, and ``uuids="ignore"`` takes the field but keeps nothing.
-The fixtures ``vllm`` and ``make_vllm`` live in conftest.py.
+
+Import ``FakeVLLM`` and ``Reply`` from tests/fakes.py, where every fake is found; the
+helpers that build a runtime and a tick and read recorded requests are imported from
+here. The fixtures ``vllm`` and ``make_vllm`` live in conftest.py.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ _TOKEN = re.compile(r"</?\w+>|\s*[^\s<]+|\s+")
 
 @dataclass
 class Reply:
+    """One scripted answer of ``FakeVLLM``: its text, or an HTTP failure."""
+
     text: str = "</silence>"
     # The first token's candidates (token -> log-prob); None: the chosen token only.
     top: dict[str, float] | None = None
@@ -39,6 +44,8 @@ class Reply:
 
 
 class FakeVLLM:
+    """The model server over HTTP: an OpenAI-compatible vLLM on loopback, from a script."""
+
     def __init__(
         self, models: tuple[str, ...] = (MODEL,), *, uuids: str = "keep", miss_status: int = 400
     ) -> None:

@@ -1,4 +1,18 @@
-"""Fakes at the boundaries, implementing the real interfaces (STYLE.md)."""
+"""Every test double, each at the boundary it stands in for, on the real interfaces
+(STYLE.md). Import fakes from here and nowhere else.
+
+In order: the model (``StreamingRuntime``, ``OutOfMemoryRuntime``); agents
+(``ScriptedAgent``, ``SleepyAgent``); speech out (``InstantTTS``, ``FakeTTS``); speech
+in (``FakeASR``, ``ScriptedListener``); a session's task spawner (``Spawner``); then the
+bridge's world: clocks, the link, the glasses, the speaker, a Companion server and the
+network between them.
+
+``FakeVLLM``, the OpenAI-compatible model server over HTTP, is re-exported from
+``tests/fake_vllm.py``: it is a whole HTTP server (streaming, log-probs, a frame cache)
+with request-reading helpers only the OpenAI runtime's tests use, and would double the
+size of this file. Real-audio helpers (espeak-ng speech, Opus packets, tiny Whisper)
+are not fakes; they live in ``tests/audio_fixtures.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +23,17 @@ import heapq
 import ipaddress
 import itertools
 import ssl
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,7 +48,9 @@ from mobile_bridge.link import LinkOptions
 from mobile_bridge.media import OpusPacketizer
 from mobile_bridge.sinks.base import SpeechSink, UtteranceAudio
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
-from server.agents.base import Agent, AgentAnswer, AgentCapabilities, AgentError, DelegationRequest
+from server.agents.base import Agent, AgentAnswer, AgentCapabilities, DelegationRequest
+from server.codes import Code
+from server.errors import Recoverable
 from server.runtime.base import (
     SILENCE,
     Action,
@@ -36,7 +61,41 @@ from server.runtime.base import (
     TextSink,
 )
 from server.runtime.conversation import Conversation, Turn
-from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, VoiceOptions
+from server.voice.asr.base import ASRBackend, ASRCapabilities
+from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+from tests.fake_vllm import FakeVLLM, Reply
+
+__all__ = [
+    "BRIDGE_SAY",
+    "CAMERA_AND_MIC",
+    "READY",
+    "FakeASR",
+    "FakeCompanion",
+    "FakeLink",
+    "FakeSource",
+    "FakeTTS",
+    "FakeVLLM",
+    "InstantTTS",
+    "ManualClock",
+    "OutOfMemoryRuntime",
+    "RecordingClock",
+    "RecordingSink",
+    "Reply",
+    "ScriptedAgent",
+    "ScriptedListener",
+    "SelfSignedCert",
+    "SleepyAgent",
+    "Spawner",
+    "StreamingRuntime",
+    "TcpProxy",
+    "companion_server",
+    "self_signed_cert",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# The model: an interaction runtime, in process. (Over HTTP: FakeVLLM, tests/fake_vllm.py.)
+# ---------------------------------------------------------------------------------------
 
 
 class StreamingRuntime(InteractionRuntime):
@@ -88,10 +147,29 @@ class _StreamingSession(ModelSession):
         super().heard(utterance_text, heard_text)
 
 
-class ScriptedAgent(Agent):
-    """Answers from a script; each question waits until ``release`` (or not at all)."""
+class OutOfMemoryRuntime(InteractionRuntime):
+    """A model whose GPU is full: every ``open_session`` raises ``model.memory``."""
 
-    def __init__(self, answers: dict[str, AgentAnswer | AgentError] | None = None) -> None:
+    def __init__(self) -> None:
+        super().__init__(RuntimeCapabilities(name="out-of-memory"))
+
+    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
+        raise Recoverable(Code.MODEL_MEMORY, "not enough GPU memory for a session's KV cache")
+
+
+# ---------------------------------------------------------------------------------------
+# Agents: the background workers a delegation goes to.
+# ---------------------------------------------------------------------------------------
+
+
+class ScriptedAgent(Agent):
+    """An agent that answers from a script; each question waits until ``gate`` is set.
+
+    A scripted exception is raised as it is (the base turns it into an ``AgentError``);
+    a question not in the script gets "Answer to QUESTION.".
+    """
+
+    def __init__(self, answers: dict[str, AgentAnswer | Exception] | None = None) -> None:
         super().__init__(AgentCapabilities(name="scripted"))
         self.answers = answers or {}
         self.gate = asyncio.Event()
@@ -107,35 +185,34 @@ class ScriptedAgent(Agent):
             self.cancelled.append(request.question)
             raise
         answer = self.answers.get(request.question, AgentAnswer(f"Answer to {request.question}."))
-        if isinstance(answer, AgentError):
+        if isinstance(answer, Exception):
             raise answer
         return answer
 
 
-class Spawner:
-    """A session's ``spawn(coro, name)`` for tests: named tasks on the running loop,
-    kept so a test can check that none of them outlives its owner's ``close()``."""
+class SleepyAgent(Agent):
+    """An agent that answers after ``delay_s`` of (virtual, under the session harness) time."""
 
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[None]] = []
+    def __init__(
+        self, delay_s: float, answer: str = "It is a tin of tomatoes.", *, urgent: bool = False
+    ) -> None:
+        super().__init__(AgentCapabilities(name="sleepy"))
+        self.delay_s = delay_s
+        self.reply = answer
+        self.urgent = urgent
 
-    def __call__(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.append(task)
-        return task
+    async def _run(self, request: DelegationRequest) -> AgentAnswer:
+        await asyncio.sleep(self.delay_s)
+        return AgentAnswer(self.reply, urgent=self.urgent)
 
-    @property
-    def names(self) -> list[str]:
-        return [t.get_name() for t in self.tasks]
 
-    @property
-    def running(self) -> list[str]:
-        """Names of the spawned tasks that have not finished."""
-        return [t.get_name() for t in self.tasks if not t.done()]
+# ---------------------------------------------------------------------------------------
+# Speech out: TTS backends.
+# ---------------------------------------------------------------------------------------
 
 
 class InstantTTS(TTSBackend):
-    """Speech that costs no time to make: silence, a quarter second a word, per clause.
+    """A TTS backend that costs no time: silence, a quarter second a word, per clause.
 
     Non-blocking, so it runs no thread (the session harness's clock never waits on it).
     """
@@ -157,8 +234,100 @@ class InstantTTS(TTSBackend):
         return "instant (silence, for tests)"
 
 
+class FakeTTS(TTSBackend):
+    """A TTS backend that speaks a quiet tone per clause and fails on demand.
+
+    ``fail_at_clause``: the clause index that raises ``TTSError`` (0 = before any
+    audio); ``hang``: never produce audio (a stuck network voice); ``broken``: fail
+    every call until ``broken`` is set back to False; ``blocking``: synthesise in the
+    backend's thread, as local engines do (``hang`` is for the async path only).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        fail_at_clause: int | None = None,
+        hang: bool = False,
+        broken: bool = False,
+        blocking: bool = False,
+    ) -> None:
+        super().__init__(
+            TTSCapabilities(name=name, offline=True, sample_rate=16000, blocking=blocking)
+        )
+        self.fail_at_clause = fail_at_clause
+        self.hang = hang
+        self.broken = broken
+        self.calls: list[str] = []
+        self._clause = 0
+
+    async def stream(self, text: str, options: VoiceOptions) -> AsyncGenerator[PcmChunk, None]:
+        self._clause = 0
+        async for chunk in super().stream(text, options):
+            yield chunk
+
+    async def _synthesize_async(self, clause: str, options: VoiceOptions) -> PcmChunk:
+        chunk = self._tone(clause)
+        if self.hang:
+            await asyncio.Event().wait()
+        return chunk
+
+    def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
+        yield self._tone(clause)
+
+    def _tone(self, clause: str) -> PcmChunk:
+        self.calls.append(clause)
+        index, self._clause = self._clause, self._clause + 1
+        if self.broken or index == self.fail_at_clause:
+            raise TTSError(f"{self.name} broke at clause {index}")
+        t = np.arange(1600) / 16000
+        return PcmChunk((np.sin(2 * np.pi * 440 * t) * 3000).astype(np.int16), 16000, clause)
+
+    def describe(self) -> str:
+        return f"fake {self.name}"
+
+
+# ---------------------------------------------------------------------------------------
+# Speech in: the ASR backend, and a whole listener.
+# ---------------------------------------------------------------------------------------
+
+
+class FakeASR(ASRBackend):
+    """An ASR backend that hears ``text`` in every call; ``gate`` (a threading.Event)
+    holds each call, and it counts how many run at once and on which threads."""
+
+    def __init__(self, text: str = "hello there", gate: threading.Event | None = None) -> None:
+        super().__init__(ASRCapabilities(name="fake-asr"))
+        self.text = text
+        self.gate = gate
+        self.calls: list[tuple[int, bool]] = []  # (samples, partial)
+        self.threads: list[str] = []
+        self.entered = threading.Event()  # set when a call starts
+        self.running = 0
+        self.max_running = 0
+        self._lock = threading.Lock()
+
+    def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:
+        with self._lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        self.calls.append((pcm16k.size, partial))
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        try:
+            if self.gate is not None:
+                self.gate.wait(5)
+            return self.text
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def describe(self) -> str:
+        return "fake asr"
+
+
 class ScriptedListener:
-    """A listener whose 'audio' packets say what the user did (the voice boundary).
+    """A session's audio listener whose 'audio' packets say what the user did.
 
     ``b"speech"`` is speech onset (``SpeechStarted``), ``b"final:TEXT"`` a final
     transcript. It records what the speaker told its echo guard.
@@ -198,20 +367,31 @@ class ScriptedListener:
         self.closed = True
 
 
-class SleepyAgent(Agent):
-    """Answers after ``delay_s`` of (virtual, under the session harness) time."""
+# ---------------------------------------------------------------------------------------
+# A session's task spawner.
+# ---------------------------------------------------------------------------------------
 
-    def __init__(
-        self, delay_s: float, answer: str = "It is a tin of tomatoes.", *, urgent: bool = False
-    ) -> None:
-        super().__init__(AgentCapabilities(name="sleepy"))
-        self.delay_s = delay_s
-        self.reply = answer
-        self.urgent = urgent
 
-    async def _run(self, request: DelegationRequest) -> AgentAnswer:
-        await asyncio.sleep(self.delay_s)
-        return AgentAnswer(self.reply, urgent=self.urgent)
+class Spawner:
+    """A session's ``spawn(coro, name)`` for tests: named tasks on the running loop,
+    kept so a test can check that none of them outlives its owner's ``close()``."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def __call__(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.append(task)
+        return task
+
+    @property
+    def names(self) -> list[str]:
+        return [t.get_name() for t in self.tasks]
+
+    @property
+    def running(self) -> list[str]:
+        """Names of the spawned tasks that have not finished."""
+        return [t.get_name() for t in self.tasks if not t.done()]
 
 
 # ---------------------------------------------------------------------------------------

@@ -136,12 +136,20 @@ ALLOWED: dict[str, Rule] = {
             *VOICE_INTERFACES,
             *AGENT_INTERFACES,
             "server.modes",
+            "server.vision",
             *LEAVES,
             "server.telemetry",
         )
     ),
     "server.engine": Rule(
-        ("server.engine", "server.modes", *RUNTIME_LEAVES, *LEAVES, "server.telemetry")
+        (
+            "server.engine",
+            "server.modes",
+            "server.vision",
+            *RUNTIME_LEAVES,
+            *LEAVES,
+            "server.telemetry",
+        )
     ),
     # backends: their own package and the leaves; never config, engine, session,
     # transport or another backend package
@@ -154,6 +162,7 @@ ALLOWED: dict[str, Rule] = {
     ),
     "server.voice": Rule(("server.voice", *BACKEND_LEAVES)),
     "server.agents": Rule(("server.agents", *BACKEND_LEAVES)),
+    "server.vision": Rule(("server.vision", *LEAVES)),  # barcodes and OCR: pixels in, text out
     # below transport (architecture-2 §5)
     "server.pairing": Rule(("server.pairing", "server.storage", *LEAVES, "server.telemetry")),
     "server.storage": Rule(("server.storage", *LEAVES, "server.telemetry")),
@@ -270,18 +279,23 @@ def test_the_allow_list_checker_itself(rel, modules, expected):
 
 
 # --- promises kept: settings read, events emitted (architecture-2 P7) ----------------
+#
+# A setting counts as read where a section's field is read off the settings
+# (``settings.server.tick_hz``, ``cfg = services.settings.server; cfg.port``,
+# ``def f(v: VoiceSettings): v.asr``), not wherever something has an attribute of that
+# name: ``self.timeout_s`` or ``model.model`` say nothing about ``[agent] timeout_s``.
 
 
-def _attributes_read(paths: Iterable[Path]) -> set[str]:
-    return {
-        node.attr
-        for p in paths
-        for node in ast.walk(_tree(p))
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
-    }
+@dataclass(frozen=True)
+class Section:
+    """One ``[section]`` of the settings: its attribute on ``Settings``, class, fields."""
+
+    name: str
+    cls: str
+    fields: tuple[str, ...]
 
 
-def _settings_sections() -> dict[str, list[str]]:
+def _settings_sections() -> list[Section]:
     """Each section dataclass ``Settings`` holds, with its field names."""
     classes = {
         n.name: n for n in _tree(ROOT / "server/config.py").body if isinstance(n, ast.ClassDef)
@@ -295,24 +309,199 @@ def _settings_sections() -> dict[str, list[str]]:
             if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
         ]
 
-    sections = {}
-    for _, annotation in fields(classes["Settings"]):
-        name = ast.unparse(annotation).strip("'\"")
-        if name in classes:
-            sections[name] = [f for f, _ in fields(classes[name])]
+    sections = []
+    for attr, annotation in fields(classes["Settings"]):
+        cls = ast.unparse(annotation).strip("'\"")
+        if cls in classes:
+            sections.append(Section(attr, cls, tuple(f for f, _ in fields(classes[cls]))))
     assert sections, "found no settings sections in server/config.py"
     return sections
 
 
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_SETTINGS = "Settings"  # the kind of a value that is the whole settings object
+
+
+class _SettingsReads(ast.NodeVisitor):
+    """Collects ``(section, field)`` for every read of a field off a settings section.
+
+    A value is the settings when it is a name or attribute called ``settings`` (the
+    house name for it), a parameter annotated ``Settings``, a call to ``Settings``,
+    ``load_settings`` or ``.with_overrides`` on the settings, or a name bound to one
+    of these. It is a section when it is ``<settings>.<section>``, a parameter
+    annotated with the section's class, or a name bound to one. Bindings are per
+    function (a closure sees its outer function's) and a name's last binding there is
+    the one that counts: rebound to anything else (a loop, ``with``, unpacking,
+    another value), it is not a section any more.
+    """
+
+    def __init__(self, sections: Mapping[str, str]) -> None:
+        self.sections = sections  # section attribute -> class name
+        self.by_class = {cls: name for name, cls in sections.items()}
+        self.scopes: list[dict[str, str | None]] = []
+        self.found: set[tuple[str, str]] = set()
+
+    def kind(self, node: ast.AST) -> str | None:
+        """``_SETTINGS``, a section's name, or None for anything else."""
+        if isinstance(node, ast.Name):
+            if node.id == "settings":
+                return _SETTINGS
+            for scope in reversed(self.scopes):
+                if node.id in scope:
+                    return scope[node.id]
+            return None
+        if isinstance(node, ast.Attribute):
+            if node.attr == "settings":
+                return _SETTINGS
+            if node.attr in self.sections and self.kind(node.value) == _SETTINGS:
+                return node.attr
+            return None
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                if func.id in ("Settings", "load_settings"):
+                    return _SETTINGS
+                return self.by_class.get(func.id)
+            if isinstance(func, ast.Attribute) and func.attr == "with_overrides":
+                return _SETTINGS if self.kind(func.value) == _SETTINGS else None
+        return None
+
+    def _declared(self, arg: ast.arg) -> str | None:
+        if arg.annotation is not None:
+            for part in ast.unparse(arg.annotation).strip("'\"").split("|"):
+                name = part.strip().rsplit(".", 1)[-1]
+                if name == "Settings":
+                    return _SETTINGS
+                if name in self.by_class:
+                    return self.by_class[name]
+        return None
+
+    def _scope(self, node: ast.AST) -> None:
+        scope: dict[str, str | None] = {}
+        if isinstance(node, _SCOPES):
+            a = node.args
+            for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+                if arg is not None:
+                    scope[arg.arg] = self._declared(arg)
+        self.scopes.append(scope)
+        for target, value in _bindings(node):
+            scope[target] = self.kind(value) if value is not None else None
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _scope
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        section = self.kind(node.value)
+        if isinstance(node.ctx, ast.Load) and section in self.sections:
+            self.found.add((section, node.attr))
+        self.generic_visit(node)
+
+
+def _bindings(scope: ast.AST) -> list[tuple[str, ast.expr | None]]:
+    """Names a scope binds (not its nested scopes), in source order, each with its
+    value when it is a plain ``name = value``; None for a loop, ``with``, unpacking."""
+    own: list[ast.AST] = []
+    todo = list(ast.iter_child_nodes(scope))
+    while todo:
+        node = todo.pop()
+        own.append(node)
+        if not isinstance(node, (*_SCOPES, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    values: dict[int, ast.expr | None] = {}
+    for node in own:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            values[id(node.targets[0])] = node.value
+        elif isinstance(node, ast.AnnAssign | ast.NamedExpr):
+            values[id(node.target)] = node.value
+    names = [n for n in own if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    names.sort(key=lambda n: (n.lineno, n.col_offset))
+    return [(n.id, values.get(id(n))) for n in names]
+
+
+def settings_read(source: str, sections: Mapping[str, str]) -> set[tuple[str, str]]:
+    """The ``(section, field)`` pairs ``source`` reads off the settings; ``sections``
+    maps each section's attribute on ``Settings`` to its class."""
+    reads = _SettingsReads(sections)
+    reads.visit(ast.parse(source))
+    return reads.found
+
+
+# Fields read by a route the AST check cannot follow, each with where it is read.
+# (None today: CLI flags and ``with_overrides`` only *write* settings; what serve
+# reads afterwards goes through ``settings.<section>.<field>`` like everything else.)
+SETTINGS_READ_ELSEWHERE: dict[str, str] = {}
+
+
 def test_every_setting_is_read_outside_config():
-    read = _attributes_read(p for p in _py("server") if _rel(p) != "server/config.py")
+    sections = _settings_sections()
+    by_name = {s.name: s.cls for s in sections}
+    read: set[tuple[str, str]] = set()
+    for path in _py("server"):
+        if _rel(path) != "server/config.py":
+            read |= settings_read(path.read_text(encoding="utf-8"), by_name)
     unread = [
-        f"{section}.{name}"
-        for section, names in _settings_sections().items()
-        for name in names
-        if name not in read
+        f"[{s.name}] {field}  ({s.cls}.{field})"
+        for s in sections
+        for field in s.fields
+        if (s.name, field) not in read and f"{s.name}.{field}" not in SETTINGS_READ_ELSEWHERE
     ]
-    _none_of(unread, "settings nothing outside server/config.py reads (wire them or delete them)")
+    _none_of(
+        unread,
+        "settings nothing outside server/config.py reads as settings.<section>.<field> "
+        "(wire them, delete them, or name where they are read in SETTINGS_READ_ELSEWHERE)",
+    )
+    stale = [k for k in SETTINGS_READ_ELSEWHERE if tuple(k.split(".", 1)) in read]
+    _none_of(stale, "SETTINGS_READ_ELSEWHERE entries that are read directly now (drop them)")
+
+
+_SECTIONS = {
+    "server": "ServerSettings",
+    "pairing": "PairingSettings",
+    "model": "ModelSettings",
+    "voice": "VoiceSettings",
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # counted
+        ("def f(settings):\n    return settings.server.tick_hz", {("server", "tick_hz")}),
+        ("def f(self):\n    return self.services.settings.server.port", {("server", "port")}),
+        (
+            "def f(self):\n    cfg = self._services.settings.server\n    cfg.host",
+            {("server", "host")},
+        ),
+        ("def f(s: Settings):\n    return s.voice.asr", {("voice", "asr")}),
+        ("def f(v: 'VoiceSettings'):\n    return v.rate", {("voice", "rate")}),
+        ("def f(m: config.ModelSettings | None):\n    return m.dtype", {("model", "dtype")}),
+        (
+            "def f(p):\n    s = load_settings(p).with_overrides('voice', asr='none')\n"
+            "    return s.voice.asr_model",
+            {("voice", "asr_model")},
+        ),
+        (
+            "def f(settings):\n    v = settings.voice\n    def g():\n        return v.volume\n",
+            {("voice", "volume")},
+        ),
+        (
+            "def f(o):\n    settings, db = o\n    settings.pairing.code_ttl_s",
+            {("pairing", "code_ttl_s")},
+        ),
+        # not counted: a field's name off something that is not a settings section
+        ("def f(self):\n    return self.timeout_s", set()),
+        ("def f(model):\n    return model.model.get_rope_index", set()),
+        ("def f(m):\n    return m.server.port", set()),
+        ("def f(p):\n    s = load_settings(p)\n    s = other()\n    return s.server.port", set()),
+        ("def f(s: Settings):\n    for s in xs:\n        s.server.port", set()),
+        ("def f(settings):\n    cfg = settings.server\n    cfg = 3\n    cfg.port", set()),
+        ("def f(settings):\n    settings.server.port = 1", set()),
+        ("def f(v: VoiceSettings):\n    def g(v):\n        return v.rate\n", set()),
+    ],
+)
+def test_the_settings_reader_itself(source, expected):
+    assert settings_read(source, _SECTIONS) == expected
 
 
 def _server_event_classes() -> list[str]:

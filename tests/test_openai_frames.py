@@ -10,7 +10,8 @@ import pytest
 from server.errors import Recoverable
 from server.runtime.base import ActionKind
 from server.runtime.openai import ModelRejected, ModelUnavailable
-from tests.fake_vllm import INSTRUCTION, FakeVLLM, Reply, image_parts, runtime, tick
+from tests.fake_vllm import INSTRUCTION, image_parts, runtime, tick
+from tests.fakes import FakeVLLM, Reply
 
 
 def test_each_frame_travels_once_then_by_uuid(vllm: FakeVLLM) -> None:

@@ -25,16 +25,8 @@ from server.runtime.openai import (
     OpenAIRuntimeOptions,
 )
 from server.runtime.prompt import NO_FRAME, QA_HISTORY, QUERY_HEADER, SYSTEM_PROMPT
-from tests.fake_vllm import (
-    INSTRUCTION,
-    MODEL,
-    FakeVLLM,
-    Reply,
-    as_held,
-    messages_text,
-    runtime,
-    tick,
-)
+from tests.fake_vllm import INSTRUCTION, MODEL, as_held, messages_text, runtime, tick
+from tests.fakes import FakeVLLM, Reply
 
 # ---------------------------------------------------------------------- shape
 

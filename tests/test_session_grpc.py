@@ -13,14 +13,12 @@ from murmur.v1 import companion_pb2 as pb
 
 from server.agents.manager import DelegationManager
 from server.app import build_listener_factory
-from server.codes import Code
 from server.config import Settings
-from server.errors import Recoverable
 from server.events import AudioOut, StopSpeaking
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
 from server.session.outbox import Outbox
 from tests.audio_fixtures import needs_espeak, opus_packets, speech, with_silence
-from tests.fakes import ScriptedAgent, StreamingRuntime
+from tests.fakes import OutOfMemoryRuntime, ScriptedAgent, StreamingRuntime
 from tests.harness import Client, decode_opus, jpeg, running_server, scripted, session_start
 
 FAST = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
@@ -300,15 +298,8 @@ async def test_outbox_puts_a_cut_ahead_of_the_audio_it_cuts():
         await asyncio.wait_for(box.put(AudioOut("u3", seq, b"z")), 1)
 
 
-class _FullRuntime(ScriptedRuntime):
-    """A model with no memory left for another session's KV cache."""
-
-    def open_session(self, instruction: str, *, language: str = "en"):  # type: ignore[override]
-        raise Recoverable(Code.MODEL_MEMORY, "not enough GPU memory for a session's KV cache")
-
-
 async def test_no_memory_for_another_session_is_resource_exhausted(tts):
-    async with running_server(_FullRuntime([]), tts, FAST) as srv, Client(srv.address) as c:
+    async with running_server(OutOfMemoryRuntime(), tts, FAST) as srv, Client(srv.address) as c:
         await c.send(session_start())
         assert await c.finish() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "GPU memory" in await c.call.details()
