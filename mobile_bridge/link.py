@@ -8,7 +8,11 @@ UNAVAILABLE or a ``GoAway`` it reconnects with the resume token from the latest
 ``SessionReady`` (exponential backoff with jitter, or the server's own delay) and
 carries on with the same outbox, so the caller never sees the seam except as a
 second ``SessionReady``. Whatever was written to a call before it broke is gone
-with it: nothing is sent twice.
+with it: nothing is sent twice. What waited in the outbox through the outage is
+trimmed when the next connection is up, so the server does not get seconds of
+history in a burst: audio captured longer ago than ``stale_audio_s`` is dropped,
+of the video frames only the newest is kept, everything else (text, controls,
+stills asked for, playback reports) goes as queued; a status line counts the drops.
 
 grpc.aio rule kept here: on the call only ``write``/``read``/``done_writing``
 are used, never ``async for`` (mixing the two raises).
@@ -22,7 +26,7 @@ import dataclasses
 import importlib.metadata
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +49,7 @@ __all__ = [
     "PairedDevice",
     "connect",
     "explain_status",
+    "fresh_after_outage",
     "pair",
 ]
 
@@ -92,6 +97,7 @@ class LinkOptions:
     max_reconnects: int = 12  # tries in a row that get no SessionReady, then give up
     backoff: Backoff = field(default_factory=Backoff)
     outbox_size: int = 512
+    stale_audio_s: float = 1.0  # after a reconnect, queued audio older than this is dropped
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -111,10 +117,51 @@ class Connection:
     certificate_pem: str = ""  # what the server presented, when pinned
 
 
+def fresh_after_outage(
+    queued: Iterable[object], *, now_ms: int, max_audio_age_ms: int
+) -> tuple[list[object], int, int]:
+    """What of an outbox that waited through an outage is still worth sending, in order;
+    and how many audio chunks and video frames were left out.
+
+    Audio captured more than ``max_audio_age_ms`` before ``now_ms`` (the bridge's unix
+    clock, which sources stamp captures with) is history the server's listener would
+    only have to wade through; audio without a capture time has no known age and
+    stays. Video is a latest-only slot: of the plain frames only the newest stays.
+    A still the server asked for (``high_res``) stays, as does every other event.
+    """
+    items = list(queued)
+    newest_frame = next((i for i in reversed(range(len(items))) if _plain_frame(items[i])), None)
+    kept: list[object] = []
+    audio = frames = 0
+    for i, item in enumerate(items):
+        if _plain_frame(item) and i != newest_frame:
+            frames += 1
+        elif _stale_audio(item, now_ms - max_audio_age_ms):
+            audio += 1
+        else:
+            kept.append(item)
+    return kept, audio, frames
+
+
+def _plain_frame(item: object) -> bool:
+    return (
+        isinstance(item, pb.ClientEvent)
+        and item.HasField("video_frame")
+        and not item.video_frame.high_res
+    )
+
+
+def _stale_audio(item: object, oldest_ms: int) -> bool:
+    if not isinstance(item, pb.ClientEvent) or not item.HasField("audio_chunk"):
+        return False
+    captured = item.audio_chunk.capture_time_ms
+    return 0 < captured < oldest_ms
+
+
 async def _open(options: LinkOptions, target: str) -> Connection:
     if options.pin is not None:
         pem = await verify_pin(target, options.pin, options.connect_timeout_s)
-        creds, channel_options = pinned_credentials(pem)
+        creds, channel_options = pinned_credentials(pem, target)
         return Connection(grpc.aio.secure_channel(target, creds, channel_options), target, pem)
     return _unpinned(options, target)
 
@@ -243,6 +290,32 @@ async def _read(rpc: grpc.aio.StreamStreamCall) -> object:
         ) from e
 
 
+async def _hear_refusal(
+    channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], wait_s: float
+) -> grpc.aio.AioRpcError | None:
+    """The status of a server that refuses a call before its first message, heard on a
+    call that sends none.
+
+    When a server ends a call as the client's first write goes out, grpc.aio may
+    report that write's failure, INTERNAL "Internal error from Core", in place of
+    the status the server sent (grpc/grpc#36066); a call that writes nothing cannot
+    lose it so. A server that refuses the token refuses this one at once; one that
+    does not waits for SessionStart and is left after ``wait_s`` (None).
+    """
+    probe = pb_grpc.CompanionStub(channel).Converse(metadata=metadata)
+    try:
+        async with asyncio.timeout(wait_s):
+            await probe.read()
+    except grpc.aio.AioRpcError as e:
+        if not _lost_transport(e.code(), e.details() or ""):
+            return e
+    except TimeoutError:
+        pass
+    finally:
+        probe.cancel()
+    return None
+
+
 def _metadata(options: LinkOptions) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {options.token}"),) if options.token else ()
 
@@ -304,6 +377,8 @@ class BridgeLink:
         self.resume_token = start.resume_token
         self.reconnects = 0
         self.sent = 0
+        self.dropped_audio = 0  # stale audio chunks left out after reconnects
+        self.dropped_frames = 0  # queued video frames superseded by a newer one
         self.delays: list[float] = []  # each wait before a reconnect, in order
         self._on_status = on_status or (lambda msg: log.warning("%s", msg))
         self._clock = clock or SystemClock()
@@ -409,12 +484,19 @@ class BridgeLink:
             start.resume_token = self.resume_token
             try:
                 await rpc.write(pb.ClientEvent(session_start=start))
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as e:
                 # The server ended the call first (a refused token, say); the write
-                # reports only "Internal error from Core", the read below the real status.
-                pass
+                # reports only "Internal error from Core", the read below the real
+                # status, unless the failed write overwrote it: then ask again.
+                if isinstance(e, grpc.aio.AioRpcError) and e.code() is grpc.StatusCode.INTERNAL:
+                    wait_s = min(1.0, self.options.connect_timeout_s)
+                    refused = await _hear_refusal(conn.channel, _metadata(self.options), wait_s)
+                    if refused is not None:
+                        raise refused from e
             else:
                 self.sent += 1
+                if self.reconnects:
+                    self._trim_outbox()
                 # Only now start the pump: one write at a time per call, and
                 # SessionStart must be the first.
                 pump = asyncio.create_task(self._pump(rpc))
@@ -428,6 +510,29 @@ class BridgeLink:
                 await asyncio.wait([pump])  # (never raises, so our own cancel stays ours)
             rpc.cancel()
             self._call = None
+
+    def _trim_outbox(self) -> None:
+        """Leave out what went stale in the outbox while no call took it (see
+        ``fresh_after_outage``). Nothing awaits in here, so no one puts in between."""
+        queued: list[object] = []
+        while not self.outbox.empty():
+            queued.append(self.outbox.get_nowait())
+        kept, audio, frames = fresh_after_outage(
+            queued,
+            now_ms=int(self._clock.time() * 1000),
+            max_audio_age_ms=int(self.options.stale_audio_s * 1000),
+        )
+        for item in kept:  # (no more than came out: it fits)
+            self.outbox.put_nowait(item)
+        if audio or frames:
+            self.dropped_audio += audio
+            self.dropped_frames += frames
+            going = sum(isinstance(item, pb.ClientEvent) for item in kept)
+            self._on_status(
+                f"back after the drop: left out {audio} queued audio chunk(s) captured "
+                f"over {self.options.stale_audio_s:g} s ago and {frames} superseded video "
+                f"frame(s); {going} queued event(s) go on"
+            )
 
     def _note(self, msg: pb.ServerEvent, call: _Call) -> None:
         which = msg.WhichOneof("event")

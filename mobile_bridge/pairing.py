@@ -70,7 +70,11 @@ def parse_invite(text: str, server: str | None = None) -> Invite:
         return Invite(text, extra)
     url = urlsplit(text)
     if url.scheme.lower() != "murmur" or url.netloc.lower() != "pair":
-        raise ValueError(f"not a Murmur pairing link: {text!r} (expected murmur://pair?…)")
+        # (never the link itself in a message: it holds the code)
+        raise ValueError(
+            "not a Murmur pairing link (expected murmur://pair?code=…&fp=…&addr=…, "
+            "the whole link that `murmur pair` printed)"
+        )
     query = parse_qs(url.query)
     codes, fps = query.get("code", []), query.get("fp", [])
     if len(codes) != 1 or not codes[0].strip():

@@ -115,8 +115,7 @@ class SessionStart:
     video_encoding: VideoEncoding = VideoEncoding.JPEG
     speaker: bool = True
     haptics: bool = False
-    display: bool = False
-    resume_token: str = ""
+    resume_token: str = field(default="", repr=False)  # a bearer secret for the session
     instruction_override: str = ""
     want_trace: bool = False
     client_name: str = ""
@@ -222,7 +221,7 @@ class SessionReady:
     lane: ClassVar[Lane] = Lane.DATA
 
     session_id: str
-    resume_token: str
+    resume_token: str = field(repr=False)  # a bearer secret for the session
     audio_in: AudioFormat
     audio_out: AudioFormat
     model: str

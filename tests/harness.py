@@ -147,14 +147,18 @@ async def secure_server(
     tmp_path: Path,
     tts: Any,
     runtime: InteractionRuntime | None = None,
+    *,
+    host: str = "127.0.0.1",
+    server: dict[str, Any] | None = None,
     **app_kwargs: Any,
 ) -> AsyncIterator[Secure]:
     """A server as `murmur serve` runs it: generated TLS certificate, SQLite registry,
-    device tokens required. `issue()` plays the part of `murmur pair`."""
+    device tokens required. `issue()` plays the part of `murmur pair`. ``host``: another
+    loopback address (``::1``); ``server``: other [server] settings."""
     state = tmp_path / "state"
     settings = (
         Settings()
-        .with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+        .with_overrides("server", tick_hz=5.0, frame_wait_ms=20, **(server or {}))
         .with_overrides("pairing", state_dir=str(state))
         .with_overrides("voice", asr="none")
     )
@@ -162,12 +166,13 @@ async def secure_server(
         settings = settings.with_overrides("agent", backend="")
     security = build_pairing(settings)
     app = build_app(settings, Overrides(runtime=runtime or scripted(), tts=tts, **app_kwargs))
-    server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
-    port = await server.start("127.0.0.1", 0)
+    grpc_server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
+    port = await grpc_server.start(host, 0)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        yield Secure(f"127.0.0.1:{port}", security, server, state, app)
+        yield Secure(address, security, grpc_server, state, app)
     finally:
-        await server.stop(0.5)
+        await grpc_server.stop(0.5)
         app.services.executors.shutdown()
         security.close()
 

@@ -20,7 +20,7 @@ import pytest
 
 from mobile_bridge.cli import main as bridge_main
 from mobile_bridge.errors import LinkError, explain_status
-from mobile_bridge.link import LinkOptions, connect
+from mobile_bridge.link import LinkOptions, _hear_refusal, connect
 from mobile_bridge.pairing import ConnectFlags, link_options, parse_invite
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import ServerPin
@@ -32,6 +32,7 @@ from mobile_bridge.tokens import (
     remove_pairing,
     save_pairing,
 )
+from server.pairing.uri import parse_pairing_uri
 from tests.fakes import FakeCompanion, SelfSignedCert, companion_server, self_signed_cert
 
 T = TypeVar("T")
@@ -101,6 +102,25 @@ def test_a_pairing_link_gives_code_fingerprint_and_addresses_in_order():
 def test_a_bad_pairing_link_says_what_is_wrong(text, server, says):
     with pytest.raises(ValueError, match=says):
         parse_invite(text, server)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "murmur://other?code=SECRET-CODE&fp=" + FP + "&addr=h:1",
+        "murmur://SECRET-CODE",
+        "murmur:pair?code=SECRET-CODE",
+        "murmur://pair?code=SECRET-CODE&fp=abc",
+        "murmur://pair?code=SECRET-CODE&fp=" + FP,
+    ],
+)
+def test_a_bad_pairing_link_is_never_repeated_with_its_code(link: str):
+    # Both readers of the link: the bridge's and the server's own (`murmur pair`'s).
+    for parse in (parse_invite, parse_pairing_uri):
+        with pytest.raises(ValueError) as info:
+            parse(link)
+        msg = str(info.value)
+        assert "SECRET" not in msg and link not in msg and msg, (parse, msg)
 
 
 # ------------------------------------------------------------------ the pairings file
@@ -318,3 +338,14 @@ def test_unauthenticated_replay_says_pair_again(
     out, err = capfd.readouterr()
     assert "missing or was revoked" in err and "murmur-bridge pair" in err
     assert "revoked-token" not in out + err
+
+
+async def test_a_refusal_is_heard_on_a_call_that_writes_nothing():
+    # What the link asks when its first write came back as the core's INTERNAL
+    # (grpc/grpc#36066): a refusing server answers at once, an accepting one waits.
+    fake = FakeCompanion(token="the-real-one")
+    async with companion_server(fake) as target, grpc.aio.insecure_channel(target) as channel:
+        refused = await _hear_refusal(channel, (("authorization", "Bearer revoked"),), 5.0)
+        assert refused is not None and refused.code() is grpc.StatusCode.UNAUTHENTICATED
+        welcome = (("authorization", "Bearer the-real-one"),)
+        assert await _hear_refusal(channel, welcome, 0.2) is None

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.link import Backoff, BridgeLink, LinkError, LinkOptions
+from mobile_bridge.link import Backoff, BridgeLink, LinkError, LinkOptions, fresh_after_outage
 from mobile_bridge.tls import ServerPin
 from tests.fakes import FakeCompanion, RecordingClock, TcpProxy, companion_server, self_signed_cert
 
@@ -25,6 +25,20 @@ def _frame(seq: int) -> pb.ClientEvent:
     return pb.ClientEvent(
         video_frame=pb.VideoFrame(seq=seq, encoding=pb.VIDEO_ENCODING_JPEG, data=b"\xff\xd8")
     )
+
+
+def _audio(seq: int, capture_time_ms: int) -> pb.ClientEvent:
+    return pb.ClientEvent(
+        audio_chunk=pb.AudioChunk(seq=seq, capture_time_ms=capture_time_ms, data=b"\xfc")
+    )
+
+
+def _still(seq: int) -> pb.ClientEvent:
+    return pb.ClientEvent(video_frame=pb.VideoFrame(seq=seq, high_res=True, data=b"\xff\xd8"))
+
+
+def _text(text: str) -> pb.ClientEvent:
+    return pb.ClientEvent(text_input=pb.TextInput(text=text))
 
 
 def _rand(values: Iterable[float]) -> Callable[[], float]:
@@ -65,6 +79,10 @@ class Run:
             await self.link.send(_frame(seq))
             await asyncio.sleep(every_s)
 
+    async def send_events(self, events: Iterable[pb.ClientEvent]) -> None:
+        for event in events:
+            await self.link.send(event)
+
     async def finish(self) -> None:
         await self.link.close()
         await asyncio.wait_for(self.task, 10)
@@ -91,14 +109,16 @@ async def test_a_drop_resumes_with_the_token_and_never_resends_what_was_sent():
             _opts(target, backoff=Backoff(initial_s=0.2, jitter=0.5)), clock, rand=lambda: 0.5
         )
         await run.send_frames(range(10))
-        await _until(lambda: len(fake.frames()) >= 8)
+        await _until(lambda: fake.frames()[-1:] == [(2, 9)])
         await run.finish()
 
     assert [c[0].session_start.resume_token for c in fake.calls] == ["", "resume-1"]
     assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]  # the same session
     seqs = _assert_never_resent(fake)
     assert [s for n, s in fake.frames() if n == 1] == [0, 1, 2]
-    assert seqs[-1] == 9 and len(seqs) >= 8  # at most what was in flight at the cut is lost
+    # At most what was in flight at the cut is lost; what queued up meanwhile went on
+    # as its newest frame.
+    assert seqs[-1] == 9 and len(seqs) + run.link.dropped_frames >= 8
     assert clock.sleeps == [pytest.approx(0.15)]  # 0.2 less half of a 0.5 jitter
     assert run.link.reconnects == 1
     assert any("lost the stream" in s and "UNAVAILABLE" in s for s in run.status)
@@ -194,20 +214,84 @@ async def test_a_network_cut_over_pinned_tls_resumes_after_it_mends():
         await run.send_frames([0, 1])
         await _until(lambda: len(fake.frames()) == 2)
         await proxy.cut()
+        await _until(lambda: any("lost the stream" in s for s in run.status))
         await run.send_frames(range(2, 6))  # queued while the network is down
         await asyncio.sleep(0.8)
         await proxy.mend()
-        await _until(lambda: len(fake.frames()) >= 5)
+        await _until(lambda: len(fake.frames()) == 3)
         await run.finish()
 
     assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]
     assert {c[0].session_start.resume_token for c in fake.calls[1:]} == {"resume-1"}
     assert all(md["authorization"] == "Bearer secret" for md in fake.metadata)
-    seqs = _assert_never_resent(fake)
-    assert seqs[:2] == [0, 1] and seqs[-1] == 5
+    # Of the frames queued through the outage only the newest goes (video is latest-only).
+    assert _assert_never_resent(fake) == [0, 1, 5] and run.link.dropped_frames == 3
     # Doubling from 0.05 up to the 0.2 cap while the proxy refused connections.
     assert clock.sleeps[:3] == pytest.approx([0.05, 0.1, 0.2])
     assert len(clock.sleeps) >= 4 and clock.sleeps[3:] == pytest.approx(
         [0.2] * len(clock.sleeps[3:])
     )
     assert not any("secret" in s for s in run.status)
+
+
+async def test_after_an_outage_stale_audio_and_superseded_frames_are_left_out():
+    fake = FakeCompanion()
+    clock = RecordingClock(scale=1.0)
+    async with companion_server(fake) as target, TcpProxy(target) as proxy:
+        opts = _opts(
+            proxy.address,
+            backoff=Backoff(initial_s=0.05, max_s=0.1, jitter=0.0),
+            max_reconnects=100,
+            outbox_size=8,
+            stale_audio_s=3.0,  # (room for a slow machine: the stale ones are 5 s and more)
+        )
+        run = Run(opts, clock)
+        await run.send_frames([0])
+        await _until(lambda: len(fake.frames()) == 1)
+        await proxy.cut()
+        await _until(lambda: any("lost the stream" in s for s in run.status))
+        now_ms = int(clock.time() * 1000)
+        waited = [
+            _audio(0, now_ms - 10_000),
+            _frame(1),
+            _audio(1, now_ms - 5_000),
+            _text("what is this?"),
+            _frame(2),
+            _audio(2, now_ms),
+            _still(3),
+            _frame(4),
+            _audio(3, now_ms),  # the outbox is full: this one waits for room
+        ]
+        sender = asyncio.create_task(run.send_events(waited))
+        await _until(lambda: run.link.outbox.full())
+        assert not sender.done()
+        await proxy.mend()
+        await asyncio.wait_for(sender, 10)  # the trim made room
+        await _until(lambda: len(fake.calls) == 2 and len(fake.calls[1]) == 6)
+        await run.finish()
+
+    assert run.readies() == [("s1", "resume-1"), ("s1", "resume-1")]
+    arrived = fake.calls[1][1:]  # after SessionStart, in the order queued
+    assert arrived == [waited[i] for i in (3, 5, 6, 7, 8)]
+    assert (run.link.dropped_audio, run.link.dropped_frames) == (2, 2)
+    (line,) = [s for s in run.status if s.startswith("back after the drop")]
+    assert "2 queued audio chunk(s) captured over 3 s ago" in line
+    assert "2 superseded video frame(s)" in line
+
+
+def test_what_waited_through_an_outage_keeps_its_order_less_what_went_stale():
+    close = object()  # (the link's half-close marker is kept in place too)
+    queued = [
+        _frame(1),
+        _audio(0, 1_000),  # 9 s old
+        _audio(1, 0),  # no capture time: no known age, kept
+        _still(2),
+        _frame(3),
+        _audio(2, 9_500),  # 0.5 s old
+        close,
+        _text("hi"),
+    ]
+    kept, audio, frames = fresh_after_outage(queued, now_ms=10_000, max_audio_age_ms=1_000)
+    assert kept == [queued[i] for i in (2, 3, 4, 5, 6, 7)]
+    assert (audio, frames) == (1, 1)
+    assert fresh_after_outage([], now_ms=0, max_audio_age_ms=1_000) == ([], 0, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import threading
 from pathlib import Path
 
@@ -232,3 +233,20 @@ def test_fingerprint_and_uri_formats(tmp_path):
     assert reachable_addresses("127.0.0.1", 7) == ["127.0.0.1:7"]
     wild = reachable_addresses("0.0.0.0", 7)
     assert wild and all(a.endswith(":7") and not a.startswith("0.0.0.0") for a in wild)
+
+
+async def test_a_flood_of_refused_tokens_is_logged_once_a_minute_per_peer_with_a_count(
+    service, clock, caplog
+):
+    caplog.set_level(logging.INFO, logger="server.pairing.service")
+    for i in range(100):
+        assert await service.verify(f"dev{i}.wrongsecret", "2001:db8::1") is None
+        clock.t += 0.1
+    assert await service.verify("dev.wrongsecret", "10.0.0.7") is None  # another peer: its own
+    lines = [r.getMessage() for r in caplog.records if "refused a device token" in r.getMessage()]
+    assert len(lines) == 2
+    clock.t += 60
+    # The same /64 (an IPv6 client picks any address in it) is the same peer.
+    assert await service.verify("dev.wrongsecret", "2001:db8::99") is None
+    lines = [r.getMessage() for r in caplog.records if "refused a device token" in r.getMessage()]
+    assert len(lines) == 3 and "99 more" in lines[-1], lines[-1]

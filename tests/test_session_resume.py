@@ -14,7 +14,12 @@ import pytest
 
 from server.agents.manager import DelegationManager
 from server.config import Settings
-from server.errors import ResumeRefusedError, TakenOverError
+from server.errors import (
+    CapacityError,
+    ResumeRefusedError,
+    TakenOverError,
+    UnauthenticatedError,
+)
 from server.events import (
     AudioEncoding,
     AudioFormat,
@@ -163,3 +168,68 @@ def test_a_second_connection_of_a_device_takes_over_its_first_session():
         services.executors.shutdown()
 
     run_virtual(main())
+
+
+def test_at_max_sessions_a_device_takes_over_its_own_session_and_others_are_refused():
+    runtime = scripted()
+
+    async def main() -> None:
+        settings = _settings().with_overrides("server", max_sessions=1)
+        services = make_services(runtime, settings=settings)
+        registry = SessionRegistry(services)
+        # The first call still looks attached: the server has not noticed it went silent.
+        first = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), START, DEVICE))
+        await asyncio.sleep(1.0)
+        with pytest.raises(CapacityError, match="max_sessions"):
+            await registry.connect(FakeLink([], end_at=3.0), START, "other")
+        (session,) = registry.sessions
+        resumed = asyncio.create_task(
+            registry.connect(
+                FakeLink([], end_at=30.0), replace(START, resume_token=session.resume_token), DEVICE
+            )
+        )
+        with pytest.raises(TakenOverError, match="resumed"):
+            await first
+        # A new session from the same device takes over the one it has.
+        newest = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), START, DEVICE))
+        with pytest.raises(TakenOverError, match="took over"):
+            await resumed
+        assert len(runtime.sessions) == 2 and len(registry) == 1
+        with pytest.raises(CapacityError):
+            await registry.connect(FakeLink([], end_at=6.0), START, "other")
+        await newest  # half-closes at 30 s
+        services.executors.shutdown()
+
+    run_virtual(main())
+
+
+def test_end_devices_ends_every_live_session_of_a_revoked_device_once():
+    runtime = scripted()
+
+    async def main() -> None:
+        services = make_services(runtime, settings=_settings())
+        registry = SessionRegistry(services)
+        doomed = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), START, DEVICE))
+        kept = asyncio.create_task(registry.connect(FakeLink([], end_at=30.0), START, "other"))
+        await asyncio.sleep(1.0)
+        revoked = frozenset({DEVICE, "long-gone"})
+        gone = UnauthenticatedError("revoked")
+        assert registry.end_devices(revoked, gone) == {DEVICE: 1}
+        assert registry.end_devices(revoked, gone) == {}  # ending already: not counted again
+        with pytest.raises(UnauthenticatedError):
+            await doomed
+        assert registry.end_devices(revoked, gone) == {}
+        assert not kept.done()
+        await registry.aclose()
+        await kept
+        services.executors.shutdown()
+
+    run_virtual(main())
+
+
+def test_resume_tokens_never_show_in_a_repr():
+    start = replace(START, resume_token="resume-secret")
+    ready = SessionReady(
+        "s1", "resume-secret", START.audio_in, START.audio_out, "m", 1.0, Mode.GENERAL
+    )
+    assert "resume-secret" not in repr(start) and "resume-secret" not in repr(ready)

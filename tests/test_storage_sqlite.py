@@ -178,6 +178,40 @@ def test_file_modes_are_owner_only(tmp_path: Path):
     store.close()
 
 
+@pytest.mark.parametrize("held_open", [False, True])
+def test_a_registry_left_world_readable_is_made_owner_only_with_its_wal_files(
+    db: Path, held_open: bool
+):
+    db.parent.mkdir(mode=0o700)
+    SqliteDeviceStore(db).close()
+    db.chmod(0o644)  # e.g. restored from a backup, or made by an older version
+    left = None
+    if held_open:  # another process holds it open: its -wal/-shm are there already
+        left = sqlite3.connect(db)
+        left.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+        left.commit()
+        for sidecar in (db.with_name(DB_NAME + "-wal"), db.with_name(DB_NAME + "-shm")):
+            sidecar.chmod(0o644)
+    store = SqliteDeviceStore(db)  # SQLite gives new -wal/-shm files the database's mode
+    store.add_code("c", 10.0)
+    try:
+        assert {p.name for p in db.parent.iterdir()} >= {DB_NAME + "-wal", DB_NAME + "-shm"}
+        for path in db.parent.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        store.close()
+        if left is not None:
+            left.close()
+
+
+def test_a_device_record_never_shows_its_token_hash(db: Path):
+    store = SqliteDeviceStore(db)
+    store.add_code("c", 10.0)
+    _, record = store.redeem_code("c", 1.0, _device("x"))
+    store.close()
+    assert record is not None and "hashx" not in repr(record) and "hashx" not in str(record)
+
+
 CRASHER = textwrap.dedent(
     """
     import sys

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
+from collections import Counter
 from typing import Any
 
 import grpc
@@ -16,8 +18,9 @@ from murmur.v1 import companion_pb2_grpc as pb_grpc
 from server.app import build_pairing
 from server.config import Settings
 from server.pairing import codes as codes_mod
-from server.pairing.codes import hash_code
+from server.pairing.codes import ALPHABET, CODE_LENGTH, hash_code
 from server.pairing.tokens import hash_secret
+from server.transport import server as server_mod
 from tests.harness import (
     NAME_OVERRIDE,
     Secure,
@@ -26,6 +29,32 @@ from tests.harness import (
     secure_server,
     session_start,
 )
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(
+    not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (cannot bind [::1])"
+)
+
+
+def _fresh_channel(srv: Secure) -> grpc.aio.Channel:
+    """A channel with its own connection (a new client port), not one from grpc's pool."""
+    creds = grpc.ssl_channel_credentials(root_certificates=srv.cert_pem)
+    options = (*NAME_OVERRIDE, ("grpc.use_local_subchannel_pool", 1))
+    return grpc.aio.secure_channel(srv.address, creds, options=options)
+
+
+def _wrong_code(i: int) -> str:
+    raw = "".join(ALPHABET[(i >> (5 * k)) % 32] for k in range(CODE_LENGTH))
+    return f"{raw[:4]}-{raw[4:]}"
 
 
 async def _pair(srv: Secure, code: str, name: str = "Pixel 8") -> pb.PairResponse:
@@ -68,7 +97,10 @@ async def test_pair_over_tls_then_converse_with_the_token(tmp_path, tts):
 @pytest.mark.parametrize("token", [None, "", "not-a-token", "deadbeef.wrongsecret"])
 async def test_missing_or_wrong_tokens_are_unauthenticated_with_how_to_pair(tmp_path, tts, token):
     async with secure_server(tmp_path, tts) as srv, srv.channel() as ch:
-        call = await _converse(ch, token)
+        # The token is checked before the first message: a call that writes nothing
+        # hears the refusal (a write racing it can get grpc's INTERNAL, grpc#36066).
+        md = (("authorization", f"Bearer {token}"),) if token is not None else None
+        call = pb_grpc.CompanionStub(ch).Converse(metadata=md)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _first_event(call)
         assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -247,3 +279,159 @@ def test_configured_certificates_take_precedence(tmp_path):
         assert not (tmp_path / "s/server.crt").exists()
     finally:
         security.close()
+
+
+async def _ended(call: Any, within_s: float = 8.0) -> grpc.aio.AioRpcError:
+    """Read ``call`` until it ends; the status it ended with."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async with asyncio.timeout(within_s):
+            while await call.read() is not grpc.aio.EOF:
+                pass
+    return err.value
+
+
+async def _ready(call: Any) -> pb.SessionReady:
+    while True:
+        msg = await asyncio.wait_for(call.read(), 10)
+        assert msg is not grpc.aio.EOF, "the call ended before session_ready"
+        if msg.HasField("session_ready"):
+            return msg.session_ready
+
+
+@needs_ipv6
+async def test_over_ipv6_wrong_codes_are_limited_per_address_not_per_connection(tmp_path, tts):
+    async with secure_server(tmp_path, tts, host="::1") as srv:
+        code = await srv.issue()
+        async with _fresh_channel(srv) as ch:
+            grant = await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code=code), timeout=10)
+        async with _fresh_channel(srv) as ch:
+            call = await _converse(ch, grant.device_token)
+            assert await _first_event(call) == "session_ready"
+            call.cancel()
+        [device] = await asyncio.to_thread(srv.pairing.list_devices)
+        assert device.last_address == "::1"  # not "%5B::1%5D:50748", a new one per call
+        for i in range(codes_mod.PEER_FAILURES):  # each from a new connection (a new port)
+            async with _fresh_channel(srv) as ch:
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code=_wrong_code(i)))
+            assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        async with _fresh_channel(srv) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code=await srv.issue()))
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "from this address" in (err.value.details() or "")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
+async def test_a_thousand_wrong_codes_in_a_row_pair_nothing_and_are_rate_limited(
+    tmp_path, tts, host
+):
+    async with secure_server(tmp_path, tts, host=host) as srv:
+        live = (await srv.issue()).replace("-", "")
+        wrong = (c for i in range(2000) if (c := _wrong_code(i * 7919)).replace("-", "") != live)
+        outcomes: Counter[Any] = Counter()
+        for _ in range(20):  # a new connection every 50 attempts
+            async with _fresh_channel(srv) as ch:
+                stub = pb_grpc.CompanionStub(ch)
+                for _ in range(50):
+                    try:
+                        await stub.Pair(pb.PairRequest(code=next(wrong)), timeout=10)
+                        outcomes["paired"] += 1
+                    except grpc.aio.AioRpcError as e:
+                        outcomes[e.code()] += 1
+        assert "paired" not in outcomes
+        assert outcomes[grpc.StatusCode.PERMISSION_DENIED] == codes_mod.PEER_FAILURES
+        assert outcomes[grpc.StatusCode.RESOURCE_EXHAUSTED] == 1000 - codes_mod.PEER_FAILURES
+        # The right code from the same peer, during the limit: refused too (no oracle).
+        async with _fresh_channel(srv) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await pb_grpc.CompanionStub(ch).Pair(pb.PairRequest(code=live), timeout=10)
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "from this address" in (err.value.details() or "")
+        assert await asyncio.to_thread(srv.pairing.list_devices) == []
+
+
+async def test_a_session_opened_just_before_its_device_is_revoked_is_ended(
+    tmp_path, tts, monkeypatch
+):
+    monkeypatch.setattr(server_mod, "REVOCATION_POLL_S", 0.05)
+    async with secure_server(tmp_path, tts) as srv:
+        grant = await _pair(srv, await srv.issue())
+        runtime = srv.app.services.runtime
+        real_open = runtime.open_session
+
+        def open_during_a_revocation(*args: Any, **kw: Any) -> Any:
+            # In the model thread, after the token was checked: the device is revoked
+            # and the watcher looks while this session is not registered yet.
+            asyncio.run(srv.revoke(grant.device_id))
+            time.sleep(0.5)
+            return real_open(*args, **kw)
+
+        monkeypatch.setattr(runtime, "open_session", open_during_a_revocation)
+        async with srv.channel() as ch:
+            call = await _converse(ch, grant.device_token)
+            err = await _ended(call, within_s=5.0)
+        assert err.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert "revoked" in (err.details() or "")
+        assert not srv.server.servicer.sessions  # the session is gone, not only its call
+
+
+async def test_at_max_sessions_a_device_resumes_and_takes_over_its_own_session(tmp_path, tts):
+    async with secure_server(tmp_path, tts, server={"max_sessions": 1}) as srv:
+        mine = await _pair(srv, await srv.issue(), "mine")
+        other = await _pair(srv, await srv.issue(), "other")
+        async with srv.channel() as a, srv.channel() as b, srv.channel() as c:
+            # The first call went silent (the phone changed networks); the server has not
+            # noticed and still counts it when the phone comes back on another connection.
+            stale = await _converse(a, mine.device_token)
+            ready = await _ready(stale)
+            md = (("authorization", f"Bearer {mine.device_token}"),)
+            resumed = pb_grpc.CompanionStub(b).Converse(metadata=md)
+            await resumed.write(session_start(resume_token=ready.resume_token))
+            assert (await _ready(resumed)).session_id == ready.session_id
+            err = await _ended(stale)
+            assert err.code() is grpc.StatusCode.ABORTED
+            # A new session from the same device takes over the one it has.
+            fresh = await _converse(c, mine.device_token)
+            assert (await _ready(fresh)).session_id != ready.session_id
+            err = await _ended(resumed)
+            assert err.code() is grpc.StatusCode.ABORTED
+            assert "took over" in (err.details() or "")
+            # Another device is still held to the limit.
+            refused = await _converse(a, other.device_token)
+            err = await _ended(refused)
+            assert err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "max_sessions" in (err.details() or "")
+            fresh.cancel()
+
+
+async def test_a_resume_token_of_another_device_is_permission_denied(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        owner = await _pair(srv, await srv.issue(), "owner")
+        thief = await _pair(srv, await srv.issue(), "thief")
+        async with srv.channel() as ch:
+            call = await _converse(ch, owner.device_token)
+            ready = await _ready(call)
+            md = (("authorization", f"Bearer {thief.device_token}"),)
+            stolen = pb_grpc.CompanionStub(ch).Converse(metadata=md)
+            await stolen.write(session_start(resume_token=ready.resume_token))
+            err = await _ended(stolen)
+            assert err.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert "another device" in (err.details() or "")
+            assert not call.done()  # the owner's session goes on
+            call.cancel()
+
+
+async def test_a_second_connection_of_a_device_aborts_the_first_with_why(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as srv:
+        grant = await _pair(srv, await srv.issue())
+        async with srv.channel() as a, srv.channel() as b:
+            first = await _converse(a, grant.device_token)
+            await _ready(first)
+            second = await _converse(b, grant.device_token)
+            await _ready(second)
+            err = await _ended(first)
+            assert err.code() is grpc.StatusCode.ABORTED
+            assert "a newer connection from this device took over" in (err.details() or "")
+            assert not second.done()
+            second.cancel()

@@ -9,6 +9,8 @@ the default 10-minute lifetime at most 30 * 10 = 300 guesses are even looked at,
 chance that any of them hits one live code is 300 / 2**40 ≈ 2.7e-10. Even at the longest
 lifetime the CLI allows (24 h: 43,200 guesses) it is ≈ 3.9e-8 per live code. The per-peer
 limit (``PEER_FAILURES``) keeps one noisy client from locking out everyone else first.
+A peer is an IPv4 address or an IPv6 /64 (``peer_key``): an IPv6 host picks any
+address of its /64 at will, so counting addresses would count nothing.
 
 Codes are stored as sha256 hashes: a copy of the database does not hand out a code
 that still works, and the code is never written anywhere in the clear.
@@ -17,6 +19,7 @@ that still works, and the code is never written anywhere in the clear.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from collections import deque
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ __all__ = [
     "hash_code",
     "new_code",
     "normalize_code",
+    "peer_key",
 ]
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # 32 symbols: 5 bits each
@@ -41,6 +45,7 @@ WINDOW_S = 60.0
 PEER_FAILURES = 5  # wrong codes one peer may send per window
 GLOBAL_FAILURES = 30  # wrong codes everyone together may send per window
 MAX_PEERS = 10_000  # peers remembered at once; the global limit bounds the rest
+IPV6_PREFIX = 64  # one IPv6 subscriber (a phone, a home) holds a whole /64
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +76,23 @@ def hash_code(raw: str) -> str:
     return hashlib.sha256(b"murmur-pairing-code:" + raw.encode()).hexdigest()
 
 
+def peer_key(host: str) -> str:
+    """What one client is counted as: its IPv4 address, or its IPv6 address's /64."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address (``unix:``): the string itself
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        # int(): the zone (fe80::1%eth0) is not part of the network.
+        return str(ipaddress.IPv6Network((int(address), IPV6_PREFIX), strict=False))
+    return str(address)
+
+
 class AttemptLimiter:
-    """Wrong codes per peer and for everyone, in a sliding window (in memory: the
-    server is the only process that checks codes)."""
+    """Wrong codes per peer (``peer_key`` of the address) and for everyone, in a
+    sliding window (in memory: the server is the only process that checks codes)."""
 
     def __init__(
         self,
@@ -90,7 +109,7 @@ class AttemptLimiter:
     def wait_s(self, peer: str, now: float) -> tuple[float, str]:
         """(seconds to wait, "" | "peer" | "global"); 0 when an attempt may go ahead."""
         self._prune(self._all, now)
-        mine = self._peers.get(peer)
+        mine = self._peers.get(peer_key(peer))
         if mine is not None and len(self._prune(mine, now)) >= self.per_peer:
             return mine[0] + self.window_s - now, "peer"
         if len(self._all) >= self.overall:
@@ -98,6 +117,7 @@ class AttemptLimiter:
         return 0.0, ""
 
     def failed(self, peer: str, now: float) -> None:
+        peer = peer_key(peer)
         self._all.append(now)
         if peer not in self._peers and len(self._peers) >= MAX_PEERS:
             for stale in [p for p, q in self._peers.items() if not self._prune(q, now)]:
@@ -108,7 +128,7 @@ class AttemptLimiter:
 
     def forgive(self, peer: str, at: float) -> None:
         """Take back the failure counted ``at`` (the attempt turned out right)."""
-        for q in (self._all, self._peers.get(peer)):
+        for q in (self._all, self._peers.get(peer_key(peer))):
             if q is not None and at in q:
                 q.remove(at)
 

@@ -1,9 +1,10 @@
 """``PairingService``: codes traded for device tokens, tokens checked, devices managed.
 
-Every store call runs on the service's own one-thread executor, never on the event
-loop (a write may wait for the CLI's transaction). The async methods are the server's;
-the blocking ones (``issue_code``, ``list_devices``, ``rename``, ``revoke``…) are the
-CLI's and must not be called from a running loop.
+Every store call runs on the registry's one-thread executor (the app's, or the
+service's own when built standalone), never on the event loop (a write may wait for
+the CLI's transaction). The async methods are the server's; the blocking ones
+(``issue_code``, ``list_devices``, ``rename``, ``revoke``…) are the CLI's and must not
+be called from a running loop.
 
 Logs name devices by id and name and peers by address; never a token, its secret,
 a hash or a pairing code.
@@ -16,14 +17,23 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from server.errors import PairingDenied, PairingMalformed, PairingRateLimited
-from server.pairing.codes import AttemptLimiter, IssuedCode, hash_code, new_code, normalize_code
+from server.pairing.codes import (
+    MAX_PEERS,
+    AttemptLimiter,
+    IssuedCode,
+    hash_code,
+    new_code,
+    normalize_code,
+    peer_key,
+)
 from server.pairing.tokens import new_device_id, new_token, split_token, token_matches
 from server.storage.base import DeviceRecord, DeviceStore, NewDevice, Redeemed
+from server.tasks import WorkerPool
 
 __all__ = ["MAX_NAME_CHARS", "MAX_TTL_S", "DeviceGrant", "PairingService"]
 
@@ -35,6 +45,7 @@ MAX_TTL_S = 24 * 3600.0  # codes.py's brute-force arithmetic assumes at most thi
 MAX_NAME_CHARS = 64
 TOUCH_EVERY_S = 60.0  # last-seen is written at most this often per device (same address)
 PRUNE_AFTER_S = 24 * 3600.0  # expired codes are forgotten a day later
+REFUSAL_LOG_EVERY_S = 60.0  # a refused token is logged once a minute per peer, then counted
 ENDPOINT_KEY = "server.listen"
 
 _DENIED = {
@@ -56,15 +67,18 @@ class PairingService:
     def __init__(
         self,
         store: DeviceStore,
-        executor: ThreadPoolExecutor | None = None,
+        executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
         limiter: AttemptLimiter | None = None,
     ) -> None:
+        """``executor``: the app's one registry thread (store calls are serialised on
+        it); None makes (and owns) one."""
         self.store = store
-        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="murmur-registry")
+        self._pool = WorkerPool(executor, prefix="murmur-registry")
         self.clock = clock
         self.limiter = limiter or AttemptLimiter()
         self._touched: dict[str, tuple[float, str]] = {}  # used on the executor thread only
+        self._refusals = _RefusalLog(REFUSAL_LOG_EVERY_S)
         self._closed = False
 
     # ------------------------------------------------------------ the server's side
@@ -117,7 +131,12 @@ class PairingService:
         device_id, secret = parts
         ok = await self._run(self._check, device_id, secret, peer)
         if not ok:
-            log.info("refused a device token (device %r) from %s", device_id[:16], peer)
+            # A client retrying a revoked token (or a flood of made-up ones) must not
+            # fill the log: one line per peer per minute, then how many were not logged.
+            quiet = self._refusals.note(peer, self.clock())
+            if quiet is not None:
+                more = f"; {quiet} more refused from there since the last line" if quiet else ""
+                log.info("refused a device token (device %r) from %s%s", device_id[:16], peer, more)
         return device_id if ok else None
 
     def _check(self, device_id: str, secret: str, peer: str) -> bool:
@@ -169,20 +188,46 @@ class PairingService:
         return self._call(self.store.get_meta, ENDPOINT_KEY)
 
     def close(self) -> None:
-        """Close the registry and the executor; a second call does nothing."""
+        """Close the registry, then an own executor; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
-        self._call(self.store.close)
-        self._executor.shutdown(wait=True)
+        try:
+            self._call(self.store.close)
+        finally:
+            self._pool.close(wait=True)
 
     # ------------------------------------------------------------ plumbing
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool.executor, fn, *args)
 
     def _call(self, fn: Callable[..., T], *args: object) -> T:
-        return self._executor.submit(fn, *args).result()
+        return self._pool.executor.submit(fn, *args).result()
+
+
+class _RefusalLog:
+    """When to log a refused token: the first per peer (``peer_key``) in each
+    ``every_s``; the rest are counted and the count goes into the next line."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._peers: dict[str, tuple[float, int]] = {}  # peer → (last line at, kept quiet)
+
+    def note(self, peer: str, now: float) -> int | None:
+        """None: say nothing; else log, with this many refusals left out since the last line."""
+        key = peer_key(peer)
+        last = self._peers.get(key)
+        if last is not None and now - last[0] < self.every_s:
+            self._peers[key] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._peers) >= MAX_PEERS:
+            for stale in [p for p, (at, _) in self._peers.items() if now - at >= self.every_s]:
+                del self._peers[stale]
+            if len(self._peers) >= MAX_PEERS:
+                self._peers.pop(next(iter(self._peers)))  # the longest-known peer
+        self._peers[key] = (now, 0)
+        return last[1] if last is not None else 0
 
 
 def _device_name(text: str, fallback: str = "device") -> str:

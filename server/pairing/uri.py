@@ -27,11 +27,17 @@ def parse_pairing_uri(uri: str) -> tuple[str, str, list[str]]:
     """(code, fingerprint, addresses); ValueError when it is not a pairing URI."""
     parts = urlsplit(uri)
     if parts.scheme != SCHEME or parts.netloc != "pair":
-        raise ValueError(f"not a Murmur pairing URI: {uri!r}")
+        # (never the URI itself in a message: it holds the code)
+        raise ValueError(f"not a Murmur pairing URI (expected {SCHEME}://pair?…)")
     q = parse_qs(parts.query)
     code, fp, addrs = q.get("code", [""])[0], q.get("fp", [""])[0], q.get("addr", [])
-    if not code or len(fp) != 64 or not addrs:
-        raise ValueError(f"the pairing URI lacks code, fp or addr: {uri!r}")
+    missing = [
+        name
+        for name, bad in (("code", not code), ("fp", len(fp) != 64), ("addr", not addrs))
+        if bad
+    ]
+    if missing:
+        raise ValueError(f"the pairing URI lacks a valid {', '.join(missing)}")
     return code, fp, addrs
 
 

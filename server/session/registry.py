@@ -6,7 +6,10 @@ resume token to the same conversation, mode, memory and running delegations. A
 detached session waits ``resume_window_s`` for its device, then is closed and
 frees its memory (its KV cache). Resume is bound to the device that opened the
 session; a device has at most ``sessions_per_device`` sessions (a newer one takes
-over the oldest), and the process at most ``max_sessions``.
+over the oldest), and the process at most ``max_sessions``. The limit counts
+sessions, not calls: a resume needs no new slot, and nor does a new session that
+takes over one of the same device's (its phone came back on another network before
+the server noticed the old call was gone).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from server.errors import CapacityError, ResumeRefusedError, TakenOverError
+from server.errors import CapacityError, Fatal, ResumeRefusedError, TakenOverError
 from server.events import SessionStart
 from server.session.services import SessionServices
 from server.session.session import Session, SessionLink
@@ -29,6 +32,8 @@ class SessionRegistry:
     def __init__(self, services: SessionServices) -> None:
         self._services = services
         self._sessions: dict[str, Session] = {}  # by id
+        self._by_token: dict[str, Session] = {}  # by resume token: no scan, no `==` on secrets
+        self._revoked: set[str] = set()  # ids of sessions ended for a revocation, still closing
         self._tasks: dict[str, asyncio.Task[None]] = {}  # each session's run()
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._opening = 0  # sessions being opened right now
@@ -48,7 +53,7 @@ class SessionRegistry:
         if session is None:
             cfg = self._services.settings.server
             # Counted before the first await: simultaneous opens cannot all slip in.
-            if len(self._sessions) + self._opening >= cfg.max_sessions:
+            if self._held_after_open(device_id) + self._opening >= cfg.max_sessions:
                 raise CapacityError(
                     f"the server is at its limit of {cfg.max_sessions} sessions; "
                     "try again later or raise [server] max_sessions"
@@ -69,12 +74,20 @@ class SessionRegistry:
             if session.id in self._sessions and not session.attached:
                 self._detached(session)
 
-    def end_device(self, device_id: str, error: Exception) -> int:
-        """End every session of ``device_id`` (it was revoked) with ``error``'s status."""
-        mine = [s for s in self._sessions.values() if s.device_id == device_id]
-        for s in mine:
-            s.terminate(error)  # type: ignore[arg-type]
-        return len(mine)
+    def end_devices(self, device_ids: frozenset[str], error: Fatal) -> dict[str, int]:
+        """End every session of the (revoked) ``device_ids`` with ``error``'s status;
+        how many per device, not counting sessions told so before and still closing.
+
+        Cheap enough to run on every poll of the registry, which is what ends a
+        session opened just before its device was revoked (registered after the poll
+        that first saw the revocation)."""
+        ended: dict[str, int] = {}
+        for s in list(self._sessions.values()):
+            if s.device_id in device_ids and s.id not in self._revoked:
+                self._revoked.add(s.id)
+                s.terminate(error)
+                ended[s.device_id] = ended.get(s.device_id, 0) + 1
+        return ended
 
     def go_away(self, reconnect_after_ms: int, reason: str) -> None:
         for s in self._sessions.values():
@@ -97,7 +110,7 @@ class SessionRegistry:
     def _resumable(self, token: str, device_id: str) -> Session | None:
         if not token:
             return None
-        session = next((s for s in self._sessions.values() if s.resume_token == token), None)
+        session = self._by_token.get(token)
         if session is None:
             return None  # restarted or expired: a new session, and a Notice says so
         if session.device_id != device_id and not _anonymous(device_id, session.device_id):
@@ -109,6 +122,7 @@ class SessionRegistry:
 
     def _add(self, session: Session) -> None:
         self._sessions[session.id] = session
+        self._by_token[session.resume_token] = session
         task = asyncio.get_running_loop().create_task(session.run(), name=f"session-{session.id}")
         self._tasks[session.id] = task
         task.add_done_callback(self._forget(session))
@@ -116,7 +130,9 @@ class SessionRegistry:
     def _forget(self, session: Session) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
             self._sessions.pop(session.id, None)
+            self._by_token.pop(session.resume_token, None)
             self._tasks.pop(session.id, None)
+            self._revoked.discard(session.id)
             self._cancel_expiry(session)
             if not task.cancelled() and task.exception() is not None:
                 # The serving call reports it (as a status); here only the log line.
@@ -125,6 +141,16 @@ class SessionRegistry:
                 log.info("session %s ended (%s)", session.id, session.stats)
 
         return done
+
+    def _held_after_open(self, device_id: str) -> int:
+        """Sessions still holding a slot once a new one of ``device_id`` is open: all
+        but those of the same device it takes over (``_limit_device``)."""
+        held = len(self._sessions)
+        if _anonymous(device_id):
+            return held
+        mine = sum(1 for s in self._sessions.values() if s.device_id == device_id)
+        keep = max(1, self._services.settings.server.sessions_per_device) - 1
+        return held - max(0, mine - keep)
 
     def _limit_device(self, newest: Session) -> None:
         if _anonymous(newest.device_id):

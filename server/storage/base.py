@@ -8,7 +8,7 @@ and both read the expiry of a code.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["DeviceRecord", "DeviceStore", "NewDevice", "Redeemed"]
@@ -18,7 +18,9 @@ __all__ = ["DeviceRecord", "DeviceStore", "NewDevice", "Redeemed"]
 class DeviceRecord:
     id: str
     name: str
-    token_hash: str  # hex sha256 of the token's secret; the token itself is never stored
+    # hex sha256 of the token's secret (the token itself is never stored); not in repr:
+    # a record in a log line or a traceback must not hand out what verifies the token
+    token_hash: str = field(repr=False)
     created: float
     last_seen: float | None = None
     last_address: str = ""
@@ -35,7 +37,7 @@ class NewDevice:
 
     id: str
     name: str
-    token_hash: str
+    token_hash: str = field(repr=False)
     created: float
 
 

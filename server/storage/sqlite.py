@@ -68,6 +68,16 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def _owner_only(path: Path) -> None:
+    """The database and its -wal/-shm files: owner read/write only (0600)."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue  # no sidecar (yet), or another process's checkpoint just removed it
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Open, check and migrate; any SQLite failure becomes a StorageError naming the file."""
     try:
@@ -136,11 +146,14 @@ class SqliteDeviceStore:
             if not create:
                 raise StorageError(f"no device registry at {self.path}")
             ensure_private_dir(self.path.parent)
-            # Made owner-only before SQLite writes a byte; its -wal/-shm files copy the mode.
+            # Made owner-only before SQLite writes a byte.
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        # SQLite gives the -wal/-shm files it makes the database's mode: tighten a
+        # looser file (a backup restored 0644) before connecting, and any sidecars
+        # left behind by another process, before and after (connecting may make them).
+        _owner_only(self.path)
         self._db = _connect(self.path)
-        if self.path.stat().st_mode & 0o077:
-            self.path.chmod(0o600)
+        _owner_only(self.path)
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:

@@ -7,7 +7,9 @@ harness) every client is accepted as ``anonymous``. Otherwise ``Converse`` needs
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Protocol, runtime_checkable
+from urllib.parse import unquote
 
 import grpc
 
@@ -35,14 +37,27 @@ class DeviceGate(TokenVerifier, Protocol):
 
 
 def peer_host(peer: str) -> str:
-    """'ipv4:10.0.0.5:51234' → '10.0.0.5', 'ipv6:[::1]:5' → '::1'; the port changes
-    with every connection, so limits and last-seen addresses use the host."""
-    kind, _, rest = peer.partition(":")
+    """The client's address without the port, one spelling per address.
+
+    grpc 1.85 writes peers as ``ipv4:10.0.0.5:51234`` and, percent-encoded,
+    ``ipv6:%5B::1%5D:50748``. The port changes with every connection, so limits and
+    last-seen addresses use the host; an IPv4 client on a dual-stack socket
+    (``::ffff:10.0.0.5``) is its IPv4 address. Anything else (``unix:``) is kept.
+    """
+    kind, _, rest = unquote(peer).partition(":")
     if kind == "ipv6" and rest.startswith("["):
-        return rest[1:].partition("]")[0]
-    if kind == "ipv4":
-        return rest.rpartition(":")[0] or rest
-    return peer
+        host = rest[1:].partition("]")[0]
+    elif kind == "ipv4":
+        host = rest.rpartition(":")[0]
+    else:
+        return peer
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 async def authenticate(context: grpc.aio.ServicerContext, verifier: TokenVerifier | None) -> str:

@@ -129,7 +129,6 @@ def session_start(msg: pb.ClientEvent) -> SessionStart:
         # A client that declares no capabilities (an older bridge) has a speaker.
         speaker=s.capabilities.speaker if s.HasField("capabilities") else True,
         haptics=s.capabilities.haptics,
-        display=s.capabilities.display,
         resume_token=s.resume_token,
         instruction_override=s.instruction_override,
         want_trace=s.want_trace,

@@ -67,7 +67,10 @@ class GrpcServer:
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
-        address = f"{host}:{port}"
+        # An IPv6 literal needs brackets: grpc reads "::1:0" as host "::0.1.0.0", port 443.
+        address = (
+            f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+        )
         try:
             if self.tls is not None:
                 creds = grpc.ssl_server_credentials([(self.tls.key_pem, self.tls.cert_pem)])
@@ -82,14 +85,15 @@ class GrpcServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.verifier is not None:
-            known = await self.verifier.revoked_ids()
             self._watcher = asyncio.create_task(
-                self._watch_revocations(self.verifier, known), name="murmur-revocations"
+                self._watch_revocations(self.verifier), name="murmur-revocations"
             )
         return self.port
 
-    async def _watch_revocations(self, gate: DeviceGate, known: frozenset[str]) -> None:
-        """End the live sessions of every device revoked since the last look."""
+    async def _watch_revocations(self, gate: DeviceGate) -> None:
+        """End the live sessions of every revoked device, looking at all of them on each
+        poll, not only the newly revoked: a call that passed ``authenticate`` just
+        before a revocation registers its session after the poll that saw it."""
         while True:
             await asyncio.sleep(REVOCATION_POLL_S)
             try:
@@ -100,10 +104,9 @@ class GrpcServer:
             except Exception:  # a bug must not end the watching silently
                 log.exception("checking for revoked devices failed; trying again")
                 continue
-            for device_id in sorted(revoked - known):
-                ended = self.servicer.end_device(device_id, REVOKED_MESSAGE + HOW_TO_PAIR)
-                log.info("device %s revoked; ended %d live session(s)", device_id, ended)
-            known = revoked
+            ended = self.servicer.end_devices(revoked, REVOKED_MESSAGE + HOW_TO_PAIR)
+            for device_id, count in sorted(ended.items()):
+                log.info("device %s revoked; ended %d live session(s)", device_id, count)
 
     async def stop(self, grace: float | None = None) -> None:
         if self._watcher is not None:

@@ -105,8 +105,9 @@ class CompanionServicer(pb_grpc.CompanionServicer):
         self.services = services
         self.verifier = verifier
         self.registry = SessionRegistry(services)
-        self._active = 0  # streams holding a session slot (including ones still starting)
-        self._idle = asyncio.Event()  # no stream holds a slot
+        self._active = 0  # Converse calls running (for wait_closed)
+        self._starting = 0  # calls not past their session_start yet
+        self._idle = asyncio.Event()  # no Converse call is running
         self._idle.set()
 
     async def Pair(
@@ -131,19 +132,22 @@ class CompanionServicer(pb_grpc.CompanionServicer):
     async def Converse(self, request_iterator, context: grpc.aio.ServicerContext) -> None:  # type: ignore[no-untyped-def,override]
         # request_iterator is unused on purpose: reading goes through context.read().
         limit = self.services.settings.server.max_sessions
-        reserved = False
+        self._active += 1
+        self._idle.clear()
+        starting = False
         try:
             device_id = await authenticate(context, self.verifier)
-            # Reserve the slot before the first await: simultaneous connections
-            # cannot all slip under the limit.
-            if self._active >= limit:
+            # The session limit is the registry's: only it knows whether this call
+            # resumes a session or takes over one of the same device's, and those need
+            # no new slot. Here only calls still waiting for session_start (each may
+            # wait 30 s) are bounded, counted before the first await.
+            if self._starting >= limit:
                 raise CapacityError(
-                    f"the server is at its limit of {limit} sessions; "
-                    "try again later or raise [server] max_sessions"
+                    f"too many calls are opening at once (as many as [server] max_sessions = "
+                    f"{limit}); try again in a moment"
                 )
-            self._active += 1
-            self._idle.clear()
-            reserved = True
+            self._starting += 1
+            starting = True
             try:
                 async with asyncio.timeout(FIRST_MESSAGE_TIMEOUT_S):
                     first = await context.read()
@@ -154,6 +158,8 @@ class CompanionServicer(pb_grpc.CompanionServicer):
             if first is grpc.aio.EOF:
                 raise ProtocolError("the stream ended before session_start was sent")
             start = convert.session_start(first)
+            self._starting -= 1
+            starting = False
             log.info("call from %r (mode %s)", start.client_name, start.mode)
             await self.registry.connect(_GrpcLink(context), start, device_id)
         except Fatal as e:
@@ -169,19 +175,21 @@ class CompanionServicer(pb_grpc.CompanionServicer):
                 grpc.StatusCode.INTERNAL, f"internal error ({type(e).__name__}); see the server log"
             )
         finally:
-            if reserved:
-                self._active -= 1
-                if self._active == 0:
-                    self._idle.set()
+            if starting:
+                self._starting -= 1
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
 
     @property
     def sessions(self) -> set[Session]:
         """Every session of the process, attached to a call or waiting for a resume."""
         return self.registry.sessions
 
-    def end_device(self, device_id: str, message: str) -> int:
-        """End every session of ``device_id`` with UNAUTHENTICATED (it was revoked)."""
-        return self.registry.end_device(device_id, UnauthenticatedError(message))
+    def end_devices(self, device_ids: frozenset[str], message: str) -> dict[str, int]:
+        """End every session of the (revoked) ``device_ids`` with UNAUTHENTICATED;
+        how many per device, newly ended."""
+        return self.registry.end_devices(device_ids, UnauthenticatedError(message))
 
     async def wait_closed(self, timeout_s: float) -> bool:
         """Wait until every session has finished its cleanup; False on timeout."""
