@@ -1,11 +1,23 @@
-"""How well a model's line is classed — alert, answer, narration or reading — on a
-labelled corpus, for ``server.engine.urgency`` and for today's keyword rule.
+"""How well a model's line is classed — alert, answer, narration or reading — on
+labelled corpora, for ``server.engine.urgency`` and for the policy as a default
+``GuidancePolicy`` uses it.
 
-The corpus (``benchmarks/data/guidance_corpus.jsonl``) holds short lines the model
-could say in each mode and language, each with the mode, whether the user had just
-asked something (``prompted``), a label and, for alerts, the hazard (canonical
-``what``, ``direction`` as a clock hour, ``distance`` in metres; null where the line
-does not say).
+Two corpora, reported one after the other and labelled:
+
+- **tuning** (``benchmarks/data/guidance_corpus.jsonl``): the lines the rules and
+  lexicons were written against. A score here shows the rules do what they were
+  written to do, not how well they generalise.
+- **held-out** (``benchmarks/data/guidance_heldout.jsonl``): 200 lines written blind
+  by someone else. Its misses were read once, to find the *categories* of error
+  (moving away, far vehicles, a hazard after landmarks, lexicon gaps, hazards inside
+  answers, text read out, bikes on show); the fixes are general rules, tested in
+  ``tests/test_urgency.py`` with new sentences. It is no longer unbiased: an honest
+  number needs a fresh held-out set, written blind and scored once.
+
+Each corpus line is one the model could say in some mode and language, with the
+mode, whether the user had just asked something (``prompted``), a label and, for
+alerts, the hazard (canonical ``what``, ``direction`` as a clock hour, ``distance``
+in metres; null where the line does not say).
 
 The label rule the corpus follows:
 
@@ -14,8 +26,9 @@ The label rule the corpus follows:
   model also warns in its own words before the reading.
 - **alert**, unprompted, in general, navigation and blind mode: the model's own
   warning words ("Watch out", "Careful", "Stop!", "Mind the gap"); anything in the
-  user's path or way; a vehicle that is not parked, far (over 15 m) or said to be
-  out of the way; a person or animal approaching, ahead or within reach (1.5 m); a
+  user's path or way; a vehicle that is not parked, far (over 15 m, even when
+  approaching), moving away or said to be out of the way; a person or animal
+  approaching, ahead or within reach (1.5 m); a
   step, stairs, curb, edge, hole or slippery or broken ground that is not behind the
   user or far; an obstacle ahead, at head height or within reach (blind mode: also
   one beside the user, unless more than 5 m away). A parked vehicle is an obstacle.
@@ -27,12 +40,19 @@ The label rule the corpus follows:
   "A car is parked far to your left, not in your way.", "The bike has passed.") is
   **narration** (or **answer** when prompted), as is anything else unprompted.
 
-Today's rule (``GuidancePolicy.reply`` with the mode's profile, used read-only) never
-says "reading": its reading lines count as answer/narration in its table.
+The second rule is ``GuidancePolicy.reply`` with the mode's profile and its default
+language ("en"), used read-only. It was once a keyword rule; it now calls
+``urgency.classify`` itself, so on English lines it scores as the first, and on German
+and Spanish lines it shows what a policy built without the session's language would
+do (the session passes it). It never says "reading": its reading lines count as
+answer/narration in its table.
 
-Exits 1 when the alert recall of ``urgency.classify`` is below 0.97. Prints; no asserts.
+Exits 1 when the alert recall of ``urgency.classify`` is below 0.97 on any corpus
+reported. Prints; no asserts. ``--corpus PATH`` reports that one corpus instead;
+``--misses`` lists every line classed wrong; ``--brevity`` shows ``shorten`` on the
+long lines.
 
-    python benchmarks/bench_urgency.py [--misses] [--corpus PATH]
+    python benchmarks/bench_urgency.py [--misses] [--brevity] [--corpus PATH]
 """
 
 from __future__ import annotations
@@ -50,9 +70,20 @@ from server.engine.urgency import Urgency, classify, parse_hazard, shorten
 from server.events import Mode, SpeechKind
 from server.modes import profile
 
-CORPUS = Path(__file__).resolve().parent / "data" / "guidance_corpus.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = DATA / "guidance_corpus.jsonl"
+HELD_OUT = DATA / "guidance_heldout.jsonl"
 LABELS = ("alert", "answer", "narration", "reading")
 MIN_ALERT_RECALL = 0.97
+
+HEADER = f"""\
+Two corpora:
+  TUNING    {CORPUS.name:<24} the rules and lexicons were written against it
+  HELD-OUT  {HELD_OUT.name:<24} written blind by someone else
+NOTE: the held-out corpus has been used once, to find the categories of error the
+rules now cover (the fixes are general rules, unit-tested on new sentences). Its
+score is therefore optimistic, no longer an unbiased estimate: an unbiased number
+needs a fresh held-out set, written blind and scored once."""
 
 
 def load(path: Path) -> list[dict]:
@@ -81,10 +112,13 @@ def new_rule(row: dict) -> tuple[str, str]:
 def old_rule(row: dict) -> tuple[str, str]:
     policy = GuidancePolicy(profile(Mode(row["mode"])))
     u = policy.reply(row["text"], 0.0, answering=row["prompted"])
-    return (str(u.kind) if u is not None else "narration"), "keyword rule"
+    return (str(u.kind) if u is not None else "narration"), "policy"
 
 
-def scores(pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float, int]]:
+Score = dict[str, tuple[float, float, float, int]]  # label -> precision, recall, F1, n
+
+
+def scores(pairs: list[tuple[str, str]]) -> Score:
     out = {}
     for label in LABELS:
         tp = sum(1 for gold, got in pairs if gold == label and got == label)
@@ -97,7 +131,7 @@ def scores(pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float,
     return out
 
 
-def report(title: str, pairs: list[tuple[str, str]]) -> dict[str, tuple[float, float, float, int]]:
+def report(title: str, pairs: list[tuple[str, str]]) -> Score:
     s = scores(pairs)
     print(f"\n{title}  ({len(pairs)} lines)")
     print(f"  {'label':<10} {'precision':>9} {'recall':>7} {'F1':>6} {'n':>5}")
@@ -136,7 +170,7 @@ def hazard_fields(rows: list[dict]) -> None:
 
 
 def brevity(rows: list[dict]) -> None:
-    print("\nshorten() on lines over their mode's budget (today's cut below it)")
+    print("\nshorten() on lines over their mode's budget (the policy's cut below it)")
     for row in rows:
         mode = Mode(row["mode"])
         budget = profile(mode).max_words
@@ -150,46 +184,76 @@ def brevity(rows: list[dict]) -> None:
         old = GuidancePolicy(profile(mode)).reply(row["text"], 0.0)
         print(f"  [{mode}, {budget} words] {row['text']}")
         print(f"      urgency ({len(new.split())}): {new}")
-        print(f"      today   ({len(old.text.split()) if old else 0}): {old.text if old else ''}")
+        print(f"      policy  ({len(old.text.split()) if old else 0}): {old.text if old else ''}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", type=Path, default=CORPUS)
-    ap.add_argument("--misses", action="store_true", help="list every line the new rule gets wrong")
-    args = ap.parse_args()
-    rows = load(args.corpus)
-    print(f"corpus: {args.corpus.name}, {len(rows)} lines, " + ", ".join(
-        f"{k}: {v}" for k, v in sorted(Counter(r["language"] for r in rows).items())))  # fmt: skip
-
+def evaluate(title: str, path: Path, *, misses: bool, brevity_too: bool) -> dict[str, Score]:
+    """One corpus: both rules, per language, the misses; the scores per rule."""
+    rows = load(path)
+    langs = ", ".join(f"{k}: {v}" for k, v in sorted(Counter(r["language"] for r in rows).items()))
+    print(f"\n{'=' * 88}\n{title}: {path.name}, {len(rows)} lines ({langs})\n{'=' * 88}")
     results = {}
-    for name, rule in (("urgency.classify", new_rule), ("today's keyword rule", old_rule)):
+    for name, rule in (("urgency.classify", new_rule), ("policy, language en", old_rule)):
         predicted = [(row, *rule(row)) for row in rows]
-        results[name] = report(name, [(row["label"], got) for row, got, _ in predicted])
-        for lang in sorted({r["language"] for r in rows}):
-            report(
-                f"{name} — {lang}",
-                [(r["label"], g) for r, g, _ in predicted if r["language"] == lang],
-            )
+        results[name] = report(f"{title} — {name}", [(r["label"], g) for r, g, _ in predicted])
+        by_language(name, predicted)
         if name == "urgency.classify":
-            misses = [(r, g, why) for r, g, why in predicted if g != r["label"]]
+            wrong = [(r, g, why) for r, g, why in predicted if g != r["label"]]
             print(
-                f"\n{len(misses)} lines the new rule gets wrong"
-                + ("" if args.misses else " (--misses lists them)")
+                f"\n  {len(wrong)} lines urgency.classify gets wrong"
+                + ("" if misses else " (--misses lists them)")
             )
-            for r, g, why in misses if args.misses else ():
+            for r, g, why in wrong if misses else ():
                 print(
                     f"  {r['label']:>9} → {g:<9} [{r['mode']}, {r['language']}, "
                     f"{'asked' if r['prompted'] else 'unprompted'}] {r['text']}\n{'':14}{why}"
                 )
-
     hazard_fields(rows)
-    brevity(rows)
-    recall, before = (results[n]["alert"][1] for n in ("urgency.classify", "today's keyword rule"))
-    print(
-        f"\nalert recall: urgency {recall:.3f}, today's rule {before:.3f} (needs ≥ {MIN_ALERT_RECALL})"
-    )
-    return 0 if recall >= MIN_ALERT_RECALL else 1
+    if brevity_too:
+        brevity(rows)
+    return results
+
+
+def by_language(name: str, predicted: list[tuple[dict, str, str]]) -> None:
+    print(f"  {name} per language: alert P / R, reading R")
+    for lang in sorted({r["language"] for r, _, _ in predicted}):
+        s = scores([(r["label"], g) for r, g, _ in predicted if r["language"] == lang])
+        n = sum(1 for r, _, _ in predicted if r["language"] == lang)
+        print(
+            f"    {lang}  ({n:3d} lines)  alert {s['alert'][0]:.3f} / {s['alert'][1]:.3f}"
+            f"   reading {s['reading'][1]:.3f}"
+        )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, help="report only this corpus")
+    ap.add_argument("--misses", action="store_true", help="list every line the new rule gets wrong")
+    ap.add_argument("--brevity", action="store_true", help="show shorten() on the long lines")
+    args = ap.parse_args()
+    if args.corpus is None:
+        print(HEADER)
+        corpora = [("TUNING", CORPUS), ("HELD-OUT (used once to find error categories)", HELD_OUT)]
+    else:
+        title = {CORPUS: "TUNING", HELD_OUT: "HELD-OUT (used once to find error categories)"}
+        corpora = [(title.get(args.corpus.resolve(), "CORPUS"), args.corpus)]
+    summary = [
+        (t.split(" (")[0], evaluate(t, p, misses=args.misses, brevity_too=args.brevity))
+        for t, p in corpora
+    ]
+    print(f"\n{'=' * 88}\nsummary (alert precision / recall, reading recall)")
+    for title, results in summary:
+        for name, s in results.items():
+            print(
+                f"  {title:<9} {name:<21} alert {s['alert'][0]:.3f} / {s['alert'][1]:.3f}"
+                f"   reading {s['reading'][1]:.3f}"
+            )
+    if args.corpus is None:
+        print("  (held-out: optimistic since it was read once; a fresh set is needed)")
+    low = [t for t, r in summary if r["urgency.classify"]["alert"][1] < MIN_ALERT_RECALL]
+    print(f"alert recall of urgency.classify needs ≥ {MIN_ALERT_RECALL}: " + (
+        f"below on {', '.join(low)}" if low else "met on every corpus"))  # fmt: skip
+    return 1 if low else 0
 
 
 if __name__ == "__main__":

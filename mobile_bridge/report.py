@@ -184,7 +184,9 @@ def match_latencies(a: Arrivals) -> list[UtteranceLatency]:
         if best is not None:
             claimed.add(best)
             at, tick = decisive[best]
-            lat.tick_s, lat.tick_ms = tick.tick_s, sum(t.ms for t in tick.timings)
+            # A dotted stage ("model.decide") is part of the stage before the dot.
+            whole = (t.ms for t in tick.timings if "." not in t.stage)
+            lat.tick_s, lat.tick_ms = tick.tick_s, sum(whole)
             lat.model_ms = next((t.ms for t in tick.timings if t.stage == "model"), None)
             if audio_at is not None:
                 lat.decision_to_audio_ms = (audio_at - min(at, spoke_at)) * 1000

@@ -7,8 +7,11 @@ mode's rules, with a reason for the trace), ``same_hazard`` and ``worth_repeatin
 
 A line is read as clauses (punctuation, dashes, conjunctions); a clause naming a
 thing starts a *mention*, and the clauses near it that name none lend it their
-direction and distance ("Car coming, on your left."). ``server.runtime.clauses`` is
-not used: it is a streaming splitter that holds text back for model markers.
+direction and distance ("Car coming, on your left."); the mention that counts most
+by itself is the line's hazard, wherever it comes. Text read out (after a cue, in
+quotes, or before "that's what the sign says") is not the model's own words.
+``server.runtime.clauses`` is not used: it is a streaming splitter that holds text
+back for model markers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 
 from server.events import SpeechKind
-from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern, rows
+from server.modes.lexicons import WATCHFUL, Lexicon, UrgencyRules, lexicon, pattern, rows
 from server.modes.phrases import base_language
 
 # fmt: off
@@ -28,14 +31,6 @@ __all__ = ["Hazard", "Urgency", "classify", "parse_hazard", "same_hazard", "shor
 
 NONE, PRESENT, IMMINENT = 0, 1, 2
 Span = tuple[int, int]
-# Around the name of a thing the lexicon lacks ("There is a shopping basket in your way").
-_ARTICLES = frozenset("a an the some ein eine einen der die das un una unos unas el la".split())
-_VERBS = frozenset(
-    "is are was has have lying standing sitting left there's ist sind liegt steht gibt "
-    "está están hay queda".split()
-)
-# A phrase is not cut from the word that leads into it ("right | in front of you").
-_LEADS = frozenset("right just directly straight quite very direkt genau gleich justo muy".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +71,7 @@ def _lower(text: str) -> str:
 def _split(low: str, lang: str, span: Span, *, fine: bool) -> list[Span]:
     """``low[span]`` cut at punctuation, dashes and conjunctions (and, when ``fine``,
     before prepositions), never inside a direction or distance phrase."""
-    start, seg = span[0], low[span[0] : span[1]]
+    start, seg, leads = span[0], low[span[0] : span[1]], set(lexicon(lang).leads)
     where = [pattern(lang, n) for n in ("clock", "in_path", "distance")]  # never cut inside
     where += [r for r, _, _ in (*rows(lang, "directions"), *rows(lang, "vague"))]
     guard = [(m.start(), m.end()) for r in where for m in r.finditer(seg)]
@@ -84,7 +79,7 @@ def _split(low: str, lang: str, span: Span, *, fine: bool) -> list[Span]:
     cuts |= {m.start() for m in pattern(lang, "conjunctions").finditer(seg)}
     if fine:
         preps = pattern(lang, "prepositions").finditer(seg)
-        cuts |= {m.start() for m in preps if not _LEADS & set(seg[: m.start()].split()[-1:])}
+        cuts |= {m.start() for m in preps if not leads & set(seg[: m.start()].split()[-1:])}
     spans, prev = [], 0
     for c in [*sorted(c for c in cuts if not any(a < c < b for a, b in guard)), len(seg)]:
         piece = seg[prev:c]
@@ -108,6 +103,7 @@ class _Clause:
     distance_m: float | None = None
     distance: str = ""
     approaching: bool = False
+    receding: str = ""  # as said: "has gone past"
     parked: bool = False
     head: str = ""
     safe: str = ""
@@ -141,8 +137,7 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
             c.clock = clock
             break
     if m := pattern(lang, "clock").search(s):
-        hour = m.group(1)
-        c.clock, c.direction = int(hour if hour.isdigit() else lex.numbers.get(hour, 0)), said(m)
+        c.clock, c.direction = int(m[1] if m[1].isdigit() else lex.numbers.get(m[1], 0)), said(m)
     else:
         for r, _, clock in rows(lang, "directions"):
             if m := r.search(s):
@@ -153,14 +148,17 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
     c.head = said(m) if (m := pattern(lang, "head_height").search(s)) else ""
     c.safe = said(m) if (m := pattern(lang, "clear").search(s)) else ""
     c.approaching = pattern(lang, "approaching").search(s) is not None
+    c.receding = said(m) if (m := pattern(lang, "receding").search(s)) else ""
     c.parked = pattern(lang, "parked").search(s) is not None
     forms = [(t, " ".join((t.group(1) or t.group(2)).split())) for t in
              pattern(lang, "things").finditer(masked)]  # fmt: skip
     found = [(t, lex.things.get(form) or lex.things[f"*{form}"]) for t, form in forms]
-    # "Café tables": of the things in a clause, the first that is not a landmark.
+    # "Café tables": of the things in a clause, the first that is not a landmark; one
+    # on show ("a display of bicycles") is scenery.
     if found:
         t, (c.key, c.category) = next((f for f in found if f[1][1] != "landmark"), found[0])
-        c.what = said(t)
+        c.what, shown = said(t), pattern(lang, "displayed").search(s)
+        c.category = "landmark" if shown else c.category
         c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
     return c
 
@@ -170,6 +168,11 @@ def _merge(into: _Clause, c: _Clause, *, backward: bool) -> None:
         into.clock, into.direction = c.clock, c.direction
     if into.distance_m is None and c.distance_m is not None:
         into.distance_m, into.distance = c.distance_m, c.distance
+    # Where it goes: the later clause's word wins ("It went past; now another is coming"),
+    # but behind the user is where a thing that went past is anyway.
+    late, early = (c, into) if backward else (into, c)
+    coming = late.approaching and late.clock != 6
+    into.receding = late.receding or ("" if coming else early.receding)
     into.in_path |= c.in_path
     into.approaching |= c.approaching
     into.head = into.head or c.head
@@ -182,14 +185,14 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     """The hazard, the words that start a reading aloud, and why there is no hazard."""
     text, lang = " ".join(text.split()), base_language(language)
     low = _lower(text)
-    m = pattern(lang, "reading").search(low)
+    m = pattern(lang, "reading").search(low)  # from a cue, or the sentence a cue ends
     reading, end = (text[m.start() : m.end()].strip(), m.start()) if m else ("", len(low))
     mentions: list[_Clause] = []
     pending: list[_Clause] = []  # clauses before the first mention
     for span in _split(low, lang, (0, end), fine=False):  # what is read out is not the model's
         c = _clause(low, text, span, lang)
         if c.what:
-            for q in pending:
+            for q in [q for q in pending if not q.safe]:  # a denial lends nothing forward
                 _merge(c, q, backward=False)
             pending = []
             mentions.append(c)
@@ -199,12 +202,13 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
             pending.append(c)
     w = pattern(lang, "warnings").search(low[:end])
     warning = text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else ""
-    live = [c for c in mentions if not c.negated and not (c.safe and not c.approaching)]
-    if not mentions and (generic := _generic(low, text, pending)) is not None:
+    live = [c for c in mentions if not (c.negated or c.receding) and (c.approaching or not c.safe)]
+    if not mentions and (generic := _generic(low, text, pending, lexicon(lang))) is not None:
         live = [generic]
     if live:
-        hazards = [_hazard(c, warning) for c in live]
-        best = max(hazards, key=lambda h: _level(h, WATCHFUL)[0])  # first if tied
+        # The thing that counts most by itself (first if tied): the warning is the line's.
+        best = max(map(_hazard, live), key=lambda h: _level(h, WATCHFUL)[0])
+        best = replace(best, warning=warning)
         level, why = _level(best, WATCHFUL)  # the rules that count the most
         return (best, reading, "") if level else (None, reading, f"{why} ({best.describe()})")
     if warning:
@@ -212,11 +216,12 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         return Hazard(warning=warning, head_height=head), reading, ""
     safe = next((c.safe for c in [*pending, *mentions] if c.safe), "")
     denied = next((c.what for c in mentions if c.negated), "")
-    note = f"declared clear ('{safe}')" if safe else f"denied ('{denied}')" if denied else ""
-    return None, reading, note or "no hazard mentioned"
+    gone = next((f"{c.what} {c.receding}" for c in mentions if c.receding), "")
+    note = f"declared clear ('{safe}')" if safe else f"moving away ('{gone}')" if gone else ""
+    return None, reading, note or (f"denied ('{denied}')" if denied else "no hazard mentioned")
 
 
-def _generic(low: str, text: str, clauses: list[_Clause]) -> _Clause | None:
+def _generic(low: str, text: str, clauses: list[_Clause], lex: Lexicon) -> _Clause | None:
     """A thing the lexicon lacks, said to be in the path: "A wooden pallet in your way"."""
     for c in clauses:
         near = c.distance_m is not None and c.distance_m <= 1.0 and c.clock == 12
@@ -224,10 +229,10 @@ def _generic(low: str, text: str, clauses: list[_Clause]) -> _Clause | None:
             continue
         cut = low.find((c.direction if c.in_path else c.distance).lower(), c.at)
         words = [w.strip(",;:¡¿") for w in low[c.at : cut].split()]
-        if {"no", "nothing", "nichts", "kein", "keine", "nada", "ningún"} & set(words):
+        if set(lex.negators) & set(words):
             return None
-        start = next((i + 1 for i, w in enumerate(words) if w in _ARTICLES), 0)
-        name = list(itertools.takewhile(lambda w: w not in _VERBS, words[start:]))[:3]
+        start = next((i + 1 for i, w in enumerate(words) if w in lex.articles), 0)
+        name = list(itertools.takewhile(lambda w: w not in lex.copulas, words[start:]))[:3]
         if not name:
             return None
         at = low.find(" ".join(name), c.at)
@@ -236,7 +241,7 @@ def _generic(low: str, text: str, clauses: list[_Clause]) -> _Clause | None:
     return None
 
 
-def _hazard(c: _Clause, warning: str) -> Hazard:
+def _hazard(c: _Clause) -> Hazard:
     same = ("what", "key", "clock", "distance_m", "distance", "in_path", "approaching")
     parked = c.category == "vehicle" and c.parked  # a parked car is something to walk into
     return Hazard(
@@ -244,7 +249,6 @@ def _hazard(c: _Clause, warning: str) -> Hazard:
         category="obstacle" if parked else c.category,
         direction=c.direction,
         head_height=c.head,
-        warning=warning,
     )
 
 
@@ -259,12 +263,12 @@ def _level(h: Hazard, r: UrgencyRules) -> tuple[int, str]:
         return IMMINENT, f"the model's warning '{h.warning}'"
     if h.in_path:
         return IMMINENT, "in the path"
+    if h.distance_m is not None and h.distance_m > r.far_m:  # even approaching: not yet
+        return NONE, "far away"
     if h.category in ("vehicle", "person") and h.approaching:
         return IMMINENT, "approaching"
     if h.category != "landmark" and h.distance_m is not None and h.distance_m <= r.near_m:
         return IMMINENT, "within reach"
-    if h.distance_m is not None and h.distance_m > r.far_m:
-        return NONE, "far away"
     ahead = h.clock in (11, 12, 1) or (h.clock == 0 and h.distance_m is not None)
     if h.category == "vehicle":
         return PRESENT, "a vehicle near the user"
@@ -334,13 +338,13 @@ def shorten(
 ) -> str:
     """At most ``max_words`` words, cut only between clauses (or, when one clause is
     too long, between phrases), ending in punctuation; a clause with nowhere to cut
-    stays whole. ``hazard`` (pass an alert's): its object, direction, distance and
-    height stay, even when that runs a few words over."""
+    stays whole. ``hazard`` (pass an alert's): its object, direction, distance, height
+    and warning words stay, even when that runs a few words over."""
     text = " ".join(text.split())
     if _words(text) <= max_words:
         return _finish(text, lang="") if text else ""
-    lang, low = base_language(language), _lower(text)
-    said = (hazard.what, hazard.direction, hazard.distance, hazard.head_height) if hazard else ()
+    lang, low, h = base_language(language), _lower(text), hazard or Hazard()
+    said = (h.what, h.direction, h.distance, h.head_height, h.warning)
     spans = [(i, i + len(k)) for k in said if k and (i := low.find(k.lower())) >= 0]
 
     def hits(u: Span) -> bool:
@@ -358,9 +362,8 @@ def shorten(
             kept = _prefix([size(u) for u in units], max_words) or [0]
     else:
         if sum(size(u) for u in units if hits(u)) > max_words:
-            units = [
-                s for u in units for s in (_split(low, lang, u, fine=True) if hits(u) else [u])
-            ]
+            parts = [_split(low, lang, u, fine=True) if hits(u) else [u] for u in units]
+            units = [s for p in parts for s in p]
         room = max_words - sum(size(u) for u in units if hits(u))
         for i, u in enumerate(units):  # the hazard's clauses, and those leading up to them
             if hits(u) or (size(u) <= room and (i == 0 or i - 1 in kept)):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
 
 from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
+
+# piper logs every text it speaks (with its phonemes) at DEBUG: logs carry no content.
+logging.getLogger("piper").setLevel(logging.INFO)
 
 __all__ = ["PiperTTS", "default_voice_path"]
 
@@ -22,7 +27,10 @@ def default_voice_path() -> Path | None:
 
 
 class PiperTTS(TTSBackend):
-    def __init__(self, voice_path: str | Path | None = None) -> None:
+    def __init__(
+        self, voice_path: str | Path | None = None, *, executor: Executor | None = None
+    ) -> None:
+        """``executor``: the app's thread for this voice (None: its own)."""
         try:
             from piper import PiperVoice
         except ImportError as e:  # pragma: no cover - piper-tts is a dependency
@@ -41,7 +49,8 @@ class PiperTTS(TTSBackend):
                 offline=True,
                 sample_rate=int(self._voice.config.sample_rate),
                 languages=(str(getattr(self._voice.config, "espeak_voice", "en"))[:2],),
-            )
+            ),
+            executor,
         )
 
     def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:

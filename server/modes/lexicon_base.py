@@ -1,0 +1,70 @@
+"""What a hazard lexicon holds: the ``Lexicon`` type and the helpers its per-language
+data (``lexicon_en``, ``lexicon_de``, ``lexicon_es``) is written with.
+
+Patterns are regular expressions over lower-cased text; things are phrases, and a
+``*`` lets a German compound end in one (``*kiste`` is also "Holzkiste").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CATEGORIES", "QUOTE", "Lexicon", "thing_table"]
+
+# vehicle and person move on their own; the rest stay where they are.
+CATEGORIES = ("vehicle", "person", "drop", "surface", "obstacle", "landmark")
+
+# Text in quotes is read out, in any language. A single quote opens one only where no
+# letter comes before it and a closing one follows ("there's" is no quote).
+QUOTE = r"[\"“„«]|(?<![\w'])'(?=[^']+'(?!\w))"
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    language: str
+    things: dict[str, tuple[str, str]]  # surface phrase -> (key, category)
+    plural: str  # regex for the plural endings a thing may take
+    directions: tuple[tuple[str, int], ...]  # pattern -> clock hour, most specific first
+    clock: str  # pattern with one group: the hour, as digits or a number word
+    # "in your path": ahead and in the way (as is a door swinging open towards the user)
+    in_path: tuple[str, ...]
+    numbers: dict[str, float]
+    units: dict[str, float]  # unit word -> metres
+    vague: tuple[tuple[str, float, int], ...]  # pattern -> metres, clock (0: none)
+    approaching: tuple[str, ...]
+    # Moving off or already past ("has gone past", "walking away"): not approaching,
+    # whatever else the line says of it, and no hazard any more.
+    receding: tuple[str, ...]
+    parked: tuple[str, ...]  # a vehicle that stands still is an obstacle
+    # Shown, not there ("a display of bicycles", "in the shop window"): scenery.
+    displayed: tuple[str, ...]
+    # A height one walks into: the head, and lower ("at knee height", "shin height").
+    head_height: tuple[str, ...]
+    negators: tuple[str, ...]  # words that deny the thing after them ("no cars")
+    clear: tuple[str, ...]  # patterns saying it is harmless ("not in your way")
+    warnings: tuple[str, ...]  # the model's own warning words
+    reading: tuple[str, ...]  # patterns that start text being read out
+    # Patterns said after text read out ("…, that's what the sign says"): their
+    # sentence, from its start, is read out.
+    reading_end: tuple[str, ...]
+    conjunctions: tuple[str, ...]  # a clause may start here
+    prepositions: tuple[str, ...]  # a phrase may start here (the last resort for brevity)
+    # Around the name of a thing the lexicon lacks ("There is a shopping basket in
+    # your way"): the articles before it, the verbs after it.
+    articles: tuple[str, ...] = ()
+    copulas: tuple[str, ...] = ()
+    leads: tuple[str, ...] = ()  # a phrase is not cut from these ("right | in front of you")
+    short_units: tuple[tuple[str, float], ...] = (("m", 1.0),)  # only after digits: "2 m"
+    step_units: tuple[str, ...] = ()  # units that are also things ("three steps down")
+
+
+def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:
+    """``vehicle="car: car, taxi | bicycle: bike"`` -> {"car": ("car", "vehicle"), …}."""
+    out: dict[str, tuple[str, str]] = {}
+    for category, spec in by_category.items():
+        assert category in CATEGORIES, category
+        for group in spec.split("|"):
+            key, _, forms = group.partition(":")
+            for form in forms.split(","):
+                out[" ".join(form.split())] = (key.strip(), category)
+    return out

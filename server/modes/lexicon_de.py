@@ -1,0 +1,110 @@
+"""The German hazard lexicon: small but real."""
+
+from __future__ import annotations
+
+from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
+
+__all__ = ["DE"]
+
+_TEXTS = r"(?:schild|etikett|tafel|aufschrift|anzeige|display|plakat|zettel|packung|fahrplan)"
+
+# fmt: off
+DE = Lexicon(
+    language="de",
+    things=thing_table(
+        vehicle="car: auto, wagen, pkw, taxi, transporter | bicycle: fahrrad, fahrräder, rad, "
+        "radfahrer, radfahrerin, fahrradfahrer | scooter: roller, e-roller, scooter | "
+        "motorbike: motorrad, mofa | bus: bus, busse | truck: lkw, lastwagen, laster | "
+        "tram: straßenbahn, tram, zug | vehicle: fahrzeug, verkehr",
+        person="person: person, mensch, menschen, mann, männer, frau, kind, kinder, jemand, "
+        "fußgänger, jogger, läufer, gruppe | dog: hund | animal: katze, tier | "
+        "stroller: kinderwagen | cart: einkaufswagen",
+        drop="step: *stufe, *treppe | escalator: rolltreppe, rollsteig | curb: bordstein, "
+        "bordsteinkante | edge: *kante, absatz, abgrund | hole: *loch, löcher, graben, "
+        "*kanaldeckel, *schachtdeckel, gully, *schacht | hatch: *luke, falltür | gap: lücke, "
+        "spalt | ramp: rampe, gefälle",
+        surface="wet floor: nass, nasser boden, rutschig, glatt | puddle: pfütze | "
+        "ice: glatteis, eisglätte | glass: scherben, glasscherben | uneven ground: uneben",
+        obstacle="pole: *pfosten, *pfahl, *stange, laterne, poller, säule | branch: ast, äste, "
+        "zweig | box: *kiste, *karton, paket, kasten | bin: mülltonne, mülleimer, tonne | "
+        "cone: leitkegel, pylon, hütchen | barrier: *absperrung, absperrband, baustelle, zaun, "
+        "geländer, *kette, seil | scaffolding: gerüst, leiter | chair: stuhl, stühle, hocker | "
+        "table: tisch | bench: bank | tree: baum, bäume, busch, hecke, blumenkübel | "
+        "wall: wand, mauer | glass door: glastür | bag: tasche, koffer, gepäck, rucksack | "
+        "obstacle: hindernis, gegenstand | cable: kabel, schlauch | beam: balken, vordach, "
+        "niedrige decke, tiefe decke, niedriger durchgang | shelf: regal",
+        landmark="door: tür, eingang, ausgang, tor | crossing: zebrastreifen, übergang, "
+        "kreuzung, ampel | stop: haltestelle, bushaltestelle, bahnhof, bahnsteig | "
+        "elevator: aufzug, fahrstuhl | counter: kasse, theke | "
+        "shop: laden, geschäft, apotheke, bäckerei",
+    ),
+    plural=r"(?:e|en|n|s|er|es)?",
+    directions=(
+        (r"\bvorne links\b|\blinks vor dir\b|\bhalb links\b", 11),
+        (r"\bvorne rechts\b|\brechts vor dir\b|\bhalb rechts\b", 1),
+        (r"\blinks\b|\blinker hand\b|\blinken seite\b", 9),
+        (r"\brechts\b|\brechter hand\b|\brechten seite\b", 3),
+        (r"\bhinter dir\b|\bvon hinten\b|\bhinten\b", 6),
+        (r"\bgeradeaus\b|\bvor dir\b|\bvorne\b|\bvoraus\b|\bvor ihnen\b", 12),
+    ),
+    clock=r"\b(?:auf |bei |um |von )?(1[0-2]|[1-9]|eins|zwei|drei|vier|fünf|sechs|sieben|"
+    r"acht|neun|zehn|elf|zwölf)\s*uhr\b",
+    in_path=(r"\b(?:in|auf) deinem weg\b", r"\bim weg\b",
+             r"\bversperrt (?:\w+ )?den (?:\w+ )?(?:weg|gehweg|bürgersteig|gang)\b",
+             r"\bmitten auf dem (?:weg|gehweg|bürgersteig)\b",
+             r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
+             r"\böffnet sich (?:\w+ )?(?:nach außen|zu dir|auf dich zu)\b",
+             r"\bschwingt (?:\w+ )?auf\b"),
+    numbers={"ein": 1.0, "eine": 1.0, "einen": 1.0, "einem": 1.0, "einer": 1.0, "zwei": 2.0,
+             "drei": 3.0, "vier": 4.0, "fünf": 5.0, "sechs": 6.0, "sieben": 7.0, "acht": 8.0,
+             "neun": 9.0, "zehn": 10.0, "fünfzehn": 15.0, "zwanzig": 20.0, "dreißig": 30.0,
+             "vierzig": 40.0, "fünfzig": 50.0, "sechzig": 60.0, "achtzig": 80.0,
+             "hundert": 100.0,
+             "eins": 1.0, "elf": 11.0, "zwölf": 12.0, "einen halben": 0.5, "einem halben": 0.5,
+             "halben": 0.5, "ein paar": 3.0},
+    units={"metern": 1.0, "meter": 1.0, "schritten": 0.75, "schritte": 0.75, "schritt": 0.75},
+    vague=(
+        (r"\b(?:direkt|genau|unmittelbar) vor dir\b", 0.5, 12),
+        (r"\bvor deinen füßen\b|\b(?:an|bei|vor) deinem (?:linken |rechten )?fuß\b", 0.3, 12),
+        (r"\b(?:kurz|gleich|knapp) vor dir\b", 1.5, 12),
+        (r"\bdirekt neben dir\b", 0.5, 0),
+        (r"\bganz nah\b|\bin deiner nähe\b|\bnah\b|\bnahe\b|\bdicht\b", 1.5, 0),
+        (r"\bweit weg\b|\bin der ferne\b|\bweit\b", 30.0, 0),
+    ),
+    approaching=(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
+                 r"\brückwärts\b", r"\bvon (?:links|rechts|hinten)\b", r"\bfährt\b",
+                 r"\bfahren\b", r"\bbiegt\b"),
+    receding=(r"\b(?:von dir|von uns) weg\b", r"\bweg von dir\b", r"\bentfernt sich\b",
+              r"\b(?:ist|sind) (?:schon |bereits |jetzt )?vorbei\b",
+              r"\bvorbei(?:gefahren|gegangen|gelaufen)\b", r"\babgebogen\b",
+              r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
+              r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b"),
+    parked=(r"\bgeparkt\w*", r"\bparkt\b", r"\bparkend\w*", r"\bsteht\b", r"\bstehend\w*",
+            r"\babgestellt\w*", r"\bangeschlossen\w*", r"\blehnt\b"),
+    displayed=(r"\bim schaufenster\b", r"\bausgestellt\w*", r"\bauslage\b",
+               r"\b(?:bild|foto|plakat|gemälde|statue)\w* (?:von|eines|einer)\b"),
+    head_height=(r"\bkopfhöhe\b", r"\bauf kopfhöhe\b", r"\bkopf einziehen\b", r"\bbücken\b",
+                 r"\b(?:knie|schienbein|hüft|bauch|brust|schulter)höhe\b"),
+    negators=("kein", "keine", "keinen", "keinem", "keiner", "nicht", "ohne", "nichts"),
+    clear=(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
+           r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
+           r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
+           r"\bsicher (?:gehen|überqueren)\b", r"\b(?:wurde|wurden) (?:\w+ )?(?:entfernt|"
+           r"weggeräumt|abgebaut)\b", r"\bist (?:jetzt )?trocken\b"),
+    warnings=(r"^(?:warnung|gefahr)\b", r"\bachtung\b", r"\bvorsicht\b", r"\bpass auf\b",
+              r"\baufpassen\b", r"\bstopp\b", r"(?:^|[.!,;:—–-] ?)halt\b",
+              r"\bbleib\w* (?:\w+ )?stehen\b", r"\bstehen bleiben\b", r"\blangsam!",
+              r"\bkopf einziehen\b", r"\bzieh\w* (?:den|deinen) kopf ein\b", r"\bgefahr\b"),
+    reading=(rf"\b\w*{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:steht|sagt|zeigt|lautet|listet|nennt)\b",
+             rf"\blaut (?:dem |der )?\w*{_TEXTS}\w*\b", rf"\b\w*{_TEXTS}\w*(?: [\w'-]+){{0,4}}:",
+             r"\b(?:abfahrt|abfahrten|ankunft) (?:nach|von|aus|richtung)\b",
+             r"\bda steht\b", r"\bsteht:", QUOTE),
+    reading_end=(r"\bso steht (?:es|das)\b", r"\b(?:das|so) steht (?:da |so )?(?:auf|an|am)\b"),
+    conjunctions=("und", "aber", "oder", "sondern", "während", "dann", "weil", "obwohl",
+                  "doch", "außer", "jedoch", "allerdings"),
+    prepositions=("mit", "auf", "neben", "hinter", "unter", "über", "bei", "am", "im", "von"),
+    articles=("ein", "eine", "einen", "der", "die", "das"),
+    copulas=("ist", "sind", "liegt", "steht", "gibt"),
+    leads=("direkt", "genau", "gleich"),
+)
+# fmt: on

@@ -1,0 +1,167 @@
+"""The English hazard lexicon: the thorough one, and the fallback for any language
+without its own (``server.modes.lexicons.lexicon``)."""
+
+from __future__ import annotations
+
+from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
+
+__all__ = ["EN"]
+
+# fmt: off
+EN = Lexicon(
+    language="en",
+    things=thing_table(
+        vehicle="car: car, automobile, taxi, cab, van, suv, jeep | bicycle: bike, bicycle, "
+        "cyclist, biker, bike rider | scooter: scooter, e-scooter, electric scooter | "
+        "motorbike: motorbike, motorcycle, moped, motorcyclist | bus: bus | "
+        "truck: truck, lorry, pickup truck, delivery truck, forklift | tram: tram, streetcar, "
+        "train | vehicle: vehicle, traffic | skateboard: skateboard, skateboarder | "
+        "cart: shopping cart, golf cart, trolley, shopping trolley",
+        person="person: person, people, man, men, woman, women, someone, somebody, pedestrian, "
+        "jogger, runner, child, children, kid, crowd, guy, lady, group of people, "
+        "wheelchair user | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
+        "stroller: stroller, pram, pushchair, buggy",
+        drop="step: step, steps down, step down, steps up, step up, stair, stairs, staircase, "
+        "stairway, flight of stairs | escalator: escalator, moving staircase, moving walkway, "
+        "travelator | curb: curb, kerb, curbside | edge: edge, platform edge, "
+        "ledge, drop, drop-off, dropoff | hole: hole, pothole, manhole, open manhole, ditch, "
+        "trench, crack | hatch: hatch, cellar hatch, trapdoor, trap door | gap: gap | "
+        "ramp: ramp, slope",
+        surface="wet floor: wet floor, wet, slippery, spill, slick | puddle: puddle | "
+        "ice: ice on, black ice, icy | glass: broken glass, shattered glass | "
+        "uneven ground: uneven ground, uneven pavement, loose tiles, uneven, loose gravel",
+        obstacle="pole: pole, post, lamppost, lamp post, street light, signpost, bollard, "
+        "pillar, column, parking meter, fire hydrant, hydrant | branch: branch, low branch, "
+        "tree branch, low-hanging branch, overhanging branch | box: box, crate, package, "
+        "parcel, carton, boxes | bin: bin, trash can, garbage can, rubbish bin, dumpster, "
+        "wheelie bin | cone: cone, traffic cone | barrier: barrier, barricade, fence, railing, "
+        "handrail, rope, chain, barrier tape, police tape, cordon, roadworks, road works, "
+        "construction site, construction work | scaffolding: scaffolding, ladder, stepladder | "
+        "chair: chair, stool | table: table | bench: bench | tree: tree, tree trunk, bush, "
+        "hedge, planter, flower pot | wall: wall, glass wall | glass door: glass door | "
+        "bag: bag, suitcase, luggage, backpack | cable: cable, hose, wire, cord | "
+        "obstacle: obstacle, obstruction, object | sign board: sign board, signboard, "
+        "sandwich board, a-frame sign | beam: low beam, beam, awning, low ceiling, ceiling, "
+        "overhang, low doorway, low door frame, low arch, low archway, low bridge, low pipe, "
+        "girder | pallet: pallet, display stand | rack: bike rack, bicycle rack | "
+        "shelf: shelf, shelves, shelving",
+        landmark="door: door, doorway, entrance, exit, gate, turnstile | crossing: crossing, "
+        "crosswalk, zebra crossing, pedestrian crossing, intersection, junction, traffic light, "
+        "traffic lights | stop: bus stop, tram stop, stop sign, station, platform | "
+        "elevator: elevator, lift | counter: counter, checkout, till, register | "
+        "shop: shop, store, cafe, café, pharmacy, bakery, post office | station: train station, "
+        "bus station, car park, parking lot, bike lane",
+    ),
+    plural=r"(?:s|es)?",
+    directions=(
+        (r"(?:ahead|in front)(?: and| of you)?,? (?:to |on )?(?:your |the )?left|front left|"
+         r"half left|slightly (?:to (?:your |the )?)?left|left ahead", 11),
+        (r"(?:ahead|in front)(?: and| of you)?,? (?:to |on )?(?:your |the )?right|front right|"
+         r"half right|slightly (?:to (?:your |the )?)?right", 1),
+        (r"\b(?:to|on|from|at|towards?) (?:your|the) left\b|\byour left\b|\bleft[- ]hand side\b|"
+         r"\bleft side\b|\bleft of you\b", 9),
+        (r"\b(?:to|on|from|at|towards?) (?:your|the) right\b|\byour right\b|"
+         r"\bright[- ]hand side\b|\bright side\b|\bright of you\b", 3),
+        (r"\bbehind you\b|\bfrom behind\b|\bat your back\b|\bbehind\b", 6),
+        (r"\b(?:straight|directly|dead|just|right|up) ahead\b|\bahead\b|\bin front(?: of you)?\b|"
+         r"\bcoming up\b|\bin your direction\b", 12),
+    ),
+    clock=r"\b(?:at |towards? |from )?(1[0-2]|[1-9]|one|two|three|four|five|six|seven|eight|"
+    r"nine|ten|eleven|twelve)\s*o'?\s*clock\b",
+    in_path=(r"\bin (?:your|the|my) (?:path|way)\b", r"\bcrossing (?:your|the) path\b",
+             r"\bacross (?:it|(?:the|your) (?:path|way|sidewalk|pavement|walkway|corridor|aisle|"
+             r"hallway|passage|doorway|entrance))\b",
+             r"\bblocking (?:the |your )?(?:path|way|sidewalk|pavement|aisle|door|corridor)\b",
+             r"\bin the middle of the (?:path|sidewalk|pavement|aisle|corridor|walkway)\b",
+             r"\bon (?:the|your) (?:path|sidewalk|pavement|walkway) ahead\b",
+             r"\binto (?:your|the) (?:path|way)\b", r"\bopen(?:ing|s)? (?:outwards?|towards? you)\b",
+             r"\bswing(?:ing|s)? (?:open|out|outwards?|towards? you)\b"),
+    numbers={"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0,
+             "seven": 7.0, "eight": 8.0, "nine": 9.0, "ten": 10.0, "eleven": 11.0, "twelve": 12.0,
+             "thirteen": 13.0, "fourteen": 14.0, "fifteen": 15.0, "sixteen": 16.0,
+             "seventeen": 17.0, "eighteen": 18.0, "nineteen": 19.0, "twenty": 20.0,
+             "thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0, "seventy": 70.0,
+             "eighty": 80.0, "ninety": 90.0, "a hundred": 100.0, "hundred": 100.0,
+             "a": 1.0, "an": 1.0,
+             "half a": 0.5, "a couple of": 2.0, "a few": 3.0},
+    units={"metres": 1.0, "meters": 1.0, "metre": 1.0, "meter": 1.0, "feet": 0.3048,
+           "foot": 0.3048, "yards": 0.9144, "yard": 0.9144, "steps": 0.75, "step": 0.75,
+           "paces": 0.75, "pace": 0.75},
+    vague=(
+        (r"\b(?:right|directly|just|immediately) in front of (?:you|your feet)\b", 0.5, 12),
+        (r"\b(?:at|under|by|beside) your (?:left |right )?(?:feet|foot|toes)\b", 0.3, 12),
+        (r"\b(?:right|directly) ahead(?: of you)?\b", 1.0, 12),
+        (r"\bjust ahead(?: of you)?\b", 2.0, 12),
+        (r"\bright (?:next to|beside) you\b", 0.5, 0),
+        (r"\barm'?s length\b", 0.7, 0),
+        (r"\b(?:very )?close(?: to you| by)?\b|\bnear you\b|\bnearby\b", 1.5, 0),
+        (r"\bfar (?:away|off)\b|\bin the distance\b|\bfar\b", 30.0, 0),
+    ),
+    approaching=(r"\bapproach\w*", r"\bcom(?:ing|es)\b", r"\bheading (?:for|towards?|at|your)\b",
+                 r"\b(?:moving )?towards? you\b", r"\b(?:straight|right|directly) at you\b",
+                 r"\bfast\b", r"\bspeeding\b", r"\breversing\b",
+                 r"\bbacking (?:up|out)\b", r"\bpulling (?:out|in)\b", r"\bturning (?:in|into)\b",
+                 r"\bclosing in\b", r"\bfrom (?:your |the )?(?:left|right|behind)\b",
+                 r"\bbehind you\b", r"\bfrom \d{1,2} o'?clock\b"),
+    receding=(r"\b(?:has|have|had|just|already)(?: just| already)? (?:passed|gone)\b",
+              r"\b(?:gone|went|driven|drove|ridden|rode|walked|cycled|rolled|ran|run|moved|"
+              r"headed|zoomed|sped) (?:past|by|off|away)\b", r"\bturned away\b",
+              r"\bturned off\b(?! (?:its|the|his|her|their)\b)",  # not "turned off its engine"
+              r"\b(?:moving|walking|driving|riding|cycling|rolling|running|heading|going|"
+              r"pulling) (?:off|away)\b", r"\bpassed (?:you|by)\b", r"\baway from you\b"),
+    parked=(r"\bparked\b", r"\bstationary\b", r"\b(?:not|isn't|aren't) moving\b", r"\bstopped\b",
+            r"\bstanding\b", r"\bdocked\b", r"\bchained\b", r"\blocked (?:up|to)\b",
+            r"\bleaning (?:against|on)\b", r"\bengine off\b"),
+    displayed=(r"\bdisplay of\b", r"\bon display\b", r"\bdisplayed\b",
+               r"\bin (?:a|the) (?:shop |store )?window\b",
+               r"\b(?:picture|photo|painting|poster|drawing|mural|statue|sculpture|image|advert)s?"
+               r" of\b"),
+    head_height=(r"\b(?:at )?head[- ]height\b", r"\bhead level\b", r"\boverhead\b",
+                 r"\blow[- ]hanging\b", r"\bmind your head\b", r"\bduck\b",
+                 r"\b(?:at )?(?:knee|shin|ankle|waist|hip|chest|shoulder)[- ](?:height|level|high)\b"),
+    negators=("no", "not", "nothing", "without", "none", "zero", "any"),
+    clear=(
+        r"\b(?:path|way|road|street|sidewalk|pavement|route|crossing|coast|area|aisle|it)"
+        r"(?:'s| is| looks| seems)(?: all| now)? clear\b",
+        r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bnothing (?:in|on|ahead|around)\b",
+        r"\bnot in (?:your|the) (?:way|path)\b", r"\bout of (?:your|the) (?:way|path)\b",
+        r"\bsafe to (?:cross|walk|go|continue|proceed)\b", r"\bno (?:obstacles?|hazards?)\b",
+        r"\bwell away from\b", r"\bclosed to (?:traffic|cars|vehicles)\b",
+        r"\b(?:has|have) been (?:taken away|removed|cleared|cleaned up|mopped up|tidied away)\b",
+        r"\b(?:looks|is|are|seems)(?: now)? dry\b",
+    ),
+    warnings=(
+        r"^(?:warning|caution|danger|alert)\b", r"\bwatch out\b", r"\blook out\b",
+        r"\bheads up\b", r"\bcareful\b", r"\bwatch (?:your|the|for)\b", r"\bmind (?:the|your)\b",
+        r"(?:^|[.!,;:—–-] ?)stop(?: now| right there| walking| moving| here)*(?=\s*(?:[!.,;:—–-]|$))",
+        r"\bduck(?: down)?!", r"\bwait!", r"\bhold on!", r"\bplease stop\b", r"\bfreeze\b",
+        r"\bdon't move\b", r"\bstep back\b", r"\bslow down\b", r"\bdanger\b",
+    ),
+    reading=(
+        r"\b(?:sign|label|board|notice|poster|plaque|menu|screen|display|banner|placard|text|"
+        r"writing|note|sticker|packet|package|can|bottle|jar|card|ticket|tag|panel|it|plate|"
+        r"timetable|ingredients)s?\b[^.!?]{0,30}?\b(?:says|say|reads|shows|displays|states|"
+        r"lists|list|warns)\b",
+        r"\b(?:sign|label|notice|plaque|menu|screen|display|board|packet|package|bottle|jar|"
+        r"tag|ticket|poster|banner|sticker)s?\b(?: [\w'-]+){0,4}:",
+        r"\b(?:is|are) (?:listed|given|printed|written|marked) as\b",
+        r"\baccording to (?:the|this|that) (?:[\w-]+ )?(?:sign|label|notice|screen|board|"
+        r"packet|timetable)\b",
+        r"\b(?:departures?|arrivals?) (?:to|for|from)\b",
+        r"\b(?:written|printed) (?:on|above|below)\b", QUOTE, r"\b(?:says|reads):",
+        r"(?:^|(?<=[.!?] ))(?:the|this|that) (?:[\w-]+ ){1,5}?(?:says|reads|lists)\b",
+    ),
+    reading_end=(r"\b(?:that's|that is|this is|is|are) what (?:[\w'-]+ ){0,6}?(?:says|say|"
+                 r"reads|shows|displays|states)\b",),
+    conjunctions=("and", "but", "or", "while", "which", "who", "then", "because", "although",
+                  "though", "except", "unless", "whereas", "so", "apart from"),
+    prepositions=("with", "on", "in", "at", "near", "next to", "behind", "under", "over",
+                  "by", "from", "across", "along", "past", "beside", "towards", "toward"),
+    articles=("a", "an", "the", "some"),
+    copulas=("is", "are", "was", "has", "have", "lying", "standing", "sitting", "left",
+             "there's"),
+    leads=("right", "just", "directly", "straight", "quite", "very"),
+    short_units=(("m", 1.0), ("ft", 0.3048)),
+    step_units=("steps", "step", "paces", "pace"),
+)
+# fmt: on

@@ -1,0 +1,108 @@
+"""The Spanish hazard lexicon: small but real."""
+
+from __future__ import annotations
+
+from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
+
+__all__ = ["ES"]
+
+_TEXTS = (
+    r"(?:letrero|cartel|etiqueta|señal|rótulo|pantalla|placa|texto|nota|paquete|bote|"
+    r"botella|lata|panel)"
+)
+
+# fmt: off
+ES = Lexicon(
+    language="es",
+    things=thing_table(
+        vehicle="car: coche, carro, auto, taxi, furgoneta | bicycle: bicicleta, bici, "
+        "ciclista | scooter: patinete, patinete eléctrico | motorbike: moto, motocicleta, "
+        "motorista | bus: autobús, autobuses, bus | truck: camión, camiones | "
+        "tram: tranvía, tren | vehicle: vehículo, tráfico",
+        person="person: persona, gente, hombre, mujer, mujeres, niño, niña, alguien, peatón, "
+        "peatones, corredor, grupo | dog: perro | animal: gato, animal | "
+        "stroller: carrito de bebé, cochecito | cart: carrito",
+        drop="step: escalón, escalones, escalera | escalator: escalera mecánica, "
+        "escaleras mecánicas, cinta transportadora | curb: bordillo | edge: borde, desnivel, "
+        "borde del andén | hole: agujero, hoyo, bache, zanja, alcantarilla, "
+        "alcantarilla abierta, boca de alcantarilla, registro abierto | hatch: trampilla | "
+        "gap: hueco | ramp: rampa, pendiente",
+        surface="wet floor: suelo mojado, mojado, resbaladizo, resbaladiza | puddle: charco | "
+        "ice: hielo | glass: cristales rotos, vidrios rotos | uneven ground: irregular",
+        obstacle="pole: poste, farola, pilar, columna, bolardo | branch: rama | "
+        "box: caja, paquete | bin: contenedor, papelera, cubo de basura | cone: cono | "
+        "barrier: valla, barrera, obras, cadena, cuerda, cinta de obra | "
+        "scaffolding: andamio, escalera de mano | chair: silla, taburete | table: mesa | "
+        "bench: banco | tree: árbol, árboles, arbusto, maceta | wall: pared, paredes, muro | "
+        "glass door: puerta de cristal | bag: bolsa, maleta, mochila | "
+        "obstacle: obstáculo, objeto | cable: cable, manguera | beam: toldo, viga, techo bajo, "
+        "techo muy bajo, dintel bajo | shelf: estante, estantería, estanterías",
+        landmark="door: puerta, entrada, salida | crossing: paso de peatones, cruce, semáforo | "
+        "stop: parada, parada de autobús, estación, andén | elevator: ascensor | "
+        "counter: mostrador | shop: tienda, farmacia, panadería",
+    ),
+    plural=r"(?:s|es)?",
+    directions=(
+        (r"\bdelante a (?:tu|la) izquierda\b|\ba la izquierda delante\b", 11),
+        (r"\bdelante a (?:tu|la) derecha\b|\ba la derecha delante\b", 1),
+        (r"\bizquierda\b", 9), (r"\bderecha\b", 3),
+        (r"\bdetrás\b|\batrás\b|\ba tu espalda\b", 6),
+        (r"\bdelante\b|\badelante\b|\benfrente\b|\bfrente a ti\b|\bal frente\b|"
+         r"\btodo recto\b|\bde frente\b", 12),
+    ),
+    clock=r"\ba (?:las|la) (1[0-2]|[1-9]|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|"
+    r"once|doce)\b(?: en punto)?",
+    in_path=(r"\ben (?:tu|el|su) camino\b", r"\bbloquea\w* (?:el|tu) (?:paso|camino)\b",
+             r"\ben medio de la acera\b", r"\ben medio del camino\b",
+             r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b"),
+    numbers={"un": 1.0, "uno": 1.0, "una": 1.0, "dos": 2.0, "tres": 3.0, "cuatro": 4.0,
+             "cinco": 5.0, "seis": 6.0, "siete": 7.0, "ocho": 8.0, "nueve": 9.0, "diez": 10.0,
+             "once": 11.0, "doce": 12.0, "quince": 15.0, "veinte": 20.0, "treinta": 30.0,
+             "cuarenta": 40.0, "cincuenta": 50.0, "sesenta": 60.0, "ochenta": 80.0,
+             "cien": 100.0,
+             "medio": 0.5, "un par de": 2.0, "pocos": 3.0, "unos pocos": 3.0},
+    units={"metros": 1.0, "metro": 1.0, "pasos": 0.75, "paso": 0.75, "pies": 0.3048},
+    vague=(
+        (r"\bjusto (?:delante|enfrente|frente a ti|adelante)\b", 0.5, 12),
+        (r"\ba tus pies\b|\bjunto a tu pie\b|\b(?:a|junto a) tu pie (?:izquierdo|derecho)\b",
+         0.3, 12),
+        (r"\bjusto a tu lado\b", 0.5, 0),
+        (r"\bmuy cerca\b|\bcerca\b|\bpegad[oa] a ti\b", 1.5, 0),
+        (r"\ba lo lejos\b|\blejos\b", 30.0, 0),
+    ),
+    approaching=(r"\bse acerca\w*", r"\bacercándose\b", r"\bviene\w*", r"\bhacia ti\b",
+                 r"\brápido\b", r"\ba toda velocidad\b", r"\bmarcha atrás\b",
+                 r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*"),
+    receding=(r"\bse aleja\w*", r"\balejándose\b", r"\bya (?:ha )?pas\w*",
+              r"\bse (?:fue|marcha|marchó)\b", r"\b(?:giró|ha girado|dobló|ha doblado) "
+              r"(?:por|en|hacia)\b"),
+    parked=(r"\baparcad\w*", r"\bestacionad\w*", r"\bparad[oa]s?\b", r"\bdetenid\w*",
+            r"\bapoyad[oa]s?\b", r"\bamarrad[oa]s?\b", r"\bno se mueve\b"),
+    displayed=(r"\ben (?:el|un) escaparate\b", r"\bexpuest[oa]s?\b", r"\ben exposición\b",
+               r"\b(?:foto|cuadro|cartel|dibujo|estatua|imagen)\w* de\b"),
+    head_height=(r"\baltura de (?:la|tu) cabeza\b", r"\bagáchate\b",
+                 r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
+    negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada"),
+    clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|cruce) (?:está )?libre\b",
+           r"\bnada en (?:tu|el) camino\b", r"\bno (?:está )?en tu camino\b",
+           r"\bno te estorba\b", r"\bseguro cruzar\b", r"\bya no están?\b",
+           r"\b(?:han|ha) (?:sido )?(?:retirad|quitad)\w*"),
+    warnings=(r"^(?:aviso|peligro)\b", r"\bcuidado\b", r"\batención\b",
+              r"(?:^|[¡.!,;:—–-] ?)(?:alto|para|ojo|quiet[oa]|espera)\b(?=\s*[!.,]|$)",
+              r"\bdetente\b", r"\bno te muevas\b", r"\bdespacio\b", r"\bagáchate\b",
+              r"\bpeligro\b"),
+    reading=(rf"\b{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:dice|pone|indica|muestra)\b",
+             rf"\b{_TEXTS}\w*(?: [\w'-]+){{0,4}}:", rf"\bsegún (?:el|la) {_TEXTS}\b",
+             r"\b(?:en|sobre) (?:el|la|los|las|un|una) (?:\w+ ){1,4}?(?:pone|dice|se lee)\b",
+             r"\bsalidas? (?:hacia|a|para)\b|\bllegadas? (?:de|desde)\b",
+             r"\bse lee\b", r"\bestá escrito\b", r"^pone\b|\bpone:", QUOTE),
+    reading_end=(r"\b(?:eso|esto) es lo que (?:dice|pone|indica)\b",
+                 r"\bes lo que (?:dice|pone|indica)\b"),
+    conjunctions=("y", "e", "pero", "o", "u", "mientras", "luego", "aunque", "porque",
+                  "excepto", "salvo", "sin embargo", "así que"),
+    prepositions=("con", "en", "sobre", "junto a", "detrás de", "bajo", "por", "desde"),
+    articles=("un", "una", "unos", "unas", "el", "la"),
+    copulas=("está", "están", "hay", "queda"),
+    leads=("justo", "muy"),
+)
+# fmt: on
