@@ -2,7 +2,7 @@
 labelled corpora, for ``server.engine.urgency`` and for the policy as a default
 ``GuidancePolicy`` uses it.
 
-Two corpora, reported one after the other and labelled:
+Three corpora, reported one after the other and labelled:
 
 - **tuning** (``benchmarks/data/guidance_corpus.jsonl``): the lines the rules and
   lexicons were written against. A score here shows the rules do what they were
@@ -13,6 +13,10 @@ Two corpora, reported one after the other and labelled:
   answers, text read out, bikes on show); the fixes are general rules, tested in
   ``tests/test_urgency.py`` with new sentences. It is no longer unbiased: an honest
   number needs a fresh held-out set, written blind and scored once.
+- **fresh** (``benchmarks/data/guidance_heldout2.jsonl``): 200 more lines written
+  blind by a third hand after those fixes, scored once (2026-12-03: alert
+  precision 0.921, recall 0.921; reading recall 0.903). This is the honest number.
+  Read its misses and it stops being one: the next fix needs the next fresh set.
 
 Each corpus line is one the model could say in some mode and language, with the
 mode, whether the user had just asked something (``prompted``), a label and, for
@@ -73,17 +77,19 @@ from server.modes import profile
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "guidance_corpus.jsonl"
 HELD_OUT = DATA / "guidance_heldout.jsonl"
+FRESH = DATA / "guidance_heldout2.jsonl"
 LABELS = ("alert", "answer", "narration", "reading")
 MIN_ALERT_RECALL = 0.97
 
 HEADER = f"""\
-Two corpora:
+Three corpora:
   TUNING    {CORPUS.name:<24} the rules and lexicons were written against it
   HELD-OUT  {HELD_OUT.name:<24} written blind by someone else
+  FRESH     {FRESH.name:<24} written blind after the held-out fixes
 NOTE: the held-out corpus has been used once, to find the categories of error the
 rules now cover (the fixes are general rules, unit-tested on new sentences). Its
-score is therefore optimistic, no longer an unbiased estimate: an unbiased number
-needs a fresh held-out set, written blind and scored once."""
+score is therefore optimistic. FRESH was scored once and its misses not yet read:
+it is the unbiased estimate."""
 
 
 def load(path: Path) -> list[dict]:
@@ -233,9 +239,17 @@ def main() -> int:
     args = ap.parse_args()
     if args.corpus is None:
         print(HEADER)
-        corpora = [("TUNING", CORPUS), ("HELD-OUT (used once to find error categories)", HELD_OUT)]
+        corpora = [
+            ("TUNING", CORPUS),
+            ("HELD-OUT (used once to find error categories)", HELD_OUT),
+            ("FRESH (unbiased)", FRESH),
+        ]
     else:
-        title = {CORPUS: "TUNING", HELD_OUT: "HELD-OUT (used once to find error categories)"}
+        title = {
+            CORPUS: "TUNING",
+            HELD_OUT: "HELD-OUT (used once to find error categories)",
+            FRESH: "FRESH (unbiased)",
+        }
         corpora = [(title.get(args.corpus.resolve(), "CORPUS"), args.corpus)]
     summary = [
         (t.split(" (")[0], evaluate(t, p, misses=args.misses, brevity_too=args.brevity))
@@ -249,7 +263,7 @@ def main() -> int:
                 f"   reading {s['reading'][1]:.3f}"
             )
     if args.corpus is None:
-        print("  (held-out: optimistic since it was read once; a fresh set is needed)")
+        print("  (held-out: optimistic since it was read once; FRESH is the unbiased one)")
     low = [t for t, r in summary if r["urgency.classify"]["alert"][1] < MIN_ALERT_RECALL]
     print(f"alert recall of urgency.classify needs ≥ {MIN_ALERT_RECALL}: " + (
         f"below on {', '.join(low)}" if low else "met on every corpus"))  # fmt: skip
