@@ -7,6 +7,7 @@ with an install hint only when it is actually chosen.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.agents.notify import build_notifier
 from server.config import DEFAULT_MODEL, AgentSettings, ModelSettings, Settings, VoiceSettings
 from server.errors import ModelLoadError
 from server.runtime.base import InteractionRuntime
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from server.runtime.transformers import TransformersOptions
     from server.session.services import ListenerFactory
     from server.tasks import Spawn
+    from server.voice.asr.base import ASRBackend
     from server.voice.listener import Emit
 
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
     "Overrides",
     "Security",
     "build_app",
+    "build_asr",
+    "build_listener_factory",
     "build_pairing",
     "build_runtime",
     "build_tts",
@@ -51,18 +56,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def build_runtime(settings: Settings) -> InteractionRuntime:
+def build_runtime(settings: Settings, executors: Executors) -> InteractionRuntime:
     """``--model`` picks the backend: scripted:FILE, http(s)://…/v1, or a hub id / folder."""
     m = settings.model
     spec = m.model.strip()
     if spec.startswith("scripted:"):
         from server.runtime.scripted import ScriptedRuntime
 
-        return ScriptedRuntime.from_file(spec.removeprefix("scripted:"))
+        return ScriptedRuntime.from_file(spec.removeprefix("scripted:"), executor=executors.model)
     if spec.startswith(("http://", "https://")):
         from server.runtime.openai import OpenAIRuntime
 
-        return OpenAIRuntime(_openai_options(m))
+        return OpenAIRuntime(_openai_options(m), executor=executors.model)
     try:
         from server.runtime.transformers import TransformersRuntime
     except ImportError as e:
@@ -77,6 +82,8 @@ def build_runtime(settings: Settings) -> InteractionRuntime:
         dtype=m.dtype,
         quantization=m.quantization or None,
         options=_transformers_options(m),
+        executor=executors.model,
+        summary_executor=executors.summaries,
     )
 
 
@@ -112,37 +119,38 @@ def _openai_options(m: ModelSettings) -> OpenAIRuntimeOptions:
 
 # ------------------------------------------------------------------ speech out
 
-# Config names ([voice] tts) → constructors. Imports are lazy, so a chain without
-# edge never imports aiohttp; a backend that cannot start raises saying why.
+# Config names ([voice] tts) → constructors, given the backend's thread (None: its own).
+# Imports are lazy (a chain without edge never imports aiohttp); one that cannot start raises.
 
 
-def _edge_tts(v: VoiceSettings) -> TTSBackend:
+def _edge_tts(v: VoiceSettings, executor: Executor | None) -> TTSBackend:
     from server.voice.tts.edge import EdgeTTS
 
-    return EdgeTTS()
+    return EdgeTTS(executor=executor)
 
 
-def _piper_tts(v: VoiceSettings) -> TTSBackend:
+def _piper_tts(v: VoiceSettings, executor: Executor | None) -> TTSBackend:
     from server.voice.tts.piper import PiperTTS
 
-    return PiperTTS(v.piper_voice or None)
+    return PiperTTS(v.piper_voice or None, executor=executor)
 
 
-def _espeak_tts(v: VoiceSettings) -> TTSBackend:
+def _espeak_tts(v: VoiceSettings, executor: Executor | None) -> TTSBackend:
     from server.voice.tts.espeak import EspeakTTS
 
-    return EspeakTTS()
+    return EspeakTTS(executor=executor)
 
 
-TTS_BACKENDS: dict[str, Callable[[VoiceSettings], TTSBackend]] = {
+TTS_BACKENDS: dict[str, Callable[[VoiceSettings, Executor | None], TTSBackend]] = {
     "edge": _edge_tts,
     "piper": _piper_tts,
     "espeak": _espeak_tts,
 }
 
 
-def build_tts(settings: Settings) -> TTSBackend:
-    """The ``[voice] tts`` chain; one backend alone is used as it is."""
+def build_tts(settings: Settings, executors: Executors | None = None) -> TTSBackend:
+    """The ``[voice] tts`` chain; one backend alone is used as it is. Each backend runs
+    in its thread of ``executors``; without them (tests) each makes its own."""
     from server.voice.tts.fallback import FallbackTTS
 
     backends: list[TTSBackend] = []
@@ -151,8 +159,9 @@ def build_tts(settings: Settings) -> TTSBackend:
         factory = TTS_BACKENDS.get(name)
         if factory is None:
             raise ValueError(f"unknown TTS backend {name!r}; known: {', '.join(TTS_BACKENDS)}")
+        executor = None if executors is None else executors.tts_for(name)
         try:
-            backends.append(factory(settings.voice))
+            backends.append(factory(settings.voice, executor))
         except Exception as e:  # a backend that cannot start is skipped, with a reason
             errors.append(f"{name}: {e}")
             log.warning("TTS backend %s unavailable: %s", name, e)
@@ -164,13 +173,12 @@ def build_tts(settings: Settings) -> TTSBackend:
 # ------------------------------------------------------------------ speech in
 
 
-def build_listener_factory(settings: Settings) -> ListenerFactory | None:
-    """One Whisper for every session; each session's listener from the factory."""
+def build_asr(settings: Settings, executor: Executor | None = None) -> ASRBackend | None:
+    """The one Whisper all sessions share, warmed up; None when ``[voice] asr = "none"``."""
     v = settings.voice
     if v.asr == "none":
         return None
     from server.voice.asr.whisper import WhisperASR, WhisperOptions
-    from server.voice.listener import AudioListener, ListenerOptions
 
     asr = WhisperASR(
         WhisperOptions(
@@ -178,9 +186,24 @@ def build_listener_factory(settings: Settings) -> ListenerFactory | None:
             device=v.asr_device or "auto",
             compute_type=v.asr_compute_type or "auto",
             language=v.asr_language or None,
-        )
+        ),
+        executor=executor,
     )
     asr.warmup()  # the first utterance should not pay for loading
+    return asr
+
+
+def build_listener_factory(
+    settings: Settings, asr: ASRBackend | None = None
+) -> ListenerFactory | None:
+    """Each session's listener, all on one ASR: ``asr`` (the app's), or else (tests,
+    benchmarks) a ``build_asr`` of its own, whose pool lives as long as the process."""
+    asr = asr if asr is not None else build_asr(settings)
+    if asr is None:
+        return None
+    from server.voice.listener import AudioListener, ListenerOptions
+
+    v = settings.voice
 
     def factory(
         fmt: AudioFormat, emit: Emit, *, language: str, spawn: Spawn, dsp: Executor
@@ -247,20 +270,27 @@ def build_delegations(settings: Settings) -> DelegationManager | None:
 
 @dataclass
 class App:
+    """The process's shared services. ``aclose``, once every session has ended, closes the
+    agents, the registry, the backends (``Overrides`` too) and last the pools they ran in."""
+
     settings: Settings
     services: SessionServices
+    asr: ASRBackend | None = None  # the listener factory's, when built here
+    security: Security | None = None  # the registry, when given to build_app
 
     async def aclose(self) -> None:
-        """After every session has closed: agents (their processes are killed), the
-        backends, then the pools they ran in."""
         if self.services.delegations is not None:
             await self.services.delegations.aclose()
-        await self.services.tts.aclose()
-        self.close()
+        await self.services.tts.aclose()  # its close, after its recovery probe stopped
+        await asyncio.to_thread(self._close_rest)  # it blocks: the registry, the pools
 
-    def close(self) -> None:
+    def _close_rest(self) -> None:
+        if self.security is not None:
+            self.security.close()
         self.services.runtime.close()
-        self.services.tts.close()
+        if self.asr is not None:
+            self.asr.close()
+        # Last: nothing is left to queue work, so only what is running is waited for.
         self.services.executors.shutdown()
 
 
@@ -278,18 +308,31 @@ class Overrides:
     delegations: DelegationService | None = None
 
 
-def build_app(settings: Settings, overrides: Overrides = Overrides()) -> App:
-    """Wire the process's shared services."""
+def build_app(
+    settings: Settings,
+    overrides: Overrides = Overrides(),
+    *,
+    executors: Executors | None = None,
+    security: Security | None = None,
+) -> App:
+    """Wire the process's shared services, each backend in its pool of ``executors``
+    (made here when not given). The App owns the pools and ``security`` from then on."""
     o = overrides
+    pools = Executors() if executors is None else executors
+    runtime = o.runtime or build_runtime(settings, pools)
+    tts = o.tts or build_tts(settings, pools)
+    asr = None if o.listener_factory else build_asr(settings, pools.asr)
+    e = settings.emergency
     services = SessionServices(
         settings=settings,
-        runtime=o.runtime or build_runtime(settings),
-        tts=o.tts or build_tts(settings),
-        executors=Executors(),
-        listener_factory=o.listener_factory or build_listener_factory(settings),
+        runtime=runtime,
+        tts=tts,
+        executors=pools,
+        listener_factory=o.listener_factory or build_listener_factory(settings, asr),
         delegations=o.delegations or build_delegations(settings),
+        emergency=build_notifier(e.webhooks, e.command, e.retries, e.retry_backoff_s, e.timeout_s),
     )
-    return App(settings, services)
+    return App(settings, services, asr=asr, security=security)
 
 
 # ------------------------------------------------------------------ pairing and TLS
@@ -325,9 +368,10 @@ class Security:
             self.pairing.close()
 
 
-def build_pairing(settings: Settings) -> Security:
-    """The device registry and TLS identity in the state directory (made at first start),
-    or a configured certificate. Raises ValueError / OSError / StorageError saying what to do."""
+def build_pairing(settings: Settings, registry: Executor | None = None) -> Security:
+    """The device registry (its calls in ``registry``, else a thread of its own) and TLS
+    identity in the state directory (made at first start), or a configured certificate.
+    Raises ValueError / OSError / StorageError saying what to do."""
     cfg = settings.server
     if cfg.no_auth:
         if not is_loopback(cfg.host):
@@ -353,4 +397,4 @@ def build_pairing(settings: Settings) -> Security:
     except BaseException:
         store.close()
         raise
-    return Security(PairingService(store), tls)
+    return Security(PairingService(store, registry), tls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import signal
 import sys
@@ -142,15 +143,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     from server.app import build_app, build_pairing
+    from server.session.services import Executors
     from server.transport.server import GrpcServer
 
     cfg = settings.server
     loop = asyncio.get_running_loop()
+    executors = Executors()  # every pool of the process (no thread runs before its first job)
     # Before the model: a broken registry or a refused --no-auth fails in a second.
-    security = await loop.run_in_executor(None, build_pairing, settings)
+    security = await loop.run_in_executor(None, build_pairing, settings, executors.registry)
     log.info("loading model %s", settings.model.model)
     # Loading can take minutes; do it off the loop so Ctrl-C still works.
-    app = await loop.run_in_executor(None, build_app, settings)
+    build = functools.partial(build_app, settings, executors=executors, security=security)
+    try:
+        app = await loop.run_in_executor(None, build)
+    except BaseException:  # until the app owns the registry and the pools, they are ours
+        security.close()
+        executors.shutdown()
+        raise
     runtime = app.services.runtime
     # Warm up before serving, so the first real tick is not the slow one.
     await loop.run_in_executor(runtime.executor, runtime.warm_up)
@@ -159,8 +168,7 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
         port = await server.start(cfg.host, cfg.port)
     except OSError as e:
         print(f"murmur: {e}", file=sys.stderr)
-        app.close()
-        security.close()
+        await app.aclose()
         return 1
     if security.pairing is not None and security.tls is not None:
         # `murmur pair` reads where we listen from the registry, for its pairing URI.
@@ -179,8 +187,7 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     await stop.wait()
     log.info("stopping (grace %.0f s)", cfg.grace_s)
     await server.stop(cfg.grace_s)  # sessions end and close their model and agent work
-    await app.aclose()
-    security.close()
+    await app.aclose()  # then agents, the registry, the backends, and last the pools
     log.info("stopped")
     return 0
 

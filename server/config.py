@@ -18,6 +18,7 @@ from server.runtime.limits import DEFAULT_MODEL
 __all__ = [
     "DEFAULT_MODEL",
     "AgentSettings",
+    "EmergencySettings",
     "ModelSettings",
     "ServerSettings",
     "Settings",
@@ -101,6 +102,19 @@ class AgentSettings:
 
 
 @dataclass(frozen=True)
+class EmergencySettings:
+    # Who is told when the wearer may need help ("help", a fall, the model seeing one).
+    # No contact: the emergency path is off and "help" is an ordinary question.
+    webhooks: tuple[str, ...] = ()  # URLs that get a JSON POST (README: Emergency)
+    command: tuple[str, ...] = ()  # argv template, e.g. ["notify-me", "{message}"]
+    ask_timeout_s: float = 20.0  # "Are you OK?" unanswered this long: contacts are told
+    send_frame: bool = False  # opt in: the last camera frame goes to the webhooks
+    retries: int = 3  # further tries per contact after a failed one
+    retry_backoff_s: float = 2.0  # the first wait between tries; doubles each time
+    timeout_s: float = 10.0  # one try's limit
+
+
+@dataclass(frozen=True)
 class PairingSettings:
     state_dir: str = ""  # "" = $XDG_STATE_HOME/murmur (~/.local/state/murmur)
     code_ttl_s: float = 600.0  # a pairing code works once, within this time
@@ -113,6 +127,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    emergency: EmergencySettings = field(default_factory=EmergencySettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some fields of one section replaced (None values are ignored)."""
@@ -134,7 +149,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             data = tomllib.load(f)
         for section, values in data.items():
             settings = _apply(settings, section, values, source=str(file))
-    for section in ("server", "pairing", "model", "voice", "agent"):
+    for section in ("server", "pairing", "model", "voice", "agent", "emergency"):
         prefix = f"MURMUR_{section.upper()}_"
         values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if values:

@@ -265,3 +265,8 @@ async def test_a_five_second_network_drop_resumes_the_same_session_with_its_answ
         i for i, e in enumerate(events) if e.HasField("speech") and "nine" in e.speech.text
     )
     assert first_answer > resumed_at
+    # And the bridge learns how the background task ended, not only its words.
+    updates = [
+        e.delegation_update.state for e in events[resumed_at:] if e.HasField("delegation_update")
+    ]
+    assert pb.DELEGATION_STATE_DONE in updates, updates

@@ -11,7 +11,8 @@ import pytest
 from server.errors import ModelLoadError
 from server.voice.asr.base import ASRError
 from server.voice.asr.whisper import WhisperASR, WhisperOptions, resolve_device
-from tests.audio_fixtures import FakeASR, needs_espeak, speech, tiny_whisper, with_silence
+from tests.audio_fixtures import needs_espeak, speech, tiny_whisper, with_silence
+from tests.fakes import FakeASR
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,8 @@ from server.voice.tts.edge import EdgeTTS, decode_mp3, edge_rate, edge_volume
 from server.voice.tts.espeak import EspeakTTS
 from server.voice.tts.fallback import FallbackTTS
 from server.voice.tts.piper import PiperTTS
-from tests.audio_fixtures import FakeTTS, needs_espeak
+from tests.audio_fixtures import needs_espeak
+from tests.fakes import FakeTTS
 
 CALM = VoiceOptions(language="en", rate=0.95, volume=0.7)
 
@@ -131,14 +132,14 @@ async def test_edge_without_network_raises_tts_error_quickly():
 @needs_espeak
 def test_registry_names_the_three_backends():
     assert set(TTS_BACKENDS) == {"edge", "piper", "espeak"}
-    backend = TTS_BACKENDS["espeak"](VoiceSettings())
+    backend = TTS_BACKENDS["espeak"](VoiceSettings(), None)  # None: its own thread
     assert backend.name == "espeak"
     backend.close()
 
 
 def test_a_missing_piper_voice_names_the_voice_section(tmp_path):
     with pytest.raises(TTSError, match=r"set \[voice\] piper_voice"):
-        TTS_BACKENDS["piper"](VoiceSettings(piper_voice=str(tmp_path / "none.onnx")))
+        TTS_BACKENDS["piper"](VoiceSettings(piper_voice=str(tmp_path / "none.onnx")), None)
 
 
 @needs_espeak

@@ -34,6 +34,7 @@ import re
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from server.agents.base import (
@@ -46,7 +47,7 @@ from server.agents.base import (
     prompt_text,
 )
 
-__all__ = ["PLACEHOLDERS", "CommandAgent"]
+__all__ = ["PLACEHOLDERS", "CommandAgent", "run_in_group"]
 
 PLACEHOLDERS = ("question", "prompt", "frames_dir", "location", "language", "context")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -133,45 +134,75 @@ class CommandAgent(Agent):
     async def _exec(
         self, argv: list[str], request: DelegationRequest, frames_dir: str
     ) -> tuple[int, bytes, bytes]:
-        # The server's own MURMUR_* settings (API keys among them) are not the agent's business.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MURMUR_")}
-        env.update(
-            MURMUR_QUESTION=request.question,
-            MURMUR_FRAMES_DIR=frames_dir,
-            MURMUR_LOCATION=request.location or "",
-            MURMUR_LANGUAGE=request.language,
+        return await run_in_group(
+            argv,
+            env={
+                "MURMUR_QUESTION": request.question,
+                "MURMUR_FRAMES_DIR": frames_dir,
+                "MURMUR_LOCATION": request.location or "",
+                "MURMUR_LANGUAGE": request.language,
+            },
+            cwd=str(self.workdir) if self.workdir is not None else frames_dir,
+            kill_grace_s=self.kill_grace_s,
+            on_start=self._started,
         )
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=str(self.workdir) if self.workdir is not None else frames_dir,
-                env=env,
-                start_new_session=True,  # its own process group, killed as a whole
-            )
-        except (FileNotFoundError, PermissionError) as e:
-            raise AgentError(
-                f"cannot run the agent command {argv[0]!r} ({e.strerror}); check [agent] command",
-                is_permanent=True,
-            ) from e
-        self.last_pid = proc.pid
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            out, err, code = await asyncio.gather(
-                _read_capped(proc.stdout, _MAX_OUTPUT),
-                _read_capped(proc.stderr, _MAX_OUTPUT),
-                proc.wait(),
-            )
-        except BaseException:
-            # Timeout (the base cancels us) or the delegation was cancelled: no strays.
-            # Shielded so that a second cancel cannot leave the group half-killed.
-            await asyncio.shield(_terminate_group(proc, self.kill_grace_s))
-            raise
-        # Whatever the program left running in the background goes with it.
-        _signal_group(proc.pid, signal.SIGKILL)
-        return code, out, err
+
+    def _started(self, pid: int) -> None:
+        self.last_pid = pid
+
+
+async def run_in_group(
+    argv: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None = None,
+    kill_grace_s: float = 1.0,
+    what: str = "the agent command",
+    setting: str = "[agent] command",
+    on_start: Callable[[int], None] | None = None,
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` in a process group of its own; (exit status, stdout, stderr).
+
+    It gets the server's environment minus its ``MURMUR_*`` settings, plus ``env``.
+    Cancelled (a timeout, a delegation cancelled), the whole group is ended
+    (``_terminate_group``); finished, whatever it left running goes with it. A program
+    that cannot be started raises a permanent ``AgentError`` naming ``what`` and ``setting``.
+    """
+    # The server's own MURMUR_* settings (API keys among them) are not the program's business.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MURMUR_")}
+    full_env.update(env)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=full_env,
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+    except (FileNotFoundError, PermissionError) as e:
+        raise AgentError(
+            f"cannot run {what} {argv[0]!r} ({e.strerror}); check {setting}",
+            is_permanent=True,
+        ) from e
+    if on_start is not None:
+        on_start(proc.pid)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        out, err, code = await asyncio.gather(
+            _read_capped(proc.stdout, _MAX_OUTPUT),
+            _read_capped(proc.stderr, _MAX_OUTPUT),
+            proc.wait(),
+        )
+    except BaseException:
+        # A timeout (the caller cancels us) or a cancelled delegation: no strays.
+        # Shielded so that a second cancel cannot leave the group half-killed.
+        await asyncio.shield(_terminate_group(proc, kill_grace_s))
+        raise
+    # Whatever the program left running in the background goes with it.
+    _signal_group(proc.pid, signal.SIGKILL)
+    return code, out, err
 
 
 def _write_frames(folder: Path, frames: tuple[bytes, ...]) -> None:

@@ -23,7 +23,7 @@ from server.agents.base import (
     answer_from_json,
 )
 
-__all__ = ["WebhookAgent"]
+__all__ = ["WebhookAgent", "post_json"]
 
 _PERMANENT_STATUS = {400, 401, 403, 404, 405, 410, 413, 422}
 
@@ -57,17 +57,9 @@ class WebhookAgent(Agent):
         }
 
     async def _run(self, request: DelegationRequest) -> AgentAnswer:
-        try:
-            resp = await self._client.post(self.url, json=self.payload(request))
-        except httpx.HTTPError as e:
-            raise AgentError(
-                f"could not reach the agent webhook {self.url}: {type(e).__name__}"
-            ) from e
-        if resp.status_code >= 400:
-            raise AgentError(
-                f"the agent webhook {self.url} answered HTTP {resp.status_code}: {resp.text[-200:]}",
-                is_permanent=resp.status_code in _PERMANENT_STATUS,
-            )
+        resp = await post_json(
+            self._client, self.url, self.payload(request), what=f"the agent webhook {self.url}"
+        )
         try:
             data = json.loads(resp.content)
         except ValueError:
@@ -82,3 +74,31 @@ class WebhookAgent(Agent):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    body: Mapping[str, Any],
+    *,
+    what: str,
+    show_body: bool = True,
+) -> httpx.Response:
+    """POST ``body`` as JSON to ``url``; the response, when its status is below 400.
+
+    Otherwise an ``AgentError`` naming ``what``: unreachable (retryable), or the error
+    status, permanent when retrying the same request cannot help. ``show_body``: the
+    end of the reply's body goes into the message (off where the reply may echo
+    what was sent).
+    """
+    try:
+        resp = await client.post(url, json=body)
+    except httpx.HTTPError as e:
+        raise AgentError(f"could not reach {what}: {type(e).__name__}") from e
+    if resp.status_code >= 400:
+        tail = f": {resp.text[-200:]}" if show_body else ""
+        raise AgentError(
+            f"{what} answered HTTP {resp.status_code}{tail}",
+            is_permanent=resp.status_code in _PERMANENT_STATUS,
+        )
+    return resp

@@ -7,8 +7,9 @@ backends, its KV cache).
 Threads, the contract with the session and the engine:
 
 - ``ModelSession.step`` and ``ModelSession.close`` are blocking and run in the
-  runtime's own executor (``InteractionRuntime.executor``, one thread per model),
-  never on the event loop; the whole step, any generator included, completes there.
+  runtime's executor (``InteractionRuntime.executor``, one thread per model: the
+  app's, or the runtime's own when built standalone), never on the event loop; the
+  whole step, any generator included, completes there.
 - ``ModelSession.heard`` and ``ModelSession.add_context`` are safe to call from any
   thread (the event loop calls them directly, with no executor), cheap and
   non-blocking: they only put a typed entry in the conversation's inbox
@@ -26,13 +27,14 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from server.errors import Recoverable
+from server.tasks import WorkerPool
 
 if TYPE_CHECKING:
     from server.runtime.conversation import Conversation, Turn
@@ -188,16 +190,22 @@ class ModelSession(ABC):
 class InteractionRuntime(ABC):
     """A loaded interaction model shared by every session of the process."""
 
-    def __init__(self, capabilities: RuntimeCapabilities) -> None:
+    def __init__(self, capabilities: RuntimeCapabilities, executor: Executor | None = None) -> None:
+        """``executor``: the app's one-thread model pool; None makes (and owns) one."""
         self.capabilities = capabilities
         # One thread per model: steps are serialised on the accelerator anyway,
         # and keeping them off the event loop keeps every socket responsive.
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"model-{capabilities.name}")
+        self._pool = WorkerPool(executor, prefix=f"model-{capabilities.name}")
         self._closed = False
 
     @property
     def name(self) -> str:
         return self.capabilities.name
+
+    @property
+    def executor(self) -> Executor:
+        """The model thread every ``open_session``, step and session close runs in."""
+        return self._pool.executor
 
     @abstractmethod
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
@@ -207,6 +215,7 @@ class InteractionRuntime(ABC):
         """Run one throwaway step so the first real tick is not the slow one."""
 
     def close(self) -> None:
+        """Release the model; an own pool is shut down, the app's is left to the app."""
         if not self._closed:
             self._closed = True
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self._pool.close()

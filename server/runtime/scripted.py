@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -76,15 +77,21 @@ def load_script(path: Path) -> list[ScriptLine]:
 
 
 class ScriptedRuntime(InteractionRuntime):
-    def __init__(self, script: list[ScriptLine], *, name: str = "scripted") -> None:
-        super().__init__(RuntimeCapabilities(name=name, incremental=True))
+    def __init__(
+        self,
+        script: list[ScriptLine],
+        *,
+        name: str = "scripted",
+        executor: Executor | None = None,  # the app's model thread; None: its own
+    ) -> None:
+        super().__init__(RuntimeCapabilities(name=name, incremental=True), executor)
         self.script = script
         self.sessions: list[ScriptedSession] = []  # for tests: what each session saw
 
     @classmethod
-    def from_file(cls, path: str | Path) -> ScriptedRuntime:
+    def from_file(cls, path: str | Path, *, executor: Executor | None = None) -> ScriptedRuntime:
         path = Path(path)
-        return cls(load_script(path), name=f"scripted:{path.name}")
+        return cls(load_script(path), name=f"scripted:{path.name}", executor=executor)
 
     def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
         session = ScriptedSession(self.script, instruction, language)

@@ -73,13 +73,20 @@ class Outbox:
         self._urgent.append(event)
         self._ready.set()
 
-    def clear(self) -> int:
-        """Forget everything queued (it was for a stream that is gone); how many."""
-        n = len(self)
+    def clear(self, keep: tuple[type[ServerEvent], ...] = ()) -> list[ServerEvent]:
+        """Empty the queue (it was for a stream that is gone) and return the queued
+        events whose type is in ``keep``, in order: state the next stream's client
+        still needs (how a delegation ended, a notice), where speech and traces are
+        stale."""
+        kept = [
+            cast(ServerEvent, i)
+            for i in (*self._urgent, *self._items)
+            if i is not END and isinstance(i, keep)
+        ]
         self._items.clear()
         self._urgent.clear()
         self._has_room.set()
-        return n
+        return kept
 
     async def get(self) -> object:
         while True:

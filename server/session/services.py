@@ -1,12 +1,15 @@
 """What every session shares, built once by the composition root (``server.app``).
 
-The thread pools live here, not in module globals: the app builds them, hands them
-to each session, and shuts them down last, after every session has closed.
+The thread pools live here, not in module globals or in the backends: the app builds
+them (``Executors``), hands each session and backend its own, and shuts them down
+last, after every session and backend has closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -16,6 +19,7 @@ from typing import Any, Protocol
 from server.config import Settings
 from server.engine.tick import Delegations
 from server.runtime.base import InteractionRuntime
+from server.session.emergency import Notifier
 from server.tasks import Spawn
 from server.voice.tts.base import TTSBackend
 
@@ -26,6 +30,8 @@ __all__ = [
     "ListenerFactory",
     "SessionServices",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Listener(Protocol):
@@ -52,23 +58,61 @@ class DelegationService(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _pool(workers: int, prefix: str) -> Callable[[], Executor]:
+    return lambda: ThreadPoolExecutor(workers, thread_name_prefix=prefix)
+
+
 @dataclass
 class Executors:
-    """Thread pools for work every session shares (never the loop's default pool)."""
+    """Every thread pool of the process (never the loop's default pool).
 
-    media: Executor = field(  # JPEG decoding
-        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="media")
-    )
-    dsp: Executor = field(  # Opus decoding and VAD, sequential per session
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")
-    )
-    opus: Executor = field(  # Opus encoding of speech
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="opus-encode")
-    )
+    The app builds them all here, hands each backend the one it runs in, and shuts
+    them down last (``shutdown``), after every session and backend has closed. A pool
+    starts no thread until its first job, so one nothing uses costs nothing.
+    """
 
-    def shutdown(self) -> None:
-        for pool in (self.media, self.dsp, self.opus):
+    media: Executor = field(default_factory=_pool(2, "media"))  # JPEG decoding
+    # Opus decoding and VAD, sequential per session
+    dsp: Executor = field(default_factory=_pool(1, "audio-dsp"))
+    opus: Executor = field(default_factory=_pool(1, "opus-encode"))  # Opus encoding of speech
+    # One thread per model: steps are serialised on the accelerator anyway. Chunk
+    # summaries run beside it, so the next tick does not wait for one.
+    model: Executor = field(default_factory=_pool(1, "model-step"))
+    summaries: Executor = field(default_factory=_pool(1, "model-summary"))
+    asr: Executor = field(default_factory=_pool(1, "asr-worker"))  # WhisperOptions.workers: 1
+    registry: Executor = field(default_factory=_pool(1, "murmur-registry"))  # store calls
+    # One thread per TTS backend of the chain (tts_for): a voice stuck in its engine
+    # must not hold up the next one, and engines such as espeak-ng's are not thread-safe.
+    tts: dict[str, Executor] = field(default_factory=dict)
+
+    def tts_for(self, backend: str) -> Executor:
+        """The thread of the TTS backend named ``backend`` (made on first request)."""
+        pool = self.tts.get(backend)
+        if pool is None:
+            pool = self.tts[backend] = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{backend}")
+        return pool
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Shut every pool down: queued work is dropped at once, work already running (a
+        model step, a clause being synthesised) gets ``timeout_s`` in all to finish.
+        False (and a warning) if some is still running then; the process exits after it."""
+        pools = [self.media, self.dsp, self.opus, self.model, self.summaries, self.asr]
+        pools += [self.registry, *self.tts.values()]
+        for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
+        # shutdown(wait=True) has no timeout of its own: it waits in a helper thread.
+        joiner = threading.Thread(target=_join, args=(pools,), name="pool-joiner", daemon=True)
+        joiner.start()
+        joiner.join(timeout_s)
+        if joiner.is_alive():
+            log.warning("thread pools still busy %.1f s after shutdown", timeout_s)
+            return False
+        return True
+
+
+def _join(pools: list[Executor]) -> None:
+    for pool in pools:
+        pool.shutdown(wait=True)
 
 
 @dataclass
@@ -79,5 +123,6 @@ class SessionServices:
     executors: Executors = field(default_factory=Executors)
     listener_factory: ListenerFactory | None = None  # None = no speech input (text only)
     delegations: DelegationService | None = None
+    emergency: Notifier | None = None  # the [emergency] contacts; None: the path is off
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

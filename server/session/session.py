@@ -33,6 +33,7 @@ from server.errors import (
 )
 from server.events import (
     ClientEvent,
+    DelegationUpdate,
     GoAway,
     Notice,
     ServerEvent,
@@ -50,6 +51,10 @@ from server.voice.codec import validate_format
 __all__ = ["Session", "SessionLink"]
 
 log = logging.getLogger(__name__)
+
+# What a dropped call leaves queued that the call resuming it still gets.
+_KEPT_FOR_RESUME: tuple[type[ServerEvent], ...] = (DelegationUpdate, Notice)
+_TAKEN_OVER = "a newer connection resumed this session"
 
 
 class SessionLink(Protocol):
@@ -117,11 +122,14 @@ class Session:
         self._served = False
         self._idle = asyncio.Event()  # no call is serving the session
         self._idle.set()
+        self._attempts = 0  # calls that asked to serve the session, the newest wins
         self._tg: asyncio.TaskGroup | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._speaker: asyncio.Task[None] | None = None
         self._results_task: asyncio.Task[None] | None = None
-        self.parts: SessionParts = build_parts(services, start, model, self.spawn)
+        self.parts: SessionParts = build_parts(
+            services, start, model, self.spawn, session_id=self.id
+        )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -183,13 +191,23 @@ class Session:
         newer call for this session takes over; this one then ends with ABORTED.
         """
         p = self.parts
+        # Resumes may race (a phone retrying on two networks): the newest wins, and
+        # the ones it overtook while they waited end as the attached call does.
+        self._attempts += 1
+        attempt = self._attempts
         if self._call is not None and not self._call.done():
-            self._call.set_result(TakenOverError("a newer connection resumed this session"))
-            await self._idle.wait()  # the older call's writer must not take this one's events
+            self._call.set_result(TakenOverError(_TAKEN_OVER))
+        await self._idle.wait()  # the older call's writer must not take this one's events
+        if attempt != self._attempts:
+            raise TakenOverError(_TAKEN_OVER)
         self._idle.clear()
         call = self._call = asyncio.get_running_loop().create_future()
-        p.outbox.clear()  # what was queued for an earlier call is not replayed
+        # Speech, audio and traces queued for an earlier call are not replayed; how a
+        # delegation went and the notices sent meanwhile are, after SessionReady.
+        kept = p.outbox.clear(keep=_KEPT_FOR_RESUME)
         await p.outbox.put(self._ready())
+        for event in kept:
+            await p.outbox.put(event)
         if self.start.resume_token and not resumed and not self._served:
             await p.notices.send(
                 Code.SESSION_RESUME_UNKNOWN,
@@ -218,7 +236,8 @@ class Session:
                 self.attached = False
                 p.ticker.hold(True)
                 p.speaker.hold("disconnected")
-                p.outbox.clear()
+                for event in p.outbox.clear(keep=_KEPT_FOR_RESUME):
+                    p.outbox.put_nowait(event)  # for the call that resumes
             self._idle.set()
 
     def terminate(self, error: Fatal | None = None) -> None:
@@ -251,13 +270,17 @@ class Session:
         if p.listener is not None:
             await p.listener.close()
         # The session's KV cache is released in the model thread, after any step
-        # still running there; a runtime already shut down has nothing left to free.
+        # still running there, never on the loop. The app shuts that thread down only
+        # after every session has closed, so it is gone here only if the runtime was
+        # closed under its sessions: the cache then goes with the process.
         try:
-            await asyncio.get_running_loop().run_in_executor(
+            closing = asyncio.get_running_loop().run_in_executor(
                 self.services.runtime.executor, self.model.close
             )
-        except RuntimeError:  # the executor was shut down (the server is stopping)
-            self.model.close()
+        except RuntimeError:  # submitting refused: "cannot schedule new futures after shutdown"
+            log.warning("session %s: the model thread is shut down; its cache stays", self.id)
+        else:
+            await closing
 
     async def _writer(self, link: SessionLink) -> None:
         while True:

@@ -175,7 +175,12 @@ class Transcriber:
         echo, overlap = self._echo.check(text, job.echo_words)
         if echo:
             self.stats["echo_dropped"] += 1
-            log.debug("dropped echo %r (%.0f%% of words were Murmur's)", text, overlap * 100)
+            # Never the words themselves: logs carry no transcripts.
+            log.debug(
+                "dropped an echo of %d words (%.0f%% were Murmur's)",
+                len(text.split()),
+                overlap * 100,
+            )
             await self._emit(EchoDropped(text, overlap, job.user_utterance))
             return
         self.stats["finals"] += 1

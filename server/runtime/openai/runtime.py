@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,9 +69,11 @@ class OpenAIRuntimeOptions:
 class OpenAIRuntime(InteractionRuntime):
     """A model served over HTTP. Checks the endpoint when constructed."""
 
-    def __init__(self, options: OpenAIRuntimeOptions) -> None:
+    def __init__(self, options: OpenAIRuntimeOptions, *, executor: Executor | None = None) -> None:
+        """``executor``: the app's model thread (None: the runtime's own)."""
         super().__init__(
-            RuntimeCapabilities(name=f"openai:{options.model}", streams_text=options.stream)
+            RuntimeCapabilities(name=f"openai:{options.model}", streams_text=options.stream),
+            executor,
         )
         self.options = options
         self.client = ModelClient(

@@ -3,8 +3,9 @@
 ``TransformersRuntime.load`` loads the weights and processor once per process
 (``loading.py``); each glasses session gets a ``TransformersSession``
 (``session.py``) holding its own preallocated KV cache (``kv_cache.py``), so a
-tick costs the new frame's tokens, not the whole context. The runtime owns two
-executors: the model thread every step runs in, and one for chunk summaries.
+tick costs the new frame's tokens, not the whole context. The runtime runs in two
+executors, the app's when it gives them (else its own, which ``close`` shuts down):
+the model thread every step runs in, and one for chunk summaries.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 
 import torch
 from PIL import Image
@@ -23,6 +24,7 @@ from server.runtime.transformers.forward import QwenForward
 from server.runtime.transformers.loading import LoadedModel, load_model
 from server.runtime.transformers.options import TransformersOptions
 from server.runtime.transformers.session import TransformersSession
+from server.tasks import WorkerPool
 
 __all__ = ["TransformersRuntime"]
 
@@ -39,11 +41,21 @@ _ACTIVATION_HEADROOM_BYTES = int(1.5 * 2**30)
 class TransformersRuntime(InteractionRuntime):
     """A loaded Qwen3-VL interaction model shared by every session of the process."""
 
-    def __init__(self, loaded: LoadedModel, options: TransformersOptions | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        options: TransformersOptions | None = None,
+        *,
+        executor: Executor | None = None,
+        summary_executor: Executor | None = None,
+    ) -> None:
+        """``executor``/``summary_executor``: the app's model and summary threads (None:
+        the runtime's own)."""
         super().__init__(
             RuntimeCapabilities(
                 name=f"transformers:{loaded.source}", incremental=True, streams_text=True
-            )
+            ),
+            executor,
         )
         self.loaded = loaded
         options = options or TransformersOptions()
@@ -58,7 +70,7 @@ class TransformersRuntime(InteractionRuntime):
         if not options.chunk_ticks:
             self.options = dataclasses.replace(options, chunk_ticks=self.auto_chunk_ticks())
         # Summaries of closed chunks run here, off the model thread (summaries.py).
-        self.summary_executor = ThreadPoolExecutor(1, thread_name_prefix="model-summary")
+        self._summaries = WorkerPool(summary_executor, prefix="model-summary")
 
     @classmethod
     def load(
@@ -69,15 +81,18 @@ class TransformersRuntime(InteractionRuntime):
         dtype: str | torch.dtype = "auto",
         quantization: str | None = None,
         options: TransformersOptions | None = None,
+        executor: Executor | None = None,
+        summary_executor: Executor | None = None,
     ) -> TransformersRuntime:
         """Load a hub id or a local checkpoint folder.
 
         ``device``: auto (CUDA when present), cpu, cuda, cuda:N. ``dtype``: auto (bf16
         on CUDA, fp32 on CPU), bfloat16, float16, float32. ``quantization``: None,
-        ``"8bit"`` or ``"4bit"`` (bitsandbytes, CUDA only). Raises ``ModelLoadError``.
+        ``"8bit"`` or ``"4bit"`` (bitsandbytes, CUDA only). The executors: see ``__init__``.
+        Raises ``ModelLoadError``.
         """
         loaded = load_model(model, device=device, dtype=dtype, quantization=quantization)
-        return cls(loaded, options)
+        return cls(loaded, options, executor=executor, summary_executor=summary_executor)
 
     def kv_bytes_per_token(self) -> int:
         f = self.forward
@@ -113,7 +128,7 @@ class TransformersRuntime(InteractionRuntime):
             options or self.options,
             instruction,
             language,
-            summaries=self.summary_executor,
+            summaries=self._summaries.executor,
         )
 
     def warm_up(self) -> None:
@@ -126,6 +141,6 @@ class TransformersRuntime(InteractionRuntime):
 
     def close(self) -> None:
         super().close()
-        self.summary_executor.shutdown(wait=False, cancel_futures=True)
+        self._summaries.close()
         if self.loaded.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -1,19 +1,22 @@
 """The ASR interface.
 
 A backend implements one private, blocking method, ``_transcribe``. The public
-``transcribe`` is the same for all: it runs ``_transcribe`` in the backend's own
-executor, so a model never runs on the event loop, and the backend consumes any
-lazy result (faster-whisper's segment generator) inside that thread.
+``transcribe`` is the same for all: it runs ``_transcribe`` in the backend's
+executor (the app's, or its own when built standalone), so a model never runs on
+the event loop, and the backend consumes any lazy result (faster-whisper's segment
+generator) inside that thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+
+from server.tasks import WorkerPool
 
 __all__ = ["ASR_SAMPLE_RATE", "ASRBackend", "ASRCapabilities", "ASRError"]
 
@@ -33,10 +36,12 @@ class ASRCapabilities:
 
 
 class ASRBackend(ABC):
-    def __init__(self, capabilities: ASRCapabilities) -> None:
+    def __init__(self, capabilities: ASRCapabilities, executor: Executor | None = None) -> None:
+        """``executor``: the app's ASR pool, ``capabilities.workers`` threads; None makes
+        (and owns) one."""
         self.capabilities = capabilities
-        self._executor = ThreadPoolExecutor(
-            max(1, capabilities.workers), thread_name_prefix=f"asr-{capabilities.name}"
+        self._pool = WorkerPool(
+            executor, prefix=f"asr-{capabilities.name}", workers=max(1, capabilities.workers)
         )
 
     @property
@@ -52,7 +57,7 @@ class ASRBackend(ABC):
         loop = asyncio.get_running_loop()
         try:
             text = await loop.run_in_executor(
-                self._executor, self._transcribe, pcm16k, partial, language
+                self._pool.executor, self._transcribe, pcm16k, partial, language
             )
         except ASRError:
             raise
@@ -69,7 +74,8 @@ class ASRBackend(ABC):
         self._transcribe(np.zeros(ASR_SAMPLE_RATE // 2, dtype=np.int16), True, None)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """An own pool is shut down; the app's is left to the app."""
+        self._pool.close()
 
     @abstractmethod
     def describe(self) -> str:

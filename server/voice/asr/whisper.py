@@ -10,6 +10,7 @@ a local CTranslate2 model folder instead. ``WhisperOptions`` is all it is told;
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def _default_model(device: str, language: str | None) -> str:
 
 
 class WhisperASR(ASRBackend):
-    def __init__(self, options: WhisperOptions | None = None) -> None:
+    def __init__(
+        self, options: WhisperOptions | None = None, *, executor: Executor | None = None
+    ) -> None:
+        """``executor``: the app's ASR pool, ``options.workers`` threads (None: its own)."""
         opts = options or WhisperOptions()
         language, workers = opts.language, opts.workers
         try:
@@ -92,7 +96,8 @@ class WhisperASR(ASRBackend):
                 device=device,
                 languages=("en",) if self.english_only else (),
                 workers=workers,
-            )
+            ),
+            executor,
         )
 
     def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:

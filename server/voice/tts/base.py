@@ -2,8 +2,9 @@
 
 A backend implements one private method, ``_synthesize``, which may block (local
 engines) or await (network engines). The public ``stream`` method is the same for
-all: blocking backends run in the backend's own executor and the whole clause is
-synthesised inside that thread, so no model ever runs on the event loop.
+all: blocking backends run in the backend's executor (the app's, or its own when
+built standalone) and the whole clause is synthesised inside that thread, so no
+model ever runs on the event loop.
 
 Each ``PcmChunk`` carries the clause it speaks, so the speaker never splits the
 text a second time. A backend that can change voice under way (the fallback
@@ -15,10 +16,12 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+
+from server.tasks import WorkerPool
 
 __all__ = [
     "PcmChunk",
@@ -62,21 +65,20 @@ class PcmChunk:
 
 
 class TTSBackend(ABC):
-    def __init__(self, capabilities: TTSCapabilities) -> None:
+    def __init__(self, capabilities: TTSCapabilities, executor: Executor | None = None) -> None:
+        """``executor``: the app's one thread for this backend; None makes (and owns) one.
+        A pool starts no thread until used, so one a backend never blocks in costs nothing."""
         self.capabilities = capabilities
-        # Made on first use: a backend that never blocks (the fallback chain) has none.
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool = WorkerPool(executor, prefix=f"tts-{capabilities.name}")
 
     @property
     def name(self) -> str:
         return self.capabilities.name
 
     @property
-    def _executor(self) -> ThreadPoolExecutor:
-        """This backend's own thread, for synthesis and decoding."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"tts-{self.name}")
-        return self._pool
+    def _executor(self) -> Executor:
+        """This backend's thread, for synthesis and decoding."""
+        return self._pool.executor
 
     def subscribe(self, callback: SwitchCallback) -> Callable[[], None]:
         """Hear about voice switches; returns the unsubscribe call. A single backend
@@ -108,9 +110,8 @@ class TTSBackend(ABC):
         raise NotImplementedError
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """An own pool is shut down; the app's is left to the app."""
+        self._pool.close()
 
     async def aclose(self) -> None:
         """``close``, for owners that can wait (a backend with tasks awaits them)."""

@@ -11,6 +11,7 @@ import asyncio
 import io
 import re
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,7 @@ class EdgeTTS(TTSBackend):
         connect_timeout_s: int = 5,
         receive_timeout_s: int = 15,
         pitch: str = "+0Hz",
+        executor: Executor | None = None,  # the app's thread for MP3 decoding; None: its own
     ) -> None:
         try:
             import edge_tts
@@ -107,7 +109,8 @@ class EdgeTTS(TTSBackend):
                 sample_rate=OUTPUT_RATE,
                 languages=tuple(sorted({k[:2] for k in self.voices})),
                 blocking=False,
-            )
+            ),
+            executor,
         )
 
     def voice_for(self, options: VoiceOptions) -> str:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import wave
 from collections.abc import Iterator
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -24,7 +25,12 @@ _INSTALL_HINT = "install it with: apt-get install -y espeak-ng (or brew install 
 
 class EspeakTTS(TTSBackend):
     def __init__(
-        self, binary: str = "", *, words_per_minute: int = 165, timeout_s: float = 10.0
+        self,
+        binary: str = "",
+        *,
+        words_per_minute: int = 165,
+        timeout_s: float = 10.0,
+        executor: Executor | None = None,  # the app's thread for this voice; None: its own
     ) -> None:
         found = (
             shutil.which(binary)
@@ -42,7 +48,8 @@ class EspeakTTS(TTSBackend):
                 offline=True,
                 sample_rate=SAMPLE_RATE,
                 languages=("en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "ru", "zh", "ja"),
-            )
+            ),
+            executor,
         )
 
     def command(self, options: VoiceOptions) -> list[str]:

@@ -64,7 +64,7 @@ class FallbackTTS(TTSBackend):
                 offline=any(b.capabilities.offline for b in self.backends),
                 sample_rate=self.backends[0].capabilities.sample_rate,
                 languages=tuple(languages),
-                blocking=False,
+                blocking=False,  # the members block, each in its own thread
             )
         )
 
