@@ -142,8 +142,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run(settings) -> int:  # type: ignore[no-untyped-def]
-    from server.app import build_app, build_pairing
+    from server.app import build_app
     from server.session.services import Executors
+    from server.transport.security import build_pairing
     from server.transport.server import GrpcServer
 
     cfg = settings.server
@@ -199,9 +200,9 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
 
 
 def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int:
-    from server.app import state_dir
     from server.pairing.service import PairingService
     from server.storage.sqlite import DB_NAME, SqliteDeviceStore
+    from server.transport.security import state_dir
 
     try:
         settings = load_settings(args.config)
@@ -225,9 +226,9 @@ def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from server.app import state_dir
     from server.pairing.tls import CERT_NAME, fingerprint
     from server.pairing.uri import pairing_uri, reachable_addresses
+    from server.transport.security import state_dir
 
     opened = _registry(args)
     if isinstance(opened, int):

@@ -25,12 +25,13 @@ from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 from PIL import Image
 
-from server.app import Overrides, Security, build_app, build_pairing
+from server.app import Overrides, build_app
 from server.config import Settings
 from server.pairing.service import PairingService
 from server.runtime.base import InteractionRuntime
 from server.runtime.scripted import ScriptedRuntime, ScriptLine
 from server.storage.sqlite import DB_NAME, SqliteDeviceStore
+from server.transport.security import Security, build_pairing
 from server.transport.server import GrpcServer
 from server.voice.tts.piper import PiperTTS
 

@@ -25,11 +25,12 @@ import numpy as np
 import pytest
 
 from server.agents.manager import DelegationManager
-from server.app import Overrides, build_app, build_pairing
+from server.app import Overrides, build_app
 from server.config import Settings
 from server.runtime.base import ModelSession
 from server.runtime.scripted import ScriptedRuntime, ScriptedSession, ScriptLine
 from server.session.services import Executors
+from server.transport.security import build_pairing
 from server.transport.server import GrpcServer
 from server.voice.tts.piper import PiperTTS
 from tests.fakes import FakeTTS, ScriptedAgent

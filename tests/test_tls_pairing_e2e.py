@@ -15,12 +15,12 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 
-from server.app import build_pairing
 from server.config import Settings
 from server.pairing import codes as codes_mod
 from server.pairing.codes import ALPHABET, CODE_LENGTH, hash_code
 from server.pairing.tokens import hash_secret
 from server.transport import server as server_mod
+from server.transport.security import build_pairing
 from tests.harness import (
     NAME_OVERRIDE,
     Secure,
