@@ -8,10 +8,16 @@ second of real time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import numpy as np
 import pytest
 
 from server.agents.manager import DelegationManager
+from server.engine.policy import Utterance
 from server.events import (
     AudioEncoding,
     AudioFormat,
@@ -27,7 +33,10 @@ from server.events import (
     StopSpeaking,
     TextIn,
 )
-from tests.fakes import ScriptedListener, SleepyAgent
+from server.session.outbox import Outbox
+from server.session.speaker import PlaybackResult, PlayoutObserver, Speaker, SpeechHandle
+from server.voice.tts.base import VoiceOptions
+from tests.fakes import InstantTTS, ScriptedListener, SleepyAgent
 from tests.harness import scripted
 from tests.session_harness import run_session, run_virtual
 
@@ -86,6 +95,34 @@ def test_barge_in_cuts_speech_and_the_echo_guard_hears_murmur():
     listener = made[0]
     assert listener.heard_murmur == [run.of(Speech)[0].text]
     assert listener.stopped == 1 and listener.closed
+
+
+class PlayoutListener(ScriptedListener):
+    """A scripted listener that also hears Murmur's audio, as the real one's echo
+    guard does: (virtual time handed over, seconds of audio, plays in seconds)."""
+
+    def __init__(self, emit: Any) -> None:
+        super().__init__(emit)
+        self.audio: list[tuple[float, float, float]] = []
+
+    def speech_audio(self, pcm: np.ndarray, sample_rate: int, delay_s: float) -> None:
+        self.audio.append((asyncio.get_running_loop().time(), pcm.size / sample_rate, delay_s))
+
+
+def test_the_echo_guard_hears_each_chunk_of_audio_with_when_it_plays():
+    made: list[ScriptedListener] = []
+    reply = "</response> Door on your left, stairs ahead, and a bench on the right."
+    run = run_session(
+        [], scripted((1.0, reply)), until=6, listener_factory=PlayoutListener.factory(made)
+    )
+    [listener] = made
+    assert isinstance(listener, PlayoutObserver) and len(listener.audio) >= 2
+    # Chunk after chunk: each plays when the one before it ends, the first at once.
+    plays = [(t + delay, secs) for t, secs, delay in listener.audio]
+    assert plays[0][0] == pytest.approx(run.at(AudioOut)[0], abs=0.01)
+    for (at, secs), (next_at, _) in itertools.pairwise(plays):
+        assert next_at == pytest.approx(at + secs, abs=1e-6)
+    assert sum(secs for _, secs in plays) == pytest.approx(len(run.of(AudioOut)) * 0.02, abs=0.05)
 
 
 def test_a_delegated_result_waits_for_the_alert_it_arrives_during():
@@ -155,3 +192,36 @@ def test_only_the_models_own_words_are_trimmed_when_cut():
     )
     cut = runtime.sessions[0].heard_log
     assert [text for text, _ in cut] == [NARRATION.removeprefix("</response> ")]
+
+
+def test_a_handle_is_read_only_and_interrupt_cuts_just_its_utterance():
+    async def scenario() -> tuple[list[object], list[PlaybackResult], SpeechHandle]:
+        loop = asyncio.get_running_loop()
+        out = Outbox(1000)
+        with ThreadPoolExecutor(1) as opus:
+            speaker = Speaker(
+                InstantTTS(), VoiceOptions(), PCM_OUT, out, opus=opus, clock=loop.time
+            )
+            task = asyncio.create_task(speaker.run())
+            now = loop.time()
+            first = speaker.say(Utterance(NARRATION[12:], SpeechKind.NARRATION, 1, now))
+            second = speaker.say(Utterance("Door on your left.", SpeechKind.ANSWER, 1, now))
+            await asyncio.sleep(1.0)
+            assert speaker.speaking is first
+            first.interrupt("client")
+            first.interrupt("client")  # once: a second cut does nothing
+            results = [await first.result(), await second.result()]
+            speaker.close()
+            await task
+        events = []
+        while len(out):
+            events.append(await out.get())
+        return events, results, first
+
+    events, (cut, played), first = run_virtual(scenario())
+    assert cut.interrupted and cut.reason == "client"
+    assert cut.heard and cut.text.startswith(cut.heard) and cut.heard != cut.text
+    assert not played.interrupted and played.heard == "Door on your left."
+    assert [e.utterance_ids for e in events if isinstance(e, StopSpeaking)] == [(first.id,)]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.id = "mine"  # type: ignore[misc]

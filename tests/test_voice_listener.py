@@ -26,7 +26,6 @@ from server.voice.listener import (
 )
 from tests.audio_fixtures import (
     OPUS_16K,
-    FakeASR,
     needs_espeak,
     opus_packets,
     silence,
@@ -35,7 +34,7 @@ from tests.audio_fixtures import (
     tiny_whisper,
     with_silence,
 )
-from tests.fakes import Spawner
+from tests.fakes import FakeASR, Spawner
 
 pytestmark = [pytest.mark.slow, needs_espeak]
 
@@ -323,58 +322,6 @@ async def test_silence_only_emits_nothing(listen):
     await listener.close()
     asr.close()
     assert rec.events == [] and asr.calls == []
-
-
-async def feed_until(listener: AudioListener, rec: Recorder, packets: list[bytes]) -> int | None:
-    """Feed packets until a SpeechStarted is emitted; the index of that packet, or None."""
-    for i, (packet, t) in enumerate(timed(packets)):
-        await listener.feed(packet, t)
-        if rec.of(SpeechStarted):
-            return i
-    return None
-
-
-async def test_barge_in_during_playback_needs_a_longer_run_of_voice(listen):
-    """The real VAD path: SpeechStarted comes at min_speech_ms when Murmur is quiet,
-    at barge_in_ms_during_playback while it speaks (and "during_playback" says so)."""
-    voice = opus_packets(with_silence(speech("turn left at the next corner please"), 300, 1000))
-    quiet_rec, playing_rec = Recorder(), Recorder()
-    quiet = listen(
-        OPUS_16K, FakeASR("turn left"), quiet_rec, ListenerOptions(partial_interval_ms=0)
-    )
-    playing = listen(
-        OPUS_16K, FakeASR("turn left"), playing_rec, ListenerOptions(partial_interval_ms=0)
-    )
-    playing.speech_started("The crossing is clear, you can go.")
-    try:
-        at_quiet = await feed_until(quiet, quiet_rec, voice)
-        at_playing = await feed_until(playing, playing_rec, voice)
-    finally:
-        await quiet.close()
-        await playing.close()
-    assert at_quiet is not None and at_playing is not None
-    [early], [late] = quiet_rec.of(SpeechStarted), playing_rec.of(SpeechStarted)
-    assert not early.during_playback and late.during_playback
-    assert early.at_ms == late.at_ms  # the same onset, found the same way
-    assert 300 <= early.detected_at_ms - early.at_ms < 400
-    assert 600 <= late.detected_at_ms - late.at_ms < 800
-    # Emitted by the feed() of the packet that completed the proof, not later.
-    assert (at_playing - at_quiet) * 20 >= 300 - 40
-
-
-async def test_short_speech_during_playback_is_no_barge_in_but_is_heard(listen):
-    """A 0.5 s "stop" while Murmur talks does not cut it by itself, yet its transcript
-    still arrives (and "stop" is too short ever to be called echo)."""
-    rec = Recorder()
-    listener = listen(OPUS_16K, FakeASR("Stop."), rec, ListenerOptions(partial_interval_ms=0))
-    listener.speech_started("Stop at the curb, then wait for the signal.")
-    try:
-        await feed_all(listener, opus_packets(with_silence(speech("stop"), 300, 1000)))
-        await rec.wait_for(TranscriptFinal)
-    finally:
-        await listener.close()
-    assert rec.types() == [SpeechEnded, TranscriptFinal]
-    assert rec.of(TranscriptFinal)[0].user_utterance == 1
 
 
 async def test_the_sessions_task_group_owns_the_asr_worker(dsp, front_packets):

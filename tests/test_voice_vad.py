@@ -42,6 +42,14 @@ def test_start_needs_min_speech_and_end_needs_hangover():
     assert not vad.speaking
 
 
+def test_voiced_says_whether_the_last_frame_was_voice():
+    # The listener re-judges speech held during playback only while the user talks.
+    vad, _ = scripted("#" * 20)
+    assert vad.speaking and vad.voiced
+    vad.process(QUIET)
+    assert vad.speaking and not vad.voiced  # a pause inside the speech
+
+
 def test_confirm_comes_once_after_confirm_ms_of_voiced_audio():
     # 600 ms = 30 voiced frames, counted from the onset; pauses while speaking do not count.
     _, events = scripted("#" * 20 + "." * 10 + "#" * 20 + "." * 40, VADOptions(confirm_ms=600))

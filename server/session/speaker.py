@@ -3,12 +3,15 @@
 ``say`` returns a ``SpeechHandle`` (livekit's idea): the one object that knows an
 utterance's id, kind and priority, can be interrupted, and resolves to what the
 listener actually heard. Whoever cares — the engine trimming the model's memory to
-what was heard, a test — waits on the handle instead of a callback web.
+what was heard, a test — waits on the handle instead of a callback web. The handle
+is frozen; how far playback got lives in the speaker's own ``_Playback`` record.
+Cutting has one implementation (``_cut``) behind two doors: ``SpeechHandle.interrupt``
+cuts that one utterance, ``Speaker.interrupt`` stops the speaker (barge-in, "quiet",
+a client stop): what plays is cut and what waits is dropped.
 
-Audio is paced a little ahead of real-time playback (``lead_s``) rather than
-sent as fast as TTS makes it. That keeps ``StopSpeaking`` meaningful (little is
-in flight when speech is cut) and lets the server estimate how much of an
-utterance was actually heard.
+Audio is paced a little ahead of real-time playback (``lead_s``), not sent as fast
+as TTS makes it: little is in flight when speech is cut, and the server can
+estimate how much of an utterance was actually heard.
 """
 
 from __future__ import annotations
@@ -22,21 +25,26 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from server.engine.policy import Utterance
-from server.events import AudioFormat, AudioOut, Cue, Speech, StopSpeaking
+from server.events import AudioFormat, AudioOut, Cue, Speech, SpeechKind, StopSpeaking
 from server.session.outbox import Outbox
 from server.voice.codec import PacketEncoder
 from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
 
-__all__ = ["PlaybackResult", "Speaker", "SpeakerOptions", "SpeechHandle", "SpeechObserver"]
+__all__ = [
+    "PlaybackResult",
+    "PlayoutObserver",
+    "Speaker",
+    "SpeakerOptions",
+    "SpeechHandle",
+    "SpeechObserver",
+]
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class SpeechObserver(Protocol):
@@ -45,6 +53,13 @@ class SpeechObserver(Protocol):
     def speech_started(self, text: str) -> None: ...
 
     def speech_stopped(self) -> None: ...
+
+
+@runtime_checkable
+class PlayoutObserver(Protocol):
+    """An observer that hears the audio too: ``pcm`` starts to play ``delay_s`` from now."""
+
+    def speech_audio(self, pcm: np.ndarray, sample_rate: int, delay_s: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,42 +77,27 @@ class SpeakerOptions:
     cues: bool = True  # the glasses can render earcons or haptics
 
 
+@dataclass(frozen=True, eq=False, slots=True)
 class SpeechHandle:
-    """One utterance given to the speaker."""
+    """One utterance given to the speaker, as its caller sees it (frozen)."""
 
-    def __init__(self, utt: Utterance, more: AsyncIterator[str] | None, speaker: Speaker) -> None:
-        self.id = uuid.uuid4().hex[:12]
-        self.utterance = utt
-        self._speaker = speaker
-        self._done: asyncio.Future[PlaybackResult] = asyncio.get_running_loop().create_future()
-        # Playback state, the speaker's to keep:
-        self.more = more  # clauses still being generated
-        self.task: asyncio.Task[None] | None = None
-        self.started_at: float | None = None  # when its first packet is due to play
-        self.clauses: list[tuple[str, float]] = []  # (text, seconds) as synthesized
-        self.pieces: list[str] = []  # what was handed to TTS so far
-        self.reported_ms: int | None = None  # from the bridge's PlaybackReport
+    utterance: Utterance
+    _done: asyncio.Future[PlaybackResult] = field(repr=False)  # the speaker resolves it
+    _cut: Callable[[str], None] = field(repr=False)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
-    def kind(self):  # type: ignore[no-untyped-def]
+    def kind(self) -> SpeechKind:
         return self.utterance.kind
 
     @property
     def priority(self) -> int:
         return self.utterance.priority
 
-    @property
-    def preempts(self) -> bool:
-        """It cuts lower-priority speech that is playing when it arrives."""
-        return self.utterance.preempt
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.pieces) if self.pieces else self.utterance.text
-
     def interrupt(self, reason: str = "client") -> None:
-        """Cut it now if it plays, or drop it if it still waits."""
-        self._speaker._cut(self, reason)
+        """Cut it now if it plays, or drop it if it still waits (once: later calls,
+        and calls after it finished, do nothing)."""
+        self._cut(reason)
 
     def done(self) -> bool:
         return self._done.done()
@@ -108,15 +108,27 @@ class SpeechHandle:
     def add_done_callback(self, fn: Callable[[PlaybackResult], None]) -> None:
         self._done.add_done_callback(lambda f: fn(f.result()))
 
-    def _resolve(self, heard: str, reason: str = "") -> None:
-        if not self._done.done():
-            self._done.set_result(PlaybackResult(self.text, heard, bool(reason), reason))
 
+@dataclass(eq=False, slots=True)
+class _Playback:
+    """The speaker's record of one utterance: its handle and how far playback got."""
 
-@dataclass(order=True)
-class _Queued:
-    rank: tuple[int, int]
-    handle: SpeechHandle = field(compare=False)
+    handle: SpeechHandle
+    done: asyncio.Future[PlaybackResult]
+    more: AsyncIterator[str] | None  # clauses still being generated
+    task: asyncio.Task[None] | None = None
+    started_at: float | None = None  # when its first packet is due to play
+    clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, s) synthesized
+    pieces: list[str] = field(default_factory=list)  # what was handed to TTS so far
+    reported_ms: int | None = None  # from the bridge's PlaybackReport
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.pieces) if self.pieces else self.handle.utterance.text
+
+    def resolve(self, heard: str, reason: str = "") -> None:
+        if not self.done.done():
+            self.done.set_result(PlaybackResult(self.text, heard, bool(reason), reason))
 
 
 class Speaker:
@@ -131,7 +143,7 @@ class Speaker:
         options: SpeakerOptions = SpeakerOptions(),
         on_error: Callable[[Exception], Awaitable[None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.tts = tts
         self.voice = voice
@@ -142,11 +154,11 @@ class Speaker:
         self._on_error = on_error
         self._clock = clock
         self._sleep = sleep
-        self._queue: list[_Queued] = []
+        self._queue: list[tuple[int, int, _Playback]] = []  # (-priority, order, playback)
         self._order = itertools.count()
         self._wake = asyncio.Event()
-        self._current: SpeechHandle | None = None
-        self._recent: dict[str, SpeechHandle] = {}
+        self._current: _Playback | None = None
+        self._recent: dict[str, _Playback] = {}
         self._observers: list[SpeechObserver] = []
         self._closing = False
         self._held = False
@@ -156,9 +168,10 @@ class Speaker:
 
     @property
     def speaking(self) -> SpeechHandle | None:
-        return self._current
+        return self._current.handle if self._current is not None else None
 
     def subscribe(self, observer: SpeechObserver) -> None:
+        """It hears each caption piece and stop (a ``PlayoutObserver``, the audio too)."""
         self._observers.append(observer)
 
     def set_volume(self, volume: float) -> None:
@@ -166,24 +179,25 @@ class Speaker:
 
     def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandle:
         """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
-        handle = SpeechHandle(utt, more, self)
+        done: asyncio.Future[PlaybackResult] = asyncio.get_running_loop().create_future()
+        pb = _Playback(SpeechHandle(utt, done, lambda reason: self._cut(pb, reason)), done, more)
         if self._stopped:  # the session is ending: it will never play
-            handle._resolve("", "closed")
-            return handle
+            pb.resolve("", "closed")
+            return pb.handle
         cur = self._current
-        if cur is not None and utt.preempt and utt.priority > cur.priority:
+        if cur is not None and utt.preempt and utt.priority > cur.handle.priority:
             self._cut(cur, "preempted")
-        heapq.heappush(self._queue, _Queued((-utt.priority, next(self._order)), handle))
+        heapq.heappush(self._queue, (-utt.priority, next(self._order), pb))
         self._wake.set()
-        return handle
+        return pb.handle
 
     def interrupt(self, reason: str, *, keep_alerts: bool = True) -> bool:
         """Cut what is playing (barge-in, "quiet", a client stop) and drop what waits
         (alerts stay unless ``keep_alerts`` is False). True if anything was playing."""
-        kept = [q for q in self._queue if keep_alerts and q.handle.preempts]
+        kept = [q for q in self._queue if keep_alerts and q[2].handle.utterance.preempt]
         for q in self._queue:
             if q not in kept:
-                q.handle._resolve("", reason)
+                q[2].resolve("", reason)
         self._queue = kept
         heapq.heapify(self._queue)
         cur = self._current
@@ -193,9 +207,9 @@ class Speaker:
         return True
 
     def playback_report(self, utterance_id: str, played_ms: int) -> None:
-        h = self._recent.get(utterance_id)
-        if h is not None:
-            h.reported_ms = played_ms
+        pb = self._recent.get(utterance_id)
+        if pb is not None:
+            pb.reported_ms = played_ms
 
     def hold(self, reason: str) -> None:
         """Nobody is listening (the stream dropped): cut what plays — it is not
@@ -218,66 +232,68 @@ class Speaker:
     async def run(self) -> None:
         try:
             while True:
-                h = None if self._held else self._next()
-                if h is None:
+                pb = None if self._held else self._next()
+                if pb is None:
                     if self._closing and not self._held:
                         return
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                await self._play_one(h)
+                await self._play_one(pb)
         finally:
             self._stopped = True
-            for q in self._queue:
-                q.handle._resolve("", "closed")
+            for *_, waiting in self._queue:
+                waiting.resolve("", "closed")
 
-    async def _play_one(self, h: SpeechHandle) -> None:
-        self._current = h
-        self._recent[h.id] = h
+    async def _play_one(self, pb: _Playback) -> None:
+        self._current = pb
+        self._recent[pb.handle.id] = pb
         if len(self._recent) > 32:
             self._recent.pop(next(iter(self._recent)))
-        h.task = asyncio.create_task(self._play(h), name=f"play-{h.id}")
+        pb.task = asyncio.create_task(self._play(pb), name=f"play-{pb.handle.id}")
         try:
-            await h.task
-            h._resolve(h.text)
+            await pb.task
+            pb.resolve(pb.text)
         except asyncio.CancelledError:
-            if h.task.cancelled() and not _current_task_cancelling():
+            me = asyncio.current_task()
+            if pb.task.cancelled() and not (me and me.cancelling()):
                 return  # the utterance was cut (and resolved by _cut); the speaker goes on
-            h._resolve(self._heard_text(h), "closed")
+            pb.resolve(self._heard_text(pb), "closed")
             raise
         finally:
             self._current = None
             for o in self._observers:
                 o.speech_stopped()
 
-    def _next(self) -> SpeechHandle | None:
+    def _next(self) -> _Playback | None:
         now = self._clock()
         while self._queue:
-            h = heapq.heappop(self._queue).handle
-            if h.utterance.expires_at >= now:
-                return h
-            log.debug("dropped stale %s utterance", h.kind)
-            h._resolve("", "expired")
+            *_, pb = heapq.heappop(self._queue)
+            if pb.handle.utterance.expires_at >= now:
+                return pb
+            log.debug("dropped stale %s utterance", pb.handle.kind)
+            pb.resolve("", "expired")
         return None
 
-    async def _play(self, h: SpeechHandle) -> None:
-        utt = h.utterance
+    async def _play(self, pb: _Playback) -> None:
+        utt = pb.handle.utterance
         if utt.cue is not None and self._options.cues:
             await self._out.put(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
         if not self._options.audio:  # glasses without a speaker: captions only
-            async for piece in self._pieces(h):
-                await self._caption(h, piece)
+            async for piece in self._pieces(pb):
+                await self._caption(pb, piece)
             return
         # A fresh encoder per utterance: a cut one may still be encoding in its
         # thread, and libopus state must never be shared between threads.
         encoder = PacketEncoder(self.out_format)
-        packets = _Packets(self, h)
+        packets = _Packets(lambda seq, data, last: self._send(pb, seq, data, last=last))
         loop = asyncio.get_running_loop()
         try:
-            async for piece in self._pieces(h):
-                await self._caption(h, piece)
+            async for piece in self._pieces(pb):
+                await self._caption(pb, piece)
                 async for chunk in self.tts.stream(piece, self.voice):
-                    h.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
+                    self._played(pb, chunk.pcm, chunk.sample_rate)
+                    pb.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
                     # Encode a short head first (Opus costs ~0.3 ms a packet): the
                     # first packet leaves ~30 ms sooner than after a whole clause.
                     for part in _slices(chunk.pcm, chunk.sample_rate):
@@ -291,54 +307,62 @@ class Speaker:
         await packets.push(encoder.flush())
         await packets.finish()
 
-    async def _caption(self, h: SpeechHandle, piece: str) -> None:
+    def _played(self, pb: _Playback, pcm: np.ndarray, rate: int) -> None:
+        # It plays right after the clauses before it; a first packet is sent at once.
+        now = self._clock()
+        at = (now if pb.started_at is None else pb.started_at) + sum(s for _, s in pb.clauses)
+        for o in self._observers:
+            if isinstance(o, PlayoutObserver):
+                o.speech_audio(pcm, rate, at - now)
+
+    async def _caption(self, pb: _Playback, piece: str) -> None:
         # One Speech per piece: a streamed reply's captions arrive clause by clause.
         for o in self._observers:
             o.speech_started(piece)
-        await self._out.put(Speech(h.id, piece, h.kind, h.priority))
+        await self._out.put(Speech(pb.handle.id, piece, pb.handle.kind, pb.handle.priority))
 
-    async def _pieces(self, h: SpeechHandle) -> AsyncIterator[str]:
-        h.pieces.append(h.utterance.text)
-        yield h.utterance.text
-        if h.more is not None:
-            async for piece in h.more:
+    async def _pieces(self, pb: _Playback) -> AsyncIterator[str]:
+        pb.pieces.append(pb.handle.utterance.text)
+        yield pb.handle.utterance.text
+        if pb.more is not None:
+            async for piece in pb.more:
                 if piece.strip():
-                    h.pieces.append(piece.strip())
+                    pb.pieces.append(piece.strip())
                     yield piece.strip()
 
-    async def _send(self, h: SpeechHandle, seq: int, data: bytes, *, last: bool) -> None:
+    async def _send(self, pb: _Playback, seq: int, data: bytes, *, last: bool) -> None:
         now = self._clock()
-        if h.started_at is None:
-            h.started_at = now
-        play_at = h.started_at + seq * self.out_format.frame_ms / 1000
+        if pb.started_at is None:
+            pb.started_at = now
+        play_at = pb.started_at + seq * self.out_format.frame_ms / 1000
         if play_at - self._options.lead_s > now:
             await self._sleep(play_at - self._options.lead_s - now)
-        await self._out.put(AudioOut(h.id, seq, data, last=last))
+        await self._out.put(AudioOut(pb.handle.id, seq, data, last=last))
 
-    def _cut(self, h: SpeechHandle, reason: str) -> None:
-        if h.done():
+    def _cut(self, pb: _Playback, reason: str) -> None:
+        if pb.done.done():
             return  # a preempt and a barge-in in the same turn cut once
-        waiting = [q for q in self._queue if q.handle is h]
+        waiting = [q for q in self._queue if q[2] is pb]
         if waiting:  # not started yet: it simply never plays
             self._queue.remove(waiting[0])
             heapq.heapify(self._queue)
-            h._resolve("", reason)
+            pb.resolve("", reason)
             return
-        if h.task is not None and not h.task.done():
-            h.task.cancel()
-        h._resolve(self._heard_text(h), reason)
+        if pb.task is not None and not pb.task.done():
+            pb.task.cancel()
+        pb.resolve(self._heard_text(pb), reason)
         # StopSpeaking is immediate: it goes out ahead of everything queued, and the
         # queued audio of the cut utterance is dropped.
-        self._out.put_nowait(StopSpeaking((h.id,), reason))
+        self._out.put_nowait(StopSpeaking((pb.handle.id,), reason))
 
-    def _heard_text(self, h: SpeechHandle) -> str:
-        if h.started_at is None:
+    def _heard_text(self, pb: _Playback) -> str:
+        if pb.started_at is None:
             return ""
         played_s = (
-            h.reported_ms / 1000 if h.reported_ms is not None else self._clock() - h.started_at
+            pb.reported_ms / 1000 if pb.reported_ms is not None else self._clock() - pb.started_at
         )
         words: list[str] = []
-        for text, secs in h.clauses:
+        for text, secs in pb.clauses:
             if played_s >= secs:
                 words.extend(text.split())
                 played_s -= secs
@@ -352,21 +376,20 @@ class Speaker:
 class _Packets:
     """Paces an utterance's packets out, holding one back so the last says last=True."""
 
-    def __init__(self, speaker: Speaker, handle: SpeechHandle) -> None:
-        self._speaker = speaker
-        self._handle = handle
+    def __init__(self, send: Callable[[int, bytes, bool], Awaitable[None]]) -> None:
+        self._send = send
         self._seq = 0
         self._pending: bytes | None = None
 
     async def push(self, packets: list[bytes]) -> None:
         for pkt in packets:
             if self._pending is not None:
-                await self._speaker._send(self._handle, self._seq, self._pending, last=False)
+                await self._send(self._seq, self._pending, False)
                 self._seq += 1
             self._pending = pkt
 
     async def finish(self) -> None:
-        await self._speaker._send(self._handle, self._seq, self._pending or b"", last=True)
+        await self._send(self._seq, self._pending or b"", True)
 
 
 def _slices(pcm: np.ndarray, rate: int) -> list[np.ndarray]:
@@ -374,8 +397,3 @@ def _slices(pcm: np.ndarray, rate: int) -> list[np.ndarray]:
     head = rate // 10
     cuts = [0, head, *range(head + rate, pcm.size, rate), pcm.size]
     return [pcm[a:b] for a, b in itertools.pairwise(cuts) if b > a]
-
-
-def _current_task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return bool(task and task.cancelling())

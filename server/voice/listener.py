@@ -8,12 +8,16 @@ with the session's ``spawn``: partials while the user speaks (throttled, skipped
 rather than queued when ASR is slower than the throttle) and one final per
 utterance.
 
-While Murmur speaks, its own voice may reach the microphone, so the listener asks
-for more proof before it calls that a barge-in: ``SpeechStarted`` (with
-``during_playback``) waits for ``barge_in_ms_during_playback`` of voiced audio. A
-shorter utterance is still transcribed ("stop" works as a command); the echo guard
-(``voice/echo.py``), fed by the speaker's ``speech_started``/``speech_stopped``
-hooks, drops a final that is Murmur hearing itself.
+While Murmur speaks, its own voice may reach the microphone. The speaker hands the
+echo guard (``voice/echo.py``) the audio it plays (``speech_audio``), and speech that
+starts meanwhile is compared with it: speech that is not Murmur's own is a barge-in
+at ``min_speech_ms``, like any other (DESIGN §7: ≤ 100 ms after that audio arrives),
+while its echo is held for as long as it stays echo, re-judged every 100 ms so that
+a user talking over it still cuts it. Only where the guard has no audio to compare
+(or the speech is too faint to judge) does ``SpeechStarted`` (with
+``during_playback``) wait for ``barge_in_ms_during_playback`` of voiced audio. Held
+speech is still transcribed ("stop" works as a command), and the guard drops a
+final made of Murmur's own words (``speech_started``/``speech_stopped``).
 
 "Utterance" elsewhere means Murmur's speech; the user's are ``user_utterance``
 numbers, counting from 1 per listener.
@@ -35,7 +39,7 @@ from server.events import AudioFormat, Notice
 from server.tasks import Spawn
 from server.voice.asr.base import ASR_SAMPLE_RATE, ASRBackend
 from server.voice.codec import PacketDecoder
-from server.voice.echo import EchoGuard, EchoOptions
+from server.voice.echo import EchoGuard, EchoOptions, audio_share
 from server.voice.transcriber import (
     EchoDropped,
     FinalJob,
@@ -74,7 +78,7 @@ class SpeechStarted:
     at_ms: int  # capture time of the speech onset
     detected_at_ms: int  # capture time of the audio that made it enough
     user_utterance: int = 0
-    # Murmur was speaking at the onset: this needed barge_in_ms_during_playback.
+    # Murmur's voice could be in the microphone at the onset: the echo guard judged it.
     during_playback: bool = False
 
 
@@ -97,8 +101,12 @@ Emit = Callable[[ListenerEvent], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class ListenerOptions:
     min_speech_ms: int = 300  # voiced audio before SpeechStarted (a cough is shorter)
-    # ... while Murmur speaks: its own voice leaking into the microphone must not cut it.
+    # ... while Murmur speaks and the echo guard cannot compare the speech with the
+    # audio playing (no audio handed over, or too faint): only a longer run of voice.
+    # Echo of a whole sentence outlasts it, so this is a fallback, not the defence;
+    # with the audio, speech that is not Murmur's barges in at min_speech_ms.
     barge_in_ms_during_playback: int = 600
+    recheck_ms: int = 100  # how often held speech is judged again
     hangover_ms: int = 600  # silence that ends an utterance
     vad_aggressiveness: int = 2  # WebRTC VAD mode 0..3
     partial_interval_ms: int = 700  # of audio between partials; 0 = no partials
@@ -120,6 +128,7 @@ class _Ring:
         self._chunks: deque[np.ndarray] = deque()
         self.start = 0  # absolute index of the first kept sample
         self.size = 0
+        self.end_ms = 0  # capture time of the newest sample
 
     @property
     def end(self) -> int:
@@ -137,6 +146,10 @@ class _Ring:
             self.size -= old.size
             dropped += old.size
         return dropped
+
+    def capture_ms(self, sample: int) -> int:
+        # The newest sample ends at end_ms; earlier ones are earlier by their distance.
+        return self.end_ms - (self.end - sample) * 1000 // ASR_SAMPLE_RATE
 
     def slice(self, a: int, b: int) -> np.ndarray:
         a, b = max(a, self.start), min(b, self.end)
@@ -156,6 +169,9 @@ class _Speech:
     during_playback: bool
     announced: bool  # SpeechStarted has been emitted
     last_partial: int  # VAD sample count at the last partial request
+    echo: bool | None = None  # the echo guard's last verdict (None: not judged)
+    last_check: int = 0  # VAD sample count at that verdict
+    echo_at: int | None = None  # where in Murmur's audio the echo was found
 
 
 class AudioListener:
@@ -190,6 +206,8 @@ class AudioListener:
             )
         )
         self._ring = _Ring()
+        self._clock = clock
+        self._arrived = clock()  # when the newest packet arrived
         self._echo = EchoGuard(opts.echo, clock=clock)
         self._transcriber = Transcriber(
             asr,
@@ -201,7 +219,6 @@ class AudioListener:
         )
         self._speech: _Speech | None = None
         self._utterances = 0
-        self._last_capture_ms = 0
         self._closed = False
         self._counts = {"packets": 0, "dropped_samples": 0}
 
@@ -215,13 +232,12 @@ class AudioListener:
         """One inbound packet. Raises ``Recoverable`` for a bad packet; the next one is fine."""
         if self._closed:
             return
+        self._arrived = self._clock()
         # feed() calls of one session never overlap, so its codec and VAD state see
         # one caller at a time, even in a DSP pool shared by every session.
         loop = asyncio.get_running_loop()
         pcm, raw_ms, events = await loop.run_in_executor(self._dsp, self._decode, packet)
         self._counts["packets"] += 1
-        # Capture time of the end of this packet: the newest sample in the ring.
-        self._last_capture_ms = capture_time_ms + raw_ms
         speech = self._speech
         # While quiet, keep enough for the onset search and the pre-roll.
         limit = _samples(
@@ -230,17 +246,20 @@ class AudioListener:
             else self.options.pre_roll_ms + self.options.min_speech_ms + 1000
         )
         dropped = self._ring.append(pcm, limit)
+        self._ring.end_ms = capture_time_ms + raw_ms  # the end of this packet
         if speech is not None and dropped:
             self._counts["dropped_samples"] += dropped
             speech.start = max(speech.start, self._ring.start)
+        confirmed = None
         for event in events:
             match event:
                 case SpeechStart():
                     await self._on_start(event)
                 case SpeechConfirmed():
-                    await self._on_confirmed(event)
+                    confirmed = event
                 case SpeechEnd():
                     await self._on_end(event)
+        await self._held(confirmed)
         self._maybe_want_partial()
 
     def _decode(self, packet: bytes) -> tuple[np.ndarray, int, list[VADEvent]]:
@@ -261,6 +280,10 @@ class AudioListener:
         """Murmur's utterance finished or was cut."""
         self._echo.speech_stopped()
 
+    def speech_audio(self, pcm: np.ndarray, sample_rate: int, delay_s: float) -> None:
+        """Murmur's ``pcm`` starts to play ``delay_s`` from now."""
+        self._echo.speech_audio(pcm, sample_rate, delay_s)
+
     async def close(self) -> None:
         """Stop listening and transcribing; pending utterances are dropped."""
         self._closed = True
@@ -270,32 +293,57 @@ class AudioListener:
 
     async def _on_start(self, event: SpeechStart) -> None:
         self._utterances += 1
-        during = self._echo.speaking
-        # More proof while Murmur talks, unless no more than usual is asked for.
-        wait = during and self.options.barge_in_ms_during_playback > self.options.min_speech_ms
+        during = self._echo.playing
         self._speech = speech = _Speech(
             number=self._utterances,
             start=max(event.onset_sample - _samples(self.options.pre_roll_ms), self._ring.start),
-            onset_ms=self._capture_ms(event.onset_sample),
+            onset_ms=self._ring.capture_ms(event.onset_sample),
             during_playback=during,
-            announced=not wait,
+            announced=False,
             last_partial=event.detected_sample,
         )
-        if not wait:
-            await self._emit(
-                SpeechStarted(
-                    speech.onset_ms, self._capture_ms(event.detected_sample), speech.number, during
-                )
-            )
+        if during and self._echo.hears_audio:
+            await self._judge(speech, event.detected_sample)
+        # Without audio to compare, more proof, unless no more than usual is asked for.
+        elif not during or self.options.barge_in_ms_during_playback <= self.options.min_speech_ms:
+            await self._announce(speech, event.detected_sample)
 
-    async def _on_confirmed(self, event: SpeechConfirmed) -> None:
+    async def _held(self, confirmed: SpeechConfirmed | None) -> None:
+        """Speech held during playback: barge_in_ms_during_playback of it (``confirmed``)
+        is enough unless it is known echo; else it is judged again while they talk."""
         speech = self._speech
-        if speech is None or speech.announced:
+        if speech is None or speech.announced or not speech.during_playback:
             return
+        if confirmed is not None and not speech.echo:
+            await self._announce(speech, confirmed.detected_sample)
+        elif self._echo.hears_audio and self._vad.voiced:
+            if self._vad.samples - speech.last_check >= _samples(self.options.recheck_ms):
+                await self._judge(speech, self._vad.samples)
+
+    async def _judge(self, speech: _Speech, sample: int) -> None:
+        """Ask the echo guard whether the newest audio is Murmur's own; if not, barge in."""
+        window = _samples(self._echo.options.window_ms)
+        mic = self._ring.slice(self._ring.end - _samples(1500), self._ring.end)
+        played = self._echo.played_before(self._arrived)
+        loop = asyncio.get_running_loop()
+        share, at = await loop.run_in_executor(
+            self._dsp, audio_share, mic, played, window, speech.echo_at
+        )
+        speech.last_check = self._vad.samples
+        speech.echo = None if share is None else share >= self._echo.options.audio_share
+        if speech.echo:
+            speech.echo_at = at
+        elif speech.echo is False:
+            await self._announce(speech, sample)
+
+    async def _announce(self, speech: _Speech, sample: int) -> None:
         speech.announced = True
         await self._emit(
             SpeechStarted(
-                speech.onset_ms, self._capture_ms(event.detected_sample), speech.number, True
+                speech.onset_ms,
+                self._ring.capture_ms(sample),
+                speech.number,
+                speech.during_playback,
             )
         )
 
@@ -305,7 +353,7 @@ class AudioListener:
         number = speech.number if speech is not None else self._utterances
         # A little trailing audio helps Whisper finish the last word.
         audio = self._ring.slice(start, event.end_sample + _samples(150))
-        end_ms = self._capture_ms(event.end_sample)
+        end_ms = self._ring.capture_ms(event.end_sample)
         onset_ms = speech.onset_ms if speech is not None else end_ms
         self._transcriber.final(
             FinalJob(number, audio, onset_ms, end_ms, self._echo.spoken_words())
@@ -324,7 +372,3 @@ class AudioListener:
         self._transcriber.want_partial(
             speech.number, lambda: self._ring.slice(start, self._ring.end)
         )
-
-    def _capture_ms(self, sample: int) -> int:
-        # The newest packet ends at ring.end; earlier samples are earlier by their distance.
-        return self._last_capture_ms - (self._ring.end - sample) * 1000 // ASR_SAMPLE_RATE

@@ -88,6 +88,7 @@ class VoiceActivityDetector:
         self._pending = np.zeros(0, dtype=np.int16)
         self.samples = 0  # samples classified so far: the detector's clock
         self.speaking = False
+        self.voiced = False  # the last frame was voiced
         self._onset: int | None = None  # the candidate's onset, then the speech's
         self._voiced = 0  # voiced samples since the onset
         self._confirmed = False
@@ -110,7 +111,7 @@ class VoiceActivityDetector:
         """One frame of exactly ``options.frame_samples`` samples."""
         start = self.samples
         self.samples += frame.size
-        voiced = self._is_voiced(frame)
+        self.voiced = voiced = self._is_voiced(frame)
         if not self.speaking:
             return self._while_quiet(voiced, start)
         if voiced:
