@@ -27,7 +27,7 @@ from mobile_bridge.pairing import (
 )
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.report import ReplayReport
-from mobile_bridge.sinks.console import kind_name
+from mobile_bridge.sinks.console import dropped_text, kind_name
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import normalize_fingerprint
 from mobile_bridge.tokens import remove_pairing, save_pairing
@@ -191,6 +191,8 @@ def _print_summary(report: ReplayReport) -> None:
     if report.ticks:
         decided = sum(1 for t in report.ticks if t.action != "silence")
         print(f"ticks traced {len(report.ticks)} ({decided} not silent)")
+        if dropped := next((t.dropped for t in reversed(report.ticks) if t.dropped), None):
+            print(f"speech not played out: {dropped_text(dropped)}")
     if report.notices:
         print(f"notices {len(report.notices)}")
     for lat in report.latencies:

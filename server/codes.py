@@ -26,6 +26,7 @@ class Code(enum.StrEnum):
     FRAME_TOO_LARGE = "frame.too_large"
     FRAME_UNSUPPORTED = "frame.unsupported"
     FRAME_CORRUPT = "frame.corrupt"
+    STILL_TIMEOUT = "still.timeout"  # the bridge sent no still in time: the normal frame was used
     # audio in
     AUDIO_BAD_OPUS = "audio.bad_opus"
     AUDIO_BAD_PCM = "audio.bad_pcm"
@@ -61,6 +62,7 @@ CODES: dict[Code, CodeInfo] = {
     Code.FRAME_TOO_LARGE: CodeInfo("video", False),
     Code.FRAME_UNSUPPORTED: CodeInfo("video", False),
     Code.FRAME_CORRUPT: CodeInfo("video", False),
+    Code.STILL_TIMEOUT: CodeInfo("video", True),
     Code.AUDIO_BAD_OPUS: CodeInfo("audio", False),
     Code.AUDIO_BAD_PCM: CodeInfo("audio", False),
     Code.ASR_FAILED: CodeInfo("asr", True),

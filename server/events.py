@@ -310,6 +310,8 @@ class TickTrace:
     timings: tuple[StageTiming, ...] = ()
     coalesced: int = 0
     slip_ms: float = 0.0
+    # Utterances not played out so far in the session: ("reason/kind", count), sorted.
+    dropped: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,22 +1,18 @@
-"""Helpers for the delegation tests: a real OpenAI-compatible chat server and a
-webhook on 127.0.0.1 (aiohttp, port 0), a scripted agent implementing the real
-``Agent`` ABC, an update recorder, and process checks through /proc.
+"""Helpers for the delegation tests: test images, process and file checks through
+/proc, and the body an OpenAI-compatible chat server answers with.
+
+The fakes these tests use (``LocalHTTP``, the chat server or webhook on loopback, with
+its ``LocalHTTPReply``; ``ScriptedAgent``; ``DelegationRecorder``) are in tests/fakes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import json
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from PIL import Image
-
-from server.events import DelegationState, DelegationUpdate
 
 
 def jpeg(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24)) -> bytes:
@@ -61,33 +57,8 @@ async def gone(pid: int, within_s: float = 2.0) -> bool:
     return not alive(pid)
 
 
-@dataclass
-class Recorder:
-    """An ``emit`` that keeps every DelegationUpdate."""
-
-    updates: list[DelegationUpdate] = field(default_factory=list)
-
-    async def emit(self, update: DelegationUpdate) -> None:
-        self.updates.append(update)
-
-    def states(self, task_id: str) -> list[DelegationState]:
-        return [u.state for u in self.updates if u.task_id == task_id]
-
-    def last(self, task_id: str) -> DelegationUpdate:
-        return [u for u in self.updates if u.task_id == task_id][-1]
-
-
-# ------------------------------------------------------------------ HTTP servers
-
-
-@dataclass
-class Reply:
-    body: Any = None  # dict → JSON; str → raw text
-    status: int = 200
-    hang: bool = False
-
-
 def chat_completion(content: str) -> dict[str, Any]:
+    """An OpenAI-compatible chat server's answer: one assistant message, ``content``."""
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -99,45 +70,3 @@ def chat_completion(content: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-class LocalHTTP:
-    """aiohttp on 127.0.0.1, port 0; POSTs to ``path`` get the scripted replies."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.replies: deque[Reply] = deque()
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> LocalHTTP:
-        app = web.Application()
-        app.router.add_post(self.path, self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(await request.json())
-        self.headers.append(dict(request.headers))
-        reply = self.replies.popleft() if self.replies else Reply({})
-        if reply.hang:
-            await asyncio.sleep(3600)
-        if isinstance(reply.body, str):
-            return web.Response(status=reply.status, text=reply.body)
-        return web.Response(
-            status=reply.status, text=json.dumps(reply.body), content_type="application/json"
-        )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +46,8 @@ __all__ = [
     "running_server",
     "scripted",
     "secure_server",
+    "serving_address",
+    "stop_process",
     "write_script",
 ]
 
@@ -268,3 +272,25 @@ def decode_opus(packets: list[bytes], rate: int = 24000) -> np.ndarray:
 
 def live_threads(prefix: str) -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+async def serving_address(proc: asyncio.subprocess.Process, within_s: float = 90.0) -> str:
+    """Where a `murmur serve` subprocess listens, read from its "serving … on" line."""
+    assert proc.stdout is not None
+    async with asyncio.timeout(within_s):
+        while line := (await proc.stdout.readline()).decode():
+            if m := re.search(r"serving .* on ([\d.]+:\d+)", line):
+                return m.group(1)
+    raise AssertionError("murmur serve exited before serving")
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 15.0) -> None:
+    """SIGTERM, as a service manager stops the server; SIGKILL if it outstays ``grace_s``."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

@@ -19,15 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from server.config import Settings
-from server.errors import StreamClosed
-from server.events import (
-    AudioEncoding,
-    AudioFormat,
-    AudioOut,
-    ClientEvent,
-    ServerEvent,
-    SessionStart,
-)
+from server.events import AudioEncoding, AudioFormat, ClientEvent, ServerEvent, SessionStart
 from server.runtime.base import InteractionRuntime
 from server.session.services import (
     DelegationService,
@@ -37,10 +29,9 @@ from server.session.services import (
 )
 from server.session.session import Session
 from server.voice.tts.base import TTSBackend
-from tests.fakes import InstantTTS
+from tests.fakes import InstantTTS, ScriptedLink
 
 __all__ = [
-    "FakeLink",
     "SessionRun",
     "VirtualTimeLoop",
     "make_services",
@@ -110,35 +101,6 @@ def run_virtual(coro: Coroutine[Any, Any, T]) -> T:
         loop.close()
 
 
-class FakeLink:
-    """The transport's side, scripted: events at virtual times, then a half-close."""
-
-    def __init__(
-        self, script: Sequence[tuple[float, ClientEvent]], end_at: float, *, drop: bool = False
-    ) -> None:
-        self._script = sorted(script, key=lambda item: item[0])
-        self._end_at = end_at
-        self._drop = drop  # at end_at the network goes away instead of a half-close
-        self.sent: list[tuple[float, ServerEvent]] = []
-
-    async def recv(self) -> ClientEvent | None:
-        loop = asyncio.get_running_loop()
-        if self._script:
-            at, event = self._script.pop(0)
-            await asyncio.sleep(max(0.0, at - loop.time()))
-            return event
-        await asyncio.sleep(max(0.0, self._end_at - loop.time()))
-        if self._drop:
-            raise StreamClosed("the test dropped the network")
-        return None
-
-    def types(self) -> list[str]:
-        return [type(e).__name__ for _, e in self.sent if not isinstance(e, AudioOut)]
-
-    async def send(self, event: ServerEvent) -> None:
-        self.sent.append((asyncio.get_running_loop().time(), event))
-
-
 @dataclass
 class SessionRun:
     events: list[tuple[float, ServerEvent]] = field(default_factory=list)
@@ -202,7 +164,7 @@ def run_session(
             settings=settings,
         )
         executors = services.executors
-        link = FakeLink(script, until)
+        link = ScriptedLink(script, until)
         try:
             session = await Session.open(services, start)
             run.session = session

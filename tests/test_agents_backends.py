@@ -18,16 +18,9 @@ from server.agents.webhook import WebhookAgent
 from server.app import AGENT_BACKENDS
 from server.codes import Code
 from server.config import AgentSettings, load_settings
-from tests.agent_fixtures import (
-    LocalHTTP,
-    Reply,
-    alive,
-    chat_completion,
-    exists,
-    gone,
-    jpeg,
-    read_when_written,
-)
+from tests.agent_fixtures import alive, chat_completion, exists, gone, jpeg, read_when_written
+from tests.fakes import LocalHTTP
+from tests.fakes import LocalHTTPReply as Reply
 
 REQUEST = DelegationRequest(
     question="Is this cereal gluten free?",

@@ -17,18 +17,10 @@ from server.agents.manager import DelegationManager, DelegationResult
 from server.agents.openai_chat import OpenAIChatAgent
 from server.events import DelegationState as S
 from server.events import DelegationUpdate
-from tests.agent_fixtures import (
-    LocalHTTP,
-    Recorder,
-    Reply,
-    alive,
-    chat_completion,
-    exists,
-    gone,
-    jpeg,
-    read_when_written,
-)
-from tests.fakes import ScriptedAgent, Spawner
+from tests.agent_fixtures import alive, chat_completion, exists, gone, jpeg, read_when_written
+from tests.fakes import DelegationRecorder as Recorder
+from tests.fakes import LocalHTTP, ScriptedAgent, Spawner
+from tests.fakes import LocalHTTPReply as Reply
 
 
 @pytest.fixture

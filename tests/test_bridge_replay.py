@@ -10,31 +10,12 @@ from murmur.v1 import companion_pb2 as pb
 from PIL import Image
 
 from mobile_bridge.client import SessionOptions, session_start
-from mobile_bridge.clock import Clock
 from mobile_bridge.media import decode_jpeg_size
 from mobile_bridge.report import Arrivals, ReportRecorder, match_latencies
 from mobile_bridge.sinks.console import ConsoleLog
 from mobile_bridge.sources.base import JpegFrame, SourceCapabilities
 from mobile_bridge.sources.replay import FileReplaySource, ReplayMedia
-
-UNIX0 = 1_700_000_000.0
-READY = pb.ServerEvent(session_ready=pb.SessionReady(session_id="s1", model="fake", tick_hz=1))
-
-
-class SteppingClock(Clock):
-    """Virtual time for one reader at a time: each sleep moves the clock on at once."""
-
-    def __init__(self, start: float = 100.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return UNIX0 + self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
+from tests.fakes import READY, UNIX0, SteppingClock
 
 
 def test_session_start_says_what_the_source_has():

@@ -13,8 +13,9 @@ from server.agents.base import AgentAnswer
 from server.agents.manager import DelegationManager
 from server.agents.openai_chat import OpenAIChatAgent
 from server.config import Settings
-from tests.agent_fixtures import LocalHTTP, Reply, chat_completion
-from tests.fakes import ScriptedAgent, StreamingRuntime
+from tests.agent_fixtures import chat_completion
+from tests.fakes import LocalHTTP, ScriptedAgent, StreamingRuntime
+from tests.fakes import LocalHTTPReply as Reply
 from tests.harness import Client, running_server, scripted
 
 QUESTION = "Is the pharmacy on this street open now?"

@@ -12,8 +12,8 @@ from murmur.v1 import companion_pb2 as pb
 
 from server.config import Settings
 from server.engine.emergency_phrases import EN, Line
-from tests.agent_fixtures import LocalHTTP, Reply
-from tests.fakes import InstantTTS
+from tests.fakes import InstantTTS, LocalHTTP
+from tests.fakes import LocalHTTPReply as Reply
 from tests.harness import Client, jpeg, running_server, scripted
 
 ASK, CANCELLED = EN.lines[Line.ASK], EN.lines[Line.CANCELLED]

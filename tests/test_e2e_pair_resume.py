@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from server.pairing.tls import fingerprint
 from server.pairing.uri import parse_pairing_uri
 from server.runtime.scripted import ScriptLine
 from tests.fakes import RecordingClock, SleepyAgent, TcpProxy
-from tests.harness import jpeg, scripted, secure_server, write_script
+from tests.harness import jpeg, scripted, secure_server, serving_address, stop_process, write_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,15 +72,6 @@ async def _cli(tmp: Path, module: str, *args: str) -> subprocess.CompletedProces
     return await asyncio.to_thread(run)
 
 
-async def _serving_address(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(90):
-        while line := (await proc.stdout.readline()).decode():
-            if m := re.search(r"serving .* on ([\d.]+:\d+)", line):
-                return m.group(1)
-    raise AssertionError("murmur serve exited before serving")
-
-
 @pytest.mark.slow
 async def test_pair_replay_refuse_and_revoke_through_the_command_lines(tmp_path):
     script = write_script(
@@ -106,7 +96,7 @@ async def test_pair_replay_refuse_and_revoke_through_the_command_lines(tmp_path)
 
     replay = ("replay", str(clip), "--fps", "2", "--linger", "1.5")
     try:
-        await _serving_address(proc)
+        await serving_address(proc)
         # Nothing connects before pairing: the bridge says how to pair.
         unpaired = await bridge(*replay)
         assert unpaired.returncode != 0
@@ -149,13 +139,7 @@ async def test_pair_replay_refuse_and_revoke_through_the_command_lines(tmp_path)
         assert after.returncode == 1, after
         assert "revoked" in after.stderr and "Pair again" in after.stderr, after.stderr
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
     assert proc.stderr is not None and proc.stdout is not None
     log = (await proc.stderr.read()).decode() + (await proc.stdout.read()).decode()
     assert proc.returncode == 0, log

@@ -36,7 +36,8 @@ from server.engine.emergency import (
     alert_message,
     calls_for_help,
 )
-from tests.agent_fixtures import LocalHTTP, Reply
+from tests.fakes import LocalHTTP
+from tests.fakes import LocalHTTPReply as Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 

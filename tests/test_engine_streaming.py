@@ -26,59 +26,12 @@ from server.events import (
     TextIn,
     TickTrace,
 )
-from server.runtime.base import (
-    SILENCE,
-    Action,
-    ActionKind,
-    InteractionRuntime,
-    ModelSession,
-    RuntimeCapabilities,
-    TextSink,
-)
-from server.runtime.conversation import Conversation, Turn
-from tests.fakes import SleepyAgent
+from tests.fakes import SleepyAgent, StreamingRuntime
 from tests.harness import scripted
 from tests.session_harness import SessionRun, run_session, run_virtual
 
 QUESTION = "Is the pharmacy open now?"
 NOTE = ["Good question,", "let me check that for you."]
-
-
-# A test-only runtime (it belongs beside StreamingRuntime in tests/fakes.py): several
-# replies at chosen ticks, streamed the way the real runtimes stream them.
-class StreamedScript(InteractionRuntime):
-    def __init__(self, *replies: tuple[float, list[str], str]) -> None:
-        """``replies``: (tick second, clauses, question); a question makes it a delegation."""
-        super().__init__(RuntimeCapabilities(name="streamed-script", streams_text=True))
-        self.replies = list(replies)
-        self.sessions: list[_StreamedSession] = []
-
-    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
-        self.sessions.append(_StreamedSession(list(self.replies)))
-        return self.sessions[-1]
-
-
-class _StreamedSession(ModelSession):
-    def __init__(self, replies: list[tuple[float, list[str], str]]) -> None:
-        super().__init__(Conversation(""))
-        self.pending = replies
-        self.heard_log: list[tuple[str, str]] = []
-
-    def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
-        if not self.pending or turn.tick.tick_s < self.pending[0][0]:
-            return SILENCE
-        _, clauses, question = self.pending.pop(0)
-        for clause in clauses[:-1] if question else clauses:  # the note's last is held back
-            if on_clause is not None:
-                on_clause(clause)
-        text = " ".join(clauses)
-        if question:
-            return Action(ActionKind.DELEGATE, text, question, f"</response> {text}")
-        return Action(ActionKind.RESPONSE, text, raw=f"</response> {text}")
-
-    def heard(self, utterance_text: str, heard_text: str) -> None:
-        self.heard_log.append((utterance_text, heard_text))
-        super().heard(utterance_text, heard_text)
 
 
 def _start(mode: Mode = Mode.GENERAL) -> SessionStart:
@@ -97,7 +50,7 @@ def _last_audio(run: SessionRun, utterance_id: str) -> float:
 
 def test_a_streamed_note_is_a_delegation_note_from_the_marker_on():
     manager = DelegationManager(SleepyAgent(3.0, "It opens at nine."))
-    runtime = StreamedScript((1.0, NOTE, QUESTION))
+    runtime = StreamingRuntime(1.0, NOTE, question=QUESTION)
     run = run_session(
         [(0.5, TextIn("is the pharmacy open"))], runtime, until=8, delegations=manager
     )
@@ -120,7 +73,9 @@ def test_an_answer_faster_than_the_note_still_comes_after_it():
     # The agent answers while the reply's start is still playing: the answer outranks
     # a note, but it does not get to say "nine" before "let me check".
     manager = DelegationManager(SleepyAgent(0.1, "It opens at nine."))
-    run = run_session([], StreamedScript((1.0, NOTE, QUESTION)), until=8, delegations=manager)
+    run = run_session(
+        [], StreamingRuntime(1.0, NOTE, question=QUESTION), until=8, delegations=manager
+    )
     run_virtual(manager.aclose())
     speech = run.of(Speech)
     assert [s.kind for s in speech] == [
@@ -134,9 +89,8 @@ def test_an_answer_faster_than_the_note_still_comes_after_it():
 def test_an_alert_cuts_a_streamed_note_whole():
     manager = DelegationManager(SleepyAgent(5.0))
     start = ["A long hallway stretches ahead with paintings and a wide carpet,"]
-    runtime = StreamedScript(
-        (1.0, [*start, "let me look that up."], QUESTION),
-        (2.0, ["Car on your left."], ""),
+    runtime = StreamingRuntime(1.0, [*start, "let me look that up."], question=QUESTION).then(
+        2.0, ["Car on your left."]
     )
     run = run_session([], runtime, until=10, start=_start(Mode.BLIND), delegations=manager)
     run_virtual(manager.aclose())
@@ -152,7 +106,7 @@ def test_an_alert_cuts_a_streamed_note_whole():
 
 
 def test_with_no_agent_a_streamed_note_ends_in_an_apology_not_a_promise():
-    run = run_session([], StreamedScript((1.0, NOTE, QUESTION)), until=6)
+    run = run_session([], StreamingRuntime(1.0, NOTE, question=QUESTION), until=6)
     head, apology = run.of(Speech)
     assert (head.text, head.kind) == ("Good question,", SpeechKind.NARRATION)
     assert apology.kind is SpeechKind.SYSTEM and "sorry" in apology.text.lower()

@@ -175,11 +175,16 @@ def test_clock_direction():
         ("tell me about the blind mode setting in the app and how it works", False,
          "new question", None, "tell me about the blind mode setting in the app and how it works"),
         ("  ", False, "", None, None),
+        # what tiny.en makes of "blind mode" at espeak's faster rates
+        ("Light mode.", False, "mode change", Mode.BLIND, None),
+        ("switch to blind", False, "mode change", Mode.BLIND, None),
+        ("What is blind mode?", False, "new question", None, "What is blind mode?"),
+        ("What's around me?", False, "new question", None, "What's around me?"),
     ],
 )  # fmt: skip
 def test_commands(text, stop, cancel, mode, query):
     c = decide(text)
-    assert (c.stop_speaking, c.cancel_delegations, c.set_mode, c.query) == (
+    assert (c.silence_narration, c.cancel_delegations, c.set_mode, c.query) == (
         stop,
         cancel,
         mode,

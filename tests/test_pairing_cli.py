@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from murmur.v1 import companion_pb2_grpc as pb_grpc
 
 from server.pairing.tls import fingerprint
 from server.pairing.uri import parse_pairing_uri
-from tests.harness import session_start, write_script
+from tests.harness import serving_address, session_start, stop_process, write_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,15 +56,6 @@ def test_serve_no_auth_refuses_a_non_loopback_host(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-async def _serving_address(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(90):
-        while line := (await proc.stdout.readline()).decode():
-            if m := re.search(r"serving .* on ([\d.]+:\d+)", line):
-                return m.group(1)
-    raise AssertionError("murmur serve exited before serving")
-
-
 async def _run(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(murmur, state, *args)
 
@@ -81,7 +71,7 @@ async def test_pair_and_devices_while_the_server_runs(tmp_path):
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        address = await _serving_address(proc)
+        address = await serving_address(proc)
         assert (state / "devices.db").stat().st_mode & 0o777 == 0o600
         assert state.stat().st_mode & 0o777 == 0o700
 
@@ -129,13 +119,7 @@ async def test_pair_and_devices_while_the_server_runs(tmp_path):
             again = await _run(state, "devices", "list")
             assert "revoked" in again.stdout and "Left lens" in again.stdout
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
     assert proc.stderr is not None
     log = (await proc.stderr.read()).decode()
     assert proc.returncode == 0, log

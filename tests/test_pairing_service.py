@@ -18,14 +18,7 @@ from server.pairing.service import PairingService
 from server.pairing.tls import ensure_self_signed, fingerprint
 from server.pairing.uri import pairing_uri, parse_pairing_uri, reachable_addresses
 from server.storage.sqlite import DB_NAME, SqliteDeviceStore
-
-
-class ManualClock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from tests.fakes import ManualClock
 
 
 @pytest.fixture
@@ -35,7 +28,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def service(tmp_path: Path, clock: ManualClock):
-    svc = PairingService(SqliteDeviceStore(tmp_path / DB_NAME), clock=clock)
+    svc = PairingService(SqliteDeviceStore(tmp_path / DB_NAME), clock=clock.time)
     yield svc
     svc.close()
 
@@ -68,12 +61,12 @@ async def test_a_code_pairs_once_and_the_token_verifies(service, clock):
         await service.pair(code, "Pixel 8", "10.0.0.5")
     [device] = await asyncio.to_thread(service.list_devices)
     assert device.name == "Frame glasses"  # the name `murmur pair --name` gave wins
-    assert (device.last_seen, device.last_address) == (clock.t, "10.0.0.5")
+    assert (device.last_seen, device.last_address) == (clock.time(), "10.0.0.5")
 
 
 async def test_a_code_expires(service, clock):
     code = await _issue(service, ttl_s=60)
-    clock.t += 60
+    clock.now += 60
     with pytest.raises(PairingDenied, match="expired"):
         await service.pair(code, "phone", "10.0.0.5")
 
@@ -98,10 +91,10 @@ async def test_wrong_codes_are_limited_per_peer_then_the_wait_ends(service, cloc
         await service.pair(good, "phone", "10.0.0.9")  # even the right code: no oracle
     assert err.value.retry_after_s == pytest.approx(60.0)
     assert (await service.pair(good, "phone", "10.0.0.10")).device_id  # another peer may
-    clock.t += 30
+    clock.now += 30
     with pytest.raises(PairingRateLimited, match="wait 30 s"):
         await service.pair(_wrong_code(99), "phone", "10.0.0.9")
-    clock.t += 30
+    clock.now += 30
     with pytest.raises(PairingDenied):
         await service.pair(_wrong_code(100), "phone", "10.0.0.9")
 
@@ -122,7 +115,7 @@ async def test_a_thousand_wrong_codes_pair_nothing_and_are_rate_limited(service,
             outcomes["limited"] = outcomes.get("limited", 0) + 1
         except PairingDenied:
             outcomes["denied"] = outcomes.get("denied", 0) + 1
-        clock.t += 0.01
+        clock.now += 0.01
     assert "paired" not in outcomes
     assert outcomes["denied"] == codes_mod.GLOBAL_FAILURES
     assert outcomes["limited"] >= 1000 - codes_mod.GLOBAL_FAILURES - 1
@@ -193,9 +186,9 @@ async def test_last_seen_is_written_at_most_once_a_minute(service, clock, monkey
     )
     for _ in range(5):
         await service.verify(grant.token, "a")
-        clock.t += 1
+        clock.now += 1
     await service.verify(grant.token, "b")  # a new address is written at once
-    clock.t += 61
+    clock.now += 61
     await service.verify(grant.token, "b")
     assert writes == ["a", "b", "b"]
 
@@ -241,11 +234,11 @@ async def test_a_flood_of_refused_tokens_is_logged_once_a_minute_per_peer_with_a
     caplog.set_level(logging.INFO, logger="server.pairing.service")
     for i in range(100):
         assert await service.verify(f"dev{i}.wrongsecret", "2001:db8::1") is None
-        clock.t += 0.1
+        clock.now += 0.1
     assert await service.verify("dev.wrongsecret", "10.0.0.7") is None  # another peer: its own
     lines = [r.getMessage() for r in caplog.records if "refused a device token" in r.getMessage()]
     assert len(lines) == 2
-    clock.t += 60
+    clock.now += 60
     # The same /64 (an IPv6 client picks any address in it) is the same peer.
     assert await service.verify("dev.wrongsecret", "2001:db8::99") is None
     lines = [r.getMessage() for r in caplog.records if "refused a device token" in r.getMessage()]

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.harness import Client, jpeg
+from tests.harness import Client, jpeg, serving_address
 from tests.tiny_qwen import build_tiny_qwen
 
 pytestmark = pytest.mark.slow
@@ -24,15 +23,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_qwen(tmp_path_factory.mktemp("serve-tiny-qwen"))
-
-
-async def _serving_address(proc: asyncio.subprocess.Process) -> str:
-    assert proc.stdout is not None
-    async with asyncio.timeout(120):
-        while line := (await proc.stdout.readline()).decode():
-            if m := re.search(r"serving .* on ([\d.]+:\d+)", line):
-                return m.group(1)
-    raise AssertionError("murmur serve exited before serving")
 
 
 async def test_murmur_serve_loads_a_checkpoint_folder_and_ticks(tiny_model_dir):
@@ -45,7 +35,7 @@ async def test_murmur_serve_loads_a_checkpoint_folder_and_ticks(tiny_model_dir):
         stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
-        address = await _serving_address(proc)
+        address = await serving_address(proc, within_s=120)
         async with Client(address) as c:
             ready = await c.start(want_trace=True)
             assert ready.model.endswith(str(tiny_model_dir))

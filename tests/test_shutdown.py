@@ -27,13 +27,12 @@ import pytest
 from server.agents.manager import DelegationManager
 from server.app import Overrides, build_app
 from server.config import Settings
-from server.runtime.base import ModelSession
-from server.runtime.scripted import ScriptedRuntime, ScriptedSession, ScriptLine
+from server.runtime.scripted import ScriptLine
 from server.session.services import Executors
 from server.transport.security import build_pairing
 from server.transport.server import GrpcServer
 from server.voice.tts.piper import PiperTTS
-from tests.fakes import FakeTTS, ScriptedAgent
+from tests.fakes import CloseRecordingRuntime, FakeTTS, ScriptedAgent
 from tests.harness import Client, write_script
 
 DELEGATE = "</response> Let me check. </delegation> What is on the shelf?"
@@ -49,37 +48,12 @@ def _pool_threads(since: set[threading.Thread]) -> list[str]:
     )
 
 
-class _ClosingSession(ScriptedSession):
-    closed_in = ""  # the thread close ran in
-
-    def close(self) -> None:
-        self.closed_in = threading.current_thread().name
-        super().close()
-
-
-class _CountingTTS(FakeTTS):
-    """Speaks in its own thread, as local engines do, and counts its closes."""
-
-    def __init__(self) -> None:
-        super().__init__("counted", blocking=True)
-        self.closes = 0
-
-    def close(self) -> None:
-        self.closes += 1
-        super().close()
-
-
-class _ClosingRuntime(ScriptedRuntime):
-    def open_session(self, instruction: str, *, language: str = "en") -> ModelSession:
-        session = _ClosingSession(self.script, instruction, language)
-        self.sessions.append(session)
-        return session
-
-
 async def test_stop_with_live_sessions_closes_their_model_and_agent_work(caplog):
     caplog.set_level(logging.DEBUG)
-    runtime = _ClosingRuntime([ScriptLine(0.4, DELEGATE)])
-    tts = _CountingTTS()  # the app closes what it is given, so not the shared fixture
+    runtime = CloseRecordingRuntime([ScriptLine(0.4, DELEGATE)])
+    # Speaks in its own thread, as local engines do; the app closes what it is given,
+    # so not the shared fixture.
+    tts = FakeTTS("counted", blocking=True)
     agent = ScriptedAgent()
     agent.gate.clear()  # the answer never comes: the delegation is running at the stop
     settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)

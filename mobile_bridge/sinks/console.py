@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.sinks.base import EventObserver
 
-__all__ = ["ConsoleLog", "kind_name"]
+__all__ = ["ConsoleLog", "dropped_text", "kind_name"]
 
 
 def kind_name(kind: int) -> str:
@@ -23,11 +23,17 @@ def _timings(tick: pb.Tick) -> str:
     return " ".join(parts)
 
 
+def dropped_text(dropped: Mapping[str, int]) -> str:
+    """``{"superseded/alert": 1}`` → ``superseded/alert=1``."""
+    return " ".join(f"{k}={n}" for k, n in sorted(dropped.items()))
+
+
 class ConsoleLog(EventObserver):
     """One line per event worth reading, stamped with the source's timeline.
 
     ``echo`` None keeps it silent (tests); ``timeline`` gives the media seconds played
-    so far, or None before the session is ready; ``trace`` prints non-silent ticks.
+    so far, or None before the session is ready; ``trace`` prints non-silent ticks,
+    and any tick whose count of speech that did not play out (``dropped``) grew.
     """
 
     def __init__(
@@ -41,6 +47,7 @@ class ConsoleLog(EventObserver):
         self._timeline = timeline
         self._trace = trace
         self._ready_seen = False
+        self._dropped: dict[str, int] = {}  # the newest trace's counts (they only grow)
         self._lines: dict[str, Callable[[pb.ServerEvent], str | None]] = {
             "session_ready": self._ready,
             "speech": lambda ev: f"{kind_name(ev.speech.kind)}: {ev.speech.text}",
@@ -91,6 +98,11 @@ class ConsoleLog(EventObserver):
         return f"delegation {d.task_id} {state}: {d.summary or d.question}"
 
     def _tick(self, ev: pb.ServerEvent) -> str | None:
-        if not self._trace or ev.tick.action == "silence":
+        dropped = dict(ev.tick.dropped)
+        grew = bool(dropped) and dropped != self._dropped  # a trace without counts: no news
+        self._dropped = dropped if grew else self._dropped
+        if not self._trace or (ev.tick.action == "silence" and not grew):
             return None
-        return f"tick {ev.tick.tick_s:g}: {ev.tick.action} {_timings(ev.tick)}"
+        parts = [f"tick {ev.tick.tick_s:g}: {ev.tick.action}", _timings(ev.tick)]
+        parts += [f"dropped: {dropped_text(dropped)}"] if grew else []
+        return " ".join(p for p in parts if p)

@@ -56,6 +56,9 @@ class DelegationRequest:
     frames: tuple[bytes, ...] = ()  # the most recent JPEG frames, oldest first
     location: str | None = None
     context: str = ""  # what the model said when it delegated (its note)
+    # Barcodes the server read in recent frames and stills (shopping), oldest first:
+    # their texts, e.g. "4006381333931" (an EAN-13) or a QR code's link.
+    barcodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,9 @@ def prompt_text(request: DelegationRequest) -> str:
         lines.append(f"What the assistant told the user: {request.context}")
     if request.location:
         lines.append(f"The user's location: {request.location}")
+    if request.barcodes:
+        codes = ", ".join(request.barcodes)
+        lines.append(f"Barcodes read on what the user is looking at (newest last): {codes}")
     if request.frames:
         lines.append(f"{len(request.frames)} recent camera frame(s) from the glasses are attached.")
     lines.append(f"Question: {request.question}")

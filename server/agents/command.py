@@ -10,13 +10,14 @@ The argv template's placeholders are replaced per question (no shell is involved
 ``{location}``  the user's location as text ("" when unknown)
 ``{language}``  the session's language code
 ``{context}``   what the model told the user when it delegated
+``{barcodes}``  the barcodes read on what the user looks at, comma-separated ("" if none)
 ``{sandbox}``   the ``sandbox_flags``, as separate arguments
 ==============  ==========================================================
 
 Without ``{sandbox}`` the sandbox flags go just before the first argument that holds
 a placeholder (``codex exec {question}`` → ``codex exec --sandbox read-only …``).
 The same values are in the environment as ``MURMUR_QUESTION``, ``MURMUR_FRAMES_DIR``,
-``MURMUR_LOCATION``, ``MURMUR_LANGUAGE``.
+``MURMUR_LOCATION``, ``MURMUR_LANGUAGE``, ``MURMUR_BARCODES``.
 
 The program inherits the server's environment minus its ``MURMUR_*`` settings (which
 hold the server's keys). It runs in its own process group. On timeout or cancellation the whole group
@@ -49,7 +50,7 @@ from server.agents.base import (
 
 __all__ = ["PLACEHOLDERS", "CommandAgent", "run_in_group"]
 
-PLACEHOLDERS = ("question", "prompt", "frames_dir", "location", "language", "context")
+PLACEHOLDERS = ("question", "prompt", "frames_dir", "location", "language", "context", "barcodes")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 _MAX_OUTPUT = 1 << 20  # bytes of stdout kept; a runaway agent must not fill memory
 _STDERR_TAIL = 400
@@ -90,6 +91,7 @@ class CommandAgent(Agent):
             "location": request.location or "",
             "language": request.language,
             "context": request.context,
+            "barcodes": ",".join(request.barcodes),
         }
         out: list[str] = []
         flags_placed = "{sandbox}" in self.argv_template
@@ -141,6 +143,7 @@ class CommandAgent(Agent):
                 "MURMUR_FRAMES_DIR": frames_dir,
                 "MURMUR_LOCATION": request.location or "",
                 "MURMUR_LANGUAGE": request.language,
+                "MURMUR_BARCODES": ",".join(request.barcodes),
             },
             cwd=str(self.workdir) if self.workdir is not None else frames_dir,
             kill_grace_s=self.kill_grace_s,

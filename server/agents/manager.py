@@ -210,6 +210,7 @@ class SessionDelegations:
         frames: tuple[bytes, ...] = (),
         location: str | None = None,
         context: str = "",
+        barcodes: tuple[str, ...] = (),
     ) -> str:
         """Hand ``question`` to the agent; returns its task id at once."""
         if self._closed:
@@ -219,7 +220,7 @@ class SessionDelegations:
         for old in active[: max(0, len(active) - self._manager.per_session_limit + 1)]:
             self.cancel(old, "replaced by a newer question")
         task_id = "d-" + secrets.token_hex(4)
-        request = DelegationRequest(question, self.language, frames, location, context)
+        request = DelegationRequest(question, self.language, frames, location, context, barcodes)
         self._post(task_id, DelegationState.STARTED, question)
         task = self._spawn(self._work(task_id, request), f"delegation-{task_id}")
         self._tasks[task_id] = task

@@ -1,7 +1,8 @@
 """A background agent behind an HTTP webhook (a home-automation flow, a small service).
 
-Request: ``POST url`` with JSON ``{question, language, location, context, frames}``,
-``frames`` being base64 JPEGs, oldest first. Reply: JSON ``{"spoken": "...",
+Request: ``POST url`` with JSON ``{question, language, location, context, barcodes,
+frames}``, ``barcodes`` the texts of codes read in recent frames and stills (e.g.
+``["4006381333931"]``), ``frames`` base64 JPEGs, oldest first. Reply: JSON ``{"spoken": "...",
 "detail": "...", "urgent": false}``; ``{"answer": "..."}`` is accepted too.
 """
 
@@ -53,6 +54,7 @@ class WebhookAgent(Agent):
             "language": request.language,
             "location": request.location,
             "context": request.context,
+            "barcodes": list(request.barcodes),
             "frames": [base64.b64encode(f).decode("ascii") for f in frames],
         }
 

@@ -8,6 +8,7 @@ that means for speech.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -27,8 +28,11 @@ PRIORITY: dict[SpeechKind, int] = {
 }
 
 # How long an utterance may wait in the queue before it is no longer worth saying.
+# An alert never goes stale: it waits (behind another alert, or a delegated result the
+# mode does not cut) until it plays, or until a newer alert about the same thing
+# replaces it (``Utterance.topic``).
 STALE_AFTER_S: dict[SpeechKind, float] = {
-    SpeechKind.ALERT: 2.0,
+    SpeechKind.ALERT: math.inf,
     SpeechKind.NARRATION: 4.0,
     SpeechKind.ANSWER: 15.0,
     SpeechKind.DELEGATION_NOTE: 3.0,
@@ -54,10 +58,22 @@ class Utterance:
     cue: CueKind | None = None
     cue_direction: int = 0
     preempt: bool = False  # cut whatever lower-priority speech is playing
+    topic: str = ""  # what an alert is about (its hazard's key): a newer one replaces it
+    cuts_results: bool = False  # an alert that cuts a delegated result (the mode's rule)
 
     @property
     def expires_at(self) -> float:
         return self.created_at + STALE_AFTER_S[self.kind]
+
+    def cuts(self, playing: Utterance) -> bool:
+        """Whether this, arriving, cuts ``playing``: never another alert; a delegated
+        result only where the mode says so (the alert then waits right after it);
+        anything else when it ranks lower."""
+        if not self.preempt or playing.kind is SpeechKind.ALERT:
+            return False
+        if self.kind is SpeechKind.ALERT and playing.kind is SpeechKind.DELEGATION_RESULT:
+            return self.cuts_results
+        return self.priority > playing.priority
 
 
 class GuidancePolicy:
@@ -103,6 +119,8 @@ class GuidancePolicy:
             cue=CueKind.HAZARD if alert else None,
             cue_direction=(hazard.clock if hazard and hazard.clock else clock_direction(text)),
             preempt=alert,
+            topic=hazard.key if hazard is not None else "",
+            cuts_results=alert and self.profile.alerts_cut_results,
         )
 
     def announce(

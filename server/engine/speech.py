@@ -10,7 +10,7 @@ plays before the note that promised it (``NoteOrder``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from server.engine.policy import Utterance
@@ -39,6 +39,10 @@ class SpeechSink(Protocol):
     """The session's speaker."""
 
     def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandleLike: ...
+
+    @property
+    def dropped(self) -> Mapping[str, int]:
+        """Utterances that did not play out so far, by "reason/kind" ("superseded/alert")."""
 
 
 def say_after(

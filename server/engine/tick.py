@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from server.codes import Code
 from server.engine.handoff import ClauseHandoff
 from server.engine.policy import GuidancePolicy, Utterance
+from server.engine.reading import Reading, ReadingOptions
 from server.engine.speech import (
     NoteOrder,
     PlaybackResultLike,
@@ -36,11 +36,10 @@ from server.events import (
     Notice,
     ServerEvent,
     SpeechKind,
-    StillRequest,
     TickTrace,
 )
 from server.modes import ModeProfile
-from server.modes.phrases import apology, filler
+from server.modes.phrases import apology, filler, nothing_seen
 from server.runtime.base import (
     Action,
     ActionKind,
@@ -54,8 +53,6 @@ from server.telemetry.timing import StageTimer
 __all__ = ["Delegations", "TickEngine", "TickOptions"]
 
 log = logging.getLogger(__name__)
-
-_WORDS = re.compile(r"[a-z']+")
 
 Emit = Callable[[ServerEvent], Awaitable[None]]
 
@@ -79,6 +76,7 @@ class Delegations(Protocol):
         frames: tuple[bytes, ...] = (),
         location: str | None = None,
         context: str = "",
+        barcodes: tuple[str, ...] = (),
     ) -> str: ...
 
     def cancel_all(self, reason: str) -> None: ...
@@ -95,6 +93,7 @@ class Delegations(Protocol):
 class TickOptions:
     language: str = "en"
     want_trace: bool = False
+    reading: ReadingOptions = field(default_factory=ReadingOptions)  # stills, barcodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +130,11 @@ class TickEngine:
         self._queries: deque[str] = deque(maxlen=8)
         self._location: LocationIn | None = None
         self._recent_jpegs: deque[bytes] = deque(maxlen=3)  # for agents that look
+        self.reading = Reading(options.language, options.reading, clock)  # stills and codes
         self._unconfigured_noted = False
         self._answers = NoteOrder(self.say)
+        self._must_answer = False  # this tick's query is answered even if the model is silent
+        self.on_reply: Callable[[str], None] | None = None  # hears the model's words (emergency)
 
     # ------------------------------------------------------------------ inputs
 
@@ -140,18 +142,10 @@ class TickEngine:
     def profile(self) -> ModeProfile:
         return self._profile
 
-    def add_query(self, text: str) -> None:
+    def add_query(self, text: str, *, must_answer: bool = False) -> None:
         if text.strip():
             self._queries.append(text.strip())
-
-    def still_request(self, query: str) -> StillRequest | None:
-        """Ask the glasses for a full-resolution photo when the query needs detail
-        (reading a sign, a label): the mode's ``request_stills_for`` words decide."""
-        low = f" {' '.join(_WORDS.findall(query.lower()))} "
-        for word in self._profile.request_stills_for:
-            if f" {word} " in low:
-                return StillRequest(reason=f"the user asked to {word}")
-        return None
+            self._must_answer |= must_answer
 
     def add_frame_data(self, jpeg: bytes) -> None:
         """An accepted frame's encoded bytes, kept (three deep) for background agents."""
@@ -168,8 +162,8 @@ class TickEngine:
         self.policy.set_profile(profile)
         # Not a user query: that tick must not be treated as answering the user.
         self.model.add_context(f"[Mode changed] {profile.instruction}")
-        if profile.announcement:
-            self.say(self.policy.announce(profile.announcement, SpeechKind.SYSTEM, self._clock()))
+        if said := profile.announcement_for(self._options.language):
+            self.say(self.policy.announce(said, SpeechKind.SYSTEM, self._clock()))
 
     def say(
         self, utt: Utterance, more: AsyncIterator[str] | None = None, *, from_model: bool = False
@@ -216,24 +210,34 @@ class TickEngine:
         if frame is not None and fresh:
             timer.add("decode", frame.decode_ms)  # done in the reader, off the loop
         with timer.stage("snapshot"):
-            query = " ".join(self._queries) if self._queries else None
-            self._queries.clear()
+            seen = self.reading.seen(frame if fresh else None)  # a still in the frame's place
+            # A question that asked for a still waits for it (engine/reading.py).
+            query = " ".join(self._queries) if self._queries and not seen.hold else None
+            must_answer = query is not None and self._must_answer
+            if query is not None:
+                self._queries.clear()
+                self._must_answer = False
             context: list[str] = []
             if self._profile.location_in_context and (loc := self.location_text()):
                 context.append(loc)
             tick = TickInput(
                 tick_s=tick_s,
-                frame=frame if fresh else None,
+                frame=seen.frame,
                 user_query=query,
-                context=tuple(context),
+                context=(*context, *seen.context),
+                frame_max_pixels=seen.max_pixels,
             )
-        now = self._clock()
-        frame_age_ms = (now - frame.received_at) * 1000 if frame is not None else -1.0
+        frame_age_ms = (self._clock() - frame.received_at) * 1000 if frame is not None else -1.0
 
         action, streamed = await self._step(tick, timer, answering=query is not None)
+        if self.delegations is not None:  # shopping: a comparison goes to an agent
+            action = self.reading.route(action, query, self._profile)
 
         with timer.stage("policy"):
             utterances = self._decide(action, answering=query is not None, streamed=streamed)
+            if must_answer and not (utterances or streamed.text):  # "what's around me?"
+                said = nothing_seen(self._options.language)
+                utterances = [self.policy.announce(said, SpeechKind.ANSWER, self._clock())]
         with timer.stage("dispatch"):
             note = streamed.handle if action.kind is ActionKind.DELEGATE else None
             for u in utterances:
@@ -253,6 +257,10 @@ class TickEngine:
                 if note is not None and self.delegations is not None:
                     self._answers.note(note)
                 await self._delegate(action)
+        for event in self.reading.after(action.text):  # a still that did not come, or is wanted
+            await self._emit(event)
+        if action.text and self.on_reply is not None:
+            self.on_reply(action.text)
         if self._options.want_trace:
             await self._emit(
                 TickTrace(
@@ -264,6 +272,7 @@ class TickEngine:
                     timings=tuple(timer.stages),
                     coalesced=coalesced,
                     slip_ms=slip_ms,
+                    dropped=tuple(sorted(self._speaker.dropped.items())),  # the session's so far
                 )
             )
         return action
@@ -376,9 +385,10 @@ class TickEngine:
             return
         self.delegations.start(
             action.question,
-            frames=tuple(self._recent_jpegs),
+            frames=self.reading.frames(self._recent_jpegs),  # the last still among them
             location=self.location_text(),
             context=action.text,
+            barcodes=self.reading.codes(),
         )
 
 

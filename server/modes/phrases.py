@@ -1,5 +1,6 @@
-"""Short localised lines spoken around a delegation: the filler while an agent works,
-the apology when it fails, and the line for when every agent is busy.
+"""Short localised lines: around a delegation, the filler while an agent works, the
+apology when it fails and the line for when every agent is busy; and the answer to
+"what's around me?" when the model found nothing to say (that question always answers).
 
 Languages: en, de, fr, es, zh; anything else falls back to English. A region or
 script suffix is ignored ("de-AT" → de, "zh-Hans-CN" → zh).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-__all__ = ["LANGUAGES", "apology", "base_language", "busy", "filler"]
+__all__ = ["LANGUAGES", "apology", "base_language", "busy", "filler", "nothing_seen"]
 
 _FILLERS: dict[str, tuple[str, ...]] = {
     "en": ("Let me check.", "One moment, I'll look that up.", "Checking on that."),
@@ -34,6 +35,14 @@ _BUSY: dict[str, str] = {
     "fr": "Désolé, je suis occupé. Redemande-moi dans un instant.",
     "es": "Lo siento, estoy ocupado. Pregúntame otra vez en un momento.",
     "zh": "抱歉，我现在很忙，请稍后再问。",
+}
+
+_NOTHING_SEEN: dict[str, str] = {
+    "en": "Nothing stands out around you right now.",
+    "de": "Gerade fällt mir um dich herum nichts auf.",
+    "fr": "Rien de particulier autour de toi pour l'instant.",
+    "es": "Ahora mismo no veo nada destacable a tu alrededor.",
+    "zh": "你周围现在没有什么特别的。",
 }
 
 LANGUAGES = tuple(_FILLERS)
@@ -63,3 +72,9 @@ def apology(language: str) -> str:
 def busy(language: str) -> str:
     """What to say when every background agent is taken and the question was not queued."""
     return _BUSY[base_language(language)]
+
+
+def nothing_seen(language: str) -> str:
+    """The answer to "what's around me?" when the model stayed silent: it looked and
+    found nothing worth saying, which the user must still hear."""
+    return _NOTHING_SEEN[base_language(language)]

@@ -74,8 +74,16 @@ class TickInput:
     frame: Frame | None
     user_query: str | None = None
     # Text that enters this tick's turn before the time marker: delegation
-    # results, location and route step, decoded barcodes.
+    # results, location and route step, decoded barcodes, a still's OCR text.
     context: tuple[str, ...] = ()
+    # The frame's pixel budget when it is more than a frame's: a full-resolution
+    # still the server asked for (limits.STILL_MAX_PIXELS). None: the runtime's own
+    # cap. Every runtime fits the image to the larger of the two (never below its cap).
+    frame_max_pixels: int | None = None
+
+    @property
+    def still(self) -> bool:
+        return self.frame is not None and self.frame_max_pixels is not None
 
 
 class ActionKind(enum.StrEnum):

@@ -184,6 +184,8 @@ class Conversation:
             message = user_message(tick, query=query, preamble=preamble)
         else:
             message = user_message(tick)
+        if tick.still:
+            _give_budget(message, tick.frame_max_pixels)
         return Turn(tick, self._ticks, self._chunk, message, revised)
 
     def _drain(self) -> tuple[list[str], Action | None]:
@@ -211,6 +213,15 @@ class Conversation:
             else:
                 # Later turns followed it: rewriting it would change the cached prefix.
                 lines.append(f'(The user heard only "{heard}" of your reply "{utterance}".)')
+
+
+def _give_budget(message: Message, max_pixels: int | None) -> None:
+    """A still's image part says its pixel budget (the ``max_pixels`` key qwen-vl-utils
+    reads), for backends that fit images from the message (the OpenAI wire);
+    templates ignore the key."""
+    for part in message["content"]:
+        if part["type"] == "image":
+            part["max_pixels"] = max_pixels
 
 
 def _cut(text: str, utterance: str, heard: str) -> str:

@@ -24,6 +24,8 @@ __all__ = ["MAX_PIXELS", "FrameSlot", "decode_jpeg"]
 
 # Frames are capped at MAX_PIXELS (server/runtime/limits.py): more costs vision
 # tokens without helping a 1 fps glance. The model's processor enforces the cap.
+# A still the server asked for (``high_res``) never enters the slot: it is decoded at
+# STILL_MAX_PIXELS and held apart until its tick (session/vision.py, engine/reading.py).
 
 
 def decode_jpeg(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -135,7 +135,14 @@ class Session:
     def stats(self) -> dict[str, int]:
         """Counts for the session's end-of-life log line (no content, only numbers)."""
         p = self.parts
-        return {**p.inbound.stats, "notices": p.notices.sent, "dropped_notices": p.outbox.dropped}
+        # Speech that did not play out, by why and what ("dropped_speech:superseded/alert").
+        speech = {f"dropped_speech:{k}": n for k, n in sorted(p.speaker.dropped.items())}
+        return {
+            **p.inbound.stats,
+            "notices": p.notices.sent,
+            "dropped_notices": p.outbox.dropped,
+            **speech,
+        }
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Start a task this session owns: it ends, at the latest, with the session."""

@@ -232,6 +232,7 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
                     timings=[pb.StageTiming(stage=t.stage, ms=t.ms) for t in event.timings],
                     coalesced=event.coalesced,
                     slip_ms=event.slip_ms,
+                    dropped=dict(event.dropped),
                 )
             )
         case StopSpeaking():

@@ -374,7 +374,14 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class Tick(_message.Message):
-    __slots__ = ("tick_s", "action", "text", "user_query", "frame_age_ms", "timings", "coalesced", "slip_ms")
+    __slots__ = ("tick_s", "action", "text", "user_query", "frame_age_ms", "timings", "coalesced", "slip_ms", "dropped")
+    class DroppedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     TICK_S_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -383,6 +390,7 @@ class Tick(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     COALESCED_FIELD_NUMBER: _ClassVar[int]
     SLIP_MS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     tick_s: float
     action: str
     text: str
@@ -391,7 +399,8 @@ class Tick(_message.Message):
     timings: _containers.RepeatedCompositeFieldContainer[StageTiming]
     coalesced: int
     slip_ms: float
-    def __init__(self, tick_s: _Optional[float] = ..., action: _Optional[str] = ..., text: _Optional[str] = ..., user_query: _Optional[str] = ..., frame_age_ms: _Optional[float] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., coalesced: _Optional[int] = ..., slip_ms: _Optional[float] = ...) -> None: ...
+    dropped: _containers.ScalarMap[str, int]
+    def __init__(self, tick_s: _Optional[float] = ..., action: _Optional[str] = ..., text: _Optional[str] = ..., user_query: _Optional[str] = ..., frame_age_ms: _Optional[float] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., coalesced: _Optional[int] = ..., slip_ms: _Optional[float] = ..., dropped: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Notice(_message.Message):
     __slots__ = ("code", "message", "component", "retryable")

@@ -116,7 +116,8 @@ def wire_turn(message: Message, options: ImageOptions, frame_id: str | None = No
     url: str | None = None
     for part in message["content"]:
         if part["type"] == "image":
-            url = data_url(part["image"], options)  # JPEG-encoded once
+            # JPEG-encoded once; a still's part carries its larger budget (conversation.py).
+            url = data_url(part["image"], options, part.get("max_pixels"))
             parts.append({"type": "image_url", "image_url": {"url": url}})
         else:
             parts.append({"type": "text", "text": part["text"]})
@@ -134,10 +135,14 @@ def wire_turn(message: Message, options: ImageOptions, frame_id: str | None = No
     return Turn(plain, full, ref)
 
 
-def data_url(image: Image.Image, options: ImageOptions) -> str:
+def data_url(image: Image.Image, options: ImageOptions, max_pixels: int | None = None) -> str:
+    """``image`` as a JPEG data URL, downscaled to ``options.image_max_pixels`` or to a
+    still's larger ``max_pixels`` (never below the frame cap). The server's own
+    processor fits it again to its bounds (Qwen3-VL's default takes up to 16.7 MP)."""
     w, h = image.size
-    if w * h > options.image_max_pixels:
-        scale = math.sqrt(options.image_max_pixels / (w * h))
+    limit = max(options.image_max_pixels, max_pixels or 0)
+    if w * h > limit:
+        scale = math.sqrt(limit / (w * h))
         image = image.resize(
             (max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC
         )

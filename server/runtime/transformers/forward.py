@@ -128,13 +128,16 @@ class QwenForward:
         pos = torch.arange(len(ids), dtype=torch.long).view(1, -1).expand(3, -1)
         return Segment(ids=t, positions=pos, vision={})
 
-    def encode(self, text: str, image: Image.Image | None) -> Segment:
-        """Run the processor on one turn (its text and at most one image)."""
+    def encode(
+        self, text: str, image: Image.Image | None, max_pixels: int | None = None
+    ) -> Segment:
+        """Run the processor on one turn (its text and at most one image). ``max_pixels``:
+        a still's larger budget (``TickInput.frame_max_pixels``); never below the frame cap."""
         if image is None:
             out = self.processor(text=[text], return_tensors="pt")
         else:
             out = self.processor(
-                text=[text], images=[image], return_tensors="pt", **self._image_kwargs
+                text=[text], images=[image], return_tensors="pt", **self._image_args(max_pixels)
             )
         ids = out["input_ids"]
         vision = {
@@ -147,6 +150,12 @@ class QwenForward:
         else:
             pos = self.rope_positions(ids, vision)
         return Segment(ids=ids, positions=pos, vision=vision)
+
+    def _image_args(self, max_pixels: int | None) -> dict[str, Any]:
+        cap = self.image_size.get("longest_edge")
+        if max_pixels is None or (cap is not None and max_pixels <= cap):
+            return self._image_kwargs
+        return {"size": {**self.image_size, "longest_edge": max_pixels}}
 
     def rope_positions(self, ids: torch.Tensor, vision: dict[str, torch.Tensor]) -> torch.Tensor:
         """The segment's own multimodal rotary positions, starting at 0: (3, L)."""

@@ -164,7 +164,8 @@ class TransformersSession(ModelSession):
             return dataclasses.replace(action, stages=tuple(watch.stages))
 
     def _encode(self, turn: Turn) -> Segment:
-        segment = self._fwd.encode(render_message(turn.message) + ASSISTANT_PREFIX, turn.image)
+        text = render_message(turn.message) + ASSISTANT_PREFIX
+        segment = self._fwd.encode(text, turn.image, turn.tick.frame_max_pixels)
         return self._fwd.join(segment, self._fwd.text_segment(self._markers.common))
 
     def _fits(self, segment: Segment) -> bool:

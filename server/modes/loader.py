@@ -1,0 +1,394 @@
+"""Modes as data: ``modes.toml`` (shipped beside this file) and a user's file of the
+same shape, read and checked once, at start.
+
+Every problem is an error that names the file, the table and the key, so a typo in
+a user's modes stops the server with one line to fix rather than a mode that quietly
+does nothing. A user's ``[modes.NAME]`` overrides the keys it gives of a shipped mode
+(per-language tables merge by language); a new NAME copies its ``base`` (a shipped
+mode; default "general"), reports as that mode on the wire, and needs names of its
+own so that it can be asked for by voice.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from server.events import Mode
+from server.modes.lexicons import UrgencyRules
+
+__all__ = [
+    "CommandWords",
+    "ModeData",
+    "ModeDataError",
+    "ModeProfile",
+    "base_language",
+    "load",
+]
+
+ANY_HAZARD_PRESENT = UrgencyRules("present")  # a hazard present unprompted is an alert
+DEFAULT_BASE = "general"
+T = TypeVar("T")
+
+
+class ModeDataError(ValueError):
+    """A modes file that cannot be used; the message says where and what to fix."""
+
+
+def base_language(language: str) -> str:
+    """The base of a BCP-47-ish code: "de-AT" → "de"; empty → "en"."""
+    return language.strip().lower().replace("_", "-").split("-", 1)[0] or "en"
+
+
+def _localized(table: Mapping[str, T], language: str, default: T) -> T:
+    """The entry for ``language``'s base, else English, else ``default``."""
+    found = table.get(base_language(language))
+    return found if found is not None else table.get("en", default)
+
+
+@dataclass(frozen=True, slots=True)
+class ModeProfile:
+    """One mode, as the engine reads it. Per-language tables fall back to English."""
+
+    mode: Mode  # what it reports as on the wire (a user's new mode: its base's)
+    instruction: str  # the standing instruction, in force from the first second
+    max_words: int  # brevity budget for spontaneous speech
+    # When the model's unprompted line is an alert (server/engine/urgency.py). Every
+    # alert, in every mode, gets a hazard cue first and cuts lower-priority speech.
+    urgency: UrgencyRules = ANY_HAZARD_PRESENT
+    repeat_after_s: float = 8.0  # the same line is not repeated sooner
+    location_in_context: bool = False  # the phone's location enters the mode's turns
+    alerts_cut_results: bool = False  # an alert cuts a delegated answer (else waits after it)
+    barcodes: bool = False  # frames and stills are scanned for barcodes (server/vision)
+    name: str = ""  # its name in the data ("" = the wire mode's)
+    names: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    stills: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    announcements: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.mode.value)
+
+    def names_in(self, language: str) -> tuple[str, ...]:
+        """What a user calls it: "switch to <name> mode"."""
+        return _localized(self.names, language, ())
+
+    def stills_for(self, language: str) -> tuple[str, ...]:
+        """Words in a query that warrant a full-resolution photo."""
+        return _localized(self.stills, language, ())
+
+    def announcement_for(self, language: str) -> str:
+        """What is said when the mode starts."""
+        return _localized(self.announcements, language, "")
+
+    @property
+    def spoken_names(self) -> tuple[str, ...]:
+        return self.names_in("en")
+
+    @property
+    def request_stills_for(self) -> tuple[str, ...]:
+        return self.stills_for("en")
+
+    @property
+    def announcement(self) -> str:
+        return self.announcement_for("en")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandWords:
+    """One language's command phrases (``[commands.LANG]``; see modes.toml)."""
+
+    language: str
+    quiet: tuple[str, ...]
+    never_mind: tuple[str, ...]
+    describe: tuple[str, ...]
+    switch: tuple[str, ...]
+    mode_word: tuple[str, ...]
+    mode_phrase: str
+    filler: tuple[str, ...] = ()
+    articles: tuple[str, ...] = ()
+    no_switch: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModeData:
+    modes: Mapping[str, ModeProfile]  # by name: the shipped four, then the user's
+    commands: Mapping[str, CommandWords]  # by base language
+    sources: tuple[str, ...]  # the files read, for the log
+
+    def wire(self) -> dict[Mode, ModeProfile]:
+        """The profile each wire mode selects (a user's override included)."""
+        return {m: self.modes[m.value] for m in Mode}
+
+    def words(self, language: str) -> CommandWords:
+        return _localized(self.commands, language, self.commands["en"])
+
+
+# --- the schema: key -> (check, what it must be) ------------------------------------
+
+Check = Callable[[Any], Any]
+
+
+def _is_str(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise TypeError
+    return v.strip()
+
+
+def _is_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise TypeError
+    return v
+
+
+def _is_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise TypeError
+    return float(v)
+
+
+def _is_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError
+    return v
+
+
+def _is_list(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise TypeError
+    return tuple(_is_str(x) for x in v)
+
+
+def _is_level(v: Any) -> str:
+    if v not in ("present", "imminent"):
+        raise TypeError
+    return str(v)
+
+
+def _is_phrase(v: Any) -> str:
+    if "{name}" not in _is_str(v):
+        raise TypeError
+    return str(v)
+
+
+_MODE: dict[str, tuple[Check, str]] = {
+    "base": (_is_str, "the name of a shipped mode"),
+    "instruction": (_is_str, "a non-empty string"),
+    "max_words": (_is_int, "a whole number of words, at least 1"),
+    "repeat_after_s": (_is_float, "seconds, a number at least 0"),
+    "location": (_is_bool, "true or false"),
+    "alerts_cut_results": (_is_bool, "true or false"),
+    "barcodes": (_is_bool, "true or false"),
+    "urgency": (_is_str, "a table"),  # checked key by key: _URGENCY
+    "stills": (_is_list, "a list of strings"),  # per language
+    "names": (_is_list, "a list of strings"),  # per language
+    "announce": (_is_str, "a non-empty string"),  # per language
+}
+_PER_LANGUAGE = ("stills", "names", "announce")
+_URGENCY: dict[str, tuple[Check, str]] = {
+    "unprompted": (_is_level, '"present" or "imminent"'),
+    "side_obstacles": (_is_bool, "true or false"),
+    "near_m": (_is_float, "metres, a number at least 0"),
+    "far_m": (_is_float, "metres, a number at least 0"),
+}
+_LISTS = ("quiet", "never_mind", "describe", "switch", "mode_word", "filler", "articles")
+_COMMANDS: dict[str, tuple[Check, str]] = {
+    **{k: (_is_list, "a list of strings") for k in (*_LISTS, "no_switch")},
+    "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
+}
+_REQUIRED_MODE = (
+    "instruction",
+    "max_words",
+    "repeat_after_s",
+    "location",
+    "alerts_cut_results",
+    "urgency",
+)
+_REQUIRED_COMMANDS = ("quiet", "never_mind", "describe", "switch", "mode_word", "mode_phrase")
+
+Raw = dict[str, Any]
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ModeDataError(f"{where}: expected a table, got {value!r}")
+    return value
+
+
+def _checked(
+    value: Any, key: str, schema: Mapping[str, tuple[Check, str]], where: str, label: str = ""
+) -> Any:
+    if key not in schema:
+        raise ModeDataError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(schema))}")
+    check, what = schema[key]
+    try:
+        return check(value)
+    except TypeError:
+        raise ModeDataError(f"{where} {label or key}: expected {what}, got {value!r}") from None
+
+
+def _mode_table(raw: Any, where: str) -> Raw:
+    out: Raw = {}
+    for key, value in _table(raw, where).items():
+        if key == "urgency":
+            table = _table(value, f"{where} urgency")
+            out[key] = {k: _checked(v, k, _URGENCY, f"{where} urgency") for k, v in table.items()}
+        elif key in _PER_LANGUAGE:
+            table = _table(value, f"{where} {key}")
+            out[key] = {
+                base_language(lang): _checked(v, key, _MODE, where, f"{key}.{lang}")
+                for lang, v in table.items()
+            }
+        else:
+            out[key] = _checked(value, key, _MODE, where)
+    return out
+
+
+def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw]]:
+    """The file's modes and commands, each key checked; nothing merged yet."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ModeDataError(f"{source}: not valid TOML: {e}") from None
+    unknown = set(doc) - {"modes", "commands"}
+    if unknown:
+        raise ModeDataError(
+            f"{source}: unknown table(s) {', '.join(sorted(unknown))}; known: commands, modes"
+        )
+    modes = {
+        name: _mode_table(raw, f"{source}: [modes.{name}]")
+        for name, raw in _table(doc.get("modes", {}), f"{source}: [modes]").items()
+    }
+    commands = {}
+    for lang, raw in _table(doc.get("commands", {}), f"{source}: [commands]").items():
+        where = f"{source}: [commands.{lang}]"
+        commands[base_language(lang)] = {
+            k: _checked(v, k, _COMMANDS, where) for k, v in _table(raw, where).items()
+        }
+    return modes, commands
+
+
+def _merge(under: Raw, over: Raw) -> Raw:
+    """``over``'s keys win; tables (urgency, per-language ones) merge key by key."""
+    out = dict(under)
+    for key, value in over.items():
+        out[key] = {**under.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def _overlay(modes: dict[str, Raw], user: dict[str, Raw], source: str) -> dict[str, Raw]:
+    out = dict(modes)
+    for name, raw in user.items():
+        where = f"{source}: [modes.{name}]"
+        if name in modes:
+            if "base" in raw:
+                raise ModeDataError(f"{where} base: only a new mode has a base")
+            out[name] = _merge(modes[name], raw)
+            continue
+        base = raw.get("base", DEFAULT_BASE)
+        if base not in {m.value for m in Mode} or base not in modes:
+            wire = ", ".join(m.value for m in Mode)
+            raise ModeDataError(f"{where} base: expected one of {wire}, got {base!r}")
+        if not raw.get("names"):
+            raise ModeDataError(
+                f"{where}: missing names (a new mode needs names.LANG to be asked for by voice)"
+            )
+        inherited = {k: v for k, v in modes[base].items() if k not in ("names", "announce")}
+        out[name] = {**_merge(inherited, raw), "base": base}
+    return out
+
+
+def _profile(name: str, raw: Raw, commands: Mapping[str, Raw], where: str) -> ModeProfile:
+    missing = [k for k in _REQUIRED_MODE if k not in raw]
+    if "unprompted" not in raw.get("urgency", {"unprompted": 0}):
+        missing.append("urgency.unprompted")
+    if not raw.get("names") or ("base" not in raw and "en" not in raw["names"]):
+        missing.append("names.en")  # a shipped mode is named in English at least
+    if missing:
+        raise ModeDataError(f"{where}: missing {', '.join(missing)}")
+    names: dict[str, tuple[str, ...]] = raw["names"]
+    announce = dict(raw.get("announce", {}))
+    for lang, said in names.items():  # a user's mode is announced as it is named
+        phrase = commands.get(lang, commands["en"])["mode_phrase"]
+        named = phrase.format(name=said[0])
+        announce.setdefault(lang, f"{named[:1].upper()}{named[1:]}.")
+    return ModeProfile(
+        mode=Mode(raw.get("base", name)),
+        instruction=raw["instruction"],
+        max_words=raw["max_words"],
+        urgency=UrgencyRules(**raw["urgency"]),
+        repeat_after_s=raw["repeat_after_s"],
+        location_in_context=raw["location"],
+        alerts_cut_results=raw["alerts_cut_results"],
+        barcodes=raw.get("barcodes", False),
+        name=name,
+        names=names,
+        stills=dict(raw.get("stills", {})),
+        announcements=announce,
+    )
+
+
+def _unique_names(profiles: Mapping[str, ModeProfile], where: Mapping[str, str]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for p in profiles.values():
+        for lang, names in p.names.items():
+            for n in names:
+                other = seen.setdefault((lang, n.casefold()), p.name)
+                if other != p.name:
+                    raise ModeDataError(
+                        f"{where[p.name]} names.{lang}: {n!r} already names mode {other!r}"
+                    )
+
+
+def _shipped() -> tuple[str, str]:
+    file = resources.files("server.modes").joinpath("modes.toml")
+    return str(file), file.read_text(encoding="utf-8")
+
+
+def _read(file: str | Path) -> tuple[str, str]:
+    path = Path(file).expanduser()
+    try:
+        return str(path), path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ModeDataError(f"{path}: cannot read the modes file ({e.strerror})") from None
+
+
+def load(user_file: str | Path | None = None, *, shipped: str | Path | None = None) -> ModeData:
+    """The shipped modes (``shipped``: another file in their place, for tests), with
+    ``user_file``'s over them; raises ``ModeDataError``."""
+    source, text = _read(shipped) if shipped else _shipped()
+    found, commands = _parse(text, source)
+    wire = {m.value for m in Mode}
+    missing = [m.value for m in Mode if m.value not in found]
+    if missing:
+        raise ModeDataError(f"{source}: missing [modes.{missing[0]}] (every wire mode is needed)")
+    extra = {k: v for k, v in found.items() if k not in wire}
+    modes = _overlay({k: v for k, v in found.items() if k in wire}, extra, source)
+    origin = dict.fromkeys(modes, source)
+    sources = [source]
+    said = dict.fromkeys(commands, source)  # where each language's commands begin
+    if user_file:
+        path, text = _read(user_file)
+        user_modes, user_commands = _parse(text, path)
+        modes = _overlay(modes, user_modes, str(path))
+        origin.update(dict.fromkeys(user_modes, path))
+        for lang, raw in user_commands.items():
+            if lang not in commands:
+                said[lang] = path
+            commands[lang] = {**commands.get(lang, {}), **raw}
+        sources.append(path)
+    for lang, raw in commands.items():
+        missing = [k for k in _REQUIRED_COMMANDS if k not in raw]
+        if missing:
+            raise ModeDataError(f"{said[lang]}: [commands.{lang}] missing {', '.join(missing)}")
+    if "en" not in commands:
+        raise ModeDataError(f"{source}: missing [commands.en]")
+    labels = {name: f"{origin[name]}: [modes.{name}]" for name in modes}
+    profiles = {name: _profile(name, raw, commands, labels[name]) for name, raw in modes.items()}
+    _unique_names(profiles, labels)
+    words = {lang: CommandWords(language=lang, **raw) for lang, raw in commands.items()}
+    return ModeData(profiles, words, tuple(sources))
