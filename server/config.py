@@ -22,6 +22,7 @@ __all__ = [
     "ModelSettings",
     "ServerSettings",
     "Settings",
+    "VisionSettings",
     "VoiceSettings",
     "load_settings",
 ]
@@ -50,6 +51,7 @@ class ServerSettings:
     # Development on loopback only: no TLS, no device tokens. Refused on any other host.
     no_auth: bool = False
     resume_window_s: float = 120.0  # a dropped session waits this long for its device
+    modes_file: str = ""  # a TOML file of your own modes beside the shipped ones (README "Modes")
     sessions_per_device: int = 1  # a newer connection takes over the oldest
 
 
@@ -79,7 +81,16 @@ class VoiceSettings:
     tts: tuple[str, ...] = ("edge", "piper", "espeak")  # fallback chain, in order
     piper_voice: str = ""  # path to a .onnx voice; empty = the bundled en_US voice
     rate: float = 0.95  # calm pace for quiet guidance
-    volume: float = 0.7
+    volume: float = 0.7  # the session volume at which the style's levels below hold
+    # How speech sounds (server/voice/profile.py): "quiet" (whispered guidance: low, even,
+    # compressed narration, alerts clearly louder) or "normal". Levels are P.56 active
+    # speech levels in dBFS, -44..-12; "louder"/"quieter" move them in 3 dB steps.
+    style: str = "quiet"
+    quiet_speech_db: float = -32.0  # narration, answers, delegation results
+    quiet_alert_db: float = -20.0
+    normal_speech_db: float = -20.0
+    normal_alert_db: float = -16.0
+    whisper: bool = False  # quiet speech in espeak-ng's whisper voice (fewer words understood)
     asr: str = "whisper"  # "whisper" or "none" (text input only)
     asr_model: str = "auto"  # auto = small.en on CUDA, base.en on CPU; or a local path
     asr_device: str = "auto"
@@ -115,6 +126,18 @@ class EmergencySettings:
 
 
 @dataclass(frozen=True)
+class VisionSettings:
+    # What the server reads in pictures by itself, beside the model (README: Reading
+    # and products). Printed text in the stills it asks for: "none" (the model alone
+    # reads) or "rapidocr" (pip install 'murmur[ocr]'); its text enters the turn.
+    ocr: str = "none"
+    ocr_max_side: int = 1280  # stills are read downscaled to this long side (cost ∝ pixels)
+    # A still the glasses were asked for and did not send this long after: the tick
+    # goes on with the normal frame and one Notice (still.timeout) says so.
+    still_timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
 class PairingSettings:
     state_dir: str = ""  # "" = $XDG_STATE_HOME/murmur (~/.local/state/murmur)
     code_ttl_s: float = 600.0  # a pairing code works once, within this time
@@ -128,6 +151,7 @@ class Settings:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     emergency: EmergencySettings = field(default_factory=EmergencySettings)
+    vision: VisionSettings = field(default_factory=VisionSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some fields of one section replaced (None values are ignored)."""
@@ -149,7 +173,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             data = tomllib.load(f)
         for section, values in data.items():
             settings = _apply(settings, section, values, source=str(file))
-    for section in ("server", "pairing", "model", "voice", "agent", "emergency"):
+    for section in ("server", "pairing", "model", "voice", "agent", "emergency", "vision"):
         prefix = f"MURMUR_{section.upper()}_"
         values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if values:

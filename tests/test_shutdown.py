@@ -129,7 +129,7 @@ async def test_aclose_ends_every_pool_the_app_built(tmp_path, monkeypatch):
         await server.stop(0.5)
     await app.aclose()
     assert _pool_threads(before) == []
-    assert closes == [app.services.tts]
+    assert closes == [app.services.tts.inner]  # the styled wrapper's backend, once
 
 
 async def _serving_address(proc: asyncio.subprocess.Process) -> str:

@@ -8,13 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from server.app import TTS_BACKENDS
-from server.config import VoiceSettings
+from server.app import TTS_BACKENDS, build_tts
+from server.config import Settings, VoiceSettings
 from server.voice.tts.base import PcmChunk, TTSError, VoiceOptions, split_clauses
 from server.voice.tts.edge import EdgeTTS, decode_mp3, edge_rate, edge_volume
 from server.voice.tts.espeak import EspeakTTS
 from server.voice.tts.fallback import FallbackTTS
 from server.voice.tts.piper import PiperTTS
+from server.voice.tts.styled import StyledTTS
 from tests.audio_fixtures import needs_espeak
 from tests.fakes import FakeTTS
 
@@ -135,6 +136,28 @@ def test_registry_names_the_three_backends():
     backend = TTS_BACKENDS["espeak"](VoiceSettings(), None)  # None: its own thread
     assert backend.name == "espeak"
     backend.close()
+
+
+@needs_espeak
+def test_the_chain_is_rendered_in_the_configured_voice_style():
+    quiet = build_tts(Settings().with_overrides("voice", tts=("espeak",)))
+    assert isinstance(quiet, StyledTTS) and quiet.inner.name == "espeak"
+    assert quiet.describe().endswith("quiet voice (speech -32 dBFS, alerts -20 dBFS)")
+    quiet.close()
+    normal = build_tts(
+        Settings().with_overrides(
+            "voice", tts=("espeak",), style="normal", normal_speech_db=-22.0, volume=0.5
+        )
+    )
+    assert isinstance(normal, StyledTTS)
+    assert normal.describe().endswith("normal voice (speech -22 dBFS, alerts -16 dBFS)")
+    assert normal.reference_volume == 0.5
+    assert normal.styles["quiet"].speech.target_level_db == -32.0  # a session may ask for it
+    normal.close()
+    with pytest.raises(ValueError, match=r"unknown \[voice\] style 'loud'"):
+        build_tts(Settings().with_overrides("voice", tts=("espeak",), style="loud"))
+    with pytest.raises(ValueError, match="quiet_alert_db = -6 is outside"):
+        build_tts(Settings().with_overrides("voice", tts=("espeak",), quiet_alert_db=-6.0))
 
 
 def test_a_missing_piper_voice_names_the_voice_section(tmp_path):

@@ -118,8 +118,7 @@ class TickEngine:
         options: TickOptions = TickOptions(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.runtime = runtime
-        self.model = model
+        self.runtime, self.model = runtime, model
         self.policy = GuidancePolicy(profile, options.language)
         self._profile = profile
         self._speaker = speaker
@@ -134,13 +133,16 @@ class TickEngine:
         self._unconfigured_noted = False
         self._answers = NoteOrder(self.say)
         self._must_answer = False  # this tick's query is answered even if the model is silent
-        self.on_reply: Callable[[str], None] | None = None  # hears the model's words (emergency)
+        self._on_reply: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ inputs
 
     @property
     def profile(self) -> ModeProfile:
         return self._profile
+
+    def hear_replies(self, listener: Callable[[str], None]) -> None:
+        self._on_reply = listener  # the model's words, as said (the emergency path)
 
     def add_query(self, text: str, *, must_answer: bool = False) -> None:
         if text.strip():
@@ -259,8 +261,8 @@ class TickEngine:
                 await self._delegate(action)
         for event in self.reading.after(action.text):  # a still that did not come, or is wanted
             await self._emit(event)
-        if action.text and self.on_reply is not None:
-            self.on_reply(action.text)
+        if action.text and self._on_reply is not None:
+            self._on_reply(action.text)
         if self._options.want_trace:
             await self._emit(
                 TickTrace(

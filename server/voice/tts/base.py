@@ -17,11 +17,13 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from server.events import SpeechKind
 from server.tasks import WorkerPool
+from server.voice.profile import MAX_STEPS
 
 __all__ = [
     "PcmChunk",
@@ -45,7 +47,17 @@ class VoiceOptions:
     language: str = "en"
     voice: str = ""  # backend-specific; empty = the backend's default for the language
     rate: float = 1.0  # 1.0 = the voice's normal pace; guidance is calm, slightly slow
-    volume: float = 0.8  # 0..1 gain
+    volume: float = 0.8  # 0..1 gain (a styled chain: dB against [voice] volume)
+    # What a styled chain (``StyledTTS``) needs to render this speech in its voice style:
+    kind: SpeechKind = SpeechKind.NARRATION  # alerts are louder and clearer than the rest
+    level_steps: int = 0  # "louder"/"quieter": 3 dB steps from the style's levels
+    style: str = ""  # "quiet" or "normal"; "" = the server's [voice] style
+    whisper: bool = False  # a whispering voice where the backend has one (the style sets it)
+
+    def louder(self, steps: int) -> VoiceOptions:
+        """``steps`` more "louder" (negative: "quieter"), within the bounds of ``adjust``."""
+        level = min(max(self.level_steps + steps, -MAX_STEPS), MAX_STEPS)
+        return replace(self, level_steps=level)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 First in the default chain because it sounds best; when it cannot be reached the
 ``FallbackTTS`` chain moves on to Piper before the user hears anything. The service
 streams MP3, which is decoded to PCM in this backend's thread, never on the loop.
+Whispering (``VoiceOptions.whisper``) is not asked for: edge-tts sends prosody only
+(rate, volume, pitch), never the ``mstts:express-as`` style some voices have.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Runs the ``espeak-ng`` binary once per clause (``--stdout`` writes a WAV); the text
 goes through stdin so a clause that starts with "-" is never read as an option.
+``VoiceOptions.whisper`` picks espeak-ng's whisper variant (``-v en+whisper``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class EspeakTTS(TTSBackend):
         wpm = round(self.words_per_minute * min(max(options.rate, 0.5), 2.0))
         amplitude = round(100 * min(max(options.volume, 0.0), 1.0))  # espeak: 0..200, 100 = normal
         voice = options.language.lower().replace("_", "-") or "en"
+        if options.whisper:
+            voice += "+whisper"  # espeak-ng --voices=variant lists it
         return [self.binary, "--stdout", "-v", voice, "-s", str(wpm), "-a", str(amplitude)]
 
     def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:

@@ -1,4 +1,7 @@
-"""Piper: offline neural TTS (ONNX). The default offline voice."""
+"""Piper: offline neural TTS (ONNX). The default offline voice.
+
+Piper voices have no whisper: ``VoiceOptions.whisper`` is ignored; a quiet style is
+the renderer's level and compression, and a slower pace (``length_scale``)."""
 
 from __future__ import annotations
 
