@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 from server.agents.notify import build_notifier
 from server.config import DEFAULT_MODEL, AgentSettings, ModelSettings, Settings, VoiceSettings
 from server.errors import ModelLoadError
+from server.modes import use_modes
 from server.runtime.base import InteractionRuntime
 from server.session.services import DelegationService, Executors, SessionServices
 from server.transport.security import Security
+from server.voice.profile import NORMAL, QUIET, VoiceStyle, configured
 from server.voice.tts.base import TTSBackend
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from server.runtime.transformers import TransformersOptions
     from server.session.services import ListenerFactory
     from server.tasks import Spawn
+    from server.vision.ocr import OcrBackend
     from server.voice.asr.base import ASRBackend
     from server.voice.listener import Emit
 
@@ -41,6 +44,7 @@ __all__ = [
     "build_app",
     "build_asr",
     "build_listener_factory",
+    "build_ocr",
     "build_runtime",
     "build_tts",
 ]
@@ -141,10 +145,13 @@ TTS_BACKENDS: dict[str, Callable[[VoiceSettings, Executor | None], TTSBackend]] 
 
 
 def build_tts(settings: Settings, executors: Executors | None = None) -> TTSBackend:
-    """The ``[voice] tts`` chain; one backend alone is used as it is. Each backend runs
-    in its thread of ``executors``; without them (tests) each makes its own."""
+    """The ``[voice] tts`` chain (one backend alone is used as it is), rendered in the
+    ``[voice] style``. Each backend runs in its thread of ``executors``, the style's
+    rendering in one more; without them (tests) each makes its own."""
     from server.voice.tts.fallback import FallbackTTS
+    from server.voice.tts.styled import StyledTTS
 
+    style, styles = _voice_styles(settings.voice)  # a wrong setting fails before any load
     backends: list[TTSBackend] = []
     errors: list[str] = []
     for name in settings.voice.tts:
@@ -159,7 +166,25 @@ def build_tts(settings: Settings, executors: Executors | None = None) -> TTSBack
             log.warning("TTS backend %s unavailable: %s", name, e)
     if not backends:
         raise ModelLoadError("no TTS backend could start: " + "; ".join(errors))
-    return backends[0] if len(backends) == 1 else FallbackTTS(backends)
+    chain = backends[0] if len(backends) == 1 else FallbackTTS(backends)
+    return StyledTTS(
+        chain,
+        style,
+        styles=styles,
+        reference_volume=settings.voice.volume,
+        executor=None if executors is None else executors.tts_for("style"),
+    )
+
+
+def _voice_styles(v: VoiceSettings) -> tuple[VoiceStyle, dict[str, VoiceStyle]]:
+    """The ``[voice] style`` and every style a session may name, at the configured levels."""
+    styles = {
+        "quiet": configured(QUIET, v.quiet_speech_db, v.quiet_alert_db, v.whisper),
+        "normal": configured(NORMAL, v.normal_speech_db, v.normal_alert_db, False),
+    }
+    if v.style not in styles:
+        raise ValueError(f"unknown [voice] style {v.style!r}; known: {', '.join(styles)}")
+    return styles[v.style], styles
 
 
 # ------------------------------------------------------------------ speech in
@@ -198,14 +223,34 @@ def build_listener_factory(
     v = settings.voice
 
     def factory(
-        fmt: AudioFormat, emit: Emit, *, language: str, spawn: Spawn, dsp: Executor
+        fmt: AudioFormat,
+        emit: Emit,
+        *,
+        language: str,
+        hotwords: str = "",
+        spawn: Spawn,
+        dsp: Executor,
     ) -> AudioListener:
         options = ListenerOptions(
-            min_speech_ms=v.min_speech_ms, language=v.asr_language or language.split("-")[0]
+            min_speech_ms=v.min_speech_ms,
+            language=v.asr_language or language.split("-")[0],
+            hotwords=hotwords,
         )
         return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp)
 
     return factory
+
+
+# ------------------------------------------------------------------ vision
+
+
+def build_ocr(settings: Settings) -> OcrBackend | None:
+    """``[vision] ocr``: "none" (stills go to the model unread) or "rapidocr", loaded
+    now, so a missing package stops the start with its install line."""
+    from server.vision.ocr import load_ocr
+
+    v = settings.vision
+    return load_ocr(v.ocr, max_side=v.ocr_max_side)
 
 
 # ------------------------------------------------------------------ delegation
@@ -310,6 +355,7 @@ def build_app(
     """Wire the process's shared services, each backend in its pool of ``executors``
     (made here when not given). The App owns the pools and ``security`` from then on."""
     o = overrides
+    use_modes(settings.server.modes_file or None)  # a bad file stops the start, saying where
     pools = Executors() if executors is None else executors
     runtime = o.runtime or build_runtime(settings, pools)
     tts = o.tts or build_tts(settings, pools)
@@ -323,5 +369,6 @@ def build_app(
         listener_factory=o.listener_factory or build_listener_factory(settings, asr),
         delegations=o.delegations or build_delegations(settings),
         emergency=build_notifier(e.webhooks, e.command, e.retries, e.retry_backoff_s, e.timeout_s),
+        ocr=build_ocr(settings),
     )
     return App(settings, services, asr=asr, security=security)

@@ -119,7 +119,9 @@ async def test_offline_edge_falls_back_to_piper_with_exactly_one_notice():
     settings = Settings().with_overrides("voice", tts=("edge", "piper"))
     chain = build_tts(settings)
     assert chain.describe().startswith("fallback")
-    runtime = scripted((0.2, "</response> Door on your left."), (1.0, "</response> A bakery on your right."))
+    runtime = scripted(
+        (0.2, "</response> Door on your left."), (1.0, "</response> A bakery on your right.")
+    )
     fast = settings.with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
     try:
         async with running_server(runtime, chain, fast) as srv, Client(srv.address) as c:

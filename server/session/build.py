@@ -11,10 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server.codes import Code
+from server.engine.commands import command_hotwords
+from server.engine.reading import ReadingOptions
 from server.engine.tick import Delegations, TickEngine, TickOptions
 from server.events import SessionStart
 from server.modes import profile
 from server.runtime.base import ModelSession
+from server.session.emergency import CallerOptions, EmergencyCaller
 from server.session.frames import FrameSlot
 from server.session.inbound import Inbound
 from server.session.notices import Notices
@@ -22,6 +25,7 @@ from server.session.outbox import Outbox
 from server.session.services import Listener, SessionServices
 from server.session.speaker import Speaker, SpeakerOptions
 from server.session.ticker import Ticker
+from server.session.vision import FrameVision
 from server.tasks import Spawn
 from server.voice.codec import PacketDecoder
 from server.voice.tts.base import VoiceOptions
@@ -41,10 +45,16 @@ class SessionParts:
     delegations: Delegations | None
     listener: Listener | None
     unsubscribe_tts: Callable[[], None]
+    emergency: EmergencyCaller | None = None  # None: no [emergency] contact configured
 
 
 def build_parts(
-    services: SessionServices, start: SessionStart, model: ModelSession, spawn: Spawn
+    services: SessionServices,
+    start: SessionStart,
+    model: ModelSession,
+    spawn: Spawn,
+    *,
+    session_id: str = "",
 ) -> SessionParts:
     settings = services.settings
     language = start.language or "en"
@@ -84,9 +94,33 @@ def build_parts(
         speaker,
         outbox.put,
         delegations=delegations,
-        options=TickOptions(language=language, want_trace=start.want_trace),
+        options=TickOptions(
+            language=language,
+            want_trace=start.want_trace,
+            reading=ReadingOptions(timeout_s=settings.vision.still_timeout_s),
+        ),
         clock=services.clock,
     )
+    emergency: EmergencyCaller | None = None
+    if services.emergency is not None:
+        e = settings.emergency
+        emergency = EmergencyCaller(
+            services.emergency,
+            engine,
+            outbox,
+            notices,
+            spawn,
+            CallerOptions(
+                session_id=session_id,
+                language=language,
+                ask_timeout_s=e.ask_timeout_s,
+                send_frame=e.send_frame,
+                want_trace=start.want_trace,
+            ),
+            clock=services.clock,
+            sleep=services.sleep,
+        )
+        engine.hear_replies(emergency.heard_model)
     ticker = Ticker(
         slot,
         engine.tick,
@@ -104,6 +138,7 @@ def build_parts(
         notices=notices,
         delegations=delegations,
         outbox=outbox,
+        emergency=emergency,
     )
     listener: Listener | None = None
     if services.listener_factory is not None:
@@ -111,13 +146,19 @@ def build_parts(
             start.audio_in,
             inbound.on_listener_event,
             language=language,
+            hotwords=command_hotwords(language),
             spawn=spawn,
             dsp=services.executors.dsp,
         )
-        speaker.subscribe(listener)  # the echo guard hears what Murmur says
+        speaker.subscribe(listener)  # its echo guard hears what Murmur says and plays
         inbound.attach_listener(listener)
     else:
         inbound.attach_decoder(PacketDecoder(start.audio_in))
+    inbound.attach_vision(
+        FrameVision(
+            services, engine.reading, spawn, notices, wants_barcodes=lambda: engine.profile.barcodes
+        )
+    )
 
     def tts_switched(old: str, new: str, reason: str) -> None:
         # Called on the loop from inside synthesis: never block it on the outbound queue.
@@ -141,4 +182,5 @@ def build_parts(
         delegations=delegations,
         listener=listener,
         unsubscribe_tts=unsubscribe_tts,
+        emergency=emergency,
     )

@@ -22,7 +22,6 @@ from server.events import (
     AudioIn,
     FrameIn,
     LocationIn,
-    Mode,
     Notice,
     PauseWatching,
     PlaybackReport,
@@ -34,14 +33,16 @@ from server.events import (
     Transcript,
     VideoEncoding,
 )
-from server.modes import profile
+from server.modes import ModeProfile, profile
 from server.runtime.base import Frame
+from server.session.emergency import EmergencyCaller
 from server.session.frames import FrameSlot, decode_jpeg
 from server.session.notices import Notices
 from server.session.outbox import Outbox
 from server.session.services import Listener, SessionServices
 from server.session.speaker import Speaker
 from server.session.ticker import Ticker
+from server.session.vision import FrameVision
 from server.voice.codec import PacketDecoder
 from server.voice.listener import SpeechStarted, TranscriptFinal, TranscriptPartial
 
@@ -64,6 +65,7 @@ class Inbound:
         notices: Notices,
         delegations: Delegations | None,
         outbox: Outbox,
+        emergency: EmergencyCaller | None = None,
     ) -> None:
         self._services = services
         self._slot = slot
@@ -73,8 +75,10 @@ class Inbound:
         self._notices = notices
         self._delegations = delegations
         self._out = outbox
+        self._emergency = emergency
         self._listener: Listener | None = None
         self._decoder: PacketDecoder | None = None
+        self._vision: FrameVision | None = None
         self.stats = {"frames": 0, "audio_packets": 0}
         self._handlers: dict[type, Handler] = {
             FrameIn: self._frame,
@@ -94,6 +98,10 @@ class Inbound:
     def attach_listener(self, listener: Listener) -> None:
         self._listener = listener
 
+    def attach_vision(self, vision: FrameVision) -> None:
+        """Barcodes in frames, and stills read apart from the frame slot (vision.py)."""
+        self._vision = vision
+
     def attach_decoder(self, decoder: PacketDecoder) -> None:
         """No speech input: audio is still validated, so a broken encoder is reported."""
         self._decoder = decoder
@@ -111,30 +119,34 @@ class Inbound:
     # ------------------------------------------------------------------ the user
 
     async def user_said(self, text: str) -> None:
-        """A final transcript or typed text: commands act now, the rest goes to the model."""
-        await self.apply(decide(text))
+        """A final transcript or typed text: commands act now, the rest goes to the model.
+        The emergency path hears it first: a call for help or an answer to "Are you OK?"
+        is its own, not a query."""
+        if self._emergency is not None and self._emergency.heard_user(text):
+            return
+        await self.apply(decide(text, language=self._engine.policy.language))
 
     async def apply(self, effects: Effects) -> None:
-        if effects.stop_speaking:
-            self._speaker.interrupt("client")
+        if effects.silence_narration:  # "quiet" silences narration, never an alert
+            self._speaker.interrupt("client", keep_alerts=True)
         if effects.set_mode is not None:
-            await self._set_mode(SetMode(effects.set_mode))
+            await self._switch(profile(effects.set_mode))
         elif effects.cancel_delegations and self._delegations is not None:
             self._delegations.cancel_all(effects.cancel_delegations)
         if effects.query:
-            await self._ask(effects.query)
+            await self._ask(effects.query, must_answer=effects.must_answer)
 
-    async def _ask(self, query: str) -> None:
-        self._engine.add_query(query)
-        if (still := self._engine.still_request(query)) is not None:
+    async def _ask(self, query: str, *, must_answer: bool = False) -> None:
+        self._engine.add_query(query, must_answer=must_answer)
+        if (still := self._engine.reading.for_query(query, self._engine.profile)) is not None:
             await self._out.put(still)
 
     async def on_listener_event(self, event: object) -> None:
         match event:
             case SpeechStarted():
-                # The listener asks for more proof while Murmur itself is speaking.
-                if self._speaker.speaking is not None:
-                    self._speaker.interrupt("barge_in")
+                # The listener asks for more proof while Murmur itself is speaking. An
+                # alert goes on: talking over it (even "quiet") must not lose it.
+                self._speaker.interrupt("barge_in", keep_alerts=True)
             case TranscriptPartial():
                 await self._out.put(
                     Transcript(event.text, final=False, utterance_id=f"u{event.user_utterance}")
@@ -150,7 +162,9 @@ class Inbound:
     # ------------------------------------------------------------------ handlers
 
     async def _frame(self, event: FrameIn) -> None:
-        limit = self._services.settings.server.max_frame_bytes
+        server = self._services.settings.server
+        # A still is a phone camera's photo: only the message limit bounds it.
+        limit = server.max_message_bytes if event.high_res else server.max_frame_bytes
         if len(event.data) > limit:
             raise Recoverable(
                 Code.FRAME_TOO_LARGE,
@@ -162,6 +176,9 @@ class Inbound:
                 Code.FRAME_UNSUPPORTED,
                 f"a {event.encoding.value} frame was dropped; this session takes JPEG stills",
             )
+        if event.high_res and self._vision is not None:  # held apart from the frame slot
+            self._vision.still(event)
+            return
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         image = await loop.run_in_executor(self._services.executors.media, decode_jpeg, event.data)
@@ -169,6 +186,10 @@ class Inbound:
         frame = Frame(image, event.seq, event.capture_time_ms, self._services.clock(), decode_ms)
         if self._slot.put(frame):
             self._engine.add_frame_data(event.data)
+            if self._vision is not None:
+                self._vision.frame(image)
+            if self._emergency is not None:
+                self._emergency.saw(event.data)
             self.stats["frames"] += 1
 
     async def _audio(self, event: AudioIn) -> None:
@@ -186,14 +207,18 @@ class Inbound:
 
     async def _location(self, event: LocationIn) -> None:
         self._engine.set_location(event)
+        if self._emergency is not None:
+            self._emergency.located(event)
 
     async def _set_mode(self, event: SetMode) -> None:
-        mode: Mode = event.mode
-        if mode is self._engine.profile.mode:
+        await self._switch(profile(event.mode))
+
+    async def _switch(self, to: ModeProfile) -> None:
+        if to.name == self._engine.profile.name:
             return
         if self._delegations is not None:
             self._delegations.cancel_all("mode change")
-        self._engine.set_mode(profile(mode))
+        self._engine.set_mode(to)
 
     async def _pause(self, event: PauseWatching) -> None:
         self._ticker.pause(event.paused)

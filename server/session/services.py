@@ -18,9 +18,11 @@ from typing import Any, Protocol
 
 from server.config import Settings
 from server.engine.tick import Delegations
+from server.events import AudioFormat
 from server.runtime.base import InteractionRuntime
 from server.session.emergency import Notifier
 from server.tasks import Spawn
+from server.vision.ocr import OcrBackend
 from server.voice.tts.base import TTSBackend
 
 __all__ = [
@@ -46,8 +48,22 @@ class Listener(Protocol):
     async def close(self) -> None: ...
 
 
-# (input format, event callback, *, language, spawn, dsp) -> a started listener
-ListenerFactory = Callable[..., Listener]
+class ListenerFactory(Protocol):
+    """A started listener for one session: its input format and event callback, the
+    session's language, the words finals are primed with (``command_hotwords``), and
+    where its tasks and DSP run."""
+
+    def __call__(
+        self,
+        fmt: AudioFormat,
+        emit: Callable[[Any], Awaitable[None]],
+        /,
+        *,
+        language: str,
+        hotwords: str,
+        spawn: Spawn,
+        dsp: Executor,
+    ) -> Listener: ...
 
 
 class DelegationService(Protocol):
@@ -81,6 +97,7 @@ class Executors:
     summaries: Executor = field(default_factory=_pool(1, "model-summary"))
     asr: Executor = field(default_factory=_pool(1, "asr-worker"))  # WhisperOptions.workers: 1
     registry: Executor = field(default_factory=_pool(1, "murmur-registry"))  # store calls
+    ocr: Executor = field(default_factory=_pool(1, "ocr"))  # reading stills ([vision] ocr)
     # One thread per TTS backend of the chain (tts_for): a voice stuck in its engine
     # must not hold up the next one, and engines such as espeak-ng's are not thread-safe.
     tts: dict[str, Executor] = field(default_factory=dict)
@@ -97,7 +114,7 @@ class Executors:
         model step, a clause being synthesised) gets ``timeout_s`` in all to finish.
         False (and a warning) if some is still running then; the process exits after it."""
         pools = [self.media, self.dsp, self.opus, self.model, self.summaries, self.asr]
-        pools += [self.registry, *self.tts.values()]
+        pools += [self.registry, self.ocr, *self.tts.values()]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
         # shutdown(wait=True) has no timeout of its own: it waits in a helper thread.
@@ -124,5 +141,6 @@ class SessionServices:
     listener_factory: ListenerFactory | None = None  # None = no speech input (text only)
     delegations: DelegationService | None = None
     emergency: Notifier | None = None  # the [emergency] contacts; None: the path is off
+    ocr: OcrBackend | None = None  # [vision] ocr; None: stills go to the model unread
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

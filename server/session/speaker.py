@@ -7,7 +7,9 @@ what was heard, a test — waits on the handle instead of a callback web. The ha
 is frozen; how far playback got lives in the speaker's own ``_Playback`` record.
 Cutting has one implementation (``_cut``) behind two doors: ``SpeechHandle.interrupt``
 cuts that one utterance, ``Speaker.interrupt`` stops the speaker (barge-in, "quiet",
-a client stop): what plays is cut and what waits is dropped.
+a client stop): what plays is cut and what waits is dropped, alerts aside unless
+asked. What waits, and in which order, is ``speech_queue.py``'s; what does not play
+out is counted (``dropped``).
 
 Audio is paced a little ahead of real-time playback (``lead_s``), not sent as fast
 as TTS makes it: little is in flight when speech is cut, and the server can
@@ -17,11 +19,10 @@ estimate how much of an utterance was actually heard.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
-import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ import numpy as np
 from server.engine.policy import Utterance
 from server.events import AudioFormat, AudioOut, Cue, Speech, SpeechKind, StopSpeaking
 from server.session.outbox import Outbox
+from server.session.speech_queue import SpeechQueue
 from server.voice.codec import PacketEncoder
 from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
 
@@ -43,8 +45,6 @@ __all__ = [
     "SpeechHandle",
     "SpeechObserver",
 ]
-
-log = logging.getLogger(__name__)
 
 
 class SpeechObserver(Protocol):
@@ -67,7 +67,7 @@ class PlaybackResult:
     text: str  # what was handed to TTS
     heard: str  # what reached the listener's ear (all of ``text`` when it played out)
     interrupted: bool = False
-    reason: str = ""  # why it was cut: preempted, barge_in, client, expired, closed
+    reason: str = ""  # why: preempted, superseded, barge_in, client, expired, closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +123,12 @@ class _Playback:
     reported_ms: int | None = None  # from the bridge's PlaybackReport
 
     @property
+    def utterance(self) -> Utterance:
+        return self.handle.utterance
+
+    @property
     def text(self) -> str:
         return " ".join(self.pieces) if self.pieces else self.handle.utterance.text
-
-    def resolve(self, heard: str, reason: str = "") -> None:
-        if not self.done.done():
-            self.done.set_result(PlaybackResult(self.text, heard, bool(reason), reason))
 
 
 class Speaker:
@@ -154,8 +154,9 @@ class Speaker:
         self._on_error = on_error
         self._clock = clock
         self._sleep = sleep
-        self._queue: list[tuple[int, int, _Playback]] = []  # (-priority, order, playback)
-        self._order = itertools.count()
+        self._queue: SpeechQueue[_Playback] = SpeechQueue()
+        # What did not play out, by "reason/kind": waiting ones dropped, playing ones cut.
+        self.dropped: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._current: _Playback | None = None
         self._recent: dict[str, _Playback] = {}
@@ -182,26 +183,23 @@ class Speaker:
         done: asyncio.Future[PlaybackResult] = asyncio.get_running_loop().create_future()
         pb = _Playback(SpeechHandle(utt, done, lambda reason: self._cut(pb, reason)), done, more)
         if self._stopped:  # the session is ending: it will never play
-            pb.resolve("", "closed")
+            self._end(pb, "", "closed")
             return pb.handle
         cur = self._current
-        if cur is not None and utt.preempt and utt.priority > cur.handle.priority:
+        if cur is not None and utt.cuts(cur.utterance):
             self._cut(cur, "preempted")
-        heapq.heappush(self._queue, (-utt.priority, next(self._order), pb))
+        for old in self._queue.push(pb):  # a newer alert about the same thing
+            self._end(old, "", "superseded")
         self._wake.set()
         return pb.handle
 
     def interrupt(self, reason: str, *, keep_alerts: bool = True) -> bool:
-        """Cut what is playing (barge-in, "quiet", a client stop) and drop what waits
-        (alerts stay unless ``keep_alerts`` is False). True if anything was playing."""
-        kept = [q for q in self._queue if keep_alerts and q[2].handle.utterance.preempt]
-        for q in self._queue:
-            if q not in kept:
-                q[2].resolve("", reason)
-        self._queue = kept
-        heapq.heapify(self._queue)
+        """Cut what is playing (barge-in, "quiet", a client stop) and drop what waits;
+        with ``keep_alerts`` an alert, playing or waiting, goes on. True if it cut one."""
+        for pb in self._queue.take(lambda w: not (keep_alerts and w.utterance.preempt)):
+            self._end(pb, "", reason)
         cur = self._current
-        if cur is None:
+        if cur is None or (keep_alerts and cur.utterance.preempt):
             return False
         self._cut(cur, reason)
         return True
@@ -242,8 +240,8 @@ class Speaker:
                 await self._play_one(pb)
         finally:
             self._stopped = True
-            for *_, waiting in self._queue:
-                waiting.resolve("", "closed")
+            for waiting in self._queue.take(lambda _: True):
+                self._end(waiting, "", "closed")
 
     async def _play_one(self, pb: _Playback) -> None:
         self._current = pb
@@ -253,12 +251,12 @@ class Speaker:
         pb.task = asyncio.create_task(self._play(pb), name=f"play-{pb.handle.id}")
         try:
             await pb.task
-            pb.resolve(pb.text)
+            self._end(pb, pb.text)
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if pb.task.cancelled() and not (me and me.cancelling()):
                 return  # the utterance was cut (and resolved by _cut); the speaker goes on
-            pb.resolve(self._heard_text(pb), "closed")
+            self._end(pb, self._heard_text(pb), "closed")
             raise
         finally:
             self._current = None
@@ -266,14 +264,18 @@ class Speaker:
                 o.speech_stopped()
 
     def _next(self) -> _Playback | None:
-        now = self._clock()
-        while self._queue:
-            *_, pb = heapq.heappop(self._queue)
-            if pb.handle.utterance.expires_at >= now:
-                return pb
-            log.debug("dropped stale %s utterance", pb.handle.kind)
-            pb.resolve("", "expired")
-        return None
+        pb, stale = self._queue.pop(self._clock())
+        for old in stale:  # counted, in the trace and the session's stats
+            self._end(old, "", "expired")
+        return pb
+
+    def _end(self, pb: _Playback, heard: str, reason: str = "") -> None:
+        """Resolve ``pb`` (once); one that did not play out is counted by ``reason``."""
+        if pb.done.done():
+            return
+        if reason:
+            self.dropped[f"{reason}/{pb.handle.kind.value}"] += 1
+        pb.done.set_result(PlaybackResult(pb.text, heard, bool(reason), reason))
 
     async def _play(self, pb: _Playback) -> None:
         utt = pb.handle.utterance
@@ -291,7 +293,7 @@ class Speaker:
         try:
             async for piece in self._pieces(pb):
                 await self._caption(pb, piece)
-                async for chunk in self.tts.stream(piece, self.voice):
+                async for chunk in self.tts.stream(piece, replace(self.voice, kind=pb.handle.kind)):
                     self._played(pb, chunk.pcm, chunk.sample_rate)
                     pb.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
                     # Encode a short head first (Opus costs ~0.3 ms a packet): the
@@ -342,15 +344,12 @@ class Speaker:
     def _cut(self, pb: _Playback, reason: str) -> None:
         if pb.done.done():
             return  # a preempt and a barge-in in the same turn cut once
-        waiting = [q for q in self._queue if q[2] is pb]
-        if waiting:  # not started yet: it simply never plays
-            self._queue.remove(waiting[0])
-            heapq.heapify(self._queue)
-            pb.resolve("", reason)
+        if self._queue.remove(pb):  # not started yet: it simply never plays
+            self._end(pb, "", reason)
             return
         if pb.task is not None and not pb.task.done():
             pb.task.cancel()
-        pb.resolve(self._heard_text(pb), reason)
+        self._end(pb, self._heard_text(pb), reason)
         # StopSpeaking is immediate: it goes out ahead of everything queued, and the
         # queued audio of the cut utterance is dropped.
         self._out.put_nowait(StopSpeaking((pb.handle.id,), reason))

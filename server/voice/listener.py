@@ -114,6 +114,7 @@ class ListenerOptions:
     max_utterance_ms: int = 30_000  # longer speech keeps its newest part (drops counted)
     max_pending_finals: int = 4  # utterances waiting for ASR; the oldest is dropped
     language: str | None = None  # passed to ASR; None = the backend's own
+    hotwords: str = ""  # words finals are primed with (engine.commands.command_hotwords)
     echo: EchoOptions = field(default_factory=EchoOptions)
 
 
@@ -215,6 +216,7 @@ class AudioListener:
             self._echo,
             spawn=spawn,
             language=opts.language,
+            hotwords=opts.hotwords,
             max_pending=opts.max_pending_finals,
         )
         self._speech: _Speech | None = None

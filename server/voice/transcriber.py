@@ -4,6 +4,8 @@ The listener hands over audio; this turns it into ``TranscriptPartial``,
 ``TranscriptFinal`` and ``EchoDropped`` events (and a ``Notice`` when ASR fails).
 Partials are skipped rather than queued when ASR is slower than the listener asks
 for them; finals queue (at most ``max_pending``, the oldest dropped and counted).
+Finals are primed with ``hotwords`` (the voice commands); one the backend judged
+those words written for noise is dropped and counted (``hotword_dropped``).
 
 The worker task is spawned through the owner's ``spawn`` when there is work and
 ends when there is none, so an idle listener holds no task (its owner's task group
@@ -86,10 +88,12 @@ class Transcriber:
         *,
         spawn: Spawn,
         language: str | None = None,
+        hotwords: str = "",
         max_pending: int = 4,
     ) -> None:
         self.asr = asr
         self.language = language
+        self.hotwords = hotwords
         self.max_pending = max_pending
         self._emit = emit
         self._echo = echo
@@ -107,6 +111,7 @@ class Transcriber:
             "finals": 0,
             "dropped_finals": 0,
             "echo_dropped": 0,
+            "hotword_dropped": 0,
             "asr_errors": 0,
         }
 
@@ -191,7 +196,11 @@ class Transcriber:
     async def _transcribe(self, audio: np.ndarray, *, partial: bool) -> str:
         self._busy = True
         try:
-            return await self.asr.transcribe(audio, partial=partial, language=self.language)
+            # Partials stay unprimed: they are fast, and never act as commands.
+            hotwords = "" if partial else self.hotwords
+            heard = await self.asr.transcription(
+                audio, partial=partial, language=self.language, hotwords=hotwords
+            )
         except ASRError as e:
             self.stats["asr_errors"] += 1
             log.warning("ASR failed: %s", e)
@@ -202,3 +211,6 @@ class Transcriber:
             return ""
         finally:
             self._busy = False
+        if heard.prompt_echo:
+            self.stats["hotword_dropped"] += 1
+        return heard.text

@@ -5,6 +5,9 @@ A backend implements one private, blocking method, ``_transcribe``. The public
 executor (the app's, or its own when built standalone), so a model never runs on
 the event loop, and the backend consumes any lazy result (faster-whisper's segment
 generator) inside that thread.
+
+A backend that can be primed with the words it should expect (``hotwords``, e.g. the
+voice commands) says so in its capabilities; the others are never handed them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from server.tasks import WorkerPool
 
-__all__ = ["ASR_SAMPLE_RATE", "ASRBackend", "ASRCapabilities", "ASRError"]
+__all__ = ["ASR_SAMPLE_RATE", "ASRBackend", "ASRCapabilities", "ASRError", "Transcription"]
 
 ASR_SAMPLE_RATE = 16000
 
@@ -33,6 +36,16 @@ class ASRCapabilities:
     device: str = "cpu"
     languages: tuple[str, ...] = ("en",)  # empty = multilingual
     workers: int = 1  # transcriptions that may run at once (sessions share a backend)
+    hotwords: bool = False  # _transcribe takes ``hotwords``
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """What ``_transcribe`` may return instead of bare text."""
+
+    text: str
+    # The backend judged the text its hotwords written for noise and dropped it (text "").
+    prompt_echo: bool = False
 
 
 class ASRBackend(ABC):
@@ -49,25 +62,44 @@ class ASRBackend(ABC):
         return self.capabilities.name
 
     async def transcribe(
-        self, pcm16k: np.ndarray, *, partial: bool, language: str | None = None
+        self, pcm16k: np.ndarray, *, partial: bool, language: str | None = None, hotwords: str = ""
     ) -> str:
-        """Text for int16 mono audio at 16 kHz. ``partial`` asks for speed over accuracy."""
+        """Text for int16 mono audio at 16 kHz. ``partial`` asks for speed over accuracy;
+        ``hotwords`` are words to expect (ignored by a backend without the capability)."""
+        result = await self.transcription(
+            pcm16k, partial=partial, language=language, hotwords=hotwords
+        )
+        return result.text
+
+    async def transcription(
+        self, pcm16k: np.ndarray, *, partial: bool, language: str | None = None, hotwords: str = ""
+    ) -> Transcription:
+        """``transcribe``, and whether the backend dropped what it heard (``prompt_echo``)."""
         if pcm16k.size == 0:
-            return ""
+            return Transcription("")
+
+        def run() -> str | Transcription:
+            if hotwords and self.capabilities.hotwords:
+                return self._transcribe(pcm16k, partial, language, hotwords)
+            return self._transcribe(pcm16k, partial, language)
+
         loop = asyncio.get_running_loop()
         try:
-            text = await loop.run_in_executor(
-                self._pool.executor, self._transcribe, pcm16k, partial, language
-            )
+            result = await loop.run_in_executor(self._pool.executor, run)
         except ASRError:
             raise
         except Exception as e:
             raise ASRError(f"{self.name} failed to transcribe: {type(e).__name__}: {e}") from e
-        return text.strip()
+        if isinstance(result, Transcription):
+            return Transcription(result.text.strip(), result.prompt_echo)
+        return Transcription(result.strip())
 
     @abstractmethod
-    def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:
-        """Blocking; runs in the backend's executor."""
+    def _transcribe(
+        self, pcm16k: np.ndarray, partial: bool, language: str | None, hotwords: str = ""
+    ) -> str | Transcription:
+        """Blocking; runs in the backend's executor. ``hotwords`` is passed only to a
+        backend whose capabilities say ``hotwords``."""
 
     def warmup(self) -> None:
         """Run one tiny transcription so the first user does not pay for lazy set-up."""

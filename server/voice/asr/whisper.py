@@ -17,15 +17,22 @@ from pathlib import Path
 import numpy as np
 
 from server.errors import ModelLoadError
-from server.voice.asr.base import ASRBackend, ASRCapabilities
+from server.voice.asr.base import ASRBackend, ASRCapabilities, Transcription
 
-__all__ = ["WhisperASR", "WhisperOptions", "resolve_device"]
+__all__ = ["HOTWORD_MIN_LOGPROB", "WhisperASR", "WhisperOptions", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
 # Whisper falls back to sampling at rising temperatures when greedy output looks
 # broken; partials skip that (speed over accuracy), finals keep it.
 _FINAL_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+# Primed with hotwords, Whisper sometimes writes the prompt's words for noise. Those
+# decodes are unsure of themselves: measured (benchmarks/bench_commands.py), the
+# hallucinations had a lowest segment avg_logprob of -1.05 to -1.85, real spoken
+# commands -0.67 or better. A text heard with hotwords whose worst segment is below
+# this is dropped.
+HOTWORD_MIN_LOGPROB = -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +103,14 @@ class WhisperASR(ASRBackend):
                 device=device,
                 languages=("en",) if self.english_only else (),
                 workers=workers,
+                hotwords=True,
             ),
             executor,
         )
 
-    def _transcribe(self, pcm16k: np.ndarray, partial: bool, language: str | None) -> str:
+    def _transcribe(
+        self, pcm16k: np.ndarray, partial: bool, language: str | None, hotwords: str = ""
+    ) -> str | Transcription:
         audio = pcm16k.astype(np.float32) / 32768.0
         lang = self.language if self.english_only else (language or self.language)
         segments, _info = self._model.transcribe(
@@ -110,10 +120,15 @@ class WhisperASR(ASRBackend):
             temperature=0.0 if partial else list(_FINAL_TEMPERATURES),
             condition_on_previous_text=False,
             without_timestamps=True,
+            hotwords=hotwords or None,
         )
         # `segments` is lazy: decoding happens while it is iterated, so it must be
         # consumed here, in the ASR thread, never on the event loop.
-        return " ".join(s.text.strip() for s in segments).strip()
+        heard = list(segments)
+        text = " ".join(s.text.strip() for s in heard).strip()
+        if hotwords and text and min(s.avg_logprob for s in heard) < HOTWORD_MIN_LOGPROB:
+            return Transcription("", prompt_echo=True)
+        return text
 
     def describe(self) -> str:
         return f"whisper ({self.model}, {self.device}/{self.compute_type}, beam {self.beam_size})"
