@@ -2,11 +2,17 @@
 # Debian/Ubuntu packages Murmur needs beyond PyPI:
 #   espeak-ng  the last-resort TTS backend, and speech audio for the tests
 #   sox        audio conversion in the tests and the troubleshooting guide
+#   libgl1, libglib2.0-0  what OpenCV (pulled in by the optional OCR, rapidocr) loads
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+if command -v ldconfig >/dev/null 2>&1; then
+  libs=$(ldconfig -p)
+  grep -q 'libGL\.so\.1' <<<"$libs" || need+=(libgl1)
+  grep -q 'libgthread-2\.0\.so\.0' <<<"$libs" || need+=(libglib2.0-0)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "murmur: please install ${need[*]} with your system's package manager" >&2
