@@ -435,3 +435,16 @@ async def test_a_second_connection_of_a_device_aborts_the_first_with_why(tmp_pat
             assert "a newer connection from this device took over" in (err.details() or "")
             assert not second.done()
             second.cancel()
+
+
+async def test_a_restarted_server_knows_its_devices_and_keeps_its_certificate(tmp_path, tts):
+    async with secure_server(tmp_path, tts) as first:
+        grant = await _pair(first, await first.issue())
+        pem = first.cert_pem
+    async with secure_server(tmp_path, tts) as again, again.channel() as ch:
+        assert again.cert_pem == pem  # the bridge's pin still holds
+        call = await _converse(ch, grant.device_token)
+        assert await _first_event(call) == "session_ready"
+        call.cancel()
+        [device] = await asyncio.to_thread(again.pairing.list_devices)
+        assert device.id == grant.device_id
