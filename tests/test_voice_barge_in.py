@@ -9,8 +9,6 @@ Opus both ways, a small speaker, reflections and a delay (``echo_of``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -34,31 +32,11 @@ from tests.audio_fixtures import (
     timed,
     with_silence,
 )
-from tests.fakes import FakeASR, Spawner
-from tests.test_voice_listener import Recorder, feed_all
+from tests.fakes import EmitRecorder as Recorder
+from tests.fakes import FakeASR
+from tests.test_voice_listener import feed_all
 
 pytestmark = [pytest.mark.slow, needs_espeak]
-
-
-@pytest.fixture(scope="module")
-def dsp() -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")
-    yield pool
-    pool.shutdown()
-
-
-@pytest.fixture
-def listen(dsp) -> Iterator[Callable[..., AudioListener]]:
-    """``AudioListener`` as the session makes it; after the test, none of its tasks runs."""
-    spawn = Spawner()
-
-    def make(
-        fmt: Any, asr: Any, emit: Any, options: ListenerOptions | None = None, **kw: Any
-    ) -> AudioListener:
-        return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp, **kw)
-
-    yield make
-    assert spawn.running == []
 
 
 # ------------------------------------------------------------------ without Murmur's audio

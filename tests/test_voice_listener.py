@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
 from server.codes import Code
 from server.errors import Recoverable
 from server.events import AudioEncoding, AudioFormat, Notice
-from server.voice.asr.base import ASRBackend, ASRError
+from server.voice.asr.base import ASRError
 from server.voice.echo import echo_overlap
 from server.voice.listener import (
     AudioListener,
@@ -34,7 +31,8 @@ from tests.audio_fixtures import (
     tiny_whisper,
     with_silence,
 )
-from tests.fakes import FakeASR, Spawner
+from tests.fakes import EmitRecorder as Recorder
+from tests.fakes import FakeASR
 
 pytestmark = [pytest.mark.slow, needs_espeak]
 
@@ -47,54 +45,8 @@ def whisper():
 
 
 @pytest.fixture(scope="module")
-def dsp() -> Iterator[ThreadPoolExecutor]:
-    """The app's shared DSP pool."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="audio-dsp")
-    yield pool
-    pool.shutdown()
-
-
-@pytest.fixture
-def listen(dsp) -> Iterator[Callable[..., AudioListener]]:
-    """``AudioListener`` as the session makes it; after the test, none of its tasks runs."""
-    spawn = Spawner()
-
-    def make(
-        fmt: AudioFormat, asr: ASRBackend, emit: Any, options: ListenerOptions | None = None, **kw
-    ) -> AudioListener:
-        return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp, **kw)
-
-    yield make
-    assert spawn.running == []
-
-
-@pytest.fixture(scope="module")
 def front_packets() -> list[bytes]:
     return opus_packets(with_silence(speech("what is in front of me"), 300, 1000))
-
-
-class Recorder:
-    """The listener's ``emit``: keeps events, and lets a test wait for a type."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, event: object) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    def types(self) -> list[type]:
-        return [type(e) for e in self.events]
-
-    def of(self, kind: type) -> list:  # type: ignore[type-arg]
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def wait_for(self, kind: type, count: int = 1) -> None:
-        async with asyncio.timeout(20):
-            while len(self.of(kind)) < count:
-                self._changed.clear()
-                await self._changed.wait()
 
 
 async def feed_all(listener: AudioListener, packets: list[bytes], *, pace: bool = False) -> None:

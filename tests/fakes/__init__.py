@@ -34,7 +34,7 @@ from tests.fakes.companion import (
 )
 from tests.fakes.model import CloseRecordingRuntime, OutOfMemoryRuntime, StreamingRuntime
 from tests.fakes.session import DelegationRecorder, ScriptedLink, Spawner
-from tests.fakes.speech import FakeASR, FakeTTS, InstantTTS, ScriptedListener
+from tests.fakes.speech import EmitRecorder, FakeASR, FakeTTS, InstantTTS, ScriptedListener
 
 __all__ = [
     "BRIDGE_SAY",
@@ -43,6 +43,7 @@ __all__ = [
     "UNIX0",
     "CloseRecordingRuntime",
     "DelegationRecorder",
+    "EmitRecorder",
     "FakeASR",
     "FakeCompanion",
     "FakeLink",

@@ -12,7 +12,7 @@ import numpy as np
 from server.voice.asr.base import ASRBackend, ASRCapabilities
 from server.voice.tts.base import PcmChunk, TTSBackend, TTSCapabilities, TTSError, VoiceOptions
 
-__all__ = ["FakeASR", "FakeTTS", "InstantTTS", "ScriptedListener"]
+__all__ = ["EmitRecorder", "FakeASR", "FakeTTS", "InstantTTS", "ScriptedListener"]
 
 
 class InstantTTS(TTSBackend):
@@ -172,3 +172,27 @@ class ScriptedListener:
 
     async def close(self) -> None:
         self.closed = True
+
+
+class EmitRecorder:
+    """A listener's ``emit`` (the session's side): keeps events, and lets a test wait for a type."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, event: object) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    def types(self) -> list[type]:
+        return [type(e) for e in self.events]
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def wait_for(self, kind: type, count: int = 1) -> None:
+        async with asyncio.timeout(20):
+            while len(self.of(kind)) < count:
+                self._changed.clear()
+                await self._changed.wait()
