@@ -12,14 +12,25 @@ own so that it can be asked for by voice.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from server.events import Mode
 from server.modes.lexicons import UrgencyRules
+from server.modes.schema import (
+    COMMAND_KEYS,
+    REQUIRED_COMMANDS,
+    REQUIRED_MODE,
+    ModeDataError,
+    Raw,
+    base_language,
+    checked,
+    mode_table,
+    table,
+)
 
 __all__ = [
     "CommandWords",
@@ -35,19 +46,10 @@ DEFAULT_BASE = "general"
 T = TypeVar("T")
 
 
-class ModeDataError(ValueError):
-    """A modes file that cannot be used; the message says where and what to fix."""
-
-
-def base_language(language: str) -> str:
-    """The base of a BCP-47-ish code: "de-AT" → "de"; empty → "en"."""
-    return language.strip().lower().replace("_", "-").split("-", 1)[0] or "en"
-
-
-def _localized(table: Mapping[str, T], language: str, default: T) -> T:
+def _localized(by_language: Mapping[str, T], language: str, default: T) -> T:
     """The entry for ``language``'s base, else English, else ``default``."""
-    found = table.get(base_language(language))
-    return found if found is not None else table.get("en", default)
+    found = by_language.get(base_language(language))
+    return found if found is not None else by_language.get("en", default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,126 +130,6 @@ class ModeData:
         return _localized(self.commands, language, self.commands["en"])
 
 
-# --- the schema: key -> (check, what it must be) ------------------------------------
-
-Check = Callable[[Any], Any]
-
-
-def _is_str(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise TypeError
-    return v.strip()
-
-
-def _is_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise TypeError
-    return v
-
-
-def _is_float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
-        raise TypeError
-    return float(v)
-
-
-def _is_bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise TypeError
-    return v
-
-
-def _is_list(v: Any) -> tuple[str, ...]:
-    if not isinstance(v, list):
-        raise TypeError
-    return tuple(_is_str(x) for x in v)
-
-
-def _is_level(v: Any) -> str:
-    if v not in ("present", "imminent"):
-        raise TypeError
-    return str(v)
-
-
-def _is_phrase(v: Any) -> str:
-    if "{name}" not in _is_str(v):
-        raise TypeError
-    return str(v)
-
-
-_MODE: dict[str, tuple[Check, str]] = {
-    "base": (_is_str, "the name of a shipped mode"),
-    "instruction": (_is_str, "a non-empty string"),
-    "max_words": (_is_int, "a whole number of words, at least 1"),
-    "repeat_after_s": (_is_float, "seconds, a number at least 0"),
-    "location": (_is_bool, "true or false"),
-    "alerts_cut_results": (_is_bool, "true or false"),
-    "barcodes": (_is_bool, "true or false"),
-    "urgency": (_is_str, "a table"),  # checked key by key: _URGENCY
-    "stills": (_is_list, "a list of strings"),  # per language
-    "names": (_is_list, "a list of strings"),  # per language
-    "announce": (_is_str, "a non-empty string"),  # per language
-}
-_PER_LANGUAGE = ("stills", "names", "announce")
-_URGENCY: dict[str, tuple[Check, str]] = {
-    "unprompted": (_is_level, '"present" or "imminent"'),
-    "side_obstacles": (_is_bool, "true or false"),
-    "near_m": (_is_float, "metres, a number at least 0"),
-    "far_m": (_is_float, "metres, a number at least 0"),
-}
-_LISTS = ("quiet", "never_mind", "describe", "switch", "mode_word", "filler", "articles")
-_COMMANDS: dict[str, tuple[Check, str]] = {
-    **{k: (_is_list, "a list of strings") for k in (*_LISTS, "no_switch")},
-    "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
-}
-_REQUIRED_MODE = (
-    "instruction",
-    "max_words",
-    "repeat_after_s",
-    "location",
-    "alerts_cut_results",
-    "urgency",
-)
-_REQUIRED_COMMANDS = ("quiet", "never_mind", "describe", "switch", "mode_word", "mode_phrase")
-
-Raw = dict[str, Any]
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ModeDataError(f"{where}: expected a table, got {value!r}")
-    return value
-
-
-def _checked(
-    value: Any, key: str, schema: Mapping[str, tuple[Check, str]], where: str, label: str = ""
-) -> Any:
-    if key not in schema:
-        raise ModeDataError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(schema))}")
-    check, what = schema[key]
-    try:
-        return check(value)
-    except TypeError:
-        raise ModeDataError(f"{where} {label or key}: expected {what}, got {value!r}") from None
-
-
-def _mode_table(raw: Any, where: str) -> Raw:
-    out: Raw = {}
-    for key, value in _table(raw, where).items():
-        if key == "urgency":
-            table = _table(value, f"{where} urgency")
-            out[key] = {k: _checked(v, k, _URGENCY, f"{where} urgency") for k, v in table.items()}
-        elif key in _PER_LANGUAGE:
-            table = _table(value, f"{where} {key}")
-            out[key] = {
-                base_language(lang): _checked(v, key, _MODE, where, f"{key}.{lang}")
-                for lang, v in table.items()
-            }
-        else:
-            out[key] = _checked(value, key, _MODE, where)
-    return out
-
-
 def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw]]:
     """The file's modes and commands, each key checked; nothing merged yet."""
     try:
@@ -260,14 +142,14 @@ def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw]]:
             f"{source}: unknown table(s) {', '.join(sorted(unknown))}; known: commands, modes"
         )
     modes = {
-        name: _mode_table(raw, f"{source}: [modes.{name}]")
-        for name, raw in _table(doc.get("modes", {}), f"{source}: [modes]").items()
+        name: mode_table(raw, f"{source}: [modes.{name}]")
+        for name, raw in table(doc.get("modes", {}), f"{source}: [modes]").items()
     }
     commands = {}
-    for lang, raw in _table(doc.get("commands", {}), f"{source}: [commands]").items():
+    for lang, raw in table(doc.get("commands", {}), f"{source}: [commands]").items():
         where = f"{source}: [commands.{lang}]"
         commands[base_language(lang)] = {
-            k: _checked(v, k, _COMMANDS, where) for k, v in _table(raw, where).items()
+            k: checked(v, k, COMMAND_KEYS, where) for k, v in table(raw, where).items()
         }
     return modes, commands
 
@@ -303,7 +185,7 @@ def _overlay(modes: dict[str, Raw], user: dict[str, Raw], source: str) -> dict[s
 
 
 def _profile(name: str, raw: Raw, commands: Mapping[str, Raw], where: str) -> ModeProfile:
-    missing = [k for k in _REQUIRED_MODE if k not in raw]
+    missing = [k for k in REQUIRED_MODE if k not in raw]
     if "unprompted" not in raw.get("urgency", {"unprompted": 0}):
         missing.append("urgency.unprompted")
     if not raw.get("names") or ("base" not in raw and "en" not in raw["names"]):
@@ -382,7 +264,7 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
             commands[lang] = {**commands.get(lang, {}), **raw}
         sources.append(path)
     for lang, raw in commands.items():
-        missing = [k for k in _REQUIRED_COMMANDS if k not in raw]
+        missing = [k for k in REQUIRED_COMMANDS if k not in raw]
         if missing:
             raise ModeDataError(f"{said[lang]}: [commands.{lang}] missing {', '.join(missing)}")
     if "en" not in commands:

@@ -1,0 +1,148 @@
+"""The modes file's schema: each key's check and what it must be, and the errors
+that name the file, the table and the key (read by ``loader.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "COMMAND_KEYS",
+    "REQUIRED_COMMANDS",
+    "REQUIRED_MODE",
+    "ModeDataError",
+    "Raw",
+    "base_language",
+    "checked",
+    "mode_table",
+    "table",
+]
+
+
+class ModeDataError(ValueError):
+    """A modes file that cannot be used; the message says where and what to fix."""
+
+
+def base_language(language: str) -> str:
+    """The base of a BCP-47-ish code: "de-AT" → "de"; empty → "en"."""
+    return language.strip().lower().replace("_", "-").split("-", 1)[0] or "en"
+
+
+# --- the schema: key -> (check, what it must be) ------------------------------------
+
+Check = Callable[[Any], Any]
+
+
+def _is_str(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise TypeError
+    return v.strip()
+
+
+def _is_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise TypeError
+    return v
+
+
+def _is_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+        raise TypeError
+    return float(v)
+
+
+def _is_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError
+    return v
+
+
+def _is_list(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise TypeError
+    return tuple(_is_str(x) for x in v)
+
+
+def _is_level(v: Any) -> str:
+    if v not in ("present", "imminent"):
+        raise TypeError
+    return str(v)
+
+
+def _is_phrase(v: Any) -> str:
+    if "{name}" not in _is_str(v):
+        raise TypeError
+    return str(v)
+
+
+MODE_KEYS: dict[str, tuple[Check, str]] = {
+    "base": (_is_str, "the name of a shipped mode"),
+    "instruction": (_is_str, "a non-empty string"),
+    "max_words": (_is_int, "a whole number of words, at least 1"),
+    "repeat_after_s": (_is_float, "seconds, a number at least 0"),
+    "location": (_is_bool, "true or false"),
+    "alerts_cut_results": (_is_bool, "true or false"),
+    "barcodes": (_is_bool, "true or false"),
+    "urgency": (_is_str, "a table"),  # checked key by key: URGENCY_KEYS
+    "stills": (_is_list, "a list of strings"),  # per language
+    "names": (_is_list, "a list of strings"),  # per language
+    "announce": (_is_str, "a non-empty string"),  # per language
+}
+_PER_LANGUAGE = ("stills", "names", "announce")
+URGENCY_KEYS: dict[str, tuple[Check, str]] = {
+    "unprompted": (_is_level, '"present" or "imminent"'),
+    "side_obstacles": (_is_bool, "true or false"),
+    "near_m": (_is_float, "metres, a number at least 0"),
+    "far_m": (_is_float, "metres, a number at least 0"),
+}
+_LISTS = ("quiet", "never_mind", "describe", "switch", "mode_word", "filler", "articles")
+COMMAND_KEYS: dict[str, tuple[Check, str]] = {
+    **{k: (_is_list, "a list of strings") for k in (*_LISTS, "no_switch")},
+    "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
+}
+REQUIRED_MODE = (
+    "instruction",
+    "max_words",
+    "repeat_after_s",
+    "location",
+    "alerts_cut_results",
+    "urgency",
+)
+REQUIRED_COMMANDS = ("quiet", "never_mind", "describe", "switch", "mode_word", "mode_phrase")
+
+Raw = dict[str, Any]
+
+
+def table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ModeDataError(f"{where}: expected a table, got {value!r}")
+    return value
+
+
+def checked(
+    value: Any, key: str, schema: Mapping[str, tuple[Check, str]], where: str, label: str = ""
+) -> Any:
+    if key not in schema:
+        raise ModeDataError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(schema))}")
+    check, what = schema[key]
+    try:
+        return check(value)
+    except TypeError:
+        raise ModeDataError(f"{where} {label or key}: expected {what}, got {value!r}") from None
+
+
+def mode_table(raw: Any, where: str) -> Raw:
+    out: Raw = {}
+    for key, value in table(raw, where).items():
+        if key == "urgency":
+            keys = table(value, f"{where} urgency")
+            out[key] = {k: checked(v, k, URGENCY_KEYS, f"{where} urgency") for k, v in keys.items()}
+        elif key in _PER_LANGUAGE:
+            by_language = table(value, f"{where} {key}")
+            out[key] = {
+                base_language(lang): checked(v, key, MODE_KEYS, where, f"{key}.{lang}")
+                for lang, v in by_language.items()
+            }
+        else:
+            out[key] = checked(value, key, MODE_KEYS, where)
+    return out
