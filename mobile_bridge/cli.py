@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mobile_bridge.client import MODES
+from mobile_bridge.connection import LinkOptions
 from mobile_bridge.errors import LinkError
-from mobile_bridge.link import LinkOptions
 from mobile_bridge.media import MediaError
 from mobile_bridge.pairing import (
     ConnectFlags,

@@ -18,7 +18,8 @@ from typing import Any, Protocol, TypeVar
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.clock import Clock, SystemClock
-from mobile_bridge.link import CLIENT_NAME, LinkError, LinkOptions
+from mobile_bridge.connection import CLIENT_NAME, LinkOptions
+from mobile_bridge.errors import LinkError
 from mobile_bridge.sinks.base import EventObserver, SpeechSink
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 

@@ -18,8 +18,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from mobile_bridge.connection import LinkOptions, pair
 from mobile_bridge.errors import LinkError
-from mobile_bridge.link import LinkOptions, pair
 from mobile_bridge.tls import (
     ServerPin,
     fetch_certificate,

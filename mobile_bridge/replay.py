@@ -13,7 +13,8 @@ from pathlib import Path
 
 from mobile_bridge.client import BridgeSession, SessionOptions
 from mobile_bridge.clock import Clock, SystemClock
-from mobile_bridge.link import BridgeLink, LinkOptions
+from mobile_bridge.connection import LinkOptions
+from mobile_bridge.link import BridgeLink
 from mobile_bridge.report import ReplayReport, ReportRecorder
 from mobile_bridge.sinks.audio import AudioSink
 from mobile_bridge.sinks.console import ConsoleLog

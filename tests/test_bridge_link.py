@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.link import Backoff, LinkError, LinkOptions, explain_status
+from mobile_bridge.connection import Backoff, LinkOptions
+from mobile_bridge.errors import LinkError, explain_status
 from mobile_bridge.media import write_wav_pcm16
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.synth import write_synthetic_clip

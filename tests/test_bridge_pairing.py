@@ -19,8 +19,8 @@ import grpc
 import pytest
 
 from mobile_bridge.cli import main as bridge_main
+from mobile_bridge.connection import LinkOptions, connect, hear_refusal
 from mobile_bridge.errors import LinkError, explain_status
-from mobile_bridge.link import LinkOptions, _hear_refusal, connect
 from mobile_bridge.pairing import ConnectFlags, link_options, parse_invite
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import ServerPin
@@ -345,7 +345,7 @@ async def test_a_refusal_is_heard_on_a_call_that_writes_nothing():
     # (grpc/grpc#36066): a refusing server answers at once, an accepting one waits.
     fake = FakeCompanion(token="the-real-one")
     async with companion_server(fake) as target, grpc.aio.insecure_channel(target) as channel:
-        refused = await _hear_refusal(channel, (("authorization", "Bearer revoked"),), 5.0)
+        refused = await hear_refusal(channel, (("authorization", "Bearer revoked"),), 5.0)
         assert refused is not None and refused.code() is grpc.StatusCode.UNAUTHENTICATED
         welcome = (("authorization", "Bearer the-real-one"),)
-        assert await _hear_refusal(channel, welcome, 0.2) is None
+        assert await hear_refusal(channel, welcome, 0.2) is None

@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from murmur.v1 import companion_pb2 as pb
 
+from mobile_bridge.connection import LinkOptions
 from mobile_bridge.errors import LinkError
-from mobile_bridge.link import BridgeLink, LinkOptions
+from mobile_bridge.link import BridgeLink
 from mobile_bridge.pairing import Invite, pair_with
 from mobile_bridge.tls import SERVER_NAME, ServerPin, pinned_credentials, server_name
 from tests.fakes import BRIDGE_SAY, FakeCompanion, SelfSignedCert, companion_server

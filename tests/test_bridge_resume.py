@@ -14,7 +14,9 @@ import grpc
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.link import Backoff, BridgeLink, LinkError, LinkOptions, fresh_after_outage
+from mobile_bridge.connection import Backoff, LinkOptions
+from mobile_bridge.errors import LinkError
+from mobile_bridge.link import BridgeLink, fresh_after_outage
 from mobile_bridge.tls import ServerPin
 from tests.fakes import FakeCompanion, RecordingClock, TcpProxy, companion_server, self_signed_cert
 

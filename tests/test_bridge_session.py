@@ -13,7 +13,7 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.client import BridgeSession, SessionOptions
-from mobile_bridge.link import LinkError
+from mobile_bridge.errors import LinkError
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, SourceCapabilities
 from tests.fakes import FakeLink, FakeSource, ManualClock, RecordingSink
 

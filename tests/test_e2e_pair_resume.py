@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.link import Backoff, BridgeLink, LinkOptions, pair
+from mobile_bridge.connection import Backoff, LinkOptions, pair
+from mobile_bridge.link import BridgeLink
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import ServerPin
 from mobile_bridge.tokens import load_pairings

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mobile_bridge.link import LinkOptions
+from mobile_bridge.connection import LinkOptions
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.synth import write_synthetic_clip
 from server.config import Settings

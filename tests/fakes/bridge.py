@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.link import LinkOptions
+from mobile_bridge.connection import LinkOptions
 from mobile_bridge.sinks.base import SpeechSink, UtteranceAudio
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 from tests.fakes.clocks import ManualClock
