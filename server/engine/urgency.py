@@ -3,7 +3,8 @@
 Pure functions, driven by the lexicons and urgency rules in ``server.modes.lexicons``:
 ``parse_hazard`` (what, where, how far, moving), ``classify`` (the kind under the
 mode's rules, with a reason for the trace), ``same_hazard`` and ``worth_repeating``
-(the policy's repeat window), ``shorten`` (a word budget, cut between clauses).
+(the policy's repeat window; they and ``Hazard`` live in ``hazards``), ``shorten`` (a
+word budget, cut between clauses).
 
 A line is read as clauses (punctuation, dashes, conjunctions); a clause naming a
 thing starts a *mention*, and the clauses near it that name none lend it their
@@ -20,6 +21,7 @@ import itertools
 import re
 from dataclasses import dataclass, replace
 
+from server.engine.hazards import Hazard, same_hazard, worth_repeating
 from server.events import SpeechKind
 from server.modes.lexicons import WATCHFUL, Lexicon, UrgencyRules, lexicon, pattern, rows
 from server.modes.phrases import base_language
@@ -31,26 +33,6 @@ __all__ = ["Hazard", "Urgency", "classify", "parse_hazard", "same_hazard", "shor
 
 NONE, PRESENT, IMMINENT = 0, 1, 2
 Span = tuple[int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Hazard:
-    what: str = ""  # the thing as said ("low branch", "Fahrrad"); "" for a bare "Stop!"
-    key: str = ""  # canonical and language-neutral: "branch", "bicycle"
-    category: str = ""  # one of lexicons.CATEGORIES; "" for a bare warning
-    clock: int = 0  # 1–12: 12 ahead, 3 right, 6 behind, 9 left; 0 unknown
-    direction: str = ""  # as said: "at 3 o'clock", "from your left", "in your path"
-    distance_m: float | None = None
-    distance: str = ""  # as said: "in two metres", "right in front of you"
-    in_path: bool = False
-    approaching: bool = False
-    head_height: str = ""  # as said: "at head height"; "" when not
-    warning: str = ""  # the model's own warning words, as said: "Watch out", "Achtung"
-
-    def describe(self) -> str:
-        where = (self.direction, self.distance, self.head_height)
-        parts = (self.what or self.warning or "something", *where)
-        return ", ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +89,7 @@ class _Clause:
     parked: bool = False
     head: str = ""
     safe: str = ""
+    denies: bool = False  # names no thing but denies one ("and nobody nearby")
 
 
 def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
@@ -120,10 +103,12 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
         unit = " ".join((d.group(2) or d.group(4)).split())
         if unit in lex.step_units and (
             d.group(3) in ("a", "an")
-            or re.match(r"\s+(?:down|up|going|leading)\b", s[d.end() :])
-            or re.search(r"there(?: are|'s| is)\s+$", s[: d.start()])
+            or re.match(r"\s+(?:down|up|going|leading|starting)\b", s[d.end() :])
+            or re.search(
+                r"(?:there(?: are|'s| is)|flight of|(?:down|up)(?: the)?)\s+$", s[: d.start()]
+            )
         ):
-            continue  # "three steps down": a thing, not how far
+            continue  # "three steps down", "a flight of 15 steps": a thing, not how far
         if c.distance_m is None:
             n = d.group(1) or " ".join(d.group(3).split())
             metres = float(n.replace(",", ".")) if n[0].isdigit() else lex.numbers[n]
@@ -160,10 +145,19 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
         c.what, shown = said(t), pattern(lang, "displayed").search(s)
         c.category = "landmark" if shown else c.category
         c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
+    words = [w.strip("¡¿,.;:!?") for w in s.split()]
+    c.denies = not found and any(
+        w in lex.negators and not (nxt in lex.bounds or nxt[:1].isdigit())
+        for w, nxt in zip(words, [*words[1:], ""], strict=True)
+    )
     return c
 
 
 def _merge(into: _Clause, c: _Clause, *, backward: bool) -> None:
+    if c.denies:  # "…, and nobody nearby": its where is of nothing; "…, not moving" stays
+        into.parked |= backward and c.parked
+        into.safe = into.safe or (c.safe if backward else "")
+        return
     if not into.clock and c.clock:
         into.clock, into.direction = c.clock, c.direction
     if into.distance_m is None and c.distance_m is not None:
@@ -305,28 +299,6 @@ def classify(
         return Urgency(SpeechKind.ALERT, f"alert: {why} ({h.describe()})", h)
     asked = "when asked" if prompted else "unprompted in this mode"
     return Urgency(calm, f"{calm}: {why}, not urgent {asked} ({h.describe()})", h, is_reading)
-
-
-def same_hazard(a: Hazard, b: Hazard) -> bool:
-    """The same thing (by canonical key, across wording and language), wherever it is now."""
-    if a.key or b.key:
-        return a.key == b.key
-    return a.warning.lower() == b.warning.lower()
-
-
-def worth_repeating(previous: Hazard, now: Hazard) -> bool:
-    """Say ``now`` again inside the repeat window only if it is news: another thing,
-    closer (by a fifth and at least half a metre, or newly within reach), or somewhere
-    else (two clock hours or more, a direction where there was none, into the path)."""
-    if not same_hazard(previous, now):
-        return True
-    d0, d1 = previous.distance_m, now.distance_m
-    if d1 is not None and (d1 <= 1.5 if d0 is None else d1 <= d0 - max(0.5, d0 / 5)):
-        return True
-    gap = abs(previous.clock - now.clock) % 12
-    if now.clock and (not previous.clock or min(gap, 12 - gap) >= 2):
-        return True
-    return now.in_path and not previous.in_path
 
 
 def _words(s: str) -> int:

@@ -40,7 +40,9 @@ class Lexicon:
     displayed: tuple[str, ...]
     # A height one walks into: the head, and lower ("at knee height", "shin height").
     head_height: tuple[str, ...]
-    negators: tuple[str, ...]  # words that deny the thing after them ("no cars")
+    # Words that deny the thing after them ("no cars"); a clause naming no thing but one
+    # of these ("and nobody nearby") lends its where to nothing.
+    negators: tuple[str, ...]
     clear: tuple[str, ...]  # patterns saying it is harmless ("not in your way")
     warnings: tuple[str, ...]  # the model's own warning words
     reading: tuple[str, ...]  # patterns that start text being read out
@@ -56,6 +58,8 @@ class Lexicon:
     leads: tuple[str, ...] = ()  # a phrase is not cut from these ("right | in front of you")
     short_units: tuple[tuple[str, float], ...] = (("m", 1.0),)  # only after digits: "2 m"
     step_units: tuple[str, ...] = ()  # units that are also things ("three steps down")
+    # After a negator, a bound and no denial: "no more than a metre", "keine zwei Meter".
+    bounds: tuple[str, ...] = ()
 
 
 def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:

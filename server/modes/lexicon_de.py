@@ -6,7 +6,10 @@ from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
 
 __all__ = ["DE"]
 
-_TEXTS = r"(?:schild|etikett|tafel|aufschrift|anzeige|display|plakat|zettel|packung|fahrplan)"
+_TEXTS = (
+    r"(?:schild|etikett|tafel|aufschrift|anzeige|display|plakat|zettel|packung|fahrplan|karte|"
+    r"menü|preisliste)"
+)
 
 # fmt: off
 DE = Lexicon(
@@ -15,26 +18,35 @@ DE = Lexicon(
         vehicle="car: auto, wagen, pkw, taxi, transporter | bicycle: fahrrad, fahrräder, rad, "
         "radfahrer, radfahrerin, fahrradfahrer | scooter: roller, e-roller, scooter | "
         "motorbike: motorrad, mofa | bus: bus, busse | truck: lkw, lastwagen, laster | "
-        "tram: straßenbahn, tram, zug | vehicle: fahrzeug, verkehr",
+        "tram: straßenbahn, tram, zug | vehicle: fahrzeug, verkehr | robot: roboter, "
+        "lieferroboter, "
+        "*roboter | tractor: traktor, bagger",
         person="person: person, mensch, menschen, mann, männer, frau, kind, kinder, jemand, "
-        "fußgänger, jogger, läufer, gruppe | dog: hund | animal: katze, tier | "
+        "fußgänger, jogger, läufer, gruppe, kellner, kellnerin, *arbeiter, arbeiterin, passant, "
+        "passantin, kurier, bote, verkäufer, verkäuferin, tourist, touristen, schüler, kleinkind | "
+        "dog: hund | animal: katze, tier | "
         "stroller: kinderwagen | cart: einkaufswagen",
         drop="step: *stufe, *treppe | escalator: rolltreppe, rollsteig | curb: bordstein, "
-        "bordsteinkante | edge: *kante, absatz, abgrund | hole: *loch, löcher, graben, "
+        "bordsteinkante | edge: *kante, absatz, abgrund, bahnsteig endet, steg endet, endet der "
+        "bahnsteig, "
+        "endet der steg | hole: *loch, löcher, graben, "
         "*kanaldeckel, *schachtdeckel, gully, *schacht | hatch: *luke, falltür | gap: lücke, "
         "spalt | ramp: rampe, gefälle",
         surface="wet floor: nass, nasser boden, rutschig, glatt | puddle: pfütze | "
-        "ice: glatteis, eisglätte | glass: scherben, glasscherben | uneven ground: uneben",
+        "ice: glatteis, eisglätte, *eisfläche, *eisplatte, vereist, eisglatt | "
+        "mud: matsch, schlamm, schneematsch | glass: scherben, glasscherben | "
+        "uneven ground: uneben",
         obstacle="pole: *pfosten, *pfahl, *stange, laterne, poller, säule | branch: ast, äste, "
         "zweig | box: *kiste, *karton, paket, kasten | bin: mülltonne, mülleimer, tonne | "
         "cone: leitkegel, pylon, hütchen | barrier: *absperrung, absperrband, baustelle, zaun, "
-        "geländer, *kette, seil | scaffolding: gerüst, leiter | chair: stuhl, stühle, hocker | "
+        "geländer, *kette, seil | scaffolding: *gerüst, leiter | chair: stuhl, stühle, hocker | "
         "table: tisch | bench: bank | tree: baum, bäume, busch, hecke, blumenkübel | "
         "wall: wand, mauer | glass door: glastür | bag: tasche, koffer, gepäck, rucksack | "
         "obstacle: hindernis, gegenstand | cable: kabel, schlauch | beam: balken, vordach, "
-        "niedrige decke, tiefe decke, niedriger durchgang | shelf: regal",
+        "niedrige decke, tiefe decke, niedriger durchgang | shelf: regal | "
+        "car door: autotür, wagentür, fahrzeugtür",
         landmark="door: tür, eingang, ausgang, tor | crossing: zebrastreifen, übergang, "
-        "kreuzung, ampel | stop: haltestelle, bushaltestelle, bahnhof, bahnsteig | "
+        "kreuzung, ampel | stop: haltestelle, bushaltestelle, bahnhof, bahnsteig, wartehäuschen | "
         "elevator: aufzug, fahrstuhl | counter: kasse, theke | "
         "shop: laden, geschäft, apotheke, bäckerei",
     ),
@@ -54,7 +66,10 @@ DE = Lexicon(
              r"\bmitten auf dem (?:weg|gehweg|bürgersteig)\b",
              r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
              r"\böffnet sich (?:\w+ )?(?:nach außen|zu dir|auf dich zu)\b",
-             r"\bschwingt (?:\w+ )?auf\b"),
+             r"\bschwingt (?:\w+ )?auf\b",
+             r"\b(?:ragt|ragen|steht|stehen) (?:\w+ ){0,4}?(?:in|auf) (?:den|deinen) "
+             r"\w*(?:weg|steig|gang)\b",
+             r"\bquer (?:über|auf|vor) (?:den|dem|deinen|deinem) \w*(?:weg|steig|gang)\b"),
     numbers={"ein": 1.0, "eine": 1.0, "einen": 1.0, "einem": 1.0, "einer": 1.0, "zwei": 2.0,
              "drei": 3.0, "vier": 4.0, "fünf": 5.0, "sechs": 6.0, "sieben": 7.0, "acht": 8.0,
              "neun": 9.0, "zehn": 10.0, "fünfzehn": 15.0, "zwanzig": 20.0, "dreißig": 30.0,
@@ -69,32 +84,46 @@ DE = Lexicon(
         (r"\b(?:kurz|gleich|knapp) vor dir\b", 1.5, 12),
         (r"\bdirekt neben dir\b", 0.5, 0),
         (r"\bganz nah\b|\bin deiner nähe\b|\bnah\b|\bnahe\b|\bdicht\b", 1.5, 0),
-        (r"\bweit weg\b|\bin der ferne\b|\bweit\b", 30.0, 0),
+        (r"\bweit weg\b|\bin der ferne\b|\bweit\b(?! (?:in|hinein|über|auf|hinaus)\b)|\bein "
+        r"(?:ganzes |gutes |großes )?stück (?:weg|entfernt)\b|"
+         r"\bin (?:einiger|großer|sicherer) entfernung\b", 30.0, 0),
     ),
     approaching=(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
                  r"\brückwärts\b", r"\bvon (?:links|rechts|hinten)\b", r"\bfährt\b",
-                 r"\bfahren\b", r"\bbiegt\b"),
+                 r"\bfahren\b", r"\bbiegt\b",
+                 r"\bin deine richtung\b"),
     receding=(r"\b(?:von dir|von uns) weg\b", r"\bweg von dir\b", r"\bentfernt sich\b",
               r"\b(?:ist|sind) (?:schon |bereits |jetzt )?vorbei\b",
               r"\bvorbei(?:gefahren|gegangen|gelaufen)\b", r"\babgebogen\b",
               r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
-              r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b"),
+              r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b",
+              r"\b(?:ist|sind) (?:schon |bereits |gerade |jetzt )?"
+              r"(?:weggefahren|abgefahren|weg)\b"),
     parked=(r"\bgeparkt\w*", r"\bparkt\b", r"\bparkend\w*", r"\bsteht\b", r"\bstehend\w*",
             r"\babgestellt\w*", r"\bangeschlossen\w*", r"\blehnt\b"),
     displayed=(r"\bim schaufenster\b", r"\bausgestellt\w*", r"\bauslage\b",
-               r"\b(?:bild|foto|plakat|gemälde|statue)\w* (?:von|eines|einer)\b"),
+               r"\b(?:bild|foto|plakat|gemälde|statue)\w* (?:von|eines|einer)\b",
+               r"\bauf (?:dem|einem|den) "
+               r"\w*(?:plakat|poster|bild|foto|bildschirm|fernseher|werbung)\w*\b",
+               r"\b(?:fernseher|bildschirm|monitor|werbung|plakat)\w*\b[^.!?;,]{0,30}?\bzeigt\b",
+               r"\bim fernsehen\b", r"\bin den nachrichten\b", r"\bwerbung für\b"),
     head_height=(r"\bkopfhöhe\b", r"\bauf kopfhöhe\b", r"\bkopf einziehen\b", r"\bbücken\b",
                  r"\b(?:knie|schienbein|hüft|bauch|brust|schulter)höhe\b"),
-    negators=("kein", "keine", "keinen", "keinem", "keiner", "nicht", "ohne", "nichts"),
+    negators=("kein", "keine", "keinen", "keinem", "keiner", "nicht", "ohne", "nichts", "niemand"),
+    bounds=("mehr", "weiter", "weniger", "mal", "zwei", "drei", "vier", "fünf"),
     clear=(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
            r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
            r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
            r"\bsicher (?:gehen|überqueren)\b", r"\b(?:wurde|wurden) (?:\w+ )?(?:entfernt|"
-           r"weggeräumt|abgebaut)\b", r"\bist (?:jetzt )?trocken\b"),
+           r"weggeräumt|abgebaut)\b", r"\b(?:ist|sind) (?:jetzt |wieder )?trocken\b",
+           r"\b(?:ist|sind) (?!nicht )(?:\w+ )?(?:ab)?(?:getrocknet|geschmolzen|getaut)\b",
+           r"\b(?:ist|sind) (?:jetzt |wieder )?(?:in ordnung|okay|ok)\b"),
     warnings=(r"^(?:warnung|gefahr)\b", r"\bachtung\b", r"\bvorsicht\b", r"\bpass auf\b",
               r"\baufpassen\b", r"\bstopp\b", r"(?:^|[.!,;:—–-] ?)halt\b",
               r"\bbleib\w* (?:\w+ )?stehen\b", r"\bstehen bleiben\b", r"\blangsam!",
-              r"\bkopf einziehen\b", r"\bzieh\w* (?:den|deinen) kopf ein\b", r"\bgefahr\b"),
+              r"\bkopf einziehen\b", r"\bzieh\w* (?:den|deinen) kopf ein\b", r"\bgefahr\b",
+              r"\bnicht weiter(?:gehen|laufen)\b", r"\b(?:geh|lauf)\w* nicht weiter\b",
+              r"\bkeinen schritt weiter\b", r"\bbleib\w*,? (?:wo du bist|zurück)\b"),
     reading=(rf"\b\w*{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:steht|sagt|zeigt|lautet|listet|nennt)\b",
              rf"\blaut (?:dem |der )?\w*{_TEXTS}\w*\b", rf"\b\w*{_TEXTS}\w*(?: [\w'-]+){{0,4}}:",
              r"\b(?:abfahrt|abfahrten|ankunft) (?:nach|von|aus|richtung)\b",

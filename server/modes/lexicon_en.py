@@ -16,19 +16,25 @@ EN = Lexicon(
         "motorbike: motorbike, motorcycle, moped, motorcyclist | bus: bus | "
         "truck: truck, lorry, pickup truck, delivery truck, forklift | tram: tram, streetcar, "
         "train | vehicle: vehicle, traffic | skateboard: skateboard, skateboarder | "
-        "cart: shopping cart, golf cart, trolley, shopping trolley",
+        "cart: shopping cart, golf cart, trolley, shopping trolley | robot: robot, delivery robot, "
+        "cleaning robot | tractor: tractor, digger, excavator, bulldozer",
         person="person: person, people, man, men, woman, women, someone, somebody, pedestrian, "
         "jogger, runner, child, children, kid, crowd, guy, lady, group of people, "
-        "wheelchair user | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
+        "wheelchair user, waiter, waitress, worker, workman, builder, courier, passer-by, "
+        "passerby, "
+        "shopper, tourist, student, toddler, teenager, skater, officer, security guard, vendor, "
+        "staff member | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
         "stroller: stroller, pram, pushchair, buggy",
         drop="step: step, steps down, step down, steps up, step up, stair, stairs, staircase, "
         "stairway, flight of stairs | escalator: escalator, moving staircase, moving walkway, "
         "travelator | curb: curb, kerb, curbside | edge: edge, platform edge, "
-        "ledge, drop, drop-off, dropoff | hole: hole, pothole, manhole, open manhole, ditch, "
+        "ledge, drop, drop-off, dropoff, platform ends, pier ends, jetty ends, quay ends | hole: "
+        "hole, pothole, manhole, open manhole, ditch, "
         "trench, crack | hatch: hatch, cellar hatch, trapdoor, trap door | gap: gap | "
         "ramp: ramp, slope",
         surface="wet floor: wet floor, wet, slippery, spill, slick | puddle: puddle | "
-        "ice: ice on, black ice, icy | glass: broken glass, shattered glass | "
+        "ice: ice on, black ice, icy, ice patch, patch of ice, icy patch, sheet of ice, "
+        "frozen puddle, frost | mud: mud, muddy, slush | glass: broken glass, shattered glass | "
         "uneven ground: uneven ground, uneven pavement, loose tiles, uneven, loose gravel",
         obstacle="pole: pole, post, lamppost, lamp post, street light, signpost, bollard, "
         "pillar, column, parking meter, fire hydrant, hydrant | branch: branch, low branch, "
@@ -44,10 +50,12 @@ EN = Lexicon(
         "sandwich board, a-frame sign | beam: low beam, beam, awning, low ceiling, ceiling, "
         "overhang, low doorway, low door frame, low arch, low archway, low bridge, low pipe, "
         "girder | pallet: pallet, display stand | rack: bike rack, bicycle rack | "
-        "shelf: shelf, shelves, shelving",
+        "shelf: shelf, shelves, shelving | car door: car door, open car door, van door, taxi door, "
+        "truck door",
         landmark="door: door, doorway, entrance, exit, gate, turnstile | crossing: crossing, "
         "crosswalk, zebra crossing, pedestrian crossing, intersection, junction, traffic light, "
-        "traffic lights | stop: bus stop, tram stop, stop sign, station, platform | "
+        "traffic lights | stop: bus stop, tram stop, stop sign, station, platform, bus shelter, "
+        "shelter | "
         "elevator: elevator, lift | counter: counter, checkout, till, register | "
         "shop: shop, store, cafe, café, pharmacy, bakery, post office | station: train station, "
         "bus station, car park, parking lot, bike lane",
@@ -69,12 +77,17 @@ EN = Lexicon(
     clock=r"\b(?:at |towards? |from )?(1[0-2]|[1-9]|one|two|three|four|five|six|seven|eight|"
     r"nine|ten|eleven|twelve)\s*o'?\s*clock\b",
     in_path=(r"\bin (?:your|the|my) (?:path|way)\b", r"\bcrossing (?:your|the) path\b",
-             r"\bacross (?:it|(?:the|your) (?:path|way|sidewalk|pavement|walkway|corridor|aisle|"
-             r"hallway|passage|doorway|entrance))\b",
+             r"\bacross (?:it|(?:the|your) (?:[\w-]+ "
+             r")?(?:path|way|sidewalk|pavement|walkway|corridor|"
+             r"aisle|hallway|passage|doorway|entrance|lane))\b",
+             r"\b(?:stick|jut|protrud|pok|reach|hang)\w* (?:out )?(?:into|across|onto|over) "
+             r"(?:the|your) "
+             r"(?:[\w-]+ )?(?:path|way|sidewalk|pavement|walkway|aisle|lane|corridor)\b",
              r"\bblocking (?:the |your )?(?:path|way|sidewalk|pavement|aisle|door|corridor)\b",
              r"\bin the middle of the (?:path|sidewalk|pavement|aisle|corridor|walkway)\b",
              r"\bon (?:the|your) (?:path|sidewalk|pavement|walkway) ahead\b",
-             r"\binto (?:your|the) (?:path|way)\b", r"\bopen(?:ing|s)? (?:outwards?|towards? you)\b",
+             r"\binto (?:your|the) (?:path|way)\b",
+             r"\bopen(?:ing|s)? (?:outwards?|towards? you)\b",
              r"\bswing(?:ing|s)? (?:open|out|outwards?|towards? you)\b"),
     numbers={"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0,
              "seven": 7.0, "eight": 8.0, "nine": 9.0, "ten": 10.0, "eleven": 11.0, "twelve": 12.0,
@@ -95,17 +108,22 @@ EN = Lexicon(
         (r"\bright (?:next to|beside) you\b", 0.5, 0),
         (r"\barm'?s length\b", 0.7, 0),
         (r"\b(?:very )?close(?: to you| by)?\b|\bnear you\b|\bnearby\b", 1.5, 0),
-        (r"\bfar (?:away|off)\b|\bin the distance\b|\bfar\b", 30.0, 0),
+        (r"\bfar (?:away|off)\b|\bin the distance\b|\bfar\b|\ba long way\b|\bquite a way\b|"
+         r"\bway off\b|\bmiles away\b|\bsome distance (?:away|off)\b|\bat a distance\b", 30.0, 0),
     ),
     approaching=(r"\bapproach\w*", r"\bcom(?:ing|es)\b", r"\bheading (?:for|towards?|at|your)\b",
                  r"\b(?:moving )?towards? you\b", r"\b(?:straight|right|directly) at you\b",
                  r"\bfast\b", r"\bspeeding\b", r"\breversing\b",
                  r"\bbacking (?:up|out)\b", r"\bpulling (?:out|in)\b", r"\bturning (?:in|into)\b",
-                 r"\bclosing in\b", r"\bfrom (?:your |the )?(?:left|right|behind)\b",
+                 r"\bclosing in\b", r"\bin your direction\b",
+                 r"\b(?:headed|heading|moving|walking|rolling|running|riding|driving|cycling) your "
+                 r"way\b", r"\bfrom (?:your |the )?(?:left|right|behind)\b",
                  r"\bbehind you\b", r"\bfrom \d{1,2} o'?clock\b"),
     receding=(r"\b(?:has|have|had|just|already)(?: just| already)? (?:passed|gone)\b",
               r"\b(?:gone|went|driven|drove|ridden|rode|walked|cycled|rolled|ran|run|moved|"
-              r"headed|zoomed|sped) (?:past|by|off|away)\b", r"\bturned away\b",
+              r"headed|zoomed|sped) (?:past|by|off|away)\b", r"\bpulled away\b", r"\bturned away\b",
+              r"\bdeparted\b", r"\b(?:has|have|had)(?: just| already)? (?:left(?=\s*(?:[.,;!?]|$)|"
+              r" the (?:stop|station|platform)))\b",
               r"\bturned off\b(?! (?:its|the|his|her|their)\b)",  # not "turned off its engine"
               r"\b(?:moving|walking|driving|riding|cycling|rolling|running|heading|going|"
               r"pulling) (?:off|away)\b", r"\bpassed (?:you|by)\b", r"\baway from you\b"),
@@ -115,11 +133,21 @@ EN = Lexicon(
     displayed=(r"\bdisplay of\b", r"\bon display\b", r"\bdisplayed\b",
                r"\bin (?:a|the) (?:shop |store )?window\b",
                r"\b(?:picture|photo|painting|poster|drawing|mural|statue|sculpture|image|advert)s?"
-               r" of\b"),
+               r" of\b",
+               # "a poster on the shelter of a car speeding…", "the TV showing a crash"
+               r"\b(?:poster|billboard|advert|advertisement|ad|picture|photo|mural|screen|tv|"
+               r"television)s?\b(?:[^.!?;,]{0,40}?(?<!side )(?<!back )(?<!front )(?<!top )\bof\b|"
+               r"[^.!?;,]{0,30}?\b(?:showing|shows|depicting|depicts|has|with|features|"
+               r"featuring)\b)",
+               r"\bon (?:the |a )?(?:tv|television|screen|monitor|billboard)\b",
+               r"\b(?:ad|advert|advertisement|commercial)s? for\b", r"\b(?:in|on) the news\b"),
     head_height=(r"\b(?:at )?head[- ]height\b", r"\bhead level\b", r"\boverhead\b",
                  r"\blow[- ]hanging\b", r"\bmind your head\b", r"\bduck\b",
-                 r"\b(?:at )?(?:knee|shin|ankle|waist|hip|chest|shoulder)[- ](?:height|level|high)\b"),
-    negators=("no", "not", "nothing", "without", "none", "zero", "any"),
+                 r"\b(?:at )?(?:knee|shin|ankle|waist|hip|chest|shoulder)[- "
+                 r"](?:height|level|high)\b"),
+    negators=("no", "not", "nothing", "without", "none", "zero", "any", "nobody", "noone",
+              "no-one"),
+    bounds=("more", "further", "farther", "less", "even"),
     clear=(
         r"\b(?:path|way|road|street|sidewalk|pavement|route|crossing|coast|area|aisle|it)"
         r"(?:'s| is| looks| seems)(?: all| now)? clear\b",
@@ -129,26 +157,38 @@ EN = Lexicon(
         r"\bwell away from\b", r"\bclosed to (?:traffic|cars|vehicles)\b",
         r"\b(?:has|have) been (?:taken away|removed|cleared|cleaned up|mopped up|tidied away)\b",
         r"\b(?:looks|is|are|seems)(?: now)? dry\b",
+        r"\b(?:has|have|had)(?: now| already)? (?:dried|melted|thawed|drained)\b",
+        r"(?<!n't )(?<!not )(?<!yet )\bdried (?:up|out)\b",
+        r"\b(?:is|are|looks|seems) (?:fine|ok|okay|safe) (?:now|again)\b",
     ),
     warnings=(
         r"^(?:warning|caution|danger|alert)\b", r"\bwatch out\b", r"\blook out\b",
         r"\bheads up\b", r"\bcareful\b", r"\bwatch (?:your|the|for)\b", r"\bmind (?:the|your)\b",
-        r"(?:^|[.!,;:—–-] ?)stop(?: now| right there| walking| moving| here)*(?=\s*(?:[!.,;:—–-]|$))",
+        r"(?:^|[.!,;:—–-] ?)stop(?: now| right there| walking| moving| "
+        r"here)*(?=\s*(?:[!.,;:—–-]|$))",
         r"\bduck(?: down)?!", r"\bwait!", r"\bhold on!", r"\bplease stop\b", r"\bfreeze\b",
-        r"\bdon't move\b", r"\bstep back\b", r"\bslow down\b", r"\bdanger\b",
+        r"\bdon't move\b",
+        r"\b(?:don't|do not) (?:go|walk|step|move) (?:any )?(?:further|farther|forward|on)\b",
+        r"\bstay (?:where you are|still|back)\b", r"\bstep back\b", r"\bslow down\b", r"\bdanger\b",
     ),
     reading=(
         r"\b(?:sign|label|board|notice|poster|plaque|menu|screen|display|banner|placard|text|"
         r"writing|note|sticker|packet|package|can|bottle|jar|card|ticket|tag|panel|it|plate|"
-        r"timetable|ingredients)s?\b[^.!?]{0,30}?\b(?:says|say|reads|shows|displays|states|"
+        r"timetable|ingredients|chalkboard|blackboard|whiteboard)s?\b[^.!?]{0,30}?\b"
+        r"(?:says|say|reads|"
+        r"shows|displays|states|"
         r"lists|list|warns)\b",
         r"\b(?:sign|label|notice|plaque|menu|screen|display|board|packet|package|bottle|jar|"
-        r"tag|ticket|poster|banner|sticker)s?\b(?: [\w'-]+){0,4}:",
+        r"tag|ticket|poster|banner|sticker|chalkboard|blackboard|whiteboard|price list)s?\b"
+        r"(?: [\w'-]+){0,4}:",
         r"\b(?:is|are) (?:listed|given|printed|written|marked) as\b",
         r"\baccording to (?:the|this|that) (?:[\w-]+ )?(?:sign|label|notice|screen|board|"
         r"packet|timetable)\b",
         r"\b(?:departures?|arrivals?) (?:to|for|from)\b",
-        r"\b(?:written|printed) (?:on|above|below)\b", QUOTE, r"\b(?:says|reads):",
+        r"\b(?:written|printed) (?:on|above|below)\b",
+        r"\b(?:on|in) (?:the|this|that) (?:[\w-]+ )?(?:sign|board|chalkboard|blackboard|whiteboard|"
+        r"menu|screen|display|notice|list|timetable|label)s? (?:are|is|include|includes)\b", QUOTE,
+        r"\b(?:says|reads):",
         r"(?:^|(?<=[.!?] ))(?:the|this|that) (?:[\w-]+ ){1,5}?(?:says|reads|lists)\b",
     ),
     reading_end=(r"\b(?:that's|that is|this is|is|are) what (?:[\w'-]+ ){0,6}?(?:says|say|"

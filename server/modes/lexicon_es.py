@@ -8,7 +8,7 @@ __all__ = ["ES"]
 
 _TEXTS = (
     r"(?:letrero|cartel|etiqueta|señal|rótulo|pantalla|placa|texto|nota|paquete|bote|"
-    r"botella|lata|panel)"
+    r"botella|lata|panel|menú|carta|pizarra)"
 )
 
 # fmt: off
@@ -18,17 +18,24 @@ ES = Lexicon(
         vehicle="car: coche, carro, auto, taxi, furgoneta | bicycle: bicicleta, bici, "
         "ciclista | scooter: patinete, patinete eléctrico | motorbike: moto, motocicleta, "
         "motorista | bus: autobús, autobuses, bus | truck: camión, camiones | "
-        "tram: tranvía, tren | vehicle: vehículo, tráfico",
+        "tram: tranvía, tren | vehicle: vehículo, tráfico | robot: robot, robot de reparto | "
+        "tractor: tractor, excavadora",
         person="person: persona, gente, hombre, mujer, mujeres, niño, niña, alguien, peatón, "
-        "peatones, corredor, grupo | dog: perro | animal: gato, animal | "
+        "peatones, corredor, grupo, camarero, camarera, trabajador, trabajadora, obrero, "
+        "repartidor, "
+        "repartidora, transeúnte, turista, vendedor, vendedora, mensajero, policía | dog: perro | "
+        "animal: gato, animal | "
         "stroller: carrito de bebé, cochecito | cart: carrito",
         drop="step: escalón, escalones, escalera | escalator: escalera mecánica, "
         "escaleras mecánicas, cinta transportadora | curb: bordillo | edge: borde, desnivel, "
-        "borde del andén | hole: agujero, hoyo, bache, zanja, alcantarilla, "
+        "borde del andén, andén termina, andén acaba, termina el andén, "
+        "acaba el andén | hole: agujero, hoyo, bache, zanja, alcantarilla, "
         "alcantarilla abierta, boca de alcantarilla, registro abierto | hatch: trampilla | "
         "gap: hueco | ramp: rampa, pendiente",
         surface="wet floor: suelo mojado, mojado, resbaladizo, resbaladiza | puddle: charco | "
-        "ice: hielo | glass: cristales rotos, vidrios rotos | uneven ground: irregular",
+        "ice: hielo, placa de hielo, escarcha, acera helada, suelo helado, camino helado | "
+        "mud: barro, lodo, fango | glass: cristales rotos, vidrios rotos | "
+        "uneven ground: irregular",
         obstacle="pole: poste, farola, pilar, columna, bolardo | branch: rama | "
         "box: caja, paquete | bin: contenedor, papelera, cubo de basura | cone: cono | "
         "barrier: valla, barrera, obras, cadena, cuerda, cinta de obra | "
@@ -36,9 +43,10 @@ ES = Lexicon(
         "bench: banco | tree: árbol, árboles, arbusto, maceta | wall: pared, paredes, muro | "
         "glass door: puerta de cristal | bag: bolsa, maleta, mochila | "
         "obstacle: obstáculo, objeto | cable: cable, manguera | beam: toldo, viga, techo bajo, "
-        "techo muy bajo, dintel bajo | shelf: estante, estantería, estanterías",
+        "techo muy bajo, dintel bajo | shelf: estante, estantería, estanterías | "
+        "car door: puerta del coche, puerta de un coche, puerta de coche, puerta del taxi",
         landmark="door: puerta, entrada, salida | crossing: paso de peatones, cruce, semáforo | "
-        "stop: parada, parada de autobús, estación, andén | elevator: ascensor | "
+        "stop: parada, parada de autobús, estación, andén, marquesina | elevator: ascensor | "
         "counter: mostrador | shop: tienda, farmacia, panadería",
     ),
     plural=r"(?:s|es)?",
@@ -54,7 +62,10 @@ ES = Lexicon(
     r"once|doce)\b(?: en punto)?",
     in_path=(r"\ben (?:tu|el|su) camino\b", r"\bbloquea\w* (?:el|tu) (?:paso|camino)\b",
              r"\ben medio de la acera\b", r"\ben medio del camino\b",
-             r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b"),
+             r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b",
+             r"\b(?:sobresal|invad)\w* (?:\w+ )?(?:en |a |hacia |sobre )?(?:la|el|tu) "
+             r"(?:acera|camino|paso|pasillo|carril)\b",
+             r"\batravesad[oa]s? (?:en|sobre) (?:la|el|tu) (?:acera|camino|paso|pasillo|carril)\b"),
     numbers={"un": 1.0, "uno": 1.0, "una": 1.0, "dos": 2.0, "tres": 3.0, "cuatro": 4.0,
              "cinco": 5.0, "seis": 6.0, "siete": 7.0, "ocho": 8.0, "nueve": 9.0, "diez": 10.0,
              "once": 11.0, "doce": 12.0, "quince": 15.0, "veinte": 20.0, "treinta": 30.0,
@@ -68,28 +79,40 @@ ES = Lexicon(
          0.3, 12),
         (r"\bjusto a tu lado\b", 0.5, 0),
         (r"\bmuy cerca\b|\bcerca\b|\bpegad[oa] a ti\b", 1.5, 0),
-        (r"\ba lo lejos\b|\blejos\b", 30.0, 0),
+        (r"\ba lo lejos\b|\blejos\b|\ba (?:mucha|bastante|gran|cierta) distancia\b", 30.0, 0),
     ),
     approaching=(r"\bse acerca\w*", r"\bacercándose\b", r"\bviene\w*", r"\bhacia ti\b",
                  r"\brápido\b", r"\ba toda velocidad\b", r"\bmarcha atrás\b",
-                 r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*"),
+                 r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*",
+                 r"\ben tu dirección\b", r"\ben dirección a ti\b"),
     receding=(r"\bse aleja\w*", r"\balejándose\b", r"\bya (?:ha )?pas\w*",
-              r"\bse (?:fue|marcha|marchó)\b", r"\b(?:giró|ha girado|dobló|ha doblado) "
+              r"\bse (?:fue|fueron|marcha|marchan|marchó|(?:ha|han) (?:ido|marchado))\b",
+              r"\b(?:giró|ha girado|dobló|ha doblado) "
               r"(?:por|en|hacia)\b"),
     parked=(r"\baparcad\w*", r"\bestacionad\w*", r"\bparad[oa]s?\b", r"\bdetenid\w*",
             r"\bapoyad[oa]s?\b", r"\bamarrad[oa]s?\b", r"\bno se mueve\b"),
     displayed=(r"\ben (?:el|un) escaparate\b", r"\bexpuest[oa]s?\b", r"\ben exposición\b",
-               r"\b(?:foto|cuadro|cartel|dibujo|estatua|imagen)\w* de\b"),
+               r"\b(?:foto|cuadro|cartel|dibujo|estatua|imagen|anuncio)\w* de\b",
+               r"\b(?:televisión|tele|tv|pantalla|monitor|póster|anuncio)\w*\b[^.!?;,]{0,40}?"
+               r"\b(?:muestra|mostrando|sale|aparece|se ve)\b",
+               r"\ben (?:la|el|las|un|una) "
+               r"(?:televisión|tele|tv|pantalla|noticias|anuncio|póster)\b"),
     head_height=(r"\baltura de (?:la|tu) cabeza\b", r"\bagáchate\b",
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
-    negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada"),
+    negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
+    bounds=("más", "menos"),
     clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|cruce) (?:está )?libre\b",
            r"\bnada en (?:tu|el) camino\b", r"\bno (?:está )?en tu camino\b",
            r"\bno te estorba\b", r"\bseguro cruzar\b", r"\bya no están?\b",
-           r"\b(?:han|ha) (?:sido )?(?:retirad|quitad)\w*"),
+           r"\b(?:han|ha) (?:sido )?(?:retirad|quitad)\w*",
+           r"(?<!no )\bse (?:ha|han) (?:secado|derretido|evaporado)\b",
+           r"(?<!no )\b(?:está|están) (?:ya )?sec[oa]s?\b",
+           r"(?<!no )\b(?:está|están) bien (?:ahora|ya)\b"),
     warnings=(r"^(?:aviso|peligro)\b", r"\bcuidado\b", r"\batención\b",
               r"(?:^|[¡.!,;:—–-] ?)(?:alto|para|ojo|quiet[oa]|espera)\b(?=\s*[!.,]|$)",
-              r"\bdetente\b", r"\bno te muevas\b", r"\bdespacio\b", r"\bagáchate\b",
+              r"\bdetente\b", r"\bno te muevas\b",
+              r"\bno (?:sigas|avances|continúes)\b", r"\bni un paso más\b",
+              r"\bquédate (?:donde estás|quiet[oa])\b", r"\bdespacio\b", r"\bagáchate\b",
               r"\bpeligro\b"),
     reading=(rf"\b{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:dice|pone|indica|muestra)\b",
              rf"\b{_TEXTS}\w*(?: [\w'-]+){{0,4}}:", rf"\bsegún (?:el|la) {_TEXTS}\b",

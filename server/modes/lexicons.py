@@ -62,8 +62,9 @@ def pattern(language: str, name: str) -> re.Pattern[str]:
     """A lexicon field as one compiled pattern. Built ones: "things" (group 1 a plain
     form, group 2 a compound's end, group 3 the plural), "distance" (digits and unit
     in groups 1–2, or number word and unit in 3–4), "conjunctions" and
-    "prepositions" (the space before one), "leading_conjunction", and "reading" (with
-    the sentence that a ``reading_end`` cue closes)."""
+    "prepositions" (the space before one; a preposition only where a word follows it),
+    "leading_conjunction", and "reading" (with the sentence that a ``reading_end`` cue
+    closes)."""
     lex = lexicon(language)
     if name == "things":
         plain = alternation(f for f in lex.things if not f.startswith("*"))
@@ -76,8 +77,10 @@ def pattern(language: str, name: str) -> re.Pattern[str]:
         return re.compile(
             rf"\b(?:(\d+(?:[.,]\d+)?)\s*({any_unit})|({alternation(lex.numbers)})\s+({units}))\b"
         )
-    if name in ("conjunctions", "prepositions"):
-        return re.compile(rf"\s(?=(?:{alternation(getattr(lex, name))})\b)")
+    if name == "conjunctions":
+        return re.compile(rf"\s(?=(?:{alternation(lex.conjunctions)})\b)")
+    if name == "prepositions":  # not one left at a clause's end: "the lane you're in, …"
+        return re.compile(rf"\s(?=(?:{alternation(lex.prepositions)})\b(?!\s*(?:[,.;:!?]|$)))")
     if name == "leading_conjunction":
         return re.compile(rf"(?:{alternation(lex.conjunctions)})\s+", re.IGNORECASE)
     if name == "clock":
