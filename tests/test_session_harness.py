@@ -25,6 +25,7 @@ from server.events import (
     AudioOut,
     Cue,
     CueKind,
+    FrameIn,
     Mode,
     SessionStart,
     Speech,
@@ -32,12 +33,14 @@ from server.events import (
     StillRequest,
     StopSpeaking,
     TextIn,
+    TickTrace,
+    VideoEncoding,
 )
 from server.session.outbox import Outbox
 from server.session.speaker import PlaybackResult, PlayoutObserver, Speaker, SpeechHandle
 from server.voice.tts.base import VoiceOptions
 from tests.fakes import InstantTTS, ScriptedListener, SleepyAgent
-from tests.harness import scripted
+from tests.harness import jpeg, scripted
 from tests.session_harness import run_session, run_virtual
 
 PCM_OUT = AudioFormat(AudioEncoding.PCM16, 16000)
@@ -225,3 +228,15 @@ def test_a_handle_is_read_only_and_interrupt_cuts_just_its_utterance():
     assert [e.utterance_ids for e in events if isinstance(e, StopSpeaking)] == [(first.id,)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.id = "mine"  # type: ignore[misc]
+
+
+def test_periodic_frames_are_each_decided_on_in_their_own_period():
+    """A camera at exactly the tick rate: each tick waits for its own period's frame
+    instead of taking the one that started the clock (which would leave the model a
+    whole period behind the world, tick after tick)."""
+    frames = [(float(n), FrameIn(n + 1, n * 1000, VideoEncoding.JPEG, jpeg())) for n in range(6)]
+    start = SessionStart(audio_out=PCM_OUT, want_trace=True)
+    run = run_session(frames, scripted(), until=6, start=start)
+    ages = {t.tick_s: t.frame_age_ms for t in run.of(TickTrace)}
+    assert set(ages) >= {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert all(0 <= ages[s] < 500 for s in (1.0, 2.0, 3.0, 4.0, 5.0)), ages

@@ -80,6 +80,10 @@ class FrameSlot:
     def fresh(self) -> bool:
         return self._fresh
 
+    def fresh_since(self, since: float) -> bool:
+        """A fresh frame is held, received at ``since`` or later."""
+        return self._fresh and self._frame is not None and self._frame.received_at >= since
+
     def put(self, frame: Frame) -> bool:
         """Offer a frame; an older one (by seq) than the held one is ignored."""
         if self._frame is not None and frame.seq <= self._frame.seq and frame.seq != 0:
@@ -98,14 +102,22 @@ class FrameSlot:
         self._event.clear()
         return self._frame, fresh
 
-    async def wait_fresh(self, within_s: float) -> bool:
-        if self._fresh:
+    async def wait_fresh(self, within_s: float, *, since: float | None = None) -> bool:
+        """Until a fresh frame is held (one received at ``since`` or later, when given),
+        for at most ``within_s``; whether one is."""
+
+        def ready() -> bool:
+            return self._fresh if since is None else self.fresh_since(since)
+
+        if ready():
             return True
         if within_s <= 0:
             return False
         try:
             async with asyncio.timeout(within_s):
-                await self._event.wait()
+                while not ready():
+                    self._event.clear()  # (fresh but too old: wait for the next put)
+                    await self._event.wait()
         except TimeoutError:
             return False
-        return self._fresh
+        return True

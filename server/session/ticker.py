@@ -2,8 +2,9 @@
 
 ``TickClock`` (engine/clock.py) does the arithmetic; this loop does the waiting.
 Time and sleeping are injected (``clock``, ``sleep``), so the session harness runs
-it on virtual time. A tick fires as soon as a fresh frame arrives once the period
-has passed, or at the frame-wait deadline with the last frame when none came.
+it on virtual time. A tick fires as soon as a fresh frame of its own period (received at most half a
+period before it is due) arrives once the period has passed, or at the frame-wait
+deadline with the last frame when none came.
 """
 
 from __future__ import annotations
@@ -75,8 +76,14 @@ class Ticker:
             if await self._nap(plan.due - self._clock()):
                 return
             eligible = max(plan.due, self._clock())
-            if not self._slot.fresh:
-                got = await self._slot.wait_fresh(plan.deadline - self._clock())
+            # A frame from more than half a period before the tick is due belongs to
+            # the period before (the first frame, which started the clock, always
+            # does): the camera's next one is about to land, so it is waited for like
+            # a missing one, and used only if none comes by the deadline. Deciding on
+            # it would put the model one period behind the world, tick after tick.
+            since = plan.due - self._period / 2
+            if not self._slot.fresh_since(since):
+                got = await self._slot.wait_fresh(plan.deadline - self._clock(), since=since)
                 eligible = self._clock() if got else max(plan.deadline, eligible)
             if self._stopping:
                 return
