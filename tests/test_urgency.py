@@ -732,6 +732,195 @@ def test_the_fresh_words_do_not_make_scenery_a_hazard():
         assert kind(text, Mode.GENERAL, lang=lang) == NARRATION, text
 
 
+# Each class below was found by reading the misses on FRESH-2
+# (benchmarks/data/guidance_heldout3.jsonl) once; the sentences are new ones.
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "A forklift truck is backing out of the next aisle on your left."),
+        ("en", "Pallet jack rolling towards you down the aisle."),
+        ("de", "Ein Stapler kommt rückwärts aus dem Gang rechts."),
+        ("de", "Ein Hubwagen fährt von links auf dich zu."),
+        ("es", "Una carretilla elevadora sale marcha atrás del pasillo."),
+        ("es", "Viene una transpaleta por tu izquierda."),
+    ],
+)
+def test_warehouse_vehicles_are_vehicles_of_their_own(lang, text):
+    assert kind(text, Mode.SHOPPING, lang=lang) == ALERT
+    assert hazard(text, lang).key == "forklift"
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "An employee is wheeling a cage of milk crates your way."),
+        ("en", "A cashier is walking this way with a stack of trays."),
+        ("en", "A shelf stacker is dragging a pallet your way."),
+        ("de", "Eine Angestellte schiebt einen Rollwagen auf dich zu."),
+        ("es", "Un reponedor empuja un carro hacia ti."),
+        ("es", "Una empleada viene hacia aquí con una escalera."),
+    ],
+)
+def test_staff_coming_your_way_with_a_load_is_approaching(lang, text):
+    assert kind(text, Mode.SHOPPING, lang=lang) == ALERT
+    assert hazard(text, lang).category == "person"
+
+
+def test_your_way_only_after_a_verb_of_moving():
+    for text in (
+        "A man is stepping out of your way.",
+        "The bakery is on your way, on the left.",
+        "Make your way to the crossing ahead.",
+        "The waiter moved out of your way.",
+    ):
+        assert kind(text, Mode.SHOPPING) != ALERT, text
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "Hanging sign at head height, two metres ahead."),
+        ("en", "Open window at head height on your right."),
+        ("en", "A shop banner hangs at head level just ahead."),
+        ("de", "Ein Werbeschild hängt auf Kopfhöhe vor dir."),
+        ("es", "Un letrero colgante a la altura de la cabeza, delante."),
+    ],
+)
+def test_anything_at_head_height_is_an_obstacle(lang, text):
+    assert kind(text, Mode.BLIND, lang=lang) == ALERT
+
+
+def test_overhead_or_a_lower_height_names_no_unknown_obstacle():
+    assert kind("There are fluorescent lights overhead.") == NARRATION
+    assert kind("The buttons are at chest height on your right.") == NARRATION
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "There's a van parked down the block, nowhere near you."),
+        ("en", "A dog is lying on the grass, not near you."),
+        ("en", "A bike leans on the railing, nowhere close to your path."),
+        ("en", "A bus is parked at the far end of the street."),
+        ("de", "Ein Auto parkt am Ende der Straße, nicht in deiner Nähe."),
+        ("de", "Ein Fahrrad lehnt an der Wand, nirgends in deiner Nähe."),
+        ("es", "Hay una bici apoyada en la pared, no está cerca."),
+        ("es", "Hay un coche aparcado al final de la calle."),
+    ],
+)
+def test_nowhere_near_and_down_the_block_are_not_near(lang, text):
+    assert kind(text, Mode.GENERAL, lang=lang) == NARRATION
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "You've passed the roadworks; carry on straight."),
+        ("en", "You're past the curb now, keep going."),
+        ("en", "You have now cleared the steps; the entrance is ahead."),
+        ("de", "Du hast die Treppe passiert, geh weiter geradeaus."),
+        ("de", "An der Baustelle bist du jetzt vorbei."),
+        ("es", "Ya has pasado las escaleras; sigue recto."),
+        ("es", "Has dejado atrás el andamio, sigue por la acera."),
+    ],
+)
+def test_a_thing_the_user_has_passed_is_behind(lang, text):
+    assert kind(text, Mode.NAVIGATION, lang=lang) == NARRATION
+
+
+def test_after_a_thing_passed_the_next_one_still_alerts():
+    text = "You've passed the stairs, but there's a bollard right in front of you."
+    assert kind(text, Mode.NAVIGATION) == ALERT
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "Allergens: milk, soy and hazelnuts."),
+        ("en", "Best before 14 March 2027."),
+        ("en", "Nutrition facts per 100 g: 450 calories, 20 g fat."),
+        ("de", "Zutaten: Weizenmehl, Zucker, Salz."),
+        ("de", "Mindestens haltbar bis 12.03.2027."),
+        ("es", "Ingredientes: harina de trigo, azúcar y sal."),
+        ("es", "Consumir preferentemente antes del 3 de mayo."),
+    ],
+)
+def test_a_label_heading_is_reading(lang, text):
+    assert read(text, Mode.SHOPPING, lang=lang, asked=True) == (ANSWER, True)
+
+
+def test_on_the_list_is_no_reading_cue():
+    for text in (
+        "It's gluten free; I see no wheat on the list.",
+        "No, there's nothing with nuts in the ingredients on the list.",
+        "It's not on the list of allergens.",
+    ):
+        assert read(text, Mode.SHOPPING, asked=True) == (ANSWER, False), text
+    assert read("The ingredients list says it contains milk.", Mode.SHOPPING, asked=True)[1]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "Roadworks take up the whole pavement ahead; cross to the other side."),
+        ("en", "A delivery van is blocking the entire sidewalk."),
+        ("en", "A big puddle covers the full width of the path."),
+        ("de", "Ein Gerüst nimmt den ganzen Gehweg ein, geh links vorbei."),
+        ("de", "Nach der Apotheke steht ein Bauzaun, der den gesamten Gehweg versperrt."),
+        ("es", "Unas obras ocupan toda la acera; cruza a la otra."),
+        ("es", "Hay un contenedor que bloquea todo el ancho de la acera."),
+    ],
+)
+def test_taking_up_the_whole_path_is_in_the_path(lang, text):
+    assert kind(text, Mode.NAVIGATION, lang=lang) == ALERT
+    assert hazard(text, lang).in_path
+
+
+def test_the_whole_path_without_a_thing_on_it_is_no_hazard():
+    assert kind("Walk along the whole corridor to the lift.", Mode.NAVIGATION) == NARRATION
+    assert kind("Geh den ganzen Gang entlang bis zur Kasse.", Mode.NAVIGATION, lang="de") == (
+        NARRATION
+    )
+    assert kind("Sigue todo el pasillo hasta la caja.", Mode.NAVIGATION, lang="es") == NARRATION
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "metres"),
+    [
+        ("en", "Pothole at 2 o'clock, a metre and a half.", 1.5),
+        ("en", "Bin ahead, one and a half metres.", 1.5),
+        ("en", "Bench on your left, two and a half metres.", 2.5),
+        ("de", "Poller auf 1 Uhr, anderthalb Meter.", 1.5),
+        ("de", "Laterne rechts, eine Armlänge entfernt.", 0.7),
+        ("es", "Bolardo a la derecha, a metro y medio.", 1.5),
+        ("es", "Farola delante, a dos metros y medio.", 2.5),
+        ("es", "Papelera a tu izquierda, al alcance de la mano.", 0.7),
+    ],
+)
+def test_halves_and_arms_length_are_distances(lang, text, metres):
+    assert hazard(text, lang).distance_m == metres
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "In 30 metres, turn right. Watch out, there's a bin on the pavement."),
+        ("en", "Go straight for 100 metres. Careful, there's a pothole here."),
+        ("de", "In 50 Metern links abbiegen. Vorsicht, Bordstein."),
+        ("es", "En 40 metros, gira a la derecha. Cuidado, hay un bolardo."),
+    ],
+)
+def test_a_route_distance_in_another_sentence_is_not_the_hazards(lang, text):
+    assert hazard(text, lang).distance_m is None
+
+
+def test_a_distance_in_the_same_sentence_is_still_lent():
+    assert hazard("In two metres, a pole on your right.").distance_m == 2.0
+    assert hazard("In zwei Metern, ein Poller rechts.", "de").distance_m == 2.0
+
+
 # ------------------------------------------------------------------ repeats
 
 

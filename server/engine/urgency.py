@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from server.engine.hazards import Hazard, same_hazard, worth_repeating
 from server.events import SpeechKind
-from server.modes.lexicons import WATCHFUL, Lexicon, UrgencyRules, lexicon, pattern, rows
+from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern, rows
 from server.modes.phrases import base_language
 
 # fmt: off
@@ -32,6 +32,7 @@ __all__ = ["Hazard", "Urgency", "classify", "parse_hazard", "same_hazard", "shor
 # fmt: on
 
 NONE, PRESENT, IMMINENT = 0, 1, 2
+_SENTENCE = re.compile(r"[.!?](?=\s)")
 Span = tuple[int, int]
 
 
@@ -112,6 +113,7 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
         if c.distance_m is None:
             n = d.group(1) or " ".join(d.group(3).split())
             metres = float(n.replace(",", ".")) if n[0].isdigit() else lex.numbers[n]
+            metres += 0.5 if d.group(5) else 0.0  # "a metre and a half"
             c.distance_m = round(metres * {**lex.units, **dict(lex.short_units)}[unit], 2)
             c.distance = said(d)
         masked = masked[: d.start()] + " " * (d.end() - d.start()) + masked[d.end() :]
@@ -144,6 +146,8 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
         t, (c.key, c.category) = next((f for f in found if f[1][1] != "landmark"), found[0])
         c.what, shown = said(t), pattern(lang, "displayed").search(s)
         c.category = "landmark" if shown else c.category
+        if c.category == "landmark" and c.head and pattern(lang, "heights").search(s):
+            c.category = "obstacle"  # "the shop banner at head height": walked into
         c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
     words = [w.strip("¡¿,.;:!?") for w in s.split()]
     c.denies = not found and any(
@@ -186,7 +190,9 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     for span in _split(low, lang, (0, end), fine=False):  # what is read out is not the model's
         c = _clause(low, text, span, lang)
         if c.what:
-            for q in [q for q in pending if not q.safe]:  # a denial lends nothing forward
+            # A denial lends nothing forward, nor does another sentence: "In 50 metres, turn
+            # left. Careful, the curb here is high."
+            for q in [q for q in pending if not (q.safe or _SENTENCE.search(low, q.at, c.at))]:
                 _merge(c, q, backward=False)
             pending = []
             mentions.append(c)
@@ -197,7 +203,9 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     w = pattern(lang, "warnings").search(low[:end])
     warning = text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else ""
     live = [c for c in mentions if not (c.negated or c.receding) and (c.approaching or not c.safe)]
-    if not mentions and (generic := _generic(low, text, pending, lexicon(lang))) is not None:
+    if not mentions and (generic := _generic(low, text, pending, lang)) is not None:
+        for q in [q for q in pending if q.at != generic.at and not q.safe]:
+            _merge(generic, q, backward=q.at > generic.at)  # "…, 12 o'clock"
         live = [generic]
     if live:
         # The thing that counts most by itself (first if tied): the warning is the line's.
@@ -215,18 +223,25 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     return None, reading, note or (f"denied ('{denied}')" if denied else "no hazard mentioned")
 
 
-def _generic(low: str, text: str, clauses: list[_Clause], lex: Lexicon) -> _Clause | None:
-    """A thing the lexicon lacks, said to be in the path: "A wooden pallet in your way"."""
+def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause | None:
+    """A thing the lexicon lacks, said to be in the path, right ahead or at head height:
+    "A wooden pallet in your way", "Overhanging sign at head height"."""
+    lex = lexicon(lang)
+    stops = {*lex.copulas, *(p.split()[0] for p in lex.prepositions)}  # where a name ends
     for c in clauses:
         near = c.distance_m is not None and c.distance_m <= 1.0 and c.clock == 12
-        if c.safe or not (c.in_path or near):
+        high = bool(c.head) and pattern(lang, "heights").search(c.head.lower()) is not None
+        if c.safe or not (c.in_path or near or high):
             continue
-        cut = low.find((c.direction if c.in_path else c.distance).lower(), c.at)
+        said = c.direction if c.in_path else c.distance if near else c.head
+        cut = low.find(said.lower(), c.at)
+        if c.in_path and (m := pattern(lang, "in_path").search(low, c.at)):
+            cut = m.start() if cut < 0 else min(cut, m.start())  # "A stall takes up the whole…"
         words = [w.strip(",;:¡¿") for w in low[c.at : cut].split()]
         if set(lex.negators) & set(words):
             return None
         start = next((i + 1 for i, w in enumerate(words) if w in lex.articles), 0)
-        name = list(itertools.takewhile(lambda w: w not in lex.copulas, words[start:]))[:3]
+        name = list(itertools.takewhile(lambda w: w not in stops, words[start:]))[:3]
         if not name:
             return None
         at = low.find(" ".join(name), c.at)

@@ -60,6 +60,11 @@ class Lexicon:
     step_units: tuple[str, ...] = ()  # units that are also things ("three steps down")
     # After a negator, a bound and no denial: "no more than a metre", "keine zwei Meter".
     bounds: tuple[str, ...] = ()
+    # Said after a unit, half a unit more: "a metre and a half", "dos metros y medio".
+    half: str = r"(?!)"
+    # The head heights said as a level ("at head height", "knee-high"): there, a thing the
+    # lexicon lacks is an obstacle ("Overhanging sign at head height"); "overhead" is not one.
+    heights: tuple[str, ...] = ()
 
 
 def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:

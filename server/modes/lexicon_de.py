@@ -15,15 +15,17 @@ _TEXTS = (
 DE = Lexicon(
     language="de",
     things=thing_table(
-        vehicle="car: auto, wagen, pkw, taxi, transporter | bicycle: fahrrad, fahrräder, rad, "
+        vehicle="car: auto, wagen, pkw, taxi, transporter, lieferwagen | bicycle: fahrrad, fahrräder, rad, "
         "radfahrer, radfahrerin, fahrradfahrer | scooter: roller, e-roller, scooter | "
         "motorbike: motorrad, mofa | bus: bus, busse | truck: lkw, lastwagen, laster | "
         "tram: straßenbahn, tram, zug | vehicle: fahrzeug, verkehr | robot: roboter, "
         "lieferroboter, "
-        "*roboter | tractor: traktor, bagger",
-        person="person: person, mensch, menschen, mann, männer, frau, kind, kinder, jemand, "
+        "*roboter | tractor: traktor, bagger | forklift: gabelstapler, *stapler, hubwagen, "
+        "*hubwagen",
+        person="person: person, mensch, menschen, leute, mann, männer, frau, kind, kinder, jemand, "
         "fußgänger, jogger, läufer, gruppe, kellner, kellnerin, *arbeiter, arbeiterin, passant, "
-        "passantin, kurier, bote, verkäufer, verkäuferin, tourist, touristen, schüler, kleinkind | "
+        "passantin, kurier, bote, verkäufer, verkäuferin, tourist, touristen, schüler, kleinkind, "
+        "angestellte, angestellter, kassierer, kassiererin, reinigungskraft, kunde, kundin | "
         "dog: hund | animal: katze, tier | "
         "stroller: kinderwagen | cart: einkaufswagen",
         drop="step: *stufe, *treppe | escalator: rolltreppe, rollsteig | curb: bordstein, "
@@ -43,9 +45,9 @@ DE = Lexicon(
         "table: tisch | bench: bank | tree: baum, bäume, busch, hecke, blumenkübel | "
         "wall: wand, mauer | glass door: glastür | bag: tasche, koffer, gepäck, rucksack | "
         "obstacle: hindernis, gegenstand | cable: kabel, schlauch | beam: balken, vordach, "
-        "niedrige decke, tiefe decke, niedriger durchgang | shelf: regal | "
+        "niedrige decke, tiefe decke, niedriger durchgang, markise | shelf: regal | "
         "car door: autotür, wagentür, fahrzeugtür",
-        landmark="door: tür, eingang, ausgang, tor | crossing: zebrastreifen, übergang, "
+        landmark="door: tür, *tür, eingang, ausgang, tor | crossing: zebrastreifen, übergang, "
         "kreuzung, ampel | stop: haltestelle, bushaltestelle, bahnhof, bahnsteig, wartehäuschen | "
         "elevator: aufzug, fahrstuhl | counter: kasse, theke | "
         "shop: laden, geschäft, apotheke, bäckerei",
@@ -67,26 +69,39 @@ DE = Lexicon(
              r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
              r"\böffnet sich (?:\w+ )?(?:nach außen|zu dir|auf dich zu)\b",
              r"\bschwingt (?:\w+ )?auf\b",
-             r"\b(?:ragt|ragen|steht|stehen) (?:\w+ ){0,4}?(?:in|auf) (?:den|deinen) "
+             r"\b(?:ragt|ragen|steht|stehen|hängt|hängen) (?:\w+ ){0,4}?(?:in|auf|über) "
+             r"(?:den|deinen) "
              r"\w*(?:weg|steig|gang)\b",
-             r"\bquer (?:über|auf|vor) (?:den|dem|deinen|deinem) \w*(?:weg|steig|gang)\b"),
+             r"\bquer (?:über|auf|vor) (?:den|dem|deinen|deinem) \w*(?:weg|steig|gang)\b",
+             r"\b(?:nimmt|nehmen|belegt|belegen|blockiert|blockieren|versperrt|versperren|füllt|"
+             r"füllen|bedeckt|bedecken) (?:\w+ ){0,2}?(?:den|die|das) (?:ganzen?|gesamten?) "
+             r"\w*(?:weg|steig|gang)\b",
+             r"\b(?:den|die|das) (?:ganzen?|gesamten?) \w*(?:weg|steig|gang) (?:\w+ )?(?:einnimmt|"
+             r"einnehmen|blockiert|versperrt|belegt|füllt|bedeckt)\b",
+             r"\büber die (?:ganze|gesamte|volle) breite (?:des|der) \w*(?:wegs|weges|steigs|"
+             r"steiges|gangs|ganges)\b"),
     numbers={"ein": 1.0, "eine": 1.0, "einen": 1.0, "einem": 1.0, "einer": 1.0, "zwei": 2.0,
              "drei": 3.0, "vier": 4.0, "fünf": 5.0, "sechs": 6.0, "sieben": 7.0, "acht": 8.0,
              "neun": 9.0, "zehn": 10.0, "fünfzehn": 15.0, "zwanzig": 20.0, "dreißig": 30.0,
              "vierzig": 40.0, "fünfzig": 50.0, "sechzig": 60.0, "achtzig": 80.0,
              "hundert": 100.0,
              "eins": 1.0, "elf": 11.0, "zwölf": 12.0, "einen halben": 0.5, "einem halben": 0.5,
-             "halben": 0.5, "ein paar": 3.0},
+             "halben": 0.5, "ein paar": 3.0, "anderthalb": 1.5, "eineinhalb": 1.5,
+             "zweieinhalb": 2.5, "dreieinhalb": 3.5},
     units={"metern": 1.0, "meter": 1.0, "schritten": 0.75, "schritte": 0.75, "schritt": 0.75},
     vague=(
         (r"\b(?:direkt|genau|unmittelbar) vor dir\b", 0.5, 12),
         (r"\bvor deinen füßen\b|\b(?:an|bei|vor) deinem (?:linken |rechten )?fuß\b", 0.3, 12),
         (r"\b(?:kurz|gleich|knapp) vor dir\b", 1.5, 12),
         (r"\bdirekt neben dir\b", 0.5, 0),
-        (r"\bganz nah\b|\bin deiner nähe\b|\bnah\b|\bnahe\b|\bdicht\b", 1.5, 0),
+        (r"\b(?:eine )?arm(?:es)?länge\b", 0.7, 0),
+        (r"(?<!nicht )(?<!nirgends )(?<!nirgendwo )(?<!gar nicht )(?:\bganz nah\b|"
+         r"\bin deiner nähe\b|\bnah\b|\bnahe\b|\bdicht\b)", 1.5, 0),
         (r"\bweit weg\b|\bin der ferne\b|\bweit\b(?! (?:in|hinein|über|auf|hinaus)\b)|\bein "
         r"(?:ganzes |gutes |großes )?stück (?:weg|entfernt)\b|"
-         r"\bin (?:einiger|großer|sicherer) entfernung\b", 30.0, 0),
+         r"\bin (?:einiger|großer|sicherer) entfernung\b|\bam (?:anderen )?ende der straße\b|"
+         r"\bweiter (?:vorne |hinten )?(?:die straße|den block) (?:hinunter|runter|entlang)\b",
+         30.0, 0),
     ),
     approaching=(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
                  r"\brückwärts\b", r"\bvon (?:links|rechts|hinten)\b", r"\bfährt\b",
@@ -98,7 +113,9 @@ DE = Lexicon(
               r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
               r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b",
               r"\b(?:ist|sind) (?:schon |bereits |gerade |jetzt )?"
-              r"(?:weggefahren|abgefahren|weg)\b"),
+              r"(?:weggefahren|abgefahren|weg)\b",
+              r"\b(?:hast|habt) (?:du |ihr )?(?:\w+ ){0,4}?(?:passiert|hinter dir gelassen)\b",
+              r"\b(?:bist|seid) (?:du |ihr )?(?:\w+ ){0,4}?vorbei\b"),
     parked=(r"\bgeparkt\w*", r"\bparkt\b", r"\bparkend\w*", r"\bsteht\b", r"\bstehend\w*",
             r"\babgestellt\w*", r"\bangeschlossen\w*", r"\blehnt\b"),
     displayed=(r"\bim schaufenster\b", r"\bausgestellt\w*", r"\bauslage\b",
@@ -114,6 +131,7 @@ DE = Lexicon(
     clear=(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
            r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
            r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
+           r"\b(?:nicht|nirgends|nirgendwo|gar nicht) (?:in deiner nähe|nah|nahe|in der nähe)\b",
            r"\bsicher (?:gehen|überqueren)\b", r"\b(?:wurde|wurden) (?:\w+ )?(?:entfernt|"
            r"weggeräumt|abgebaut)\b", r"\b(?:ist|sind) (?:jetzt |wieder )?trocken\b",
            r"\b(?:ist|sind) (?!nicht )(?:\w+ )?(?:ab)?(?:getrocknet|geschmolzen|getaut)\b",
@@ -127,13 +145,17 @@ DE = Lexicon(
     reading=(rf"\b\w*{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:steht|sagt|zeigt|lautet|listet|nennt)\b",
              rf"\blaut (?:dem |der )?\w*{_TEXTS}\w*\b", rf"\b\w*{_TEXTS}\w*(?: [\w'-]+){{0,4}}:",
              r"\b(?:abfahrt|abfahrten|ankunft) (?:nach|von|aus|richtung)\b",
-             r"\bda steht\b", r"\bsteht:", QUOTE),
+             r"\bda steht\b", r"\bsteht:", QUOTE,
+             r"(?:^|(?<=[.!?] ))(?:zutaten|inhaltsstoffe|allergene|allergiehinweis|enthält|"
+             r"nährwerte|nährwertangaben|preis|zubereitung)(?: [\w'-]+){0,3}:",
+             r"(?:^|(?<=[.!?] ))(?:mindestens haltbar|zu verbrauchen bis|kann spuren)\b"),
     reading_end=(r"\bso steht (?:es|das)\b", r"\b(?:das|so) steht (?:da |so )?(?:auf|an|am)\b"),
     conjunctions=("und", "aber", "oder", "sondern", "während", "dann", "weil", "obwohl",
                   "doch", "außer", "jedoch", "allerdings"),
     prepositions=("mit", "auf", "neben", "hinter", "unter", "über", "bei", "am", "im", "von"),
     articles=("ein", "eine", "einen", "der", "die", "das"),
-    copulas=("ist", "sind", "liegt", "steht", "gibt"),
+    copulas=("ist", "sind", "liegt", "steht", "gibt", "hängt", "hängen", "ragt"),
     leads=("direkt", "genau", "gleich"),
+    heights=(r"\bkopfhöhe\b",),
 )
 # fmt: on

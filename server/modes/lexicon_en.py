@@ -14,7 +14,8 @@ EN = Lexicon(
         vehicle="car: car, automobile, taxi, cab, van, suv, jeep | bicycle: bike, bicycle, "
         "cyclist, biker, bike rider | scooter: scooter, e-scooter, electric scooter | "
         "motorbike: motorbike, motorcycle, moped, motorcyclist | bus: bus | "
-        "truck: truck, lorry, pickup truck, delivery truck, forklift | tram: tram, streetcar, "
+        "truck: truck, lorry, pickup truck, delivery truck | forklift: forklift, fork-lift, "
+        "forklift truck, pallet jack, pallet truck, reach truck | tram: tram, streetcar, "
         "train | vehicle: vehicle, traffic | skateboard: skateboard, skateboarder | "
         "cart: shopping cart, golf cart, trolley, shopping trolley | robot: robot, delivery robot, "
         "cleaning robot | tractor: tractor, digger, excavator, bulldozer",
@@ -23,7 +24,8 @@ EN = Lexicon(
         "wheelchair user, waiter, waitress, worker, workman, builder, courier, passer-by, "
         "passerby, "
         "shopper, tourist, student, toddler, teenager, skater, officer, security guard, vendor, "
-        "staff member | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
+        "staff member, employee, shop assistant, sales assistant, assistant, cashier, cleaner, "
+        "shelf stacker, stacker, stock clerk, clerk, attendant, porter, janitor, customer | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
         "stroller: stroller, pram, pushchair, buggy",
         drop="step: step, steps down, step down, steps up, step up, stair, stairs, staircase, "
         "stairway, flight of stairs | escalator: escalator, moving staircase, moving walkway, "
@@ -80,13 +82,17 @@ EN = Lexicon(
              r"\bacross (?:it|(?:the|your) (?:[\w-]+ "
              r")?(?:path|way|sidewalk|pavement|walkway|corridor|"
              r"aisle|hallway|passage|doorway|entrance|lane))\b",
-             r"\b(?:stick|jut|protrud|pok|reach|hang)\w* (?:out )?(?:into|across|onto|over) "
+             r"\b(?:stick|jut|protrud|pok|reach|hang)\w* (?:[\w-]+ ){0,2}?(?:into|across|onto|over) "
              r"(?:the|your) "
              r"(?:[\w-]+ )?(?:path|way|sidewalk|pavement|walkway|aisle|lane|corridor)\b",
              r"\bblocking (?:the |your )?(?:path|way|sidewalk|pavement|aisle|door|corridor)\b",
              r"\bin the middle of the (?:path|sidewalk|pavement|aisle|corridor|walkway)\b",
              r"\bon (?:the|your) (?:path|sidewalk|pavement|walkway) ahead\b",
              r"\binto (?:your|the) (?:path|way)\b",
+             r"\b(?:tak\w* up|cover\w*|fill\w*|span\w*|block\w*|occup\w*|stretch\w* across|"
+             r"run\w* across) (?:almost |nearly )?(?:the )?(?:whole|entire|full|full width "
+             r"of the|width of the) (?:[\w-]+ )?(?:path|way|sidewalk|pavement|walkway|aisle|"
+             r"corridor|passage|hallway|footpath|lane)\b",
              r"\bopen(?:ing|s)? (?:outwards?|towards? you)\b",
              r"\bswing(?:ing|s)? (?:open|out|outwards?|towards? you)\b"),
     numbers={"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0,
@@ -96,7 +102,8 @@ EN = Lexicon(
              "thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0, "seventy": 70.0,
              "eighty": 80.0, "ninety": 90.0, "a hundred": 100.0, "hundred": 100.0,
              "a": 1.0, "an": 1.0,
-             "half a": 0.5, "a couple of": 2.0, "a few": 3.0},
+             "half a": 0.5, "a couple of": 2.0, "a few": 3.0, "one and a half": 1.5,
+             "two and a half": 2.5, "three and a half": 3.5},
     units={"metres": 1.0, "meters": 1.0, "metre": 1.0, "meter": 1.0, "feet": 0.3048,
            "foot": 0.3048, "yards": 0.9144, "yard": 0.9144, "steps": 0.75, "step": 0.75,
            "paces": 0.75, "pace": 0.75},
@@ -107,9 +114,12 @@ EN = Lexicon(
         (r"\bjust ahead(?: of you)?\b", 2.0, 12),
         (r"\bright (?:next to|beside) you\b", 0.5, 0),
         (r"\barm'?s length\b", 0.7, 0),
-        (r"\b(?:very )?close(?: to you| by)?\b|\bnear you\b|\bnearby\b", 1.5, 0),
+        (r"(?<!nowhere )(?<!not )(?<!anywhere )(?<!n't )\b(?:very )?close(?: to you| by)?\b|"
+         r"(?<!nowhere )(?<!not )(?<!anywhere )\bnear you\b|\bnearby\b", 1.5, 0),
         (r"\bfar (?:away|off)\b|\bin the distance\b|\bfar\b|\ba long way\b|\bquite a way\b|"
-         r"\bway off\b|\bmiles away\b|\bsome distance (?:away|off)\b|\bat a distance\b", 30.0, 0),
+         r"\bway off\b|\bmiles away\b|\bsome distance (?:away|off)\b|\bat a distance\b|"
+         r"\b(?:way|far|further|farther) (?:down|up|along) the (?:block|street|road)\b|"
+         r"\bat the (?:far |other )?end of the (?:block|street|road)\b", 30.0, 0),
     ),
     approaching=(r"\bapproach\w*", r"\bcom(?:ing|es)\b", r"\bheading (?:for|towards?|at|your)\b",
                  r"\b(?:moving )?towards? you\b", r"\b(?:straight|right|directly) at you\b",
@@ -118,7 +128,10 @@ EN = Lexicon(
                  r"\bclosing in\b", r"\bin your direction\b",
                  r"\b(?:headed|heading|moving|walking|rolling|running|riding|driving|cycling) your "
                  r"way\b", r"\bfrom (?:your |the )?(?:left|right|behind)\b",
-                 r"\bbehind you\b", r"\bfrom \d{1,2} o'?clock\b"),
+                 r"\bbehind you\b", r"\bfrom \d{1,2} o'?clock\b",
+                 r"\b(?:push|pull|wheel|carr|drag|roll|steer|bring|driv|rid|walk|run|head|mov|"
+                 r"com|cycl|skat|jog|rac|speed|hurr|rush|swerv|veer)\w*\b(?: [\w'-]+){0,6}? "
+                 r"(?<!of )(?<!in )(?<!on )(?:your|this) way\b"),
     receding=(r"\b(?:has|have|had|just|already)(?: just| already)? (?:passed|gone)\b",
               r"\b(?:gone|went|driven|drove|ridden|rode|walked|cycled|rolled|ran|run|moved|"
               r"headed|zoomed|sped) (?:past|by|off|away)\b", r"\bpulled away\b", r"\bturned away\b",
@@ -126,7 +139,9 @@ EN = Lexicon(
               r" the (?:stop|station|platform)))\b",
               r"\bturned off\b(?! (?:its|the|his|her|their)\b)",  # not "turned off its engine"
               r"\b(?:moving|walking|driving|riding|cycling|rolling|running|heading|going|"
-              r"pulling) (?:off|away)\b", r"\bpassed (?:you|by)\b", r"\baway from you\b"),
+              r"pulling) (?:off|away)\b", r"\bpassed (?:you|by)\b", r"\baway from you\b",
+              r"(?:'ve|\bhave)(?: just| already| now)? (?:passed|gone past|got past|gotten past|"
+              r"walked past|cleared)\b", r"\byou(?:'re| are) (?:now |already )?(?:past|beyond)\b"),
     parked=(r"\bparked\b", r"\bstationary\b", r"\b(?:not|isn't|aren't) moving\b", r"\bstopped\b",
             r"\bstanding\b", r"\bdocked\b", r"\bchained\b", r"\blocked (?:up|to)\b",
             r"\bleaning (?:against|on)\b", r"\bengine off\b"),
@@ -154,7 +169,8 @@ EN = Lexicon(
         r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bnothing (?:in|on|ahead|around)\b",
         r"\bnot in (?:your|the) (?:way|path)\b", r"\bout of (?:your|the) (?:way|path)\b",
         r"\bsafe to (?:cross|walk|go|continue|proceed)\b", r"\bno (?:obstacles?|hazards?)\b",
-        r"\bwell away from\b", r"\bclosed to (?:traffic|cars|vehicles)\b",
+        r"\bwell away from\b", r"\bnowhere (?:near|close)\b",
+        r"\bnot (?:anywhere )?(?:near|close to) (?:you|your path|the path)\b", r"\bclosed to (?:traffic|cars|vehicles)\b",
         r"\b(?:has|have) been (?:taken away|removed|cleared|cleaned up|mopped up|tidied away)\b",
         r"\b(?:looks|is|are|seems)(?: now)? dry\b",
         r"\b(?:has|have|had)(?: now| already)? (?:dried|melted|thawed|drained)\b",
@@ -176,8 +192,13 @@ EN = Lexicon(
         r"writing|note|sticker|packet|package|can|bottle|jar|card|ticket|tag|panel|it|plate|"
         r"timetable|ingredients|chalkboard|blackboard|whiteboard)s?\b[^.!?]{0,30}?\b"
         r"(?:says|say|reads|"
-        r"shows|displays|states|"
-        r"lists|list|warns)\b",
+        r"shows|displays|states|warns|"
+        r"(?<!\bthe )(?<!\ba )(?<!\bon )(?<!\bin )(?<!\bthis )(?<!\bthat )(?<!\byour )"
+        r"lists?)\b",
+        r"(?:^|(?<=[.!?] ))(?:ingredients|allergens|allergy advice|contains|may contain|"
+        r"nutrition(?:al)? (?:facts|information|values)|best before|use by|expiry date|expires|"
+        r"price|net weight|directions for use|storage)(?: [\w'-]+){0,3}:",
+        r"(?:^|(?<=[.!?] ))(?:best before|use by|expires on)\b",
         r"\b(?:sign|label|notice|plaque|menu|screen|display|board|packet|package|bottle|jar|"
         r"tag|ticket|poster|banner|sticker|chalkboard|blackboard|whiteboard|price list)s?\b"
         r"(?: [\w'-]+){0,4}:",
@@ -199,9 +220,11 @@ EN = Lexicon(
                   "by", "from", "across", "along", "past", "beside", "towards", "toward"),
     articles=("a", "an", "the", "some"),
     copulas=("is", "are", "was", "has", "have", "lying", "standing", "sitting", "left",
-             "there's"),
+             "there's", "hangs"),
     leads=("right", "just", "directly", "straight", "quite", "very"),
     short_units=(("m", 1.0), ("ft", 0.3048)),
+    half=r"and a half",
+    heights=(r"\bhead[- ](?:height|level)\b",),
     step_units=("steps", "step", "paces", "pace"),
 )
 # fmt: on

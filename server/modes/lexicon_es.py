@@ -19,13 +19,16 @@ ES = Lexicon(
         "ciclista | scooter: patinete, patinete eléctrico | motorbike: moto, motocicleta, "
         "motorista | bus: autobús, autobuses, bus | truck: camión, camiones | "
         "tram: tranvía, tren | vehicle: vehículo, tráfico | robot: robot, robot de reparto | "
-        "tractor: tractor, excavadora",
+        "tractor: tractor, excavadora | forklift: carretilla elevadora, carretillas elevadoras, "
+        "montacargas, transpaleta, traspaleta, apiladora",
         person="person: persona, gente, hombre, mujer, mujeres, niño, niña, alguien, peatón, "
         "peatones, corredor, grupo, camarero, camarera, trabajador, trabajadora, obrero, "
         "repartidor, "
-        "repartidora, transeúnte, turista, vendedor, vendedora, mensajero, policía | dog: perro | "
+        "repartidora, transeúnte, turista, vendedor, vendedora, mensajero, policía, empleado, "
+        "empleada, dependiente, dependienta, cajero, cajera, reponedor, reponedora, cliente, "
+        "clienta, limpiador, limpiadora | dog: perro | "
         "animal: gato, animal | "
-        "stroller: carrito de bebé, cochecito | cart: carrito",
+        "stroller: carrito de bebé, cochecito | cart: carrito, carretilla",
         drop="step: escalón, escalones, escalera | escalator: escalera mecánica, "
         "escaleras mecánicas, cinta transportadora | curb: bordillo | edge: borde, desnivel, "
         "borde del andén, andén termina, andén acaba, termina el andén, "
@@ -60,12 +63,18 @@ ES = Lexicon(
     ),
     clock=r"\ba (?:las|la) (1[0-2]|[1-9]|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|"
     r"once|doce)\b(?: en punto)?",
-    in_path=(r"\ben (?:tu|el|su) camino\b", r"\bbloquea\w* (?:el|tu) (?:paso|camino)\b",
+    in_path=(r"\ben (?:tu|el|su) camino\b",
+             r"\b(?:bloque|tap|obstruy|obstru)\w* (?:el|tu|la) (?:paso|camino|acera|pasillo)\b",
+             r"\b(?:ocup|cubr|llen|bloque|invad|abarc|tap)\w* (?:casi |prácticamente )?"
+             r"(?:todo (?:el|lo) ancho de (?:la|el)|el ancho de (?:la|el)|todo el|toda la) "
+             r"(?:acera|camino|paso|pasillo|carril|calle)\b",
              r"\ben medio de la acera\b", r"\ben medio del camino\b",
              r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b",
              r"\b(?:sobresal|invad)\w* (?:\w+ )?(?:en |a |hacia |sobre )?(?:la|el|tu) "
              r"(?:acera|camino|paso|pasillo|carril)\b",
-             r"\batravesad[oa]s? (?:en|sobre) (?:la|el|tu) (?:acera|camino|paso|pasillo|carril)\b"),
+             r"\batravesad[oa]s? (?:en|sobre) (?:la|el|tu) (?:acera|camino|paso|pasillo|carril)\b",
+             r"\bcuelga\w* (?:\w+ ){0,2}?(?:sobre|encima de) (?:la|el|tu) "
+             r"(?:acera|camino|paso|pasillo)\b"),
     numbers={"un": 1.0, "uno": 1.0, "una": 1.0, "dos": 2.0, "tres": 3.0, "cuatro": 4.0,
              "cinco": 5.0, "seis": 6.0, "siete": 7.0, "ocho": 8.0, "nueve": 9.0, "diez": 10.0,
              "once": 11.0, "doce": 12.0, "quince": 15.0, "veinte": 20.0, "treinta": 30.0,
@@ -78,14 +87,19 @@ ES = Lexicon(
         (r"\ba tus pies\b|\bjunto a tu pie\b|\b(?:a|junto a) tu pie (?:izquierdo|derecho)\b",
          0.3, 12),
         (r"\bjusto a tu lado\b", 0.5, 0),
-        (r"\bmuy cerca\b|\bcerca\b|\bpegad[oa] a ti\b", 1.5, 0),
-        (r"\ba lo lejos\b|\blejos\b|\ba (?:mucha|bastante|gran|cierta) distancia\b", 30.0, 0),
+        (r"\b(?:a )?(?:un )?metro y medio\b", 1.5, 0),
+        (r"\ba un brazo(?: de distancia)?\b|\bal alcance de (?:la|tu) mano\b", 0.7, 0),
+        (r"(?<!no está )(?<!no están )(?<!no queda )(?<!no )(?<!ni )(?<!nada )"
+         r"(?:\bmuy cerca\b|\bcerca\b)|\bpegad[oa] a ti\b", 1.5, 0),
+        (r"\ba lo lejos\b|\blejos\b|\ba (?:mucha|bastante|gran|cierta) distancia\b|"
+         r"\bal (?:final|fondo) de la calle\b|\bcalle (?:abajo|arriba)\b", 30.0, 0),
     ),
     approaching=(r"\bse acerca\w*", r"\bacercándose\b", r"\bviene\w*", r"\bhacia ti\b",
                  r"\brápido\b", r"\ba toda velocidad\b", r"\bmarcha atrás\b",
                  r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*",
-                 r"\ben tu dirección\b", r"\ben dirección a ti\b"),
-    receding=(r"\bse aleja\w*", r"\balejándose\b", r"\bya (?:ha )?pas\w*",
+                 r"\ben tu dirección\b", r"\ben dirección a ti\b", r"\bhacia (?:aquí|acá)\b"),
+    receding=(r"\bse aleja\w*", r"\balejándose\b", r"\bya (?:has? |han |hemos )?pas\w*",
+              r"\b(?:has|hemos) (?:pasado|dejado atrás|rebasado|superado)\b",
               r"\bse (?:fue|fueron|marcha|marchan|marchó|(?:ha|han) (?:ido|marchado))\b",
               r"\b(?:giró|ha girado|dobló|ha doblado) "
               r"(?:por|en|hacia)\b"),
@@ -97,13 +111,14 @@ ES = Lexicon(
                r"\b(?:muestra|mostrando|sale|aparece|se ve)\b",
                r"\ben (?:la|el|las|un|una) "
                r"(?:televisión|tele|tv|pantalla|noticias|anuncio|póster)\b"),
-    head_height=(r"\baltura de (?:la|tu) cabeza\b", r"\bagáchate\b",
+    head_height=(r"\b(?:a (?:la )?)?altura de (?:la|tu) cabeza\b", r"\bagáchate\b",
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
     negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
     bounds=("más", "menos"),
     clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|cruce) (?:está )?libre\b",
            r"\bnada en (?:tu|el) camino\b", r"\bno (?:está )?en tu camino\b",
            r"\bno te estorba\b", r"\bseguro cruzar\b", r"\bya no están?\b",
+           r"\bno (?:está|están|queda|quedan) (?:muy |nada )?cerca\b", r"\bni (?:de )?cerca\b",
            r"\b(?:han|ha) (?:sido )?(?:retirad|quitad)\w*",
            r"(?<!no )\bse (?:ha|han) (?:secado|derretido|evaporado)\b",
            r"(?<!no )\b(?:está|están) (?:ya )?sec[oa]s?\b",
@@ -118,14 +133,20 @@ ES = Lexicon(
              rf"\b{_TEXTS}\w*(?: [\w'-]+){{0,4}}:", rf"\bsegún (?:el|la) {_TEXTS}\b",
              r"\b(?:en|sobre) (?:el|la|los|las|un|una) (?:\w+ ){1,4}?(?:pone|dice|se lee)\b",
              r"\bsalidas? (?:hacia|a|para)\b|\bllegadas? (?:de|desde)\b",
-             r"\bse lee\b", r"\bestá escrito\b", r"^pone\b|\bpone:", QUOTE),
+             r"\bse lee\b", r"\bestá escrito\b", r"^pone\b|\bpone:", QUOTE,
+             r"(?:^|(?<=[.!?] ))(?:ingredientes|alérgenos|contiene|puede contener|información "
+             r"nutricional|valores nutricionales|precio|modo de empleo|conservación)"
+             r"(?: [\w'-]+){0,3}:",
+             r"(?:^|(?<=[.!?] ))(?:consumir preferentemente|fecha de caducidad|caduca)\b"),
     reading_end=(r"\b(?:eso|esto) es lo que (?:dice|pone|indica)\b",
                  r"\bes lo que (?:dice|pone|indica)\b"),
     conjunctions=("y", "e", "pero", "o", "u", "mientras", "luego", "aunque", "porque",
                   "excepto", "salvo", "sin embargo", "así que"),
     prepositions=("con", "en", "sobre", "junto a", "detrás de", "bajo", "por", "desde"),
     articles=("un", "una", "unos", "unas", "el", "la"),
-    copulas=("está", "están", "hay", "queda"),
+    copulas=("está", "están", "hay", "queda", "cuelga"),
+    half=r"y medio",
+    heights=(r"\baltura de (?:la|tu) cabeza\b",),
     leads=("justo", "muy"),
 )
 # fmt: on

@@ -61,7 +61,7 @@ def alternation(words: Iterable[str]) -> str:
 def pattern(language: str, name: str) -> re.Pattern[str]:
     """A lexicon field as one compiled pattern. Built ones: "things" (group 1 a plain
     form, group 2 a compound's end, group 3 the plural), "distance" (digits and unit
-    in groups 1–2, or number word and unit in 3–4), "conjunctions" and
+    in groups 1–2, or number word and unit in 3–4; group 5 "and a half"), "conjunctions" and
     "prepositions" (the space before one; a preposition only where a word follows it),
     "leading_conjunction", and "reading" (with the sentence that a ``reading_end`` cue
     closes)."""
@@ -75,7 +75,8 @@ def pattern(language: str, name: str) -> re.Pattern[str]:
     if name == "distance":
         units, any_unit = alternation(lex.units), alternation([*lex.units, *dict(lex.short_units)])
         return re.compile(
-            rf"\b(?:(\d+(?:[.,]\d+)?)\s*({any_unit})|({alternation(lex.numbers)})\s+({units}))\b"
+            rf"\b(?:(\d+(?:[.,]\d+)?)\s*({any_unit})|({alternation(lex.numbers)})\s+({units}))"
+            rf"(\s+(?:{lex.half}))?\b"
         )
     if name == "conjunctions":
         return re.compile(rf"\s(?=(?:{alternation(lex.conjunctions)})\b)")
