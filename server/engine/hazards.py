@@ -13,7 +13,8 @@ __all__ = ["Hazard", "same_hazard", "worth_repeating"]
 class Hazard:
     what: str = ""  # the thing as said ("low branch", "Fahrrad"); "" for a bare "Stop!"
     key: str = ""  # canonical and language-neutral: "branch", "bicycle"
-    category: str = ""  # one of lexicons.CATEGORIES; "" for a bare warning
+    # one of lexicons.CATEGORIES; "unnamed" for a thing the lexicon lacks; "" for a bare warning
+    category: str = ""
     clock: int = 0  # 1–12: 12 ahead, 3 right, 6 behind, 9 left; 0 unknown
     direction: str = ""  # as said: "at 3 o'clock", "from your left", "in your path"
     distance_m: float | None = None

@@ -4,13 +4,15 @@ Pure functions, driven by the lexicons and urgency rules in ``server.modes.lexic
 ``parse_hazard`` (what, where, how far, moving), ``classify`` (the kind under the
 mode's rules, with a reason for the trace), ``same_hazard`` and ``worth_repeating``
 (the policy's repeat window; they and ``Hazard`` live in ``hazards``), ``shorten`` (a
-word budget, cut between clauses).
+word budget, cut between clauses; it and the clause splitter live in ``brevity``).
 
 A line is read as clauses (punctuation, dashes, conjunctions); a clause naming a
 thing starts a *mention*, and the clauses near it that name none lend it their
 direction and distance ("Car coming, on your left."); the mention that counts most
 by itself is the line's hazard, wherever it comes. Text read out (after a cue, in
-quotes, or before "that's what the sign says") is not the model's own words.
+quotes, or before "that's what the sign says", or after a short heading and a colon:
+``headings``) is not the model's own words. A thing the lexicon lacks but said to be
+near has a hazard's shape and is ``UNNAMED``: urgent where the mode is watchful.
 ``server.runtime.clauses`` is not used: it is a streaming splitter that holds text
 back for model markers.
 """
@@ -21,7 +23,11 @@ import itertools
 import re
 from dataclasses import dataclass, replace
 
+from server.engine.brevity import Span, shorten
+from server.engine.brevity import lower as _lower
+from server.engine.brevity import split as _split
 from server.engine.hazards import Hazard, same_hazard, worth_repeating
+from server.engine.headings import heading
 from server.events import SpeechKind
 from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern, rows
 from server.modes.phrases import base_language
@@ -32,8 +38,10 @@ __all__ = ["Hazard", "Urgency", "classify", "parse_hazard", "same_hazard", "shor
 # fmt: on
 
 NONE, PRESENT, IMMINENT = 0, 1, 2
+UNNAMED = "unnamed"  # a thing the lexicon lacks, said only to be near: hazard-shaped
+_SHAPED_M = 5.0  # an unnamed thing said to be farther than this counts for nothing
+_AHEAD_M = 2.0  # nor, ahead, farther than this, unless the mode watches the sides too
 _SENTENCE = re.compile(r"[.!?](?=\s)")
-Span = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,38 +52,10 @@ class Urgency:
     reading: bool = False  # the line reads text aloud (a sign, a label)
 
 
-def _lower(text: str) -> str:
-    """Lower-case with the same length, so offsets hold in the original text."""
-    text = text.replace("’", "'").replace("‘", "'")
-    low = text.lower()
-    return low if len(low) == len(text) else text
-
-
-def _split(low: str, lang: str, span: Span, *, fine: bool) -> list[Span]:
-    """``low[span]`` cut at punctuation, dashes and conjunctions (and, when ``fine``,
-    before prepositions), never inside a direction or distance phrase."""
-    start, seg, leads = span[0], low[span[0] : span[1]], set(lexicon(lang).leads)
-    where = [pattern(lang, n) for n in ("clock", "in_path", "distance")]  # never cut inside
-    where += [r for r, _, _ in (*rows(lang, "directions"), *rows(lang, "vague"))]
-    guard = [(m.start(), m.end()) for r in where for m in r.finditer(seg)]
-    cuts = {m.end() for m in re.finditer(r"[,.!?;:](?=\s)|\s[—–-](?=\s)", seg)}
-    cuts |= {m.start() for m in pattern(lang, "conjunctions").finditer(seg)}
-    if fine:
-        preps = pattern(lang, "prepositions").finditer(seg)
-        cuts |= {m.start() for m in preps if not leads & set(seg[: m.start()].split()[-1:])}
-    spans, prev = [], 0
-    for c in [*sorted(c for c in cuts if not any(a < c < b for a, b in guard)), len(seg)]:
-        piece = seg[prev:c]
-        a = prev + len(piece) - len(piece.lstrip())
-        if piece.strip():
-            spans.append((start + a, start + a + len(piece.strip())))
-        prev = c
-    return spans
-
-
 @dataclass(slots=True)
 class _Clause:
     at: int  # where the clause starts in the line
+    end: int = 0  # and where it ends
     what: str = ""
     key: str = ""
     category: str = ""
@@ -91,17 +71,22 @@ class _Clause:
     head: str = ""
     safe: str = ""
     denies: bool = False  # names no thing but denies one ("and nobody nearby")
+    route: bool = False  # a route instruction: "In 20 metres turn left"
 
 
 def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
     a, s, lex = span[0], low[span[0] : span[1]], lexicon(lang)
-    c, masked = _Clause(at=a), s
+    c, masked = _Clause(at=a, end=span[1]), s
+    named, paced = list(pattern(lang, "things").finditer(s)), False
 
     def said(m: re.Match[str]) -> str:
         return text[a + m.start() : a + m.end()]
 
     for d in pattern(lang, "distance").finditer(s):
         unit = " ".join((d.group(2) or d.group(4)).split())
+        at = d.start(2) if d.group(2) else d.start(4)
+        if any(t.start() <= at and t.end() > d.end() for t in named):
+            continue  # "un paso de peatones": the unit starts a longer thing's name
         if unit in lex.step_units and (
             d.group(3) in ("a", "an")
             or re.match(r"\s+(?:down|up|going|leading|starting)\b", s[d.end() :])
@@ -110,7 +95,8 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
             )
         ):
             continue  # "three steps down", "a flight of 15 steps": a thing, not how far
-        if c.distance_m is None:
+        if c.distance_m is None or (paced and unit not in lex.step_units):  # metres over paces
+            paced = unit in lex.step_units
             n = d.group(1) or " ".join(d.group(3).split())
             metres = float(n.replace(",", ".")) if n[0].isdigit() else lex.numbers[n]
             metres += 0.5 if d.group(5) else 0.0  # "a metre and a half"
@@ -137,17 +123,26 @@ def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
     c.approaching = pattern(lang, "approaching").search(s) is not None
     c.receding = said(m) if (m := pattern(lang, "receding").search(s)) else ""
     c.parked = pattern(lang, "parked").search(s) is not None
+    c.route = pattern(lang, "route").search(s) is not None
     forms = [(t, " ".join((t.group(1) or t.group(2)).split())) for t in
              pattern(lang, "things").finditer(masked)]  # fmt: skip
     found = [(t, lex.things.get(form) or lex.things[f"*{form}"]) for t, form in forms]
+    after, before = pattern(lang, "place_after"), pattern(lang, "place_before")
+    found = [  # "the trolley bay", "la parada de taxis": a place, not the thing
+        (
+            t,
+            (k[0], "landmark")
+            if after.match(masked, t.end()) or before.search(masked, 0, t.start())
+            else k,
+        )
+        for t, k in found
+    ]
     # "Café tables": of the things in a clause, the first that is not a landmark; one
     # on show ("a display of bicycles") is scenery.
     if found:
         t, (c.key, c.category) = next((f for f in found if f[1][1] != "landmark"), found[0])
         c.what, shown = said(t), pattern(lang, "displayed").search(s)
         c.category = "landmark" if shown else c.category
-        if c.category == "landmark" and c.head and pattern(lang, "heights").search(s):
-            c.category = "obstacle"  # "the shop banner at head height": walked into
         c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
     words = [w.strip("¡¿,.;:!?") for w in s.split()]
     c.denies = not found and any(
@@ -185,6 +180,8 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     low = _lower(text)
     m = pattern(lang, "reading").search(low)  # from a cue, or the sentence a cue ends
     reading, end = (text[m.start() : m.end()].strip(), m.start()) if m else ("", len(low))
+    if (label := heading(text, low, lang)) is not None and label.start() < end:  # "Prices: …"
+        reading, end = label.group(0).strip(), label.start()
     mentions: list[_Clause] = []
     pending: list[_Clause] = []  # clauses before the first mention
     for span in _split(low, lang, (0, end), fine=False):  # what is read out is not the model's
@@ -192,7 +189,11 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         if c.what:
             # A denial lends nothing forward, nor does another sentence: "In 50 metres, turn
             # left. Careful, the curb here is high."
-            for q in [q for q in pending if not (q.safe or _SENTENCE.search(low, q.at, c.at))]:
+            # A route instruction's distance is where to turn: "In 20 m turn left; before that…"
+            lend = [
+                q for q in pending if not (q.safe or q.route or _SENTENCE.search(low, q.at, c.at))
+            ]
+            for q in lend:
                 _merge(c, q, backward=False)
             pending = []
             mentions.append(c)
@@ -200,11 +201,14 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
             _merge(mentions[-1], c, backward=True)
         else:
             pending.append(c)
+    for c in mentions:  # "the shop banner, at head height": walked into, landmark or not
+        if c.category == "landmark" and pattern(lang, "heights").search(c.head.lower()):
+            c.category = "obstacle"
     w = pattern(lang, "warnings").search(low[:end])
     warning = text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else ""
     live = [c for c in mentions if not (c.negated or c.receding) and (c.approaching or not c.safe)]
     if not mentions and (generic := _generic(low, text, pending, lang)) is not None:
-        for q in [q for q in pending if q.at != generic.at and not q.safe]:
+        for q in [q for q in pending if q.at != generic.at and not (q.safe or q.route)]:
             _merge(generic, q, backward=q.at > generic.at)  # "…, 12 o'clock"
         live = [generic]
     if live:
@@ -215,7 +219,9 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         return (best, reading, "") if level else (None, reading, f"{why} ({best.describe()})")
     if warning:
         head = next((c.head for c in [*pending, *mentions] if c.head), "")
-        return Hazard(warning=warning, head_height=head), reading, ""
+        at = next((c for c in [*pending, *mentions] if c.clock and not c.safe), _Clause(at=0))
+        h = Hazard(warning=warning, head_height=head, clock=at.clock, direction=at.direction)
+        return h, reading, ""
     safe = next((c.safe for c in [*pending, *mentions] if c.safe), "")
     denied = next((c.what for c in mentions if c.negated), "")
     gone = next((f"{c.what} {c.receding}" for c in mentions if c.receding), "")
@@ -224,29 +230,57 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
 
 
 def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause | None:
-    """A thing the lexicon lacks, said to be in the path, right ahead or at head height:
-    "A wooden pallet in your way", "Overhanging sign at head height"."""
+    """A thing the lexicon lacks, said to be in the path, right ahead or at head height
+    ("A wooden pallet in your way", "Overhanging sign at head height"): an obstacle. Said
+    only to be near, in front or beside ("A sandbag two metres to your left") or to come
+    at the user from somewhere ("Runner approaching from 5 o'clock"), it has the shape of
+    a hazard but no name the rules know: ``UNNAMED``, imminent only when it comes."""
     lex = lexicon(lang)
-    stops = {*lex.copulas, *(p.split()[0] for p in lex.prepositions)}  # where a name ends
-    for c in clauses:
+    stops = {*lex.copulas, *(p.split()[0] for p in lex.prepositions), *lex.conjunctions}
+    stops |= {"in", "into", "en"}
+    for i, c in enumerate(clauses):
         near = c.distance_m is not None and c.distance_m <= 1.0 and c.clock == 12
         high = bool(c.head) and pattern(lang, "heights").search(c.head.lower()) is not None
-        if c.safe or not (c.in_path or near or high):
+        # Coming, not only "behind you": "The sun is low, behind you" stays where it is.
+        comes = [x for x in pattern(lang, "approaching").finditer(low, c.at, c.end)
+                 if x[0] not in c.direction.lower()]  # fmt: skip
+        came = comes[0] if comes else None
+        at_you = any(set(x[0].split()) & set(lex.persons) for x in comes)  # "hacia ti"
+        nearing = pattern(lang, "nearing").search(low, c.at, c.end) is not None  # "approaching"
+        moving = came is not None and (c.distance_m is not None or at_you or nearing)
+        shaped = c.distance_m is not None and c.clock != 6 and c.distance_m <= _SHAPED_M
+        if c.safe or c.receding or not (c.in_path or near or high or shaped or moving):
             continue
-        said = c.direction if c.in_path else c.distance if near else c.head
-        cut = low.find(said.lower(), c.at)
-        if c.in_path and (m := pattern(lang, "in_path").search(low, c.at)):
-            cut = m.start() if cut < 0 else min(cut, m.start())  # "A stall takes up the whole…"
+        said = c.direction if c.in_path else c.head if high and not near else c.distance
+        m = pattern(lang, "in_path").search(low, c.at) if c.in_path else None
+        # The name ends where the where, the path or the coming starts: "A stall takes up…"
+        ends = [
+            low.find(said.lower(), c.at) if said else -1,
+            *(x.start() for x in (m, came if moving else None) if x),
+        ]
+        cut = min((e for e in ends if e >= c.at), default=len(low))
         words = [w.strip(",;:¡¿") for w in low[c.at : cut].split()]
         if set(lex.negators) & set(words):
             return None
-        start = next((i + 1 for i, w in enumerate(words) if w in lex.articles), 0)
-        name = list(itertools.takewhile(lambda w: w not in stops, words[start:]))[:3]
-        if not name:
-            return None
+        if c.in_path and not words and m:  # "Rechts ragt ein offener Kofferraum in den Gehweg"
+            words = [w.strip(",;:¡¿.!?") for w in m[0].split()[1:]]
+        # Named in a clause of its own: "Half a metre to your left, a sandbag", "A mattress
+        # on the pavement, just ahead".
+        for o in [clauses[k] for k in (i + 1, i - 1) if 0 <= k < len(clauses)] if not words else ():
+            if not (o.distance_m or o.denies or o.safe or (o.clock and c.clock)):
+                own = low[o.at :].split(",")[0]  # "Curb ahead, half a metre": up to its where
+                own = own.split(o.direction.lower())[0] if o.direction else own
+                words = [w.strip(",;:¡¿.!?") for w in own.split()]
+                break
+        start = next((k + 1 for k, w in enumerate(words) if w in lex.articles), 0)
+        named = itertools.dropwhile(lambda w: w in stops, words[start:])  # "There's broken…"
+        name = list(itertools.takewhile(lambda w: w not in stops, named))[:3]
+        if not name or set(name) & set(lex.persons):
+            continue
         at = low.find(" ".join(name), c.at)
         what = text[at : at + len(" ".join(name))] if at >= 0 else " ".join(name)
-        return replace(c, what=what, key=" ".join(name), category="obstacle")
+        sure = c.in_path or near or high
+        return replace(c, what=what, key=" ".join(name), category="obstacle" if sure else UNNAMED)
     return None
 
 
@@ -276,6 +310,17 @@ def _level(h: Hazard, r: UrgencyRules) -> tuple[int, str]:
         return NONE, "far away"
     if h.category in ("vehicle", "person") and h.approaching:
         return IMMINENT, "approaching"
+    if h.category == UNNAMED and h.approaching:
+        return IMMINENT, "something unnamed approaching"
+    if h.category == UNNAMED:  # uncertain: urgent where the mode is watchful, never imminent
+        side = r.side_obstacles and h.clock not in (5, 6, 7)
+        ahead = h.clock in (0, 11, 12, 1) and (h.distance_m or 9.0) <= _AHEAD_M
+        ahead |= (h.distance_m or 9.0) <= r.near_m
+        return (
+            (PRESENT, "something unnamed near the user")
+            if ahead or side
+            else (NONE, "unnamed, aside")
+        )
     if h.category != "landmark" and h.distance_m is not None and h.distance_m <= r.near_m:
         return IMMINENT, "within reach"
     ahead = h.clock in (11, 12, 1) or (h.clock == 0 and h.distance_m is not None)
@@ -314,71 +359,3 @@ def classify(
         return Urgency(SpeechKind.ALERT, f"alert: {why} ({h.describe()})", h)
     asked = "when asked" if prompted else "unprompted in this mode"
     return Urgency(calm, f"{calm}: {why}, not urgent {asked} ({h.describe()})", h, is_reading)
-
-
-def _words(s: str) -> int:
-    return sum(1 for w in s.split() if any(ch.isalnum() for ch in w))
-
-
-def shorten(
-    text: str, max_words: int, hazard: Hazard | None = None, *, language: str = "en"
-) -> str:
-    """At most ``max_words`` words, cut only between clauses (or, when one clause is
-    too long, between phrases), ending in punctuation; a clause with nowhere to cut
-    stays whole. ``hazard`` (pass an alert's): its object, direction, distance, height
-    and warning words stay, even when that runs a few words over."""
-    text = " ".join(text.split())
-    if _words(text) <= max_words:
-        return _finish(text, lang="") if text else ""
-    lang, low, h = base_language(language), _lower(text), hazard or Hazard()
-    said = (h.what, h.direction, h.distance, h.head_height, h.warning)
-    spans = [(i, i + len(k)) for k in said if k and (i := low.find(k.lower())) >= 0]
-
-    def hits(u: Span) -> bool:
-        return any(a < u[1] and u[0] < b for a, b in spans)
-
-    def size(u: Span) -> int:
-        return _words(text[u[0] : u[1]])
-
-    units = _split(low, lang, (0, len(low)), fine=False)
-    kept: list[int] = []
-    if not any(map(hits, units)):
-        kept = _prefix([size(u) for u in units], max_words)
-        if not kept:  # the first clause alone is too long: cut it between phrases
-            units = _split(low, lang, units[0], fine=True)
-            kept = _prefix([size(u) for u in units], max_words) or [0]
-    else:
-        if sum(size(u) for u in units if hits(u)) > max_words:
-            parts = [_split(low, lang, u, fine=True) if hits(u) else [u] for u in units]
-            units = [s for p in parts for s in p]
-        room = max_words - sum(size(u) for u in units if hits(u))
-        for i, u in enumerate(units):  # the hazard's clauses, and those leading up to them
-            if hits(u) or (size(u) <= room and (i == 0 or i - 1 in kept)):
-                room -= 0 if hits(u) else size(u)
-                kept.append(i)
-    out = ""
-    for i in kept:
-        piece = text[units[i][0] : units[i][1]]
-        if out and i - 1 not in kept and out.endswith((".", "!", "?")):
-            piece = _restart(piece, lang)  # a new sentence after a dropped one
-        out = f"{out} {piece}" if out else piece
-    return _finish(out, lang=lang)
-
-
-def _prefix(sizes: list[int], budget: int) -> list[int]:
-    return [i for i, total in enumerate(itertools.accumulate(sizes)) if total <= budget]
-
-
-def _restart(s: str, lang: str) -> str:
-    """A sentence start: no leading conjunction, a capital letter."""
-    if m := pattern(lang, "leading_conjunction").match(s):
-        s = s[m.end() :]
-    i = next((k for k, ch in enumerate(s) if ch.isalpha()), 0)
-    return s[:i] + s[i : i + 1].upper() + s[i + 1 :]
-
-
-def _finish(s: str, *, lang: str) -> str:
-    """End in punctuation; a cut line also loses a leading "and" and starts in capitals."""
-    s = re.sub(r"[\s,;:—–-]+$", "", s)
-    s = _restart(s, lang) if lang else s
-    return s if s.endswith((".", "!", "?", "…")) else s + "."

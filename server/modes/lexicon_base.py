@@ -65,6 +65,19 @@ class Lexicon:
     # The head heights said as a level ("at head height", "knee-high"): there, a thing the
     # lexicon lacks is an obstacle ("Overhanging sign at head height"); "overhead" is not one.
     heights: tuple[str, ...] = ()
+    # A route instruction ("In 20 metres turn left"): its distance is where to turn, and
+    # lends nothing to a hazard that follows.
+    route: tuple[str, ...] = ()
+    # A thing that names a place ("the trolley bay", "la parada de taxis"): the words
+    # after it, or before it, that make it a landmark.
+    place_after: tuple[str, ...] = ()
+    place_before: tuple[str, ...] = ()
+    # Words addressing the user or the speaker: a heading before a colon that has one
+    # ("Around you: …") is the model's own words, not a label read out.
+    persons: tuple[str, ...] = ()
+    # Verbs that say a thing comes nearer, whatever it is ("approaching", "se acerca"): a
+    # thing the lexicon lacks that does so is a mover.
+    nearing: tuple[str, ...] = ()
 
 
 def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
 
 __all__ = ["DE"]
+
+_FORMAL = re.compile(r"\b(?:(dir)|(dich)|dein(e|em|en|er|es)?)\b")
+
+
+def _sie(*patterns: str) -> tuple[str, ...]:
+    """Each pattern in the formal address too: "vor dir" also "vor Ihnen", "auf dich zu"
+    also "auf Sie zu", "in deinem Weg" also "in Ihrem Weg"."""
+
+    def both(m: re.Match[str]) -> str:
+        if m[1]:
+            return "(?:dir|ihnen)"
+        if m[2]:
+            return "(?:dich|sie)"
+        return f"(?:dein{m[3] or ''}|ihr{m[3] or ''})"
+
+    return tuple(_FORMAL.sub(both, p) for p in patterns)
+
+
+def _sie_rows(*table: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_sie`` on the pattern that starts each row of a table."""
+    return tuple((_sie(row[0])[0], *row[1:]) for row in table)
+
 
 _TEXTS = (
     r"(?:schild|etikett|tafel|aufschrift|anzeige|display|plakat|zettel|packung|fahrplan|karte|"
@@ -46,24 +71,25 @@ DE = Lexicon(
         "wall: wand, mauer | glass door: glastür | bag: tasche, koffer, gepäck, rucksack | "
         "obstacle: hindernis, gegenstand | cable: kabel, schlauch | beam: balken, vordach, "
         "niedrige decke, tiefe decke, niedriger durchgang, markise | shelf: regal | "
-        "car door: autotür, wagentür, fahrzeugtür",
+        "car door: autotür, wagentür, fahrzeugtür, kofferraum, kofferraumklappe, heckklappe | "
+        "icicle: eiszapfen | shutter: rollladen, rolladen, rolltor, rollgitter",
         landmark="door: tür, *tür, eingang, ausgang, tor | crossing: zebrastreifen, übergang, "
         "kreuzung, ampel | stop: haltestelle, bushaltestelle, bahnhof, bahnsteig, wartehäuschen | "
         "elevator: aufzug, fahrstuhl | counter: kasse, theke | "
         "shop: laden, geschäft, apotheke, bäckerei",
     ),
     plural=r"(?:e|en|n|s|er|es)?",
-    directions=(
+    directions=_sie_rows(
         (r"\bvorne links\b|\blinks vor dir\b|\bhalb links\b", 11),
         (r"\bvorne rechts\b|\brechts vor dir\b|\bhalb rechts\b", 1),
         (r"\blinks\b|\blinker hand\b|\blinken seite\b", 9),
         (r"\brechts\b|\brechter hand\b|\brechten seite\b", 3),
         (r"\bhinter dir\b|\bvon hinten\b|\bhinten\b", 6),
-        (r"\bgeradeaus\b|\bvor dir\b|\bvorne\b|\bvoraus\b|\bvor ihnen\b", 12),
+        (r"\bgeradeaus\b|\bvor dir\b|\bvorne\b|\bvoraus\b", 12),
     ),
     clock=r"\b(?:auf |bei |um |von )?(1[0-2]|[1-9]|eins|zwei|drei|vier|fünf|sechs|sieben|"
     r"acht|neun|zehn|elf|zwölf)\s*uhr\b",
-    in_path=(r"\b(?:in|auf) deinem weg\b", r"\bim weg\b",
+    in_path=_sie(r"\b(?:in|auf) deinem weg\b", r"\bim weg\b",
              r"\bversperrt (?:\w+ )?den (?:\w+ )?(?:weg|gehweg|bürgersteig|gang)\b",
              r"\bmitten auf dem (?:weg|gehweg|bürgersteig)\b",
              r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
@@ -89,7 +115,7 @@ DE = Lexicon(
              "halben": 0.5, "ein paar": 3.0, "anderthalb": 1.5, "eineinhalb": 1.5,
              "zweieinhalb": 2.5, "dreieinhalb": 3.5},
     units={"metern": 1.0, "meter": 1.0, "schritten": 0.75, "schritte": 0.75, "schritt": 0.75},
-    vague=(
+    vague=_sie_rows(
         (r"\b(?:direkt|genau|unmittelbar) vor dir\b", 0.5, 12),
         (r"\bvor deinen füßen\b|\b(?:an|bei|vor) deinem (?:linken |rechten )?fuß\b", 0.3, 12),
         (r"\b(?:kurz|gleich|knapp) vor dir\b", 1.5, 12),
@@ -103,11 +129,11 @@ DE = Lexicon(
          r"\bweiter (?:vorne |hinten )?(?:die straße|den block) (?:hinunter|runter|entlang)\b",
          30.0, 0),
     ),
-    approaching=(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
+    approaching=_sie(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
                  r"\brückwärts\b", r"\bvon (?:links|rechts|hinten)\b", r"\bfährt\b",
-                 r"\bfahren\b", r"\bbiegt\b",
+                 r"\bfahren\b", r"\bbiegt\b", r"\bdir (?:\w+ )?entgegen\b",
                  r"\bin deine richtung\b"),
-    receding=(r"\b(?:von dir|von uns) weg\b", r"\bweg von dir\b", r"\bentfernt sich\b",
+    receding=_sie(r"\b(?:von dir|von uns) weg\b", r"\bweg von dir\b", r"\bentfernt sich\b",
               r"\b(?:ist|sind) (?:schon |bereits |jetzt )?vorbei\b",
               r"\bvorbei(?:gefahren|gegangen|gelaufen)\b", r"\babgebogen\b",
               r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
@@ -125,10 +151,13 @@ DE = Lexicon(
                r"\b(?:fernseher|bildschirm|monitor|werbung|plakat)\w*\b[^.!?;,]{0,30}?\bzeigt\b",
                r"\bim fernsehen\b", r"\bin den nachrichten\b", r"\bwerbung für\b"),
     head_height=(r"\bkopfhöhe\b", r"\bauf kopfhöhe\b", r"\bkopf einziehen\b", r"\bbücken\b",
+                 r"\b(?:stirn|augen|gesichts)höhe\b",
                  r"\b(?:knie|schienbein|hüft|bauch|brust|schulter)höhe\b"),
     negators=("kein", "keine", "keinen", "keinem", "keiner", "nicht", "ohne", "nichts", "niemand"),
     bounds=("mehr", "weiter", "weniger", "mal", "zwei", "drei", "vier", "fünf"),
-    clear=(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
+    clear=_sie(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
+           r"\bauf der (?:anderen|gegenüberliegenden) (?:straßenseite|seite der straße)\b",
+           r"\bauf der anderen seite\b",
            r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
            r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
            r"\b(?:nicht|nirgends|nirgendwo|gar nicht) (?:in deiner nähe|nah|nahe|in der nähe)\b",
@@ -136,7 +165,14 @@ DE = Lexicon(
            r"weggeräumt|abgebaut)\b", r"\b(?:ist|sind) (?:jetzt |wieder )?trocken\b",
            r"\b(?:ist|sind) (?!nicht )(?:\w+ )?(?:ab)?(?:getrocknet|geschmolzen|getaut)\b",
            r"\b(?:ist|sind) (?:jetzt |wieder )?(?:in ordnung|okay|ok)\b"),
-    warnings=(r"^(?:warnung|gefahr)\b", r"\bachtung\b", r"\bvorsicht\b", r"\bpass auf\b",
+    warnings=_sie(r"^(?:warnung|gefahr)\b", r"\bachtung\b", r"\bvorsicht\b", r"\bpass auf\b",
+              r"\bpassen sie auf\b", r"\b(?:geh|lauf)\w* sie nicht weiter\b",
+              # Evasive commands and the user about to collide are warnings.
+              r"\bduck (?:dich|sie sich)\b", r"\bweich\w* (?:\w+ ){0,2}?aus\b", r"\bausweichen\b",
+              r"\b(?:geh|tritt|tret|gehen|treten)\w* (?:\w+ )?zur seite\b",
+              r"\b(?:du läufst|sie laufen|du stößt|sie stoßen) (?:\w+ ){0,3}?gegen\b",
+              r"\bgleich (?:stößt|läufst|stolperst|prallst|fällst)\b",
+              r"\b(?:läufst|stößt|stolperst|prallst) du (?:\w+ ){0,2}?(?:gegen|über|an)\b",
               r"\baufpassen\b", r"\bstopp\b", r"(?:^|[.!,;:—–-] ?)halt\b",
               r"\bbleib\w* (?:\w+ )?stehen\b", r"\bstehen bleiben\b", r"\blangsam!",
               r"\bkopf einziehen\b", r"\bzieh\w* (?:den|deinen) kopf ein\b", r"\bgefahr\b",
@@ -156,6 +192,10 @@ DE = Lexicon(
     articles=("ein", "eine", "einen", "der", "die", "das"),
     copulas=("ist", "sind", "liegt", "steht", "gibt", "hängt", "hängen", "ragt"),
     leads=("direkt", "genau", "gleich"),
-    heights=(r"\bkopfhöhe\b",),
+    heights=(r"\b(?:kopf|stirn|augen|gesichts)höhe\b",),
+    route=(r"\b(?:links|rechts) abbiegen\b", r"\bbieg\w* (?:\w+ )?(?:links|rechts)(?: ab)?\b",
+           r"\b(?:geh|lauf)\w* (?:\w+ )?geradeaus\b", r"\büberquer\w*"),
+    nearing=(r"\bnähert\w*", r"\bkommt (?:\w+ )?näher\b"),
+    persons=("du", "dir", "dich", "sie", "ihnen", "ich", "wir", "uns", "mir", "deine", "ihre"),
 )
 # fmt: on

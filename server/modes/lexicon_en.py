@@ -46,14 +46,17 @@ EN = Lexicon(
         "handrail, rope, chain, barrier tape, police tape, cordon, roadworks, road works, "
         "construction site, construction work | scaffolding: scaffolding, ladder, stepladder | "
         "chair: chair, stool | table: table | bench: bench | tree: tree, tree trunk, bush, "
-        "hedge, planter, flower pot | wall: wall, glass wall | glass door: glass door | "
+        "hedge, planter, flower pot, plant pot, hanging plant, hanging basket | "
+        "wall: wall, glass wall | "
+        "glass door: glass door | "
         "bag: bag, suitcase, luggage, backpack | cable: cable, hose, wire, cord | "
         "obstacle: obstacle, obstruction, object | sign board: sign board, signboard, "
         "sandwich board, a-frame sign | beam: low beam, beam, awning, low ceiling, ceiling, "
         "overhang, low doorway, low door frame, low arch, low archway, low bridge, low pipe, "
-        "girder | pallet: pallet, display stand | rack: bike rack, bicycle rack | "
+        "girder | shutter: shutter, roller shutter, shop shutter | icicle: icicle | "
+        "pallet: pallet, display stand | rack: bike rack, bicycle rack | "
         "shelf: shelf, shelves, shelving | car door: car door, open car door, van door, taxi door, "
-        "truck door",
+        "truck door, car boot, boot lid, open boot, trunk lid, open trunk, tailgate",
         landmark="door: door, doorway, entrance, exit, gate, turnstile | crossing: crossing, "
         "crosswalk, zebra crossing, pedestrian crossing, intersection, junction, traffic light, "
         "traffic lights | stop: bus stop, tram stop, stop sign, station, platform, bus shelter, "
@@ -74,7 +77,7 @@ EN = Lexicon(
          r"\bright[- ]hand side\b|\bright side\b|\bright of you\b", 3),
         (r"\bbehind you\b|\bfrom behind\b|\bat your back\b|\bbehind\b", 6),
         (r"\b(?:straight|directly|dead|just|right|up) ahead\b|\bahead\b|\bin front(?: of you)?\b|"
-         r"\bcoming up\b|\bin your direction\b", 12),
+         r"\bcoming up\b|\bin your direction\b|\b(?:just )?before (?:that|then|the turn)\b", 12),
     ),
     clock=r"\b(?:at |towards? |from )?(1[0-2]|[1-9]|one|two|three|four|five|six|seven|eight|"
     r"nine|ten|eleven|twelve)\s*o'?\s*clock\b",
@@ -110,6 +113,7 @@ EN = Lexicon(
     vague=(
         (r"\b(?:right|directly|just|immediately) in front of (?:you|your feet)\b", 0.5, 12),
         (r"\b(?:at|under|by|beside) your (?:left |right )?(?:feet|foot|toes)\b", 0.3, 12),
+        (r"\bat your (?:forehead|face|eyes|head|chest|shins?|knees?)\b", 0.3, 12),  # touching
         (r"\b(?:right|directly) ahead(?: of you)?\b", 1.0, 12),
         (r"\bjust ahead(?: of you)?\b", 2.0, 12),
         (r"\bright (?:next to|beside) you\b", 0.5, 0),
@@ -122,10 +126,12 @@ EN = Lexicon(
          r"\bat the (?:far |other )?end of the (?:block|street|road)\b", 30.0, 0),
     ),
     approaching=(r"\bapproach\w*", r"\bcom(?:ing|es)\b", r"\bheading (?:for|towards?|at|your)\b",
-                 r"\b(?:moving )?towards? you\b", r"\b(?:straight|right|directly) at you\b",
+                 r"\b(?:moving )?towards? you\b",
+                 r"\b(?:straight|right|directly) (?:at|for|towards?) you\b",
+                 r"\bheading (?:straight |right |directly )(?:for|at|towards?)\b",
                  r"\bfast\b", r"\bspeeding\b", r"\breversing\b",
                  r"\bbacking (?:up|out)\b", r"\bpulling (?:out|in)\b", r"\bturning (?:in|into)\b",
-                 r"\bclosing in\b", r"\bin your direction\b",
+                 r"\bclosing in\b", r"\bin your direction\b", r"\b(?:straight |right )?into you\b",
                  r"\b(?:headed|heading|moving|walking|rolling|running|riding|driving|cycling) your "
                  r"way\b", r"\bfrom (?:your |the )?(?:left|right|behind)\b",
                  r"\bbehind you\b", r"\bfrom \d{1,2} o'?clock\b",
@@ -159,7 +165,9 @@ EN = Lexicon(
     head_height=(r"\b(?:at )?head[- ]height\b", r"\bhead level\b", r"\boverhead\b",
                  r"\blow[- ]hanging\b", r"\bmind your head\b", r"\bduck\b",
                  r"\b(?:at )?(?:knee|shin|ankle|waist|hip|chest|shoulder)[- "
-                 r"](?:height|level|high)\b"),
+                 r"](?:height|level|high)\b",
+                 r"\b(?:at |to )?(?:your )?(?:forehead|face|eye)[- ]?(?:height|level)\b",
+                 r"\bat your (?:forehead|face|eyes|head)\b"),
     negators=("no", "not", "nothing", "without", "none", "zero", "any", "nobody", "noone",
               "no-one"),
     bounds=("more", "further", "farther", "less", "even"),
@@ -176,16 +184,31 @@ EN = Lexicon(
         r"\b(?:has|have|had)(?: now| already)? (?:dried|melted|thawed|drained)\b",
         r"(?<!n't )(?<!not )(?<!yet )\bdried (?:up|out)\b",
         r"\b(?:is|are|looks|seems) (?:fine|ok|okay|safe) (?:now|again)\b",
+        r"\b(?:on )?the (?:far|other|opposite) side of the (?:street|road)\b",
+        r"\bon the far side\b",
+        r"\bacross the (?:street|road)(?=\s*(?:[,.;!?]|$|from you))",
     ),
     warnings=(
         r"^(?:warning|caution|danger|alert)\b", r"\bwatch out\b", r"\blook out\b",
         r"\bheads up\b", r"\bcareful\b", r"\bwatch (?:your|the|for)\b", r"\bmind (?:the|your)\b",
         r"(?:^|[.!,;:—–-] ?)stop(?: now| right there| walking| moving| "
         r"here)*(?=\s*(?:[!.,;:—–-]|$))",
-        r"\bduck(?: down)?!", r"\bwait!", r"\bhold on!", r"\bplease stop\b", r"\bfreeze\b",
+        r"\bduck(?: down)?!", r"\bwait(?:!| ?[—–]| -|, no\b)", r"\bhold on!", r"\bplease stop\b",
+        r"\bfreeze\b",
         r"\bdon't move\b",
         r"\b(?:don't|do not) (?:go|walk|step|move) (?:any )?(?:further|farther|forward|on)\b",
-        r"\bstay (?:where you are|still|back)\b", r"\bstep back\b", r"\bslow down\b", r"\bdanger\b",
+        r"\bstay (?:where you are|still|back)\b", r"\bstep back\b", r"\bslow down\b",
+        r"\b(?:walk|go|move|step) (?:slowly|carefully)\b", r"\bdanger\b",
+        # Evasive commands are warnings: "…, duck or go around", "Hold it — a cyclist".
+        r"(?:^|[.!,;:—–-] ?)(?:duck|hold (?:it|up))"
+        r"(?=\s*(?:[!.,;:—–-]|$|or\b|and\b|down\b|under\b))",
+        r"\b(?:go|walk|step) (?:a)?round (?:it|them)\b", r"\b(?:step|move) aside\b",
+        r"\bget out of the way\b",
+        # The user as the one about to collide: "You're about to walk into …".
+        r"\byou(?:'re| are) (?:about|going) to "
+        r"(?:walk|bump|run|step|trip|crash|hit|fall|knock|bang)\b",
+        r"\byou(?:'ll| will) (?:walk|bump|run|trip|crash|bang) (?:into|over|on)\b",
+        r"\byou(?:'re| are) (?:walking|heading|drifting|veering) (?:straight |right )?into\b",
     ),
     reading=(
         r"\b(?:sign|label|board|notice|poster|plaque|menu|screen|display|banner|placard|text|"
@@ -224,7 +247,14 @@ EN = Lexicon(
     leads=("right", "just", "directly", "straight", "quite", "very"),
     short_units=(("m", 1.0), ("ft", 0.3048)),
     half=r"and a half",
-    heights=(r"\bhead[- ](?:height|level)\b",),
+    heights=(r"\bhead[- ](?:height|level)\b", r"\b(?:forehead|face|eye)[- ]?(?:height|level)\b",
+             r"\bat your (?:forehead|face|eyes|head)\b"),
     step_units=("steps", "step", "paces", "pace"),
+    route=(r"\b(?:turn|bear|fork|keep) (?:left|right)\b", r"\b(?:go|walk|head|carry on|continue) "
+           r"(?:straight|forward|ahead)\b", r"\bcross (?:the|over|here|now)\b"),
+    place_after=(r"bays?|ranks?|parks?|parking|stands?|lanes?|areas?|zones?|corrals?|hire|"
+                 r"rental|docks?|return",),
+    nearing=(r"\bapproach\w*", r"\bclosing in\b"),
+    persons=("you", "your", "you're", "i", "i'm", "we", "me", "us"),
 )
 # fmt: on

@@ -47,7 +47,8 @@ ES = Lexicon(
         "glass door: puerta de cristal | bag: bolsa, maleta, mochila | "
         "obstacle: obstáculo, objeto | cable: cable, manguera | beam: toldo, viga, techo bajo, "
         "techo muy bajo, dintel bajo | shelf: estante, estantería, estanterías | "
-        "car door: puerta del coche, puerta de un coche, puerta de coche, puerta del taxi",
+        "car door: puerta del coche, puerta de un coche, puerta de coche, puerta del taxi, "
+        "maletero, portón trasero | icicle: carámbano | shutter: persiana metálica, persiana",
         landmark="door: puerta, entrada, salida | crossing: paso de peatones, cruce, semáforo | "
         "stop: parada, parada de autobús, estación, andén, marquesina | elevator: ascensor | "
         "counter: mostrador | shop: tienda, farmacia, panadería",
@@ -94,7 +95,7 @@ ES = Lexicon(
         (r"\ba lo lejos\b|\blejos\b|\ba (?:mucha|bastante|gran|cierta) distancia\b|"
          r"\bal (?:final|fondo) de la calle\b|\bcalle (?:abajo|arriba)\b", 30.0, 0),
     ),
-    approaching=(r"\bse acerca\w*", r"\bacercándose\b", r"\bviene\w*", r"\bhacia ti\b",
+    approaching=(r"\bse acerca\w*", r"\bacercándose\b", r"\bviene\w*", r"\bhacia (?:ti|usted)\b",
                  r"\brápido\b", r"\ba toda velocidad\b", r"\bmarcha atrás\b",
                  r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*",
                  r"\ben tu dirección\b", r"\ben dirección a ti\b", r"\bhacia (?:aquí|acá)\b"),
@@ -111,11 +112,15 @@ ES = Lexicon(
                r"\b(?:muestra|mostrando|sale|aparece|se ve)\b",
                r"\ben (?:la|el|las|un|una) "
                r"(?:televisión|tele|tv|pantalla|noticias|anuncio|póster)\b"),
-    head_height=(r"\b(?:a (?:la )?)?altura de (?:la|tu) cabeza\b", r"\bagáchate\b",
+    head_height=(r"\b(?:a (?:la )?)?altura de (?:la|tu|su) cabeza\b", r"\bagách(?:ate|ese)\b",
+                 r"\b(?:a (?:la )?)?altura de (?:la|los|tu|tus|su|sus) (?:frente|cara|ojos)\b",
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
     negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
     bounds=("más", "menos"),
     clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|cruce) (?:está )?libre\b",
+           r"\bal otro lado de la (?:calle|carretera|avenida)\b",
+           r"\ben la (?:otra )?acera de enfrente\b",
+           r"\ben la otra acera\b", r"\bno (?:está )?en su camino\b",
            r"\bnada en (?:tu|el) camino\b", r"\bno (?:está )?en tu camino\b",
            r"\bno te estorba\b", r"\bseguro cruzar\b", r"\bya no están?\b",
            r"\bno (?:está|están|queda|quedan) (?:muy |nada )?cerca\b", r"\bni (?:de )?cerca\b",
@@ -124,7 +129,17 @@ ES = Lexicon(
            r"(?<!no )\b(?:está|están) (?:ya )?sec[oa]s?\b",
            r"(?<!no )\b(?:está|están) bien (?:ahora|ya)\b"),
     warnings=(r"^(?:aviso|peligro)\b", r"\bcuidado\b", r"\batención\b",
-              r"(?:^|[¡.!,;:—–-] ?)(?:alto|para|ojo|quiet[oa]|espera)\b(?=\s*[!.,]|$)",
+              # Evasive commands (tú and usted) and the user about to collide are warnings.
+              r"\b(?:apárt(?:ate|ese)|rodéa(?:lo|la|los|las)|rodée(?:lo|la)|"
+              r"esquíva(?:lo|la|los|las)|"
+              r"esquíve(?:lo|la)|deténgase|agáchese)\b",
+              r"\b(?:échate|hazte|échese|hágase) a un lado\b",
+              r"\bno se mueva\b", r"\bquédese (?:donde está|quiet[oa])\b",
+              r"\bno (?:siga|avance)\b",
+              r"\b(?:te )?vas? a (?:chocar|tropezar|darte|caerte|golpearte|pisar)\b",
+              r"\bte vas a (?:dar|chocar|golpear|caer)\b",
+              r"(?:^|[¡.!,;:—–-] ?)(?:alto|para|pare|ojo|quiet[oa]|espera|espere)"
+              r"\b(?=\s*[!.,]|$)",
               r"\bdetente\b", r"\bno te muevas\b",
               r"\bno (?:sigas|avances|continúes)\b", r"\bni un paso más\b",
               r"\bquédate (?:donde estás|quiet[oa])\b", r"\bdespacio\b", r"\bagáchate\b",
@@ -146,7 +161,16 @@ ES = Lexicon(
     articles=("un", "una", "unos", "unas", "el", "la"),
     copulas=("está", "están", "hay", "queda", "cuelga"),
     half=r"y medio",
-    heights=(r"\baltura de (?:la|tu) cabeza\b",),
+    step_units=("pasos", "paso"),
+    heights=(r"\baltura de (?:la|tu|su) cabeza\b",
+             r"\baltura de (?:la|los|tu|tus|su|sus) (?:frente|cara|ojos)\b"),
+    route=(r"\bgir[ae]\w* (?:a la )?(?:izquierda|derecha)\b", r"\bdobl[ae]\w*\b",
+           r"\bsig(?:a|ue) (?:todo )?recto\b", r"\bcruz[ae]\b"),
+    place_before=(r"(?:parada|estación|aparcamiento|zona|carril|fila)(?:s|es)?"
+                  r"(?: de(?: los| las| la|"
+                  r" el)?)?",),
+    nearing=(r"\bse acerca\w*", r"\bacercándose\b"),
+    persons=("tú", "ti", "te", "usted", "yo", "me", "nos", "nosotros"),
     leads=("justo", "muy"),
 )
 # fmt: on

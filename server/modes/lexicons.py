@@ -63,7 +63,7 @@ def pattern(language: str, name: str) -> re.Pattern[str]:
     form, group 2 a compound's end, group 3 the plural), "distance" (digits and unit
     in groups 1–2, or number word and unit in 3–4; group 5 "and a half"), "conjunctions" and
     "prepositions" (the space before one; a preposition only where a word follows it),
-    "leading_conjunction", and "reading" (with the sentence that a ``reading_end`` cue
+    "leading_conjunction", "place_after" and "place_before" (around a thing's name), and "reading" (with the sentence that a ``reading_end`` cue
     closes)."""
     lex = lexicon(language)
     if name == "things":
@@ -86,6 +86,10 @@ def pattern(language: str, name: str) -> re.Pattern[str]:
         return re.compile(rf"(?:{alternation(lex.conjunctions)})\s+", re.IGNORECASE)
     if name == "clock":
         return re.compile(lex.clock)
+    if name == "place_after":  # matched where a thing's name ends
+        return re.compile(rf"\s+(?:{'|'.join(lex.place_after) or '(?!)'})\b")
+    if name == "place_before":  # searched up to where a thing's name starts
+        return re.compile(rf"\b(?:{'|'.join(lex.place_before) or '(?!)'})\s+$")
     if name == "reading":  # a cue leading into text read out, or the sentence a cue ends
         ends = "|".join(f"(?:{p})" for p in lex.reading_end) or r"(?!)"
         cues = "|".join(f"(?:{p})" for p in lex.reading)
