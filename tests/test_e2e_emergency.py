@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 
 import grpc
 from murmur.v1 import companion_pb2 as pb
 
+from mobile_bridge.client import motion_event
 from server.config import Settings
-from server.engine.emergency_phrases import EN, Line
+from server.engine.emergency_phrases import Line, lexicon
 from tests.fakes import InstantTTS, LocalHTTP
 from tests.fakes import LocalHTTPReply as Reply
 from tests.harness import Client, jpeg, running_server, scripted
+from tests.test_fall import fall
 
+EN = lexicon("en")
 ASK, CANCELLED = EN.lines[Line.ASK], EN.lines[Line.CANCELLED]
 CALLED, RETRYING = EN.lines[Line.CALLED], EN.lines[Line.RETRYING]
 UNREACHABLE = EN.lines[Line.UNREACHABLE]
@@ -168,3 +172,31 @@ async def test_confirmed_help_goes_at_once_with_the_frame_when_opted_in():
     alert = hook.requests[0]
     assert alert["confirmed"] is True and alert["location"] is None
     assert base64.b64decode(alert["frame"]) == frame
+
+
+async def test_a_fall_in_device_motion_asks_over_the_wire_and_im_fine_sends_nothing():
+    """The bridge's ``DeviceMotion`` batches (one garbage one first) through a real stream."""
+    samples = fall(rate=60.0).samples()
+    async with LocalHTTP("/alert") as hook:
+        settings = _settings(hook, ask_timeout_s=30.0)
+        async with (
+            running_server(scripted(), InstantTTS(), settings) as srv,
+            Client(srv.address) as c,
+        ):
+            await c.start(want_trace=True)
+            await c.send(motion_event(1_000, 60.0, [(math.nan, 0.0, 9.8)] * 6))
+            for i in range(0, len(samples), 15):  # a batch every 250 ms, as a phone would
+                chunk = [tuple(s) for s in samples[i : i + 15]]
+                await c.send(motion_event(2_000 + round(i * 1000 / 60), 60.0, chunk))
+            question = await c.wait_for("speech", pred=lambda s: s.text == ASK)
+            await c.send(_text("I'm fine"))
+            await c.wait_for("speech", pred=lambda s: s.text == CANCELLED)
+            assert await c.finish() == grpc.StatusCode.OK
+        assert hook.requests == []
+    assert question.kind == pb.SPEECH_KIND_ALERT
+    bad = [n for n in c.of("notice") if n.code == "protocol.bad_message"]
+    assert len(bad) == 1 and "DeviceMotion" in bad[0].message
+    traces = [t.text for t in c.of("tick") if t.action == "emergency"]
+    assert traces[0] == "emergency: device motion arrives; falls are detected from it"
+    assert traces[1].startswith("emergency: idle → asking (a fall was detected (device motion:")
+    assert traces[-1] == "emergency: asking → idle (the user is fine)"

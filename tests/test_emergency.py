@@ -36,6 +36,10 @@ from server.engine.emergency import (
     alert_message,
     calls_for_help,
 )
+from server.engine.emergency_phrases import lexicon
+from server.modes import ModeDataError, use_modes
+from server.modes.emergency import MESSAGE_FIELDS, PATTERN_KEYS
+from server.modes.loader import load
 from tests.fakes import LocalHTTP
 from tests.fakes import LocalHTTPReply as Reply
 
@@ -392,6 +396,82 @@ async def test_a_missing_command_is_a_permanent_failure():
     assert not await notifier.notify(_alert(), report)
     assert len(seen) == 1 and not seen[0].retrying
     assert "[emergency] command" in seen[0].error
+
+
+# ------------------------------------------------------------------ the words as data
+
+
+@pytest.fixture
+def modes_file(tmp_path):
+    """Put a user's modes file in force; the shipped modes are back afterwards."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "my-modes.toml"
+        path.write_text(text, encoding="utf-8")
+        use_modes(path)
+        return path
+
+    yield write
+    use_modes()
+
+
+def test_the_words_are_the_mode_data_and_name_every_line():
+    data = load()
+    assert set(data.emergency) >= {"en", "de", "es"}
+    for words in data.emergency.values():
+        assert set(words.lines) == {line.value for line in Line}
+        assert set(words.messages) == set(MESSAGE_FIELDS) >= {t.value for t in Trigger}
+    assert data.modes["blind"].fall_from_frames
+    assert not any(data.modes[m].fall_from_frames for m in ("general", "navigation", "shopping"))
+
+
+def test_a_user_file_overrides_the_words_it_gives(modes_file):
+    modes_file(
+        "[emergency.en]\n"
+        "fine = ['\\bi am grand\\b']\n"
+        "[emergency.en.lines]\n"
+        'ask = "All right? Say I am grand, or I call for help."\n'
+    )
+    m = EmergencyMachine(EmergencyOptions(ask_timeout_s=20.0))
+    assert _said(m.user_said("help", 1.0)) == [Line.ASK]
+    assert lexicon("en").lines[Line.ASK] == "All right? Say I am grand, or I call for help."
+    assert lexicon("en").lines[Line.CALLED] == "I have called for help."  # not overridden
+    assert m.user_said("I am grand", 2.0).trace == ("emergency: asking → idle (the user is fine)",)
+    assert calls_for_help("call an ambulance")  # the other lists stay
+
+
+def test_a_new_language_in_a_user_file_needs_every_key(modes_file):
+    en = load().emergency["en"]
+    with pytest.raises(ModeDataError, match=r"\[emergency.fr\] missing anywhere, fine"):
+        modes_file("[emergency.fr]\nalone = ['au secours']\n")
+    lists = "".join(f"{k} = {list(getattr(en, k))!r}\n" for k in PATTERN_KEYS if k != "alone")
+    lines = "".join(f'{k} = "{v}"\n' for k, v in en.lines.items())
+    messages = "".join(f'{k} = "{v}"\n' for k, v in en.messages.items())
+    modes_file(
+        f"[emergency.fr]\nalone = ['au secours']\n{lists}"
+        f"[emergency.fr.lines]\n{lines}[emergency.fr.messages]\n{messages}"
+    )
+    assert calls_for_help("Au secours !", "fr-FR") and calls_for_help("help", "fr")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[emergency.en]\nfine = ['(unclosed']\n", "fine: '(unclosed' is not a regular expression"),
+        ("[emergency.de]\nanywhere = ['ich bin gestürzt']\n", "has accents"),
+        ("[emergency.en]\nfine = 'fine'\n", "expected a list of regular expressions"),
+        ("[emergency.en]\nfines = ['x']\n", "unknown key 'fines'"),
+        ('[emergency.en.lines]\nasks = "x"\n', "lines: unknown key 'asks'"),
+        ('[emergency.en.messages]\nno_answer = "after {minutes} min"\n', "may use {waited}"),
+        ('[emergency.en.messages]\nlocation = "at {lat:.5q}"\n', "not a usable template"),
+    ],
+)
+def test_wrong_words_stop_the_start_saying_where(tmp_path, text, says):
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ModeDataError, match=re.escape(says)) as e:
+        load(path)
+    assert str(path) in str(e.value) and "[emergency." in str(e.value)
 
 
 # ------------------------------------------------------------------ settings

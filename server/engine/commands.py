@@ -1,7 +1,8 @@
 """What the user's words do, decided before the model sees them.
 
-Spoken and typed commands work in every mode ("quiet", "never mind", "what's around
-me?", "switch to blind mode"), even when the model is busy or wrong. ``decide`` is
+Spoken and typed commands work in every mode ("quiet", "never mind", "louder",
+"quieter", "what's around me?", "switch to blind mode"), even when the model is busy
+or wrong. ``decide`` is
 pure: text in, ``Effects`` out; the session carries the effects out. The phrases and
 mode names are the modes data's (``server/modes/modes.toml``), per language, never a
 list written here.
@@ -28,7 +29,7 @@ from typing import Any
 
 from server.modes import CommandWords, ModeProfile, all_modes, command_words
 
-__all__ = ["Effects", "command_hotwords", "decide", "normalise"]
+__all__ = ["Effects", "command_hotwords", "decide", "level_line", "normalise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +45,13 @@ class Effects:
     set_mode: str | None = None  # a mode's name: ``profile(name)`` (a wire mode's is its value)
     query: str | None = None  # what, if anything, goes on to the model
     must_answer: bool = False  # the query is answered even when the model would keep silent
-    command: str = ""  # what matched: quiet, never_mind, describe, switch ("" for none)
+    level_steps: int = 0  # "louder" (+1) or "quieter" (-1): the session's level moves
+    command: str = ""  # what matched: quiet, never_mind, louder, quieter, describe, switch
     confidence: float = 0.0  # how sure that match is, 0..1
 
 
 MAX_COMMAND_WORDS = 6  # "please switch to blind assistance mode now" is a command; a story is not
-PHRASE_MIN = 0.82  # quiet / never mind: the whole utterance is this much like a phrase
+PHRASE_MIN = 0.82  # quiet / never mind / louder / quieter: the whole utterance this alike
 DESCRIBE_MIN = 0.8  # "what's around me?" (a miss only loses the forced answer)
 VERB_MIN = 0.8  # each word of a switch verb
 MODE_WORD_MIN = 0.75  # the word "mode" ("mood" will do; "board" will not)
@@ -89,6 +91,7 @@ def command_hotwords(
     and each mode's name, in ``language``, as a few short sentences."""
     words = command_words(language)
     said = [words.quiet[0], words.never_mind[0], f"{words.describe[0]}?"]
+    said += [w[0] for w in (words.louder, words.quieter) if w]
     for p in (profiles or all_modes()).values():
         if names := p.names_in(language):
             said.append(words.mode_phrase.format(name=names[0]))
@@ -185,17 +188,15 @@ def _command(
     tokens = _strip_ends(normalise(text), _phrases(words.filler))
     if len(tokens) > MAX_COMMAND_WORDS:
         return None
-    quiet = _best(tokens, _phrases(words.quiet), slack=1)
-    never = _best(tokens, _phrases(words.never_mind), slack=1)
-    if max(quiet, never) >= PHRASE_MIN:
-        if never > quiet:
-            return Effects(
-                silence_narration=True,
-                cancel_delegations="never mind",
-                command="never_mind",
-                confidence=never,
-            )
-        return Effects(silence_narration=True, command="quiet", confidence=quiet)
+    # The closest phrase wins, so "leiser" (quieter) is not "leise" (quiet) and "más
+    # alto" (louder) not "alto" (stop); on a tie the earlier kind wins.
+    scores = {
+        kind: _best(tokens, _phrases(getattr(words, kind)), slack=1)
+        for kind in ("quiet", "never_mind", "louder", "quieter")
+    }
+    kind, score = max(scores.items(), key=lambda kv: kv[1])
+    if score >= PHRASE_MIN:
+        return _PHRASE_EFFECTS[kind](score)
     if (around := _best(tokens, _phrases(words.describe), slack=2)) >= DESCRIBE_MIN:
         return Effects(
             cancel_delegations="new question",
@@ -211,6 +212,24 @@ def _command(
             cancel_delegations="mode change", set_mode=name, command="switch", confidence=confidence
         )
     return None
+
+
+_PHRASE_EFFECTS = {
+    "quiet": lambda c: Effects(silence_narration=True, command="quiet", confidence=c),
+    "never_mind": lambda c: Effects(
+        silence_narration=True, cancel_delegations="never mind", command="never_mind", confidence=c
+    ),
+    "louder": lambda c: Effects(level_steps=1, command="louder", confidence=c),
+    "quieter": lambda c: Effects(level_steps=-1, command="quieter", confidence=c),
+}
+
+
+def level_line(language: str, asked: int, moved: int) -> str:
+    """What is said after "louder" (``asked`` > 0) or "quieter" moved the level by
+    ``moved`` steps: "Louder.", or "This is as loud as I go." at the bound."""
+    said = command_words(language).level_said or command_words("en").level_said
+    key = ("louder" if moved else "loudest") if asked > 0 else ("quieter" if moved else "quietest")
+    return said.get(key, "")
 
 
 def _best(tokens: tuple[str, ...], phrases: tuple[tuple[str, ...], ...], *, slack: int) -> float:

@@ -15,7 +15,8 @@ sends the alert (server/agents/notify.py).
 A bare "yes" to "Are you OK?" is ambiguous (fine, or yes-call?): it is asked back and
 the deadline stands, so silence after it still calls for help. Words are matched per
 clause, so "Help, I fell down." calls for help and "can you help me find the door" is
-an ordinary question. The words per language are in ``emergency_phrases``.
+an ordinary question. The words per language are data (``[emergency.LANG]`` in
+server/modes/modes.toml, read through ``emergency_phrases``); the matching is here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from server.engine.emergency_phrases import LEXICONS, Lexicon, Line
+from server.engine.emergency_phrases import Lexicon, Line, lexicon
 
 __all__ = [
     "Alert",
@@ -57,7 +58,7 @@ class State(enum.StrEnum):
 class Trigger(enum.StrEnum):
     USER = "user"  # the user's words
     MODEL = "model"  # the model reported an emergency ("You seem to have fallen.")
-    FALL = "fall"  # a fall signal (device motion, once the contract carries it)
+    FALL = "fall"  # a fall signal: device motion, or the frame heuristic (engine/fall.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +150,9 @@ def _clauses(text: str) -> list[str]:
 
 
 def _lexicons(language: str) -> list[Lexicon]:
-    own = LEXICONS.get(language.split("-")[0].lower(), LEXICONS["en"])
-    return [own] if own is LEXICONS["en"] else [own, LEXICONS["en"]]
+    """The language's words, then English's: English is always understood too."""
+    own = lexicon(language)
+    return [own] if own.language == "en" else [own, lexicon("en")]
 
 
 def _full(patterns: tuple[str, ...], clauses: list[str]) -> bool:
@@ -173,13 +175,15 @@ def calls_for_help(text: str, language: str = "en") -> bool:
 def alert_message(notify: Notify, location: AlertLocation | None, language: str = "en") -> str:
     """The alert's text for a person: what happened and where, in ``language``."""
     m = _lexicons(language)[0].messages
-    who = m[{Trigger.USER: 0, Trigger.MODEL: 1, Trigger.FALL: 2}[notify.trigger]]
-    how = m[3] if notify.confirmed else m[4].format(waited=notify.waited_s)
+    who = m[notify.trigger.value]
+    how = m["confirmed"] if notify.confirmed else m["no_answer"].format(waited=notify.waited_s)
     if location is None:
-        return f"{who} {how} {m[6]}"
+        return f"{who} {how} {m['no_location']}"
     lat, lon = location.lat, location.lon
     osm = f"https://www.openstreetmap.org/?mlat={lat:.5f}&mlon={lon:.5f}#map=18/{lat:.5f}/{lon:.5f}"
-    where = m[5].format(lat=lat, lon=lon, accuracy=location.accuracy_m, age=location.age_s, map=osm)
+    where = m["location"].format(
+        lat=lat, lon=lon, accuracy=location.accuracy_m, age=location.age_s, map=osm
+    )
     return f"{who} {how} {where}"
 
 
@@ -217,16 +221,22 @@ class EmergencyMachine:
             )
         return self._ask(Trigger.USER, now, "the user called for help")
 
+    def reports_emergency(self, text: str) -> bool:
+        """The model's words say the wearer may need help ("You seem to have fallen.")."""
+        return _any(tuple(p for x in self._lex for p in x.model), _clauses(text))
+
     def model_said(self, text: str, now: float) -> Step:
         """The model's reply (or delegation note) of a tick."""
-        if not _any(tuple(p for x in self._lex for p in x.model), _clauses(text)):
+        if not self.reports_emergency(text):
             return Step()
         return self._raised(Trigger.MODEL, now, "the model reported an emergency")
 
-    def fall_detected(self, now: float) -> Step:
-        """A fall signal. Nothing sends one yet: the contract has no device-motion event;
-        a bridge that has one, or a frame heuristic, feeds it here."""
-        return self._raised(Trigger.FALL, now, "a fall was detected")
+    def fall_detected(self, now: float, how: str = "") -> Step:
+        """A fall signal (server/engine/fall.py: the bridge's device motion, or the frame
+        heuristic); ``how`` is its evidence, for the trace and the model's turn."""
+        return self._raised(
+            Trigger.FALL, now, f"a fall was detected ({how})" if how else "a fall was detected"
+        )
 
     def check(self, now: float) -> Step:
         """The timer: no answer by the deadline calls for help."""

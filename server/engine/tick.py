@@ -19,6 +19,7 @@ from typing import Protocol
 
 from server.codes import Code
 from server.engine.handoff import ClauseHandoff
+from server.engine.location import LocationContext, asks_where
 from server.engine.policy import GuidancePolicy, Utterance
 from server.engine.reading import Reading, ReadingOptions
 from server.engine.speech import (
@@ -127,13 +128,13 @@ class TickEngine:
         self._options = options
         self._clock = clock
         self._queries: deque[str] = deque(maxlen=8)
-        self._location: LocationIn | None = None
+        self.location = LocationContext(clock)  # what of it the model was told, and when
         self._recent_jpegs: deque[bytes] = deque(maxlen=3)  # for agents that look
         self.reading = Reading(options.language, options.reading, clock)  # stills and codes
         self._unconfigured_noted = False
         self._answers = NoteOrder(self.say)
         self._must_answer = False  # this tick's query is answered even if the model is silent
-        self._on_reply: Callable[[str], None] | None = None
+        self._on_reply: Callable[[str], bool] | None = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -141,8 +142,10 @@ class TickEngine:
     def profile(self) -> ModeProfile:
         return self._profile
 
-    def hear_replies(self, listener: Callable[[str], None]) -> None:
-        self._on_reply = listener  # the model's words, as said (the emergency path)
+    def hear_replies(self, listener: Callable[[str], bool]) -> None:
+        """The model's words go to ``listener`` (the emergency path) before they are
+        said; when it returns True it speaks for them and they are not said."""
+        self._on_reply = listener
 
     def add_query(self, text: str, *, must_answer: bool = False) -> None:
         if text.strip():
@@ -154,7 +157,7 @@ class TickEngine:
         self._recent_jpegs.append(jpeg)
 
     def set_location(self, loc: LocationIn) -> None:
-        self._location = loc
+        self.location.update(loc)
 
     def set_mode(self, profile: ModeProfile) -> None:
         """A new mode: its rules apply from now, its instruction from the next turn."""
@@ -182,19 +185,6 @@ class TickEngine:
         if result.interrupted and result.reason != "closed" and result.heard != result.text:
             self.model.heard(result.text, result.heard)  # thread-safe: applied next step
 
-    def location_text(self) -> str | None:
-        loc = self._location
-        if loc is None:
-            return None
-        parts = [f"Location: {loc.lat:.5f}, {loc.lon:.5f} (±{loc.accuracy_m:.0f} m)"]
-        if loc.heading_deg:
-            parts.append(f"heading {loc.heading_deg:.0f}°")
-        if loc.speed_mps:
-            parts.append(f"speed {loc.speed_mps:.1f} m/s")
-        if loc.route_step:
-            parts.append(f"route step: {loc.route_step}")
-        return ", ".join(parts)
-
     # ------------------------------------------------------------------ the tick
 
     async def tick(
@@ -219,24 +209,33 @@ class TickEngine:
             if query is not None:
                 self._queries.clear()
                 self._must_answer = False
-            context: list[str] = []
-            if self._profile.location_in_context and (loc := self.location_text()):
-                context.append(loc)
+            asked = asks_where(query, self._options.language)
             tick = TickInput(
                 tick_s=tick_s,
                 frame=seen.frame,
                 user_query=query,
-                context=(*context, *seen.context),
+                context=(*self.location.lines(self._profile, asked=asked), *seen.context),
                 frame_max_pixels=seen.max_pixels,
+                # The mode's margin is for speaking unasked; a question wants an answer.
+                speak_margin=self._profile.speak_margin if query is None else None,
             )
         frame_age_ms = (self._clock() - frame.received_at) * 1000 if frame is not None else -1.0
 
         action, streamed = await self._step(tick, timer, answering=query is not None)
+        if self.model.conversation.state().rollover_due:  # the next chunk forgets this one
+            self.location.forget()
         if self.delegations is not None:  # shopping: a comparison goes to an agent
             action = self.reading.route(action, query, self._profile)
 
+        spoken_for = (
+            bool(action.text) and self._on_reply is not None and self._on_reply(action.text)
+        )
         with timer.stage("policy"):
-            utterances = self._decide(action, answering=query is not None, streamed=streamed)
+            utterances = (
+                []
+                if spoken_for
+                else self._decide(action, answering=query is not None, streamed=streamed)
+            )
             if must_answer and not (utterances or streamed.text):  # "what's around me?"
                 said = nothing_seen(self._options.language)
                 utterances = [self.policy.announce(said, SpeechKind.ANSWER, self._clock())]
@@ -261,8 +260,6 @@ class TickEngine:
                 await self._delegate(action)
         for event in self.reading.after(action.text):  # a still that did not come, or is wanted
             await self._emit(event)
-        if action.text and self._on_reply is not None:
-            self._on_reply(action.text)
         if self._options.want_trace:
             await self._emit(
                 TickTrace(
@@ -388,7 +385,7 @@ class TickEngine:
         self.delegations.start(
             action.question,
             frames=self.reading.frames(self._recent_jpegs),  # the last still among them
-            location=self.location_text(),
+            location=self.location.text(),
             context=action.text,
             barcodes=self.reading.codes(),
         )

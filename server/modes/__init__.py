@@ -14,15 +14,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from server.events import Mode
+from server.modes.emergency import EmergencyWords
 from server.modes.loader import CommandWords, ModeData, ModeDataError, ModeProfile, load
 
 __all__ = [
     "MODES",
     "CommandWords",
+    "EmergencyWords",
     "ModeDataError",
     "ModeProfile",
     "all_modes",
     "command_words",
+    "emergency_words",
     "profile",
     "use_modes",
 ]
@@ -66,6 +69,11 @@ def all_modes() -> Mapping[str, ModeProfile]:
 def command_words(language: str) -> CommandWords:
     """``language``'s command phrases (its base language, else English)."""
     return _active().words(language)
+
+
+def emergency_words(language: str) -> EmergencyWords:
+    """``language``'s emergency words (its base language, else English)."""
+    return _active().emergency_words(language)
 
 
 use_modes()

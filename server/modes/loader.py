@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from server.events import Mode
+from server.modes.emergency import EmergencyWords, emergency_table, emergency_words, merge_emergency
 from server.modes.lexicons import UrgencyRules
 from server.modes.schema import (
     COMMAND_KEYS,
@@ -34,6 +35,7 @@ from server.modes.schema import (
 
 __all__ = [
     "CommandWords",
+    "LocationRules",
     "ModeData",
     "ModeDataError",
     "ModeProfile",
@@ -43,6 +45,12 @@ __all__ = [
 
 ANY_HAZARD_PRESENT = UrgencyRules("present")  # a hazard present unprompted is an alert
 DEFAULT_BASE = "general"
+_LOCATION_KEYS = (
+    "location_moved_m",
+    "location_heading_deg",
+    "location_accuracy_m",
+    "location_stale_s",
+)
 T = TypeVar("T")
 
 
@@ -50,6 +58,17 @@ def _localized(by_language: Mapping[str, T], language: str, default: T) -> T:
     """The entry for ``language``'s base, else English, else ``default``."""
     found = by_language.get(base_language(language))
     return found if found is not None else by_language.get("en", default)
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRules:
+    """When the phone's fix enters a turn again (server/engine/location.py): it moved,
+    turned or changed accuracy by more than these, or is older than ``stale_s``."""
+
+    moved_m: float = 10.0  # haversine distance from the fix last said
+    heading_deg: float = 30.0
+    accuracy_m: float = 20.0  # change of the accuracy radius
+    stale_s: float = 30.0  # an older fix is said to be stale, once
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +83,17 @@ class ModeProfile:
     urgency: UrgencyRules = ANY_HAZARD_PRESENT
     repeat_after_s: float = 8.0  # the same line is not repeated sooner
     location_in_context: bool = False  # the phone's location enters the mode's turns
+    location: LocationRules = LocationRules()  # when it enters again
+    # How much </response> must beat </silence> by (log-prob); None: the server's.
+    speak_margin: float | None = None
     alerts_cut_results: bool = False  # an alert cuts a delegated answer (else waits after it)
     barcodes: bool = False  # frames and stills are scanned for barcodes (server/vision)
+    # Without device motion from the bridge, a fall is guessed from frames (engine/fall.py).
+    fall_from_frames: bool = False
+    # Its voice (modes.toml ``voice``): a style name ("" = the server's [voice] style) and
+    # a pace that multiplies the session's.
+    voice_style: str = ""
+    voice_rate: float = 1.0
     name: str = ""  # its name in the data ("" = the wire mode's)
     names: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     stills: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -114,6 +142,11 @@ class CommandWords:
     filler: tuple[str, ...] = ()
     articles: tuple[str, ...] = ()
     no_switch: tuple[str, ...] = ()
+    where_am_i: tuple[str, ...] = ()  # anywhere in a question: the location enters that turn
+    louder: tuple[str, ...] = ()  # whole utterances: the session's level one step up
+    quieter: tuple[str, ...] = ()
+    # What is said at the new level: louder, quieter; loudest, quietest at the bound.
+    level_said: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +154,7 @@ class ModeData:
     modes: Mapping[str, ModeProfile]  # by name: the shipped four, then the user's
     commands: Mapping[str, CommandWords]  # by base language
     sources: tuple[str, ...]  # the files read, for the log
+    emergency: Mapping[str, EmergencyWords] = field(default_factory=dict)  # by base language
 
     def wire(self) -> dict[Mode, ModeProfile]:
         """The profile each wire mode selects (a user's override included)."""
@@ -129,17 +163,21 @@ class ModeData:
     def words(self, language: str) -> CommandWords:
         return _localized(self.commands, language, self.commands["en"])
 
+    def emergency_words(self, language: str) -> EmergencyWords:
+        return _localized(self.emergency, language, self.emergency["en"])
 
-def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw]]:
-    """The file's modes and commands, each key checked; nothing merged yet."""
+
+def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw], dict[str, Raw]]:
+    """The file's modes, commands and emergency words, each key checked; nothing merged yet."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ModeDataError(f"{source}: not valid TOML: {e}") from None
-    unknown = set(doc) - {"modes", "commands"}
+    unknown = set(doc) - {"modes", "commands", "emergency"}
     if unknown:
         raise ModeDataError(
-            f"{source}: unknown table(s) {', '.join(sorted(unknown))}; known: commands, modes"
+            f"{source}: unknown table(s) {', '.join(sorted(unknown))}; "
+            "known: commands, emergency, modes"
         )
     modes = {
         name: mode_table(raw, f"{source}: [modes.{name}]")
@@ -151,7 +189,7 @@ def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw]]:
         commands[base_language(lang)] = {
             k: checked(v, k, COMMAND_KEYS, where) for k, v in table(raw, where).items()
         }
-    return modes, commands
+    return modes, commands, emergency_table(doc.get("emergency", {}), source)
 
 
 def _merge(under: Raw, over: Raw) -> Raw:
@@ -205,8 +243,15 @@ def _profile(name: str, raw: Raw, commands: Mapping[str, Raw], where: str) -> Mo
         urgency=UrgencyRules(**raw["urgency"]),
         repeat_after_s=raw["repeat_after_s"],
         location_in_context=raw["location"],
+        location=LocationRules(
+            **{k.removeprefix("location_"): v for k, v in raw.items() if k in _LOCATION_KEYS}
+        ),
+        speak_margin=raw.get("speak_margin"),
         alerts_cut_results=raw["alerts_cut_results"],
         barcodes=raw.get("barcodes", False),
+        fall_from_frames=raw.get("fall_from_frames", False),
+        voice_style=raw.get("voice", {}).get("style", ""),
+        voice_rate=raw.get("voice", {}).get("rate", 1.0),
         name=name,
         names=names,
         stills=dict(raw.get("stills", {})),
@@ -243,7 +288,7 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     """The shipped modes (``shipped``: another file in their place, for tests), with
     ``user_file``'s over them; raises ``ModeDataError``."""
     source, text = _read(shipped) if shipped else _shipped()
-    found, commands = _parse(text, source)
+    found, commands, emergency = _parse(text, source)
     wire = {m.value for m in Mode}
     missing = [m.value for m in Mode if m.value not in found]
     if missing:
@@ -253,9 +298,12 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     origin = dict.fromkeys(modes, source)
     sources = [source]
     said = dict.fromkeys(commands, source)  # where each language's commands begin
+    began = dict.fromkeys(emergency, source)  # … and its emergency words
     if user_file:
         path, text = _read(user_file)
-        user_modes, user_commands = _parse(text, path)
+        user_modes, user_commands, user_emergency = _parse(text, path)
+        began.update({lang: path for lang in user_emergency if lang not in emergency})
+        emergency = merge_emergency(emergency, user_emergency)
         modes = _overlay(modes, user_modes, str(path))
         origin.update(dict.fromkeys(user_modes, path))
         for lang, raw in user_commands.items():
@@ -273,4 +321,4 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     profiles = {name: _profile(name, raw, commands, labels[name]) for name, raw in modes.items()}
     _unique_names(profiles, labels)
     words = {lang: CommandWords(language=lang, **raw) for lang, raw in commands.items()}
-    return ModeData(profiles, words, tuple(sources))
+    return ModeData(profiles, words, tuple(sources), emergency_words(emergency, began))

@@ -51,6 +51,18 @@ def _is_float(v: Any) -> float:
     return float(v)
 
 
+def _is_number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != v:  # v != v: NaN
+        raise TypeError
+    return float(v)
+
+
+def _is_angle(v: Any) -> float:
+    if not 0 <= _is_float(v) <= 180:
+        raise TypeError
+    return float(v)
+
+
 def _is_bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise TypeError
@@ -75,15 +87,45 @@ def _is_phrase(v: Any) -> str:
     return str(v)
 
 
+VOICE_STYLES = ("quiet", "normal")  # server/voice/profile.py's STYLES
+LEVEL_LINES = ("louder", "quieter", "loudest", "quietest")
+
+
+def _is_style(v: Any) -> str:
+    if v not in VOICE_STYLES:
+        raise TypeError
+    return str(v)
+
+
+def _is_rate(v: Any) -> float:
+    if not 0.5 <= _is_float(v) <= 2.0:
+        raise TypeError
+    return float(v)
+
+
+def _is_said(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict) or set(v) != set(LEVEL_LINES):
+        raise TypeError
+    return {k: _is_str(v[k]) for k in LEVEL_LINES}
+
+
 MODE_KEYS: dict[str, tuple[Check, str]] = {
     "base": (_is_str, "the name of a shipped mode"),
     "instruction": (_is_str, "a non-empty string"),
     "max_words": (_is_int, "a whole number of words, at least 1"),
     "repeat_after_s": (_is_float, "seconds, a number at least 0"),
     "location": (_is_bool, "true or false"),
+    # When a fix re-enters the turn (server/engine/location.py); optional.
+    "location_moved_m": (_is_float, "metres, a number at least 0"),
+    "location_heading_deg": (_is_angle, "degrees, a number from 0 to 180"),
+    "location_accuracy_m": (_is_float, "metres, a number at least 0"),
+    "location_stale_s": (_is_float, "seconds, a number at least 0"),
+    "speak_margin": (_is_number, "a number (log-prob; may be negative)"),
     "alerts_cut_results": (_is_bool, "true or false"),
     "barcodes": (_is_bool, "true or false"),
+    "fall_from_frames": (_is_bool, "true or false"),
     "urgency": (_is_str, "a table"),  # checked key by key: URGENCY_KEYS
+    "voice": (_is_str, "a table"),  # checked key by key: VOICE_KEYS
     "stills": (_is_list, "a list of strings"),  # per language
     "names": (_is_list, "a list of strings"),  # per language
     "announce": (_is_str, "a non-empty string"),  # per language
@@ -95,11 +137,18 @@ URGENCY_KEYS: dict[str, tuple[Check, str]] = {
     "near_m": (_is_float, "metres, a number at least 0"),
     "far_m": (_is_float, "metres, a number at least 0"),
 }
-_LISTS = ("quiet", "never_mind", "describe", "switch", "mode_word", "filler", "articles")
-COMMAND_KEYS: dict[str, tuple[Check, str]] = {
-    **{k: (_is_list, "a list of strings") for k in (*_LISTS, "no_switch")},
-    "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
+VOICE_KEYS: dict[str, tuple[Check, str]] = {
+    "style": (_is_style, " or ".join(f'"{s}"' for s in VOICE_STYLES)),
+    "rate": (_is_rate, "a pace between 0.5 and 2.0 (1.0 = the session's)"),
 }
+_LISTS: tuple[str, ...] = ("quiet", "never_mind", "describe", "switch", "mode_word", "filler")
+_LISTS += ("articles", "louder", "quieter")  # louder, quieter: the level, by voice
+COMMAND_KEYS: dict[str, tuple[Check, str]] = {
+    **{k: (_is_list, "a list of strings") for k in (*_LISTS, "no_switch", "where_am_i")},
+    "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
+    "level_said": (_is_said, f"a table of strings: {', '.join(LEVEL_LINES)}"),
+}
+_TABLES = {"urgency": URGENCY_KEYS, "voice": VOICE_KEYS}
 REQUIRED_MODE = (
     "instruction",
     "max_words",
@@ -134,9 +183,9 @@ def checked(
 def mode_table(raw: Any, where: str) -> Raw:
     out: Raw = {}
     for key, value in table(raw, where).items():
-        if key == "urgency":
-            keys = table(value, f"{where} urgency")
-            out[key] = {k: checked(v, k, URGENCY_KEYS, f"{where} urgency") for k, v in keys.items()}
+        if key in _TABLES:
+            keys, schema = table(value, f"{where} {key}"), _TABLES[key]
+            out[key] = {k: checked(v, k, schema, f"{where} {key}") for k, v in keys.items()}
         elif key in _PER_LANGUAGE:
             by_language = table(value, f"{where} {key}")
             out[key] = {

@@ -80,10 +80,17 @@ class TickInput:
     # still the server asked for (limits.STILL_MAX_PIXELS). None: the runtime's own
     # cap. Every runtime fits the image to the larger of the two (never below its cap).
     frame_max_pixels: int | None = None
+    # How much </response> must beat </silence> by at this tick (the mode's); None:
+    # the runtime's configured margin.
+    speak_margin: float | None = None
 
     @property
     def still(self) -> bool:
         return self.frame is not None and self.frame_max_pixels is not None
+
+    def margin(self, configured: float) -> float:
+        """The speak margin in force: this tick's, else ``configured``."""
+        return configured if self.speak_margin is None else self.speak_margin
 
 
 class ActionKind(enum.StrEnum):

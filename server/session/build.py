@@ -82,6 +82,8 @@ def build_parts(
         clock=services.clock,
         sleep=services.sleep,
     )
+    mode = profile(start.mode)
+    speaker.voice.use_mode(mode.voice_style, mode.voice_rate)  # the mode's voice from the start
     delegations = (
         services.delegations.session(outbox.put, language, spawn=spawn)
         if services.delegations is not None
@@ -90,7 +92,7 @@ def build_parts(
     engine = TickEngine(
         services.runtime,
         model,
-        profile(start.mode),
+        mode,
         speaker,
         outbox.put,
         delegations=delegations,

@@ -7,6 +7,11 @@ heard at once), tells the model what happened, runs the answer timer as a sessio
 task, and sends the alert on another, through the app's notifier
 (``agents/notify.py``), feeding every try's outcome back to the machine.
 
+It also runs the fall detectors (``engine/fall.py``): the bridge's device motion when
+it sends any, else — in a mode whose data say ``fall_from_frames``, and only until the
+first motion batch arrives — the frame heuristic over each decoded frame's thumbnail.
+A motion batch it cannot use is dropped with one Notice a session.
+
 The timer is a task of its own, not a check at each tick: ticks stop while watching is
 paused and while the phone is away (a detached session), and a fall is exactly when the
 phone may drop its stream. Trace lines go to the log (states and reasons only, never
@@ -23,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from PIL import Image
+
 from server.codes import Code
 from server.engine.emergency import (
     Alert,
@@ -38,9 +45,10 @@ from server.engine.emergency import (
     StopWaiting,
     alert_message,
 )
+from server.engine.fall import FrameFallDetector, MotionFallDetector, bad_motion, grey_thumbnail
 from server.engine.speech import SpeechHandleLike
 from server.engine.tick import TickEngine
-from server.events import CueKind, LocationIn, SpeechKind, TickTrace
+from server.events import CueKind, LocationIn, MotionIn, SpeechKind, TickTrace
 from server.session.notices import Notices
 from server.session.outbox import Outbox
 from server.tasks import Spawn
@@ -112,6 +120,10 @@ class EmergencyCaller:
         self._timer: asyncio.Task[None] | None = None
         self._line: SpeechHandleLike | None = None  # the emergency line said last
         self._incident = 0  # a try's report from an earlier incident is only traced
+        self._motion = MotionFallDetector()
+        self._motion_seen = False  # once the bridge sends motion, frames are not guessed from
+        self._bad_motion_said = False
+        self._frames = FrameFallDetector()
 
     @property
     def state(self) -> State:
@@ -126,20 +138,53 @@ class EmergencyCaller:
         self._apply(step)
         return step.handled
 
-    def heard_model(self, text: str) -> None:
+    def heard_model(self, text: str) -> bool:
+        """The model's reply of a tick; True when it reports an emergency, which this
+        path then speaks for ("Are you OK?", or nothing while one is under way): the
+        model's own line is not said as well."""
+        taken = self.machine.reports_emergency(text)
         self._apply(self.machine.model_said(text, self._clock()))
+        return taken
 
-    def fall_detected(self) -> None:
-        """A fall signal; no client event carries one yet (the contract has no device
-        motion), so only a future bridge event or frame heuristic calls this."""
-        self._apply(self.machine.fall_detected(self._clock()))
+    def fall_detected(self, how: str = "") -> None:
+        """A fall signal; ``how``: its evidence, for the trace and the model's turn."""
+        self._apply(self.machine.fall_detected(self._clock(), how))
+
+    async def moved(self, motion: MotionIn) -> None:
+        """A batch of the bridge's accelerometer samples."""
+        why = bad_motion(motion)
+        if why is not None:
+            if not self._bad_motion_said:  # a broken sensor feed says so once, not 50×/s
+                self._bad_motion_said = True
+                await self._notices.send(
+                    Code.PROTOCOL_BAD_MESSAGE,
+                    f"a DeviceMotion batch with {why} was dropped, and later bad ones will be "
+                    "too, silently; fall detection needs m/s² at 20..1000 Hz "
+                    "(see companion.proto)",
+                )
+            return
+        if not self._motion_seen:
+            self._motion_seen = True
+            self._frames.reset()
+            self._trace("emergency: device motion arrives; falls are detected from it")
+        if (fall := self._motion.feed(motion)) is not None:
+            self.fall_detected(fall.how)
 
     def located(self, location: LocationIn) -> None:
         self._location = (location, self._clock())
 
-    def saw(self, jpeg: bytes) -> None:
+    def saw(self, jpeg: bytes, image: Image.Image | None = None) -> None:
+        """A frame the slot took (``image``: decoded), for the alert and the frame heuristic."""
         if self.options.send_frame:  # not kept at all unless the user opted in
             self._frame = jpeg
+        if image is None or self._motion_seen:
+            return
+        if not self._engine.profile.fall_from_frames:
+            self._frames.reset()  # a mode without it: nothing carries over into one with it
+            return
+        # ~0.3 ms for a 640×480 frame: cheap enough for the loop at a few frames a second.
+        if (fall := self._frames.feed(grey_thumbnail(image), self._clock())) is not None:
+            self.fall_detected(fall.how)
 
     # ------------------------------------------------------------------ effects
 
@@ -171,7 +216,9 @@ class EmergencyCaller:
         if say.urgent:
             utt = replace(utt, preempt=True)  # cuts narration and answers; kept by "quiet"
         if self._line is not None:
-            self._line.interrupt("preempted")  # a finished one ignores it
+            # The newer line is about the same thing: the one before is superseded, as
+            # a hazard's alert is by a newer one (a finished line ignores it).
+            self._line.interrupt("superseded")
         self._line = self._engine.say(utt)
 
     def _alert(self, notify: Notify) -> Alert:
@@ -203,7 +250,10 @@ class EmergencyCaller:
     async def _wait(self, deadline: float) -> None:
         await self._sleep(max(0.0, deadline - self._clock()))
         self._timer = None  # done: the step below must not cancel this very task
-        self._apply(self.machine.check(self._clock()))
+        # Woken for the deadline, it is the deadline: a clock a hair early (float sums,
+        # 14.199999999999996 for 14.199999999999998) would have the machine do nothing
+        # and leave no timer, so help would never be called.
+        self._apply(self.machine.check(max(self._clock(), deadline)))
 
     async def _notify(self, alert: Alert, incident: int) -> None:
         async def report(attempt: NotifyAttemptLike) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.codes import Code
-from server.engine.commands import Effects, decide
+from server.engine.commands import Effects, decide, level_line
 from server.engine.tick import Delegations, TickEngine
 from server.errors import Recoverable
 from server.events import (
@@ -22,12 +22,14 @@ from server.events import (
     AudioIn,
     FrameIn,
     LocationIn,
+    MotionIn,
     Notice,
     PauseWatching,
     PlaybackReport,
     SessionStart,
     SetMode,
     SetVolume,
+    SpeechKind,
     StopSpeakingNow,
     TextIn,
     Transcript,
@@ -86,6 +88,7 @@ class Inbound:
             TextIn: self._text,
             PlaybackReport: self._playback_report,
             LocationIn: self._location,
+            MotionIn: self._motion,
             SetMode: self._set_mode,
             PauseWatching: self._pause,
             StopSpeakingNow: self._stop_speaking,
@@ -133,8 +136,16 @@ class Inbound:
             await self._switch(profile(effects.set_mode))
         elif effects.cancel_delegations and self._delegations is not None:
             self._delegations.cancel_all(effects.cancel_delegations)
+        if effects.level_steps:  # "louder"/"quieter", acknowledged at the new level
+            self._change_level(effects.level_steps)
         if effects.query:
             await self._ask(effects.query, must_answer=effects.must_answer)
+
+    def _change_level(self, steps: int) -> None:
+        moved = self._speaker.voice.change_level(steps)
+        if said := level_line(self._engine.policy.language, steps, moved):
+            now = self._services.clock()
+            self._engine.say(self._engine.policy.announce(said, SpeechKind.SYSTEM, now))
 
     async def _ask(self, query: str, *, must_answer: bool = False) -> None:
         self._engine.add_query(query, must_answer=must_answer)
@@ -189,7 +200,7 @@ class Inbound:
             if self._vision is not None:
                 self._vision.frame(image)
             if self._emergency is not None:
-                self._emergency.saw(event.data)
+                self._emergency.saw(event.data, image)
             self.stats["frames"] += 1
 
     async def _audio(self, event: AudioIn) -> None:
@@ -210,6 +221,10 @@ class Inbound:
         if self._emergency is not None:
             self._emergency.located(event)
 
+    async def _motion(self, event: MotionIn) -> None:
+        if self._emergency is not None:  # without contacts there is no fall path to feed
+            await self._emergency.moved(event)
+
     async def _set_mode(self, event: SetMode) -> None:
         await self._switch(profile(event.mode))
 
@@ -218,6 +233,7 @@ class Inbound:
             return
         if self._delegations is not None:
             self._delegations.cancel_all("mode change")
+        self._speaker.voice.use_mode(to.voice_style, to.voice_rate)  # before its announcement
         self._engine.set_mode(to)
 
     async def _pause(self, event: PauseWatching) -> None:

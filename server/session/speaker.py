@@ -4,7 +4,8 @@
 utterance's id, kind and priority, can be interrupted, and resolves to what the
 listener actually heard. Whoever cares — the engine trimming the model's memory to
 what was heard, a test — waits on the handle instead of a callback web. The handle
-is frozen; how far playback got lives in the speaker's own ``_Playback`` record.
+is frozen (``speech_handle.py``); how far playback got lives in the speaker's own
+``_Playback`` record. How each utterance sounds is ``voice.py``'s (``SessionVoice``).
 Cutting has one implementation (``_cut``) behind two doors: ``SpeechHandle.interrupt``
 cuts that one utterance, ``Speaker.interrupt`` stops the speaker (barge-in, "quiet",
 a client stop): what plays is cut and what waits is dropped, alerts aside unless
@@ -21,19 +22,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from server.engine.policy import Utterance
-from server.events import AudioFormat, AudioOut, Cue, Speech, SpeechKind, StopSpeaking
+from server.events import AudioFormat, AudioOut, Cue, Speech, StopSpeaking
 from server.session.outbox import Outbox
+from server.session.speech_handle import (
+    PlaybackResult,
+    PlayoutObserver,
+    SpeechHandle,
+    SpeechObserver,
+)
 from server.session.speech_queue import SpeechQueue
+from server.session.voice import SessionVoice
 from server.voice.codec import PacketEncoder
 from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
 
@@ -47,66 +53,11 @@ __all__ = [
 ]
 
 
-class SpeechObserver(Protocol):
-    """Told what Murmur is saying (the listener's echo guard)."""
-
-    def speech_started(self, text: str) -> None: ...
-
-    def speech_stopped(self) -> None: ...
-
-
-@runtime_checkable
-class PlayoutObserver(Protocol):
-    """An observer that hears the audio too: ``pcm`` starts to play ``delay_s`` from now."""
-
-    def speech_audio(self, pcm: np.ndarray, sample_rate: int, delay_s: float) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackResult:
-    text: str  # what was handed to TTS
-    heard: str  # what reached the listener's ear (all of ``text`` when it played out)
-    interrupted: bool = False
-    reason: str = ""  # why: preempted, superseded, barge_in, client, expired, closed
-
-
 @dataclass(frozen=True, slots=True)
 class SpeakerOptions:
     lead_s: float = 0.4  # audio sent ahead of playback
     audio: bool = True  # the glasses have a speaker: synthesize and send AudioOut
     cues: bool = True  # the glasses can render earcons or haptics
-
-
-@dataclass(frozen=True, eq=False, slots=True)
-class SpeechHandle:
-    """One utterance given to the speaker, as its caller sees it (frozen)."""
-
-    utterance: Utterance
-    _done: asyncio.Future[PlaybackResult] = field(repr=False)  # the speaker resolves it
-    _cut: Callable[[str], None] = field(repr=False)
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-
-    @property
-    def kind(self) -> SpeechKind:
-        return self.utterance.kind
-
-    @property
-    def priority(self) -> int:
-        return self.utterance.priority
-
-    def interrupt(self, reason: str = "client") -> None:
-        """Cut it now if it plays, or drop it if it still waits (once: later calls,
-        and calls after it finished, do nothing)."""
-        self._cut(reason)
-
-    def done(self) -> bool:
-        return self._done.done()
-
-    async def result(self) -> PlaybackResult:
-        return await asyncio.shield(self._done)
-
-    def add_done_callback(self, fn: Callable[[PlaybackResult], None]) -> None:
-        self._done.add_done_callback(lambda f: fn(f.result()))
 
 
 @dataclass(eq=False, slots=True)
@@ -146,7 +97,8 @@ class Speaker:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.tts = tts
-        self.voice = voice
+        # How it sounds: the session's voice, the mode's, "louder"/"quieter" (voice.py).
+        self.voice = SessionVoice(tts, voice)
         self.out_format = out_format
         self._out = out
         self._opus = opus  # Opus encoding for every session: one named thread
@@ -176,7 +128,7 @@ class Speaker:
         self._observers.append(observer)
 
     def set_volume(self, volume: float) -> None:
-        self.voice = replace(self.voice, volume=min(max(volume, 0.0), 1.0))
+        self.voice.set_volume(volume)
 
     def say(self, utt: Utterance, more: AsyncIterator[str] | None = None) -> SpeechHandle:
         """Queue ``utt``; ``more`` streams the rest of a reply still being generated."""
@@ -293,7 +245,7 @@ class Speaker:
         try:
             async for piece in self._pieces(pb):
                 await self._caption(pb, piece)
-                async for chunk in self.tts.stream(piece, replace(self.voice, kind=pb.handle.kind)):
+                async for chunk in self.tts.stream(piece, self.voice.for_kind(pb.handle.kind)):
                     self._played(pb, chunk.pcm, chunk.sample_rate)
                     pb.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
                     # Encode a short head first (Opus costs ~0.3 ms a packet): the

@@ -21,6 +21,7 @@ from server.events import (
     GoAway,
     LocationIn,
     Mode,
+    MotionIn,
     Notice,
     PauseWatching,
     PlaybackReport,
@@ -166,6 +167,11 @@ def from_client(msg: pb.ClientEvent) -> ClientEvent | None:
             loc.speed_mps,
             loc.route_step,
             loc.time_ms,
+        )
+    if which == "device_motion":
+        m = msg.device_motion  # checked by the session: garbage is its Notice, not ours
+        return MotionIn(
+            m.first_sample_time_ms, m.sample_rate_hz, tuple(m.x), tuple(m.y), tuple(m.z)
         )
     if which == "control":
         return _control(msg.control)

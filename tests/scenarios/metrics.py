@@ -305,8 +305,9 @@ def measure(run: ScenarioRun) -> Metrics:
 
     # Drops, from the traces: each carries the session's counts so far, so the tick at
     # which a count grew says when. The emergency path's lines are alerts too, and each
-    # new one cuts the one before it (server/session/emergency.py), counted as
-    # preempted/alert: after a fall, those are the emergency path's.
+    # new one supersedes the one before it (server/session/emergency.py), counted as
+    # superseded/alert: after a fall, those are the emergency path's. Any other drop
+    # of an alert is a lost alert, whenever it happens.
     fell = min((s.seen_at(f.at_s) for f in s.falls), default=float("inf"))
     counts: dict[str, int] = {}
     for t, e in events:
@@ -321,12 +322,12 @@ def measure(run: ScenarioRun) -> Metrics:
             reason, _, kind = key.partition("/")
             if grew <= 0 or kind != SpeechKind.ALERT.value:
                 continue
-            if reason == "superseded":
-                m.alerts_superseded += grew
+            if reason != "superseded":
+                m.alerts_dropped += grew
             elif t >= fell:
                 m.emergency_lines_cut += grew
             else:
-                m.alerts_dropped += grew
+                m.alerts_superseded += grew
         counts = now
     m.dropped_counts = counts
     m.emergency_lines_said = sum(

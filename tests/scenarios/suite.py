@@ -27,7 +27,6 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
-import math
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -76,12 +75,6 @@ class ModelTimeLoop(VirtualTimeLoop):
     ``model_sleep`` (called in the thread) stops counting the thread for as long as it
     sleeps and wakes it by a timer on the loop, so virtual time moves on meanwhile.
     """
-
-    def advance(self, seconds: float) -> None:
-        # Up to the next microsecond: a timer is never woken a hair before its time by
-        # float sums (server/session/emergency.py's answer timer then does nothing and
-        # is not re-armed; see the report in tests/test_scenarios.py).
-        self.now = math.ceil((self.now + seconds) * 1e6) / 1e6
 
     def model_sleep(self, seconds: float) -> None:
         if seconds <= 0:

@@ -100,7 +100,7 @@ class PairResponse(_message.Message):
     def __init__(self, device_token: _Optional[str] = ..., device_id: _Optional[str] = ...) -> None: ...
 
 class ClientEvent(_message.Message):
-    __slots__ = ("session_start", "video_frame", "audio_chunk", "text_input", "control", "location", "playback_report")
+    __slots__ = ("session_start", "video_frame", "audio_chunk", "text_input", "control", "location", "playback_report", "device_motion")
     SESSION_START_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FRAME_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CHUNK_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class ClientEvent(_message.Message):
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
     PLAYBACK_REPORT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_MOTION_FIELD_NUMBER: _ClassVar[int]
     session_start: SessionStart
     video_frame: VideoFrame
     audio_chunk: AudioChunk
@@ -115,7 +116,8 @@ class ClientEvent(_message.Message):
     control: Control
     location: Location
     playback_report: PlaybackReport
-    def __init__(self, session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., video_frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ..., text_input: _Optional[_Union[TextInput, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., playback_report: _Optional[_Union[PlaybackReport, _Mapping]] = ...) -> None: ...
+    device_motion: DeviceMotion
+    def __init__(self, session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., video_frame: _Optional[_Union[VideoFrame, _Mapping]] = ..., audio_chunk: _Optional[_Union[AudioChunk, _Mapping]] = ..., text_input: _Optional[_Union[TextInput, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., playback_report: _Optional[_Union[PlaybackReport, _Mapping]] = ..., device_motion: _Optional[_Union[DeviceMotion, _Mapping]] = ...) -> None: ...
 
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "frame_ms")
@@ -250,6 +252,20 @@ class PlaybackReport(_message.Message):
     finished: bool
     interrupted: bool
     def __init__(self, utterance_id: _Optional[str] = ..., played_ms: _Optional[int] = ..., finished: _Optional[bool] = ..., interrupted: _Optional[bool] = ...) -> None: ...
+
+class DeviceMotion(_message.Message):
+    __slots__ = ("first_sample_time_ms", "sample_rate_hz", "x", "y", "z")
+    FIRST_SAMPLE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    first_sample_time_ms: int
+    sample_rate_hz: float
+    x: _containers.RepeatedScalarFieldContainer[float]
+    y: _containers.RepeatedScalarFieldContainer[float]
+    z: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, first_sample_time_ms: _Optional[int] = ..., sample_rate_hz: _Optional[float] = ..., x: _Optional[_Iterable[float]] = ..., y: _Optional[_Iterable[float]] = ..., z: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ServerEvent(_message.Message):
     __slots__ = ("session_ready", "speech", "audio_out", "stop_speaking", "cue", "transcript", "delegation_update", "still_request", "tick", "notice", "go_away")

@@ -63,7 +63,7 @@ class OpenAISession(ModelSession):
         user = wire_turn(turn.message, self._opts, frame_id)
         action = SILENCE
         try:
-            action = self._decide(user, on_clause)
+            action = self._decide(user, turn.tick.margin(self._opts.speak_margin), on_clause)
         except ModelRejected:
             self.conversation.roll_over_next()  # e.g. the context outgrew the server's limit
             raise
@@ -72,8 +72,8 @@ class OpenAISession(ModelSession):
             self._turns += [user, wire_turn(assistant_message(action), self._opts)]
         return action
 
-    def _decide(self, user: WireTurn, on_clause: TextSink | None) -> Action:
-        rt, margin, watch = self._rt, self._opts.speak_margin, Stopwatch()
+    def _decide(self, user: WireTurn, margin: float, on_clause: TextSink | None) -> Action:
+        rt, watch = self._rt, Stopwatch()
         reader = rt.send_turns([*self._turns, user], lambda: ReplyReader(margin, on_clause))
         if not reader.wants_reply:
             action = reader.action()

@@ -145,7 +145,7 @@ class TransformersSession(ModelSession):
                 score = self._score(logits)
                 decide_ms = watch.lap("decide")
                 action = SILENCE
-                if score > self.options.speak_margin:
+                if score > turn.tick.margin(self.options.speak_margin):
                     action, first_token_ms = self._reply(on_clause, started)
                     watch.lap("reply")
             self._commit(action)

@@ -54,9 +54,11 @@ class VoiceOptions:
     style: str = ""  # "quiet" or "normal"; "" = the server's [voice] style
     whisper: bool = False  # a whispering voice where the backend has one (the style sets it)
 
-    def louder(self, steps: int) -> VoiceOptions:
-        """``steps`` more "louder" (negative: "quieter"), within the bounds of ``adjust``."""
-        level = min(max(self.level_steps + steps, -MAX_STEPS), MAX_STEPS)
+    def louder(self, steps: int, bounds: tuple[int, int] = (-MAX_STEPS, MAX_STEPS)) -> VoiceOptions:
+        """``steps`` more "louder" (negative: "quieter"), within ``bounds`` (a styled
+        chain's ``level_range``: as far as its style can go)."""
+        low, high = bounds
+        level = min(max(self.level_steps + steps, low), high)
         return replace(self, level_steps=level)
 
 
@@ -91,6 +93,11 @@ class TTSBackend(ABC):
     def _executor(self) -> Executor:
         """This backend's thread, for synthesis and decoding."""
         return self._pool.executor
+
+    def level_range(self, options: VoiceOptions) -> tuple[int, int]:
+        """How many "quieter" (negative) and "louder" steps ``options.level_steps`` may
+        hold for this rendering. Only a styled chain sets levels; a bare backend none."""
+        return 0, 0
 
     def subscribe(self, callback: SwitchCallback) -> Callable[[], None]:
         """Hear about voice switches; returns the unsubscribe call. A single backend

@@ -3,6 +3,12 @@
 Runs the ``espeak-ng`` binary once per clause (``--stdout`` writes a WAV); the text
 goes through stdin so a clause that starts with "-" is never read as an option.
 ``VoiceOptions.whisper`` picks espeak-ng's whisper variant (``-v en+whisper``).
+
+Words are kept apart by a short pause (``word_gap_ms``, espeak-ng's ``-g``): run
+together, its formant speech loses word boundaries, and an independent recogniser got
+about 76 % of its words at 157 wpm; with 80 ms between words (and the US voice for a
+plain "en") it gets about 90 %, while slowing the syllables alone did not help
+(benchmarks/bench_whisper_voice.py prints it).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class EspeakTTS(TTSBackend):
         binary: str = "",
         *,
         words_per_minute: int = 165,
+        word_gap_ms: int = 80,
         timeout_s: float = 10.0,
         executor: Executor | None = None,  # the app's thread for this voice; None: its own
     ) -> None:
@@ -42,6 +49,7 @@ class EspeakTTS(TTSBackend):
             raise TTSError(f"{binary or 'espeak-ng'} was not found on PATH; {_INSTALL_HINT}")
         self.binary = found
         self.words_per_minute = words_per_minute
+        self.word_gap_ms = word_gap_ms
         self.timeout_s = timeout_s
         super().__init__(
             TTSCapabilities(
@@ -57,9 +65,23 @@ class EspeakTTS(TTSBackend):
         wpm = round(self.words_per_minute * min(max(options.rate, 0.5), 2.0))
         amplitude = round(100 * min(max(options.volume, 0.0), 1.0))  # espeak: 0..200, 100 = normal
         voice = options.language.lower().replace("_", "-") or "en"
+        if voice == "en":  # espeak-ng's "en" is British; its US voice is understood better
+            voice = "en-us"
         if options.whisper:
             voice += "+whisper"  # espeak-ng --voices=variant lists it
-        return [self.binary, "--stdout", "-v", voice, "-s", str(wpm), "-a", str(amplitude)]
+        gap = str(max(round(self.word_gap_ms / 10), 0))  # -g: units of 10 ms
+        return [
+            self.binary,
+            "--stdout",
+            "-v",
+            voice,
+            "-s",
+            str(wpm),
+            "-a",
+            str(amplitude),
+            "-g",
+            gap,
+        ]
 
     def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
         try:

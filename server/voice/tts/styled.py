@@ -1,8 +1,9 @@
 """A TTS backend that renders another's speech in a voice style (quiet or normal).
 
 ``StyledTTS(chain, style)`` wraps the whole chain (a backend made of a backend): for
-each utterance it picks the profile for ``options.kind`` (alerts louder than the rest),
-moves it by ``options.level_steps`` ("louder"/"quieter") and the session's volume, asks
+each utterance it moves the style by ``options.level_steps`` ("louder"/"quieter": both
+levels together, as far as ``level_range`` allows), picks the profile for
+``options.kind`` (alerts louder than the rest), moves it by the session's volume, asks
 the chain for that pace and, where the profile says so, a whispering voice, at full
 gain; then it renders every chunk to the profile's active speech level through the
 speech-band compressor and limiter (``LevelRenderer``, one per utterance, so the state
@@ -21,7 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import replace
 
 from server.voice.loudness import LevelRenderer
-from server.voice.profile import STYLES, VoiceProfile, VoiceStyle, adjust, volume_offset_db
+from server.voice.profile import STYLES, VoiceProfile, VoiceStyle, volume_offset_db
 from server.voice.tts.base import PcmChunk, SwitchCallback, TTSBackend, VoiceOptions
 
 __all__ = ["StyledTTS"]
@@ -47,10 +48,17 @@ class StyledTTS(TTSBackend):
         self.reference_volume = reference_volume
         super().__init__(replace(inner.capabilities, blocking=False), executor)
 
+    def style_for(self, options: VoiceOptions) -> VoiceStyle:
+        """The session's style (``options.style``; unknown or "": the server's)."""
+        return self.styles.get(options.style, self.style) if options.style else self.style
+
+    def level_range(self, options: VoiceOptions) -> tuple[int, int]:
+        return self.style_for(options).step_range()
+
     def plan(self, options: VoiceOptions) -> tuple[VoiceOptions, VoiceProfile, float]:
         """What the chain is asked for, the profile, and the target level (dBFS)."""
-        style = self.styles.get(options.style, self.style) if options.style else self.style
-        profile = adjust(style.for_kind(options.kind), options.level_steps)
+        style = self.style_for(options).moved(options.level_steps)  # the alerts' gap kept
+        profile = style.for_kind(options.kind)
         target = profile.target_level_db + volume_offset_db(options.volume, self.reference_volume)
         # Full gain from the engine: the renderer sets the level, from clean samples.
         asked = replace(
