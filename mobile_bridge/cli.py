@@ -11,12 +11,25 @@ import asyncio
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from mobile_bridge.client import MODES
+from mobile_bridge.camera import CameraRunOptions, run_camera
+from mobile_bridge.client import MODES, SessionOptions
 from mobile_bridge.connection import LinkOptions
+from mobile_bridge.devices import describe_devices
 from mobile_bridge.errors import LinkError
+from mobile_bridge.live import (
+    SOURCE_KINDS,
+    LiveOptions,
+    LiveReport,
+    PlaybackChoice,
+    SessionWiring,
+    SourceChoice,
+    live_summary,
+    run_live,
+)
 from mobile_bridge.media import MediaError
 from mobile_bridge.pairing import (
     ConnectFlags,
@@ -28,6 +41,8 @@ from mobile_bridge.pairing import (
 from mobile_bridge.replay import ReplayOptions, run_replay
 from mobile_bridge.report import ReplayReport
 from mobile_bridge.sinks.console import dropped_text, kind_name
+from mobile_bridge.sources.camera import CameraOptions
+from mobile_bridge.sources.microphone import MicrophoneOptions
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import normalize_fingerprint
 from mobile_bridge.tokens import remove_pairing, save_pairing
@@ -35,6 +50,7 @@ from mobile_bridge.tokens import remove_pairing, save_pairing
 __all__ = ["main"]
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+T = TypeVar("T")
 
 
 def _err(msg: str) -> None:
@@ -66,6 +82,33 @@ def _add_link_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_playback_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--play",
+        action="store_true",
+        help="play speech and cue earcons on the sound card as they arrive (needs sounddevice)",
+    )
+    where.add_argument(
+        "--play-to",
+        type=Path,
+        metavar="WAV",
+        help="write what the wearer would hear (speech, earcons, silences) to a stereo WAV",
+    )
+    p.add_argument(
+        "--output-device",
+        metavar="INDEX|NAME",
+        help="the sound card for --play (default: the system's; `python -m sounddevice` lists them)",
+    )
+    p.add_argument(
+        "--jitter-ms",
+        type=int,
+        default=60,
+        metavar="MS",
+        help="speech buffered before an utterance starts playing (default 60)",
+    )
+
+
 def _say_at(value: str) -> tuple[float, str]:
     seconds, sep, text = value.partition(":")
     try:
@@ -74,6 +117,110 @@ def _say_at(value: str) -> tuple[float, str]:
         return float(seconds), text
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SECONDS:TEXT, got {value!r}") from None
+
+
+def _option(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, val
+
+
+def _add_camera_parser(sub: Any) -> None:
+    cp = sub.add_parser(
+        "camera",
+        help="stream this machine's camera (and microphone) as if it were the glasses",
+        description=(
+            "Send frames from a camera at --fps as JPEG stills (and, with --mic, its "
+            "microphone as 20 ms Opus packets) and print what the server says. DEVICE: "
+            "/dev/videoN or N (Linux; on macOS N is an AVFoundation camera), "
+            "FORMAT:INPUT for any FFmpeg capture format (avfoundation:NAME, "
+            "dshow:video=NAME, lavfi:testsrc2=size=640x480:rate=10), or a URL. "
+            "`murmur-bridge devices` lists what this machine has."
+        ),
+    )
+    cp.add_argument("device", nargs="?", default="0", help="the camera (default 0)")
+    _add_camera_input_args(cp)
+    _add_link_args(cp)
+    _add_stream_args(cp)
+    _add_output_args(cp)
+
+
+def _add_camera_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mic",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="also send the microphone: the default one, or a PortAudio index or name",
+    )
+    p.add_argument(
+        "--camera-option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an FFmpeg input option, e.g. video_size=1280x720 or framerate=30 (repeatable)",
+    )
+
+
+def _add_stream_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=list(MODES), default="general", help="assistance mode")
+    p.add_argument("--language", default="en", help="BCP-47 language tag (default en)")
+    p.add_argument("--fps", type=float, default=1.0, help="frames per second to send (default 1)")
+    p.add_argument("--max-side", type=int, default=640, help="downscale frames to this (px)")
+    p.add_argument(
+        "--seconds", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
+    )
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, metavar="DIR", help="write one WAV per utterance here")
+    _add_playback_args(p)
+    p.add_argument("--trace", action="store_true", help="ask for and print the tick trace")
+    p.add_argument("--linger", type=float, default=2.0, metavar="S", help="wait at the end")
+    p.add_argument("--instruction", default="", help="replace the mode's standing instruction")
+
+
+def _add_live_parser(sub: Any) -> None:
+    lp = sub.add_parser(
+        "live",
+        help="walk with it: glasses, a camera or a replay, with controls and a watchdog",
+        description=(
+            "A live session with the stored pairing: captions in the terminal, speech "
+            "played as it arrives (--play), keys for the wearer (on a terminal: [space] "
+            "ask, [s] stop, [p] pause, [m] mode, [+/-] volume, [q] quit; from a pipe: "
+            "one command a line), --control for other apps, and a summary at exit. "
+            "SPEC: camera: a device as for `camera` (default 0); replay: a video or a "
+            "folder of stills; frame: the glasses' name (default: the nearest)."
+        ),
+    )
+    lp.add_argument("--source", choices=SOURCE_KINDS, default="camera", help="default camera")
+    lp.add_argument("spec", nargs="?", metavar="SPEC", help="which camera, video or glasses")
+    _add_camera_input_args(lp)
+    lp.add_argument("--audio", type=Path, metavar="WAV", help="replay: speech to send")
+    _add_link_args(lp)
+    _add_stream_args(lp)
+    _add_output_args(lp)
+    lp.add_argument(
+        "--control",
+        metavar="PATH",
+        help="commands from other apps, one a line (mode blind, stop, ask, pause, resume, "
+        "volume +): an existing FIFO is read, any other path is served as a unix socket",
+    )
+    lp.add_argument(
+        "--no-keys", action="store_true", help="do not read the keyboard (or stdin) for commands"
+    )
+    lp.add_argument(
+        "--stall",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="no frame for S seconds: pause watching and restart the source (default 5)",
+    )
+    lp.add_argument(
+        "--location", metavar="SPEC", help="send location from gpsd, an NMEA device or a file"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--max-side", type=int, default=640, help="downscale frames to this (px)")
     rp.add_argument("--out", type=Path, metavar="DIR", help="write one WAV per utterance here")
-    rp.add_argument("--play", action="store_true", help="play speech with paplay/aplay")
+    _add_playback_args(rp)
     rp.add_argument("--trace", action="store_true", help="ask for and print the tick trace")
     rp.add_argument(
         "--linger", type=float, default=2.0, metavar="S", help="wait after the media ends"
@@ -149,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("unpair", help="forget a server this bridge paired with")
     up.add_argument("--server", metavar="HOST:PORT", help="which one (needed with several)")
+
+    _add_camera_parser(sub)
+    _add_live_parser(sub)
+    sub.add_parser("devices", help="list this machine's cameras and microphones (for `camera`)")
 
     sp = sub.add_parser("synth", help="write a synthetic first-person test clip (.mp4)")
     sp.add_argument("out", type=Path, help="where to write the .mp4")
@@ -223,6 +374,9 @@ def _replay(args: argparse.Namespace) -> int:
     if args.fps <= 0 or args.speed <= 0:
         _err("--fps and --speed must be positive")
         return 2
+    if args.jitter_ms < 0:
+        _err("--jitter-ms cannot be negative")
+        return 2
     try:
         link = _link_options(args)
     except LinkError as e:
@@ -243,20 +397,126 @@ def _replay(args: argparse.Namespace) -> int:
         want_trace=args.trace,
         out_dir=args.out,
         play=args.play,
+        play_to=args.play_to,
+        output_device=args.output_device,
+        jitter_ms=args.jitter_ms,
         linger_s=args.linger,
     )
+    return _stream(run_replay(opts), _print_summary)
+
+
+def _stream(main: Coroutine[Any, Any, T], summary: Callable[[T], None]) -> int:
+    """Run a streaming command to its summary; its exit code."""
     try:
-        report = asyncio.run(run_replay(opts))
-    except MediaError as e:
+        result = asyncio.run(main)
+    except (MediaError, ValueError, OSError) as e:  # a device or file, named; before connecting
         _err(str(e))
         return 2
     except LinkError as e:
         _err(str(e))
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _err("interrupted")
         return 130
-    _print_summary(report)
+    summary(result)
+    return 0
+
+
+def _stream_link(args: argparse.Namespace, *positive: str) -> LinkOptions | None:
+    """The link for a streaming command, once its numbers are checked; None: said why."""
+    bad = [name for name in ("fps", *positive) if (v := getattr(args, name)) is not None and v <= 0]
+    if bad:
+        _err(f"{', '.join('--' + b for b in ('fps', *positive))} must be positive")
+        return None
+    if args.jitter_ms < 0:
+        _err("--jitter-ms cannot be negative")
+        return None
+    try:
+        return _link_options(args)
+    except LinkError as e:
+        _err(str(e))
+        return None
+
+
+def _microphone(args: argparse.Namespace) -> MicrophoneOptions | None:
+    if args.mic is None:
+        return None
+    device: int | str | None = int(args.mic) if args.mic.isdigit() else args.mic or None
+    return MicrophoneOptions(device=device)
+
+
+def _stream_session(args: argparse.Namespace) -> SessionOptions:
+    return SessionOptions(
+        mode=args.mode,
+        language=args.language,
+        instruction_override=args.instruction,
+        want_trace=args.trace,
+        linger_s=args.linger,
+    )
+
+
+def _camera(args: argparse.Namespace) -> int:
+    if (link := _stream_link(args, "seconds")) is None:
+        return 2
+    opts = CameraRunOptions(
+        camera=CameraOptions(
+            device=args.device,
+            fps=args.fps,
+            max_side=args.max_side,
+            input_options=dict(args.camera_option),
+            seconds=args.seconds,
+        ),
+        microphone=_microphone(args),
+        link=link,
+        session=_stream_session(args),
+        out_dir=args.out,
+        play=args.play,
+        play_to=args.play_to,
+        output_device=args.output_device,
+        jitter_ms=args.jitter_ms,
+        on_open=lambda source: print(f"camera {source.describe()}"),
+    )
+    return _stream(run_camera(opts), _print_summary)
+
+
+def _live(args: argparse.Namespace) -> int:
+    if (link := _stream_link(args, "stall", "seconds")) is None:
+        return 2
+    source = SourceChoice(
+        kind=args.source,
+        spec=args.spec,
+        fps=args.fps,
+        max_side=args.max_side,
+        camera_options=dict(args.camera_option),
+        microphone=_microphone(args),
+        audio=args.audio,
+    )
+    opts = LiveOptions(
+        wiring=SessionWiring(
+            link=link,
+            session=_stream_session(args),
+            playback=PlaybackChoice(args.play, args.play_to, args.output_device, args.jitter_ms),
+            out_dir=args.out,
+        ),
+        control_path=args.control,
+        keyboard=not args.no_keys,
+        seconds=args.seconds,
+        location=args.location,
+    )
+    # Restarts wait a few frame periods at least: a slow --fps is not a stall.
+    opts.watchdog.stall_s = max(args.stall, 3.0 / args.fps)
+    return _stream(run_live(source, opts), _print_live_summary)
+
+
+def _print_live_summary(result: LiveReport) -> None:
+    _print_summary(result.report)
+    for line in live_summary(result.stats):
+        print(line)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    for line in describe_devices():
+        print(line)
     return 0
 
 
@@ -334,6 +594,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _unpair(args)
         case "synth":
             return _synth(args)
+        case "camera":
+            return _camera(args)
+        case "live":
+            return _live(args)
+        case "devices":
+            return _devices(args)
     return 2
 
 

@@ -2,8 +2,8 @@
 
 ``BridgeSession`` announces the source's capabilities in ``SessionStart``, pumps its
 frames, audio and typed text into the link once the server is ready, and routes the
-server's events: speech to the ``SpeechSink`` (with a ``PlaybackReport`` for each
-utterance that ends or is cut), ``StillRequest`` to ``source.capture_still()``, and
+server's events: speech and cues to the ``SpeechSink`` (with a ``PlaybackReport`` for
+each utterance that ends or is cut), ``StillRequest`` to ``source.capture_still()``, and
 every event to the observers (console, report). After the source runs dry it lingers
 for trailing speech, then half-closes so the server ends the session.
 """
@@ -29,6 +29,8 @@ __all__ = [
     "ServerEventRouter",
     "SessionLink",
     "SessionOptions",
+    "location_event",
+    "motion_event",
     "session_start",
 ]
 
@@ -123,20 +125,25 @@ class ServerEventRouter:
         self.ready = asyncio.Event()
         self.stills_wanted: asyncio.Queue[None] = asyncio.Queue()
         self._open: set[str] = set()
-        # Ticks, notices, transcripts, cues... are the observers' business; GoAway is
-        # the link's; a newer server's events are ignored, as the server ignores ours.
+        # A sink that plays in real time reports what was heard itself, when it knows.
+        self._sink_reports = sink.take_reports(
+            lambda report: offer(pb.ClientEvent(playback_report=report))
+        )
+        # Ticks, notices, transcripts... are the observers' business; GoAway is the
+        # link's; a newer server's events are ignored, as the server ignores ours.
         self._handlers: dict[str, Callable[[pb.ServerEvent], None]] = {
             "session_ready": self._on_ready,
             "speech": lambda ev: self._open.add(ev.speech.utterance_id),
             "audio_out": self._on_audio,
             "stop_speaking": self._on_stop,
             "still_request": self._on_still,
+            "cue": lambda ev: self._sink.cue(ev.cue),
         }
 
     @property
     def speaking(self) -> bool:
-        """An utterance has begun and neither ended nor been cut."""
-        return bool(self._open)
+        """An utterance has begun and neither ended nor been cut, or still plays."""
+        return bool(self._open) or self._sink.playing
 
     def handle(self, event: pb.ServerEvent) -> None:
         handler = self._handlers.get(event.WhichOneof("event") or "")
@@ -157,7 +164,8 @@ class ServerEventRouter:
 
     def _on_stop(self, event: pb.ServerEvent) -> None:
         for uid in event.stop_speaking.utterance_ids:
-            if uid in self._open:
+            # One whose last packet came may still be playing on a real-time sink.
+            if uid in self._open or self._sink_reports:
                 self._finish(uid, interrupted=True)
 
     def _on_still(self, event: pb.ServerEvent) -> None:
@@ -167,6 +175,8 @@ class ServerEventRouter:
     def _finish(self, uid: str, *, interrupted: bool) -> None:
         self._open.discard(uid)
         played = self._sink.finish(uid, interrupted=interrupted)
+        if self._sink_reports:
+            return
         report = pb.PlaybackReport(
             utterance_id=uid,
             played_ms=played.duration_ms,
@@ -198,6 +208,7 @@ class BridgeSession:
         self._say = say or (lambda line: None)
         self._clock = clock or SystemClock()
         self._router = ServerEventRouter(source, sink, self._offer)
+        self.outbox_drops = 0  # events offered while the outbox was full (said as they go)
 
     @property
     def reconnects(self) -> int:
@@ -209,9 +220,13 @@ class BridgeSession:
         receiver = asyncio.create_task(self._receive())
         stills = asyncio.create_task(self._answer_stills())
         sending: asyncio.Future[Any] | None = None
+        pumps: list[asyncio.Task[None]] = []
         try:
             await self._wait_ready(receiver)
-            sending = asyncio.gather(*self._pumps())
+            pumps = [asyncio.create_task(p) for p in self._pumps()]
+            # A pump that fails completes the gather but leaves the others running:
+            # the finally below stops each of them, not only the gather.
+            sending = asyncio.gather(*pumps)
             pending: list[asyncio.Future[Any]] = [sending, receiver]
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if not receiver.done():
@@ -227,7 +242,8 @@ class BridgeSession:
             ):
                 raise e
         finally:
-            for task in (sending, stills, receiver):
+            tasks: list[asyncio.Future[Any] | None] = [*pumps, sending, stills, receiver]
+            for task in tasks:
                 if task is not None and not task.done():
                     task.cancel()
                     await asyncio.wait([task])
@@ -289,11 +305,53 @@ class BridgeSession:
             if aclose is not None:
                 await aclose()
 
+    def send_motion(
+        self, first_sample_time_ms: int, rate_hz: float, samples: Sequence[Sequence[float]]
+    ) -> None:
+        """A batch of the device's accelerometer samples (x, y, z with gravity, m/s²),
+        for the server's fall detection; a bridge without a motion sensor never calls it."""
+        self._offer(motion_event(first_sample_time_ms, rate_hz, samples))
+
+    def send_control(self, control: pb.Control) -> None:
+        """A wearer's command (mode, pause, stop, volume, ask) from the keyboard, a
+        control socket or the glasses' buttons; queued like every reply."""
+        self._offer(pb.ClientEvent(control=control))
+
+    async def wait_ready(self) -> None:
+        """Until the server's first ``SessionReady`` (for senders beside ``run``)."""
+        await self._router.ready.wait()
+
+    def send_location(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        accuracy_m: float,
+        heading_deg: float = 0.0,
+        speed_mps: float = 0.0,
+        route_step: str = "",
+        time_ms: int = 0,
+    ) -> None:
+        """A position fix for the server's blind and navigation modes (see
+        ``mobile_bridge.location.run_location``, which calls this)."""
+        self._offer(
+            location_event(
+                lat,
+                lon,
+                accuracy_m=accuracy_m,
+                heading_deg=heading_deg,
+                speed_mps=speed_mps,
+                route_step=route_step,
+                time_ms=time_ms,
+            )
+        )
+
     def _offer(self, event: pb.ClientEvent) -> None:
         """Queue without waiting; a full outbox drops the event and says so."""
         try:
             self.link.outbox.put_nowait(event)
         except asyncio.QueueFull:
+            self.outbox_drops += 1
             self._say(f"(outbox full; {_describe(event)} dropped)")
             return
         self._sent(event)
@@ -364,6 +422,48 @@ def _frame_event(frame: JpegFrame, seq: int) -> pb.ClientEvent:
 def _audio_event(packet: OpusPacket, seq: int) -> pb.ClientEvent:
     return pb.ClientEvent(
         audio_chunk=pb.AudioChunk(seq=seq, capture_time_ms=packet.capture_time_ms, data=packet.data)
+    )
+
+
+def location_event(
+    lat: float,
+    lon: float,
+    *,
+    accuracy_m: float,
+    heading_deg: float = 0.0,
+    speed_mps: float = 0.0,
+    route_step: str = "",
+    time_ms: int = 0,
+) -> pb.ClientEvent:
+    """``Location``: degrees WGS 84, the error radius in metres, the course from true
+    north (0: unknown), m/s, the route's current instruction, unix ms of the fix."""
+    return pb.ClientEvent(
+        location=pb.Location(
+            lat=lat,
+            lon=lon,
+            accuracy_m=accuracy_m,
+            heading_deg=heading_deg,
+            speed_mps=speed_mps,
+            route_step=route_step,
+            time_ms=time_ms,
+        )
+    )
+
+
+def motion_event(
+    first_sample_time_ms: int, rate_hz: float, samples: Sequence[Sequence[float]]
+) -> pb.ClientEvent:
+    """``DeviceMotion``: samples evenly spaced at ``rate_hz`` from the first one's time
+    (unix ms), each (x, y, z) in m/s² with gravity, as a browser's
+    ``DeviceMotionEvent.accelerationIncludingGravity`` gives them (Core Motion's g × 9.80665)."""
+    return pb.ClientEvent(
+        device_motion=pb.DeviceMotion(
+            first_sample_time_ms=first_sample_time_ms,
+            sample_rate_hz=rate_hz,
+            x=[s[0] for s in samples],
+            y=[s[1] for s in samples],
+            z=[s[2] for s in samples],
+        )
     )
 
 

@@ -54,28 +54,39 @@ _CLOSE = object()  # outbox sentinel: half-close the stream
 
 def fresh_after_outage(
     queued: Iterable[object], *, now_ms: int, max_audio_age_ms: int
-) -> tuple[list[object], int, int]:
+) -> tuple[list[object], int, int, int]:
     """What of an outbox that waited through an outage is still worth sending, in order;
-    and how many audio chunks and video frames were left out.
+    and how many audio chunks, video frames and location fixes were left out.
 
     Audio captured more than ``max_audio_age_ms`` before ``now_ms`` (the bridge's unix
     clock, which sources stamp captures with) is history the server's listener would
     only have to wade through; audio without a capture time has no known age and
-    stays. Video is a latest-only slot: of the plain frames only the newest stays.
+    stays. Video is a latest-only slot: of the plain frames only the newest stays; so
+    is location (each fix carries the route step in force), only the newest fix stays.
     A still the server asked for (``high_res``) stays, as does every other event.
     """
     items = list(queued)
-    newest_frame = next((i for i in reversed(range(len(items))) if _plain_frame(items[i])), None)
+
+    def newest(test: Callable[[object], bool]) -> int | None:
+        return next((i for i in reversed(range(len(items))) if test(items[i])), None)
+
+    newest_frame, newest_fix = newest(_plain_frame), newest(_location)
     kept: list[object] = []
-    audio = frames = 0
+    audio = frames = fixes = 0
     for i, item in enumerate(items):
         if _plain_frame(item) and i != newest_frame:
             frames += 1
+        elif _location(item) and i != newest_fix:
+            fixes += 1
         elif _stale_audio(item, now_ms - max_audio_age_ms):
             audio += 1
         else:
             kept.append(item)
-    return kept, audio, frames
+    return kept, audio, frames, fixes
+
+
+def _location(item: object) -> bool:
+    return isinstance(item, pb.ClientEvent) and item.HasField("location")
 
 
 def _plain_frame(item: object) -> bool:
@@ -275,21 +286,22 @@ class BridgeLink:
         queued: list[object] = []
         while not self.outbox.empty():
             queued.append(self.outbox.get_nowait())
-        kept, audio, frames = fresh_after_outage(
+        kept, audio, frames, fixes = fresh_after_outage(
             queued,
             now_ms=int(self._clock.time() * 1000),
             max_audio_age_ms=int(self.options.stale_audio_s * 1000),
         )
         for item in kept:  # (no more than came out: it fits)
             self.outbox.put_nowait(item)
-        if audio or frames:
+        if audio or frames or fixes:
             self.dropped_audio += audio
             self.dropped_frames += frames
             going = sum(isinstance(item, pb.ClientEvent) for item in kept)
+            located = f", {fixes} superseded location fix(es)" if fixes else ""
             self._on_status(
                 f"back after the drop: left out {audio} queued audio chunk(s) captured "
                 f"over {self.options.stale_audio_s:g} s ago and {frames} superseded video "
-                f"frame(s); {going} queued event(s) go on"
+                f"frame(s){located}; {going} queued event(s) go on"
             )
 
     def _note(self, msg: pb.ServerEvent, call: _Call) -> None:

@@ -1,8 +1,9 @@
 """``murmur-bridge replay``: a recorded walk sent to a server as if the glasses were live.
 
-Wiring only: a ``FileReplaySource`` feeds a ``BridgeSession``, whose speech goes to an
-``AudioSink`` and whose traffic goes to the console and a ``ReportRecorder``. A live
-source is wired the same way.
+Wiring only: a ``FileReplaySource`` in the session wiring every command shares
+(``live.run_session``: speech to an ``AudioSink`` and, with ``play``/``play_to``, a
+``PlaybackSink`` that plays it as it arrives; traffic to the console and a
+``ReportRecorder``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobile_bridge.client import BridgeSession, SessionOptions
+from mobile_bridge.client import SessionOptions
 from mobile_bridge.clock import Clock, SystemClock
 from mobile_bridge.connection import LinkOptions
-from mobile_bridge.link import BridgeLink
-from mobile_bridge.report import ReplayReport, ReportRecorder
-from mobile_bridge.sinks.audio import AudioSink
-from mobile_bridge.sinks.console import ConsoleLog
+from mobile_bridge.live import PlaybackChoice, SessionWiring, run_session
+from mobile_bridge.report import ReplayReport
 from mobile_bridge.sources.replay import FileReplaySource, ReplayMedia
 
 __all__ = ["ReplayOptions", "run_replay"]
@@ -42,7 +41,10 @@ class ReplayOptions:
     out_rate_hz: int = 24000
     want_trace: bool = True
     out_dir: str | Path | None = None
-    play: bool = False
+    play: bool = False  # on the sound card, as it arrives
+    play_to: str | Path | None = None  # ... or into this WAV, paced in real time
+    output_device: int | str | None = None  # the sound card (None: the default)
+    jitter_ms: int = 60
     linger_s: float = 2.0  # after the media ends, wait this long for trailing speech
     linger_max_s: float = 15.0  # ... and at most this long while an utterance is still playing
     ready_timeout_s: float = 15.0
@@ -60,6 +62,10 @@ class ReplayOptions:
             jpeg_quality=self.jpeg_quality,
         )
 
+    def wiring(self) -> SessionWiring:
+        playback = PlaybackChoice(self.play, self.play_to, self.output_device, self.jitter_ms)
+        return SessionWiring(self.link, self.session(), playback, self.out_dir, self.echo)
+
     def session(self) -> SessionOptions:
         return SessionOptions(
             mode=self.mode,
@@ -76,32 +82,12 @@ class ReplayOptions:
 async def run_replay(opts: ReplayOptions, *, clock: Clock | None = None) -> ReplayReport:
     """Replay ``opts.video`` (and ``opts.audio``) to a server; what it said back.
 
-    Raises ``MediaError`` for unusable media (before connecting) and ``LinkError``
-    when the session cannot be opened or ends badly.
+    Raises ``MediaError`` for unusable media or audio output (before connecting) and
+    ``LinkError`` when the session cannot be opened or ends badly.
     """
     clock = clock or SystemClock()
     source = await FileReplaySource.open(opts.media(), clock)
     try:
-        return await _replay(source, opts, clock)
+        return await run_session(source, opts.wiring(), timeline=source.media_time, clock=clock)
     finally:
         await source.aclose()
-
-
-async def _replay(source: FileReplaySource, opts: ReplayOptions, clock: Clock) -> ReplayReport:
-    console = ConsoleLog(opts.echo, source.media_time, trace=opts.want_trace)
-    recorder = ReportRecorder()
-    sink = AudioSink(opts.out_rate_hz, out_dir=opts.out_dir, play=opts.play)
-    session = BridgeSession(
-        source,
-        sink,
-        lambda start: BridgeLink(opts.link, start, on_status=console.say, clock=clock),
-        opts.session(),
-        observers=(console, recorder),
-        say=console.say,
-        clock=clock,
-    )
-    started = clock.monotonic()
-    await session.run()
-    return recorder.finish(
-        sink.utterances, reconnects=session.reconnects, wall_s=clock.monotonic() - started
-    )

@@ -43,6 +43,10 @@ def _text(text: str) -> pb.ClientEvent:
     return pb.ClientEvent(text_input=pb.TextInput(text=text))
 
 
+def _fix(lat: float, step: str) -> pb.ClientEvent:
+    return pb.ClientEvent(location=pb.Location(lat=lat, lon=13.4, route_step=step))
+
+
 def _rand(values: Iterable[float]) -> Callable[[], float]:
     it = iter(values)
     return lambda: next(it)
@@ -290,10 +294,12 @@ def test_what_waited_through_an_outage_keeps_its_order_less_what_went_stale():
         _still(2),
         _frame(3),
         _audio(2, 9_500),  # 0.5 s old
+        _fix(52.50, "Turn left"),
         close,
         _text("hi"),
+        _fix(52.51, "Turn left"),  # (each fix carries the step in force)
     ]
-    kept, audio, frames = fresh_after_outage(queued, now_ms=10_000, max_audio_age_ms=1_000)
-    assert kept == [queued[i] for i in (2, 3, 4, 5, 6, 7)]
-    assert (audio, frames) == (1, 1)
-    assert fresh_after_outage([], now_ms=0, max_audio_age_ms=1_000) == ([], 0, 0)
+    kept, audio, frames, fixes = fresh_after_outage(queued, now_ms=10_000, max_audio_age_ms=1_000)
+    assert kept == [queued[i] for i in (2, 3, 4, 5, 7, 8, 9)]
+    assert (audio, frames, fixes) == (1, 1, 1)
+    assert fresh_after_outage([], now_ms=0, max_audio_age_ms=1_000) == ([], 0, 0, 0)

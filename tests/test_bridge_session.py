@@ -14,7 +14,7 @@ from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.client import BridgeSession, SessionOptions
 from mobile_bridge.errors import LinkError
-from mobile_bridge.sources.base import GlassesSource, JpegFrame, SourceCapabilities
+from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 from tests.fakes import FakeLink, FakeSource, ManualClock, RecordingSink
 
 
@@ -173,6 +173,39 @@ async def test_a_live_source_stops_when_the_server_ends_the_session():
     assert link.kinds().count("video_frame") == 3
     assert "(the server ended the session before the media did)" in said
     assert sink.calls[-1][0] == "finish_all"
+
+
+class _CameraDiesMicrophoneRuns(GlassesSource):
+    """A camera that fails after one frame beside a microphone that never runs dry."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock, self.microphone_closed = clock, False
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        return SourceCapabilities(camera=True, microphone=True)
+
+    async def frames(self):
+        yield JpegFrame(b"\xff\xd8frame0", 1000)
+        await self.clock.sleep(0.1)
+        raise LinkError("the camera stopped delivering frames")
+
+    async def audio(self):
+        try:
+            while True:
+                await self.clock.sleep(0.02)
+                yield OpusPacket(b"\xf8\xff\xfe", 2000)
+        finally:
+            self.microphone_closed = True
+
+
+async def test_a_failing_pump_stops_the_others_too():
+    clock, link = ManualClock(), FakeLink()
+    source = _CameraDiesMicrophoneRuns(clock)
+    session, _, _ = _session(source, link, clock)
+    with pytest.raises(LinkError, match="camera stopped"):
+        await clock.run(session.run())
+    assert source.microphone_closed  # the audio pump was stopped, not left pending
 
 
 async def test_no_session_ready_in_time_says_so_on_the_clock():

@@ -1,37 +1,32 @@
-"""Server speech → PCM per utterance → one WAV each, and the local speakers if asked."""
+"""Server speech → PCM per utterance → one WAV each, and a live player beside it if asked."""
 
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.media import MediaError, OpusDecoder, write_wav_pcm16
 from mobile_bridge.sinks.base import SpeechSink, UtteranceAudio
+from mobile_bridge.sinks.playback import PlaybackOptions, open_playback
 
 __all__ = ["AudioSink"]
 
 log = logging.getLogger(__name__)
 
 
-def _player(rate_hz: int) -> list[str] | None:
-    """A command that plays raw s16le mono PCM from stdin, if one is installed."""
-    if shutil.which("paplay"):
-        return ["paplay", "--raw", "--channels=1", "--format=s16le", f"--rate={rate_hz}"]
-    if shutil.which("aplay"):
-        return ["aplay", "-q", "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", str(rate_hz)]
-    return None
-
-
 class AudioSink(SpeechSink):
-    """Server audio → PCM per utterance → one WAV each in ``out_dir`` (optional),
-    and to the speakers with ``play=True`` when ``paplay``/``aplay`` exist.
+    """Server audio → PCM per utterance (``utterances``, the replay report's audio)
+    → one WAV each in ``out_dir`` (optional).
 
-    One Opus decoder for the whole stream, since the server encodes the stream
-    with one encoder across utterances.
+    ``player`` (a ``PlaybackSink``) plays the same stream as it arrives; it then sends
+    the ``PlaybackReport``s, since only it knows what was heard. ``play=True`` without
+    a player opens one on the default sound card. One Opus decoder
+    for the whole stream, since the server encodes it with one encoder across
+    utterances.
     """
 
     def __init__(
@@ -41,19 +36,22 @@ class AudioSink(SpeechSink):
         opus_packets: bool = True,
         out_dir: str | Path | None = None,
         play: bool = False,
+        player: SpeechSink | None = None,
     ) -> None:
         self.rate_hz = rate_hz
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        if play and player is None:
+            player = open_playback(PlaybackOptions(rate_hz=rate_hz, opus_packets=opus_packets))
+        self.player = player
         self._decoder = OpusDecoder(rate_hz) if opus_packets else None
         self._chunks: dict[str, list[np.ndarray]] = {}
         self.utterances: dict[str, UtteranceAudio] = {}
-        self._play_cmd = _player(rate_hz) if play else None
-        if play and self._play_cmd is None:
-            log.warning("--play: neither paplay nor aplay is installed; writing WAVs only")
 
     def feed(self, utterance_id: str, packet: bytes) -> None:
+        if self.player is not None:
+            self.player.feed(utterance_id, packet)
         u = self.utterances.setdefault(utterance_id, UtteranceAudio(utterance_id, self.rate_hz))
         chunks = self._chunks.setdefault(utterance_id, [])
         if not packet:
@@ -70,7 +68,9 @@ class AudioSink(SpeechSink):
         chunks.append(pcm)
 
     def finish(self, utterance_id: str, *, interrupted: bool = False) -> UtteranceAudio:
-        """Close an utterance: join its PCM, write its WAV, play it if asked."""
+        """Close an utterance: join its PCM and write its WAV (what was received)."""
+        if self.player is not None:
+            self.player.finish(utterance_id, interrupted=interrupted)
         u = self.utterances.setdefault(utterance_id, UtteranceAudio(utterance_id, self.rate_hz))
         if u.finished:
             return u
@@ -81,26 +81,24 @@ class AudioSink(SpeechSink):
             written = len([x for x in self.utterances.values() if x.wav_path])
             name = f"{written:03d}_{_safe(utterance_id)}.wav"
             u.wav_path = write_wav_pcm16(self.out_dir / name, u.pcm, self.rate_hz)
-        if self._play_cmd is not None and u.pcm.size and not interrupted:
-            self._play(u.pcm)
         return u
 
     def finish_all(self) -> None:
+        if self.player is not None:  # first: the stream is over, so no cut is reported
+            self.player.finish_all()
         for uid in list(self._chunks):
             self.finish(uid, interrupted=True)
 
-    def _play(self, pcm: np.ndarray) -> None:
-        assert self._play_cmd is not None
-        try:
-            # Fire and forget: playback runs alongside the stream like a real speaker.
-            proc = subprocess.Popen(
-                self._play_cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(pcm.astype("<i2").tobytes())
-            proc.stdin.close()
-        except OSError as e:
-            log.warning("playback failed (%s); WAVs are still written", e)
+    def cue(self, cue: pb.Cue) -> None:
+        if self.player is not None:
+            self.player.cue(cue)
+
+    def take_reports(self, send: Callable[[pb.PlaybackReport], None]) -> bool:
+        return self.player is not None and self.player.take_reports(send)
+
+    @property
+    def playing(self) -> bool:
+        return self.player is not None and self.player.playing
 
 
 def _safe(name: str) -> str:

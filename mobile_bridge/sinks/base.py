@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,23 @@ class SpeechSink(ABC):
     @abstractmethod
     def finish_all(self) -> None:
         """Close every utterance still open (the stream ended): each counts as cut."""
+
+    def cue(self, cue: pb.Cue) -> None:  # noqa: B027 (optional hook)
+        """A ``Cue``: a sink the wearer hears renders it as an earcon; others ignore it."""
+
+    def take_reports(self, send: Callable[[pb.PlaybackReport], None]) -> bool:
+        """Whether this sink sends the ``PlaybackReport``s itself, through ``send``.
+
+        A sink that plays in real time knows what was heard only later than ``finish``
+        (after its last sample, or at the cut), so it keeps ``send`` and says True; by
+        default the session reports at ``finish`` from what it returned.
+        """
+        return False
+
+    @property
+    def playing(self) -> bool:
+        """Speech or an earcon is still queued or sounding (the session lingers for it)."""
+        return False
 
 
 class EventObserver:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.sinks.base import EventObserver
 
-__all__ = ["ConsoleLog", "dropped_text", "kind_name"]
+__all__ = ["BridgeStatus", "ConsoleLog", "dropped_text", "kind_name", "status_line"]
+
+STALE_FRAME_S = 2.0  # a frame older than this is called out in the status line
 
 
 def kind_name(kind: int) -> str:
@@ -26,6 +29,41 @@ def _timings(tick: pb.Tick) -> str:
 def dropped_text(dropped: Mapping[str, int]) -> str:
     """``{"superseded/alert": 1}`` → ``superseded/alert=1``."""
     return " ".join(f"{k}={n}" for k, n in sorted(dropped.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStatus:
+    """What the live status line shows."""
+
+    elapsed_s: float | None  # since SessionReady; None before
+    mode: str
+    paused: bool  # watching paused (by the wearer, or while the source is gone)
+    frame_age_s: float | None  # since the source's last frame; None before the first
+    frames_sent: int
+    source_gone: bool = False  # the watchdog is restarting the source
+    restarts: int = 0
+    reconnects: int = 0
+    volume: float | None = None
+
+
+def status_line(s: BridgeStatus) -> str:
+    """``[  12.3s] blind · watching · frame 0.4 s old · 12 frames sent · vol 0.7``."""
+    stamp = "[  --  ]" if s.elapsed_s is None else f"[{s.elapsed_s:6.1f}s]"
+    state = "source restarting" if s.source_gone else "paused" if s.paused else "watching"
+    if s.frame_age_s is None:
+        age = "no frame yet"
+    else:
+        age = f"frame {s.frame_age_s:.1f} s old" + (
+            " (stale)" if s.frame_age_s > STALE_FRAME_S else ""
+        )
+    parts = [f"{stamp} {s.mode}", state, age, f"{s.frames_sent} frames sent"]
+    if s.restarts:
+        parts.append(f"{s.restarts} restart(s)")
+    if s.reconnects:
+        parts.append(f"{s.reconnects} reconnect(s)")
+    if s.volume is not None:
+        parts.append(f"vol {s.volume:g}")
+    return " · ".join(parts)
 
 
 class ConsoleLog(EventObserver):
