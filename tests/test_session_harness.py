@@ -240,3 +240,40 @@ def test_periodic_frames_are_each_decided_on_in_their_own_period():
     ages = {t.tick_s: t.frame_age_ms for t in run.of(TickTrace)}
     assert set(ages) >= {1.0, 2.0, 3.0, 4.0, 5.0}
     assert all(0 <= ages[s] < 500 for s in (1.0, 2.0, 3.0, 4.0, 5.0)), ages
+
+
+@pytest.mark.parametrize(("late_s", "cut"), [(0.1, True), (1.0, False)])
+def test_an_alert_cuts_the_end_of_narration_still_playing_on_the_glasses(late_s, cut):
+    """Audio goes out ``lead_s`` ahead of playback: when the last packet of a narration
+    has left, its end still plays. An alert then stops it too, and only then."""
+
+    async def scenario() -> tuple[list[object], SpeechHandle, Speaker]:
+        loop = asyncio.get_running_loop()
+        out = Outbox(1000)
+        with ThreadPoolExecutor(1) as opus:
+            speaker = Speaker(
+                InstantTTS(), VoiceOptions(), PCM_OUT, out, opus=opus, clock=loop.time
+            )
+            task = asyncio.create_task(speaker.run())
+            said = speaker.say(
+                Utterance("Door on your left.", SpeechKind.NARRATION, 1, loop.time())
+            )
+            await said.result()  # sent whole: its last packet has left
+            await asyncio.sleep(late_s)
+            speaker.say(
+                Utterance("Car on your left.", SpeechKind.ALERT, 3, loop.time(), preempt=True)
+            )
+            speaker.close()
+            await task
+        events = []
+        while len(out):
+            events.append(await out.get())
+        return events, said, speaker
+
+    events, said, speaker = run_virtual(scenario())
+    stops = [e for e in events if isinstance(e, StopSpeaking)]
+    if cut:
+        assert [(s.utterance_ids, s.reason) for s in stops] == [((said.id,), "preempted")]
+        assert speaker.dropped["preempted/narration"] == 1
+    else:  # it had played out: nothing to stop
+        assert stops == [] and not speaker.dropped

@@ -72,6 +72,7 @@ class _Playback:
     clauses: list[tuple[str, float]] = field(default_factory=list)  # (text, s) synthesized
     pieces: list[str] = field(default_factory=list)  # what was handed to TTS so far
     reported_ms: int | None = None  # from the bridge's PlaybackReport
+    ends_at: float | None = None  # when its last packet sent so far is due to end playing
 
     @property
     def utterance(self) -> Utterance:
@@ -111,6 +112,8 @@ class Speaker:
         self.dropped: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._current: _Playback | None = None
+        # The last that was sent out whole: up to ``lead_s`` of it still plays.
+        self._tail: _Playback | None = None
         self._recent: dict[str, _Playback] = {}
         self._observers: list[SpeechObserver] = []
         self._closing = False
@@ -140,6 +143,8 @@ class Speaker:
         cur = self._current
         if cur is not None and utt.cuts(cur.utterance):
             self._cut(cur, "preempted")
+        elif cur is None:
+            self._cut_tail("preempted", lambda tail: utt.cuts(tail.utterance))
         for old in self._queue.push(pb):  # a newer alert about the same thing
             self._end(old, "", "superseded")
         self._wake.set()
@@ -151,7 +156,9 @@ class Speaker:
         for pb in self._queue.take(lambda w: not (keep_alerts and w.utterance.preempt)):
             self._end(pb, "", reason)
         cur = self._current
-        if cur is None or (keep_alerts and cur.utterance.preempt):
+        if cur is None:
+            return self._cut_tail(reason, lambda tail: not (keep_alerts and tail.utterance.preempt))
+        if keep_alerts and cur.utterance.preempt:
             return False
         self._cut(cur, reason)
         return True
@@ -204,6 +211,7 @@ class Speaker:
         try:
             await pb.task
             self._end(pb, pb.text)
+            self._tail = pb
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if pb.task.cancelled() and not (me and me.cancelling()):
@@ -289,6 +297,7 @@ class Speaker:
         if pb.started_at is None:
             pb.started_at = now
         play_at = pb.started_at + seq * self.out_format.frame_ms / 1000
+        pb.ends_at = play_at + self.out_format.frame_ms / 1000
         if play_at - self._options.lead_s > now:
             await self._sleep(play_at - self._options.lead_s - now)
         await self._out.put(AudioOut(pb.handle.id, seq, data, last=last))
@@ -305,6 +314,20 @@ class Speaker:
         # StopSpeaking is immediate: it goes out ahead of everything queued, and the
         # queued audio of the cut utterance is dropped.
         self._out.put_nowait(StopSpeaking((pb.handle.id,), reason))
+
+    def _cut_tail(self, reason: str, cuts: Callable[[_Playback], bool]) -> bool:
+        """Stop the end of the last utterance, sent whole but still playing on the
+        glasses (up to ``lead_s``), when ``cuts`` says so. Its handle has resolved as
+        heard; the cut is counted like any other and the bridge is told."""
+        tail, self._tail = self._tail, None
+        if tail is None or tail.ends_at is None or tail.ends_at <= self._clock():
+            return False
+        if not cuts(tail):
+            self._tail = tail
+            return False
+        self.dropped[f"{reason}/{tail.handle.kind.value}"] += 1
+        self._out.put_nowait(StopSpeaking((tail.handle.id,), reason))
+        return True
 
     def _heard_text(self, pb: _Playback) -> str:
         if pb.started_at is None:
