@@ -145,7 +145,7 @@ class HasControls(Protocol):
 class LocalPlayback(Protocol):
     """What the controller does on the bridge's own speaker (``PlaybackSink``)."""
 
-    def set_gain(self, gain: float) -> None: ...
+    def set_cue_gain(self, gain: float) -> None: ...
 
     def stop_all(self) -> None: ...
 
@@ -254,8 +254,9 @@ class Controller:
         self.volume = round(min(1.0, max(MIN_VOLUME, wanted)), 2)
         self._control(pb.Control(set_volume=self.volume))
         if self._player is not None:
-            # Earcons are made here, so only the local gain reaches them.
-            self._player.set_gain(self.volume / DEFAULT_VOLUME)
+            # The server applies the volume to its speech; the earcons are made here,
+            # so only a gain of their own reaches them (speech is not scaled twice).
+            self._player.set_cue_gain(self.volume / DEFAULT_VOLUME)
         return f"volume {self.volume:g}"
 
     def _sync_pause(self) -> None:

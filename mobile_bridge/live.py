@@ -32,6 +32,7 @@ from mobile_bridge.controls import (
     LiveTerminal,
     command_for_action,
 )
+from mobile_bridge.devices import DeviceError
 from mobile_bridge.link import BridgeLink
 from mobile_bridge.media import MediaError
 from mobile_bridge.report import ReplayReport, ReportRecorder
@@ -543,8 +544,10 @@ class SourceChoice:
         # Imported only here: the BLE SDK is an optional extra (the module says so
         # itself, with the install hint, when the SDK is missing).
         try:
-            from mobile_bridge.sources.brilliant import BrilliantOptions, open_brilliant
-        except ImportError as e:
+            from mobile_bridge.sources.brilliant import BrilliantOptions, check_sdk, open_brilliant
+
+            check_sdk()  # a missing SDK refuses at once, not at each watchdog restart
+        except (ImportError, DeviceError) as e:
             raise SourceUnavailable(
                 f"--source frame needs the Brilliant Labs Frame/Halo source ({FRAME_HINT}): {e}"
             ) from e

@@ -84,7 +84,7 @@ class FakeSpeaker:
         self.gains: list[float] = []
         self.stops = 0
 
-    def set_gain(self, gain: float) -> None:
+    def set_cue_gain(self, gain: float) -> None:
         self.gains.append(gain)
 
     def stop_all(self) -> None:
@@ -160,7 +160,7 @@ def test_keys_become_control_events_in_order():
         pb.MODE_SHOPPING,  # 4
     ]
     assert [round(c.set_volume, 2) for c in sent if c.HasField("set_volume")] == [0.8, 0.7]
-    # The bridge's own share: the cut is local at once, the gain follows the volume.
+    # The bridge's own share: the cut is local at once, the earcons follow the volume.
     assert speaker.stops == 1
     assert speaker.gains == pytest.approx([0.8 / 0.7, 1.0])
     assert quits == [True]

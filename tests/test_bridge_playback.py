@@ -411,3 +411,20 @@ async def test_a_replay_played_to_a_wav_reports_what_was_heard_to_a_live_server(
         frames = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
     loud = np.flatnonzero(np.abs(frames).max(axis=1) > 300)
     assert loud.size and abs(loud.size * 1000 / RATE - received_ms) <= 40
+
+
+def test_the_cue_gain_scales_earcons_but_not_speech():
+    bench = Bench(jitter_ms=0)
+    for p in tone_packets(20):
+        bench.sink.feed("u1", p)
+    loud = float(np.abs(bench.step(5)[BLOCK:]).max())
+    bench.sink.set_cue_gain(0.5)  # the session's volume, which the server's speech has already
+    assert float(np.abs(bench.step(5)).max()) == pytest.approx(loud, rel=0.1)
+    bench.sink.finish_all()
+    alone = Bench(jitter_ms=0)
+    alone.sink.cue(pb.Cue(kind=pb.CUE_KIND_ATTENTION))
+    full = float(np.abs(alone.step(2)).max())
+    halved = Bench(jitter_ms=0)
+    halved.sink.set_cue_gain(0.5)
+    halved.sink.cue(pb.Cue(kind=pb.CUE_KIND_ATTENTION))
+    assert float(np.abs(halved.step(2)).max()) == pytest.approx(full / 2, rel=0.1)

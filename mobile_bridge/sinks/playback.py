@@ -144,6 +144,7 @@ class PlaybackSink(SpeechSink):
         self._decoder = OpusDecoder(self.rate_hz) if self.options.opus_packets else None
         self._jitter = self.rate_hz * self.options.jitter_ms // 1000
         self._gain = self.options.gain
+        self._cue_gain = 1.0
         self._on_haptic = on_haptic
         self._report: Callable[[pb.PlaybackReport], None] | None = None
         self._lock = threading.Lock()
@@ -171,6 +172,11 @@ class PlaybackSink(SpeechSink):
     def set_gain(self, gain: float) -> None:
         """The wearer's volume, 0..2 (1 = as the server sent it)."""
         self._gain = min(2.0, max(0.0, gain))
+
+    def set_cue_gain(self, gain: float) -> None:
+        """The earcons' own volume, 0..2, on top of ``set_gain``: a session volume the
+        server already applies to its speech reaches the cues made here only so."""
+        self._cue_gain = min(2.0, max(0.0, gain))
 
     def feed(self, utterance_id: str, packet: bytes) -> None:
         self._ensure_started()
@@ -273,8 +279,9 @@ class PlaybackSink(SpeechSink):
         out = np.zeros((frames, channels), np.float32)
         reports: list[pb.PlaybackReport] = []
         with self._lock:
-            gain = self._gain
-            speech_gain = gain * (self.options.duck if self._overlays else 1.0)
+            speech_gain = self._gain * (self.options.duck if self._overlays else 1.0)
+            gain = self._gain * self._cue_gain  # the earcons'
+
             pos = 0
             while pos < frames and self._timeline:
                 head = self._timeline[0]

@@ -11,7 +11,8 @@ boundaries, in order:
 - ``session``: what a session is handed: its task spawner (``Spawner``), its
   delegations' ``emit`` (``DelegationRecorder``), its stream (``ScriptedLink``);
 - then the bridge's world: ``clocks``, virtual or recorded; ``bridge``, the link, the
-  glasses and the speaker; ``companion``, a Companion server and the network between.
+  glasses and the speaker; ``brilliant``, a Frame or Halo under Bleak (the BLE
+  boundary); ``companion``, a Companion server and the network between.
 
 ``FakeVLLM``, the OpenAI-compatible model server over HTTP, is re-exported from
 ``tests/fake_vllm.py``: it is a whole HTTP server (streaming, log-probs, a frame cache)
@@ -23,6 +24,7 @@ with request-reading helpers only the OpenAI runtime's tests use. Real-audio hel
 from tests.fake_vllm import FakeVLLM, Reply
 from tests.fakes.agents import LocalHTTP, LocalHTTPReply, ScriptedAgent, SleepyAgent
 from tests.fakes.bridge import CAMERA_AND_MIC, READY, FakeLink, FakeSource, RecordingSink
+from tests.fakes.brilliant import FakeGlasses, install_fake_bleak
 from tests.fakes.clocks import UNIX0, ManualClock, RecordingClock, SteppingClock
 from tests.fakes.companion import (
     BRIDGE_SAY,
@@ -46,6 +48,7 @@ __all__ = [
     "EmitRecorder",
     "FakeASR",
     "FakeCompanion",
+    "FakeGlasses",
     "FakeLink",
     "FakeSource",
     "FakeTTS",
@@ -68,5 +71,6 @@ __all__ = [
     "StreamingRuntime",
     "TcpProxy",
     "companion_server",
+    "install_fake_bleak",
     "self_signed_cert",
 ]

@@ -1,0 +1,310 @@
+"""Brilliant Labs Frame and Halo as a glasses source, against a fake device at the BLE
+boundary (``tests.fakes.brilliant``).
+
+The SDK itself runs: ``brilliant_ble`` frames, ACKs and uploads; ``brilliant_msg``'s
+``TxCaptureSettings``/``TxCode`` encode the requests and its ``RxPhoto``/``RxAudio``/
+``RxTap``/``RxClick`` read the device's chunks. Only Bleak is replaced. Frames are
+paced on a virtual clock, so rates are counted, never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import io
+import itertools
+import sys
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobile_bridge.devices import DeviceError
+from mobile_bridge.media import OpusDecoder
+from mobile_bridge.sources.brilliant import (
+    INSTALL_HINT,
+    Action,
+    BrilliantOptions,
+    BrilliantSource,
+    check_sdk,
+    open_brilliant,
+)
+from tests.fakes import FakeGlasses, SteppingClock, install_fake_bleak
+
+pytestmark = pytest.mark.timeout(60)
+
+T = TypeVar("T")
+
+needs_sdk = pytest.mark.skipif(
+    importlib.util.find_spec("brilliant_msg") is None
+    or importlib.util.find_spec("brilliant_ble") is None,
+    reason=f"the Frame/Halo SDK is not installed ({INSTALL_HINT})",
+)
+
+
+def _size(jpeg: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(jpeg)) as im:
+        im.load()  # the whole JPEG decodes
+        return im.size
+
+
+async def _take(items: AsyncIterator[T], n: int) -> list[T]:
+    got: list[T] = []
+    async with asyncio.timeout(30):
+        async for item in items:
+            got.append(item)
+            if len(got) == n:
+                break
+    return got
+
+
+@pytest.fixture
+def said() -> list[str]:
+    return []
+
+
+async def _open(
+    monkeypatch: pytest.MonkeyPatch,
+    glasses: FakeGlasses,
+    said: list[str],
+    **options: object,
+) -> BrilliantSource:
+    install_fake_bleak(monkeypatch, glasses)
+    opts = BrilliantOptions(**options)  # type: ignore[arg-type]
+    return await open_brilliant(opts, clock=SteppingClock(), say=said.append)
+
+
+# ---------------------------------------------------------------------- photos
+
+
+@needs_sdk
+async def test_frames_reassemble_into_jpegs_at_the_requested_rate(monkeypatch, said):
+    glasses = FakeGlasses("Frame")
+    source = await _open(monkeypatch, glasses, said, fps=2.0, resolution=400, microphone=False)
+    try:
+        frames = await _take(source.frames(), 4)
+    finally:
+        await source.aclose()
+    assert [_size(f.jpeg) for f in frames] == [(400, 400)] * 4
+    # One capture per frame, as TxCaptureSettings encodes it and camera.lua reads it.
+    assert glasses.captures == [{"quality": 2, "resolution": 400, "pan": 0, "raw": False}] * 4
+    # Paced at 2 fps on the virtual clock: 500 ms between captures.
+    stamps = [f.capture_time_ms for f in frames]
+    assert [b - a for a, b in itertools.pairwise(stamps)] == [500, 500, 500]
+    assert source.stats.photos == 4 and glasses.files.keys() >= {"murmur_app.lua", "data.min.lua"}
+
+
+@needs_sdk
+@pytest.mark.parametrize(("kind", "side"), [("Frame", 720), ("Halo", 640)])
+async def test_a_still_is_taken_at_full_resolution(monkeypatch, said, kind, side):
+    glasses = FakeGlasses(kind)
+    source = await _open(monkeypatch, glasses, said, microphone=False)
+    try:
+        still = await source.capture_still()
+    finally:
+        await source.aclose()
+    assert still is not None and _size(still.jpeg) == (side, side)
+    assert glasses.captures[-1]["quality"] == 4  # VERY_HIGH
+    assert glasses.captures[-1]["resolution"] == (640 if kind == "Halo" else 720)
+
+
+# ---------------------------------------------------------------------- audio
+
+
+@needs_sdk
+@pytest.mark.parametrize("bits", [16, 8])
+async def test_microphone_pcm_becomes_opus_that_decodes_to_the_tone(monkeypatch, said, bits):
+    glasses = FakeGlasses("Halo")
+    t = np.arange(16000) / 16000
+    glasses.mic_pcm = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)
+    glasses.mic_bit_depth = bits
+    source = await _open(monkeypatch, glasses, said, mic_bit_depth=bits)
+    try:
+        assert glasses.mic_subscriptions == []  # nothing streams before the session starts
+        source.start()
+        packets = await _take(source.audio(), 50)
+    finally:
+        await source.aclose()
+    assert glasses.mic_subscriptions == [1]
+    decoder = OpusDecoder(16000)
+    pcm = np.concatenate([decoder.decode(p.data) for p in packets])
+    assert pcm.size == 16000  # 50 packets of 20 ms
+    steady = pcm[1600:].astype(np.float64)  # past the codec's first frames
+    peak_hz = np.argmax(np.abs(np.fft.rfft(steady))) * 16000 / steady.size
+    assert abs(peak_hz - 440) < 10
+    assert np.sqrt(np.mean(steady**2)) > 4000  # the tone, not silence
+    stamps = [p.capture_time_ms for p in packets]
+    assert all(b - a == 20 for a, b in itertools.pairwise(stamps))
+
+
+# ---------------------------------------------------------------------- gestures
+
+
+@needs_sdk
+async def test_halo_taps_and_clicks_become_the_configured_controls(monkeypatch, said):
+    glasses = FakeGlasses("Halo")
+    gestures = {"tap": Action.ASK, "double_tap": Action.STOP_SPEAKING, "long_press": Action.PAUSE}
+    source = await _open(monkeypatch, glasses, said, microphone=False, gestures=gestures)
+    try:
+        controls = source.controls()
+        await glasses.tap(1)
+        await glasses.tap(2)
+        await glasses.click(3)  # the button held ~1 s
+        await glasses.tap(7)  # a gesture the firmware of tomorrow might send
+        await glasses.click(1)  # a press with no action configured
+        got = await _take(controls, 3)
+    finally:
+        await source.aclose()
+    assert [(c.gesture, c.action) for c in got] == [
+        ("tap", Action.ASK),
+        ("double_tap", Action.STOP_SPEAKING),
+        ("long_press", Action.PAUSE),
+    ]
+    assert source.stats.unknown_gestures == 2
+    assert any("tap of a kind this bridge does not know" in line for line in said)
+
+
+@needs_sdk
+async def test_a_frame_tap_asks_and_can_be_typed(monkeypatch, said):
+    glasses = FakeGlasses("Frame")
+    source = await _open(
+        monkeypatch, glasses, said, microphone=False, ask_as_text=True, tap_window_s=0.05
+    )
+    try:
+        await glasses.tap()  # Frame sends the bare code; RxTap counts taps in a window
+        (control,) = await _take(source.controls(), 1)
+        (text,) = await _take(source.texts(), 1)
+    finally:
+        await source.aclose()
+    assert (control.gesture, control.action) == ("tap", Action.ASK)
+    assert text == "What's in front of me?"
+
+
+# ---------------------------------------------------------------------- the link
+
+
+@needs_sdk
+async def test_a_disconnect_mid_photo_discards_it_and_the_reconnect_resumes(monkeypatch, said):
+    glasses = FakeGlasses("Frame")
+    t = np.arange(8000) / 16000
+    glasses.mic_pcm = (np.sin(2 * np.pi * 300 * t) * 8000).astype(np.int16)
+    source = await _open(monkeypatch, glasses, said, fps=1.0, resolution=256)
+    try:
+        source.start()
+        first = await _take(source.audio(), 5)
+        glasses.drop_after_chunks = 3  # the link goes three packets into the next photo
+        frames = await _take(source.frames(), 2)
+        later = await _take(source.audio(), 5)  # the new link's microphone stream
+    finally:
+        await source.aclose()
+    assert [_size(f.jpeg) for f in frames] == [(256, 256)] * 2  # never a broken one
+    assert source.stats.photos_lost == 1 and source.stats.photos == 2
+    assert source.stats.disconnects == 1 and source.stats.reconnects == 1
+    assert glasses.connects == 2 and glasses.mic_subscriptions == [1, 1]
+    assert len(first) == len(later) == 5
+    assert any("lost the Bluetooth link" in line for line in said)
+    assert any("is back" in line for line in said)
+
+
+@needs_sdk
+async def test_garbage_from_the_glasses_is_skipped_and_counted(monkeypatch, said):
+    glasses = FakeGlasses("Halo")
+    source = await _open(monkeypatch, glasses, said, microphone=False)
+    try:
+        await glasses.send(b"\x42unknown")  # a message type nothing reads
+        await glasses.send(b"")  # an empty notification
+        glasses.truncate_next_photo = True  # a photo whose chunks stop half way
+        still = await source.capture_still()
+        assert source.connected
+    finally:
+        await source.aclose()
+    assert still is not None and _size(still.jpeg) == (640, 640)
+    s = source.stats
+    assert (s.unknown_messages, s.malformed_messages, s.photos_broken) == (1, 1, 1)
+    assert len(glasses.captures) == 2  # the broken one was asked for again
+    assert any("unknown type 0x42" in line for line in said)
+
+
+@needs_sdk
+async def test_glasses_that_vanish_are_retried_with_backoff_then_given_up(monkeypatch, said):
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Frame"))
+    clock = SteppingClock()
+    options = BrilliantOptions(microphone=False, max_reconnects=3)
+    # Backoff 1 s doubling, less up to half of itself: rand 0.5 takes a quarter off.
+    source = BrilliantSource(options, clock=clock, say=said.append, rand=lambda: 0.5)
+    await source.connect()
+    try:
+        glasses.present = False
+        await glasses.drop()
+        start = clock.now
+        with pytest.raises(DeviceError, match="did not come back after 3 tries"):
+            await source.capture_still()
+        assert not source.connected
+    finally:
+        await source.aclose()
+    tries = [line for line in said if "reconnect try" in line]
+    assert [line.split(" in ")[-1] for line in tries] == ["0.8 s)", "1.5 s)", "3.0 s)"]
+    assert clock.now - start == pytest.approx(0.75 + 1.5 + 3.0)
+    assert sum("failed: No matching device found" in line for line in said) == 3
+
+
+@needs_sdk
+async def test_no_glasses_in_range_is_a_clear_error(monkeypatch, said):
+    glasses = FakeGlasses("Halo")
+    glasses.present = False
+    with pytest.raises(DeviceError, match=r"cannot connect to 'Halo 08'.*No matching device"):
+        await _open(monkeypatch, glasses, said, name="Halo 08")
+
+
+# ---------------------------------------------------------------------- capabilities, speaker
+
+
+@needs_sdk
+async def test_capabilities_say_what_each_device_has(monkeypatch, said):
+    frame = await _open(monkeypatch, FakeGlasses("Frame"), said, local_speaker=False)
+    halo = await _open(monkeypatch, FakeGlasses("Halo"), said, local_speaker=False)
+    try:
+        f, h = frame.capabilities, halo.capabilities
+    finally:
+        await frame.aclose()
+        await halo.aclose()
+    assert (f.camera, f.microphone, f.still_capture, f.display) == (True, True, True, True)
+    assert (f.speaker, h.speaker) == (False, True)  # Frame has none; Halo's is opened
+    assert not f.haptics and not h.haptics
+    assert (f.mic_rate_hz, f.mic_frame_ms) == (16000, 20)
+
+
+@needs_sdk
+async def test_speech_plays_on_the_halo_speaker(monkeypatch, said):
+    from mobile_bridge.sources.brilliant_speaker import HaloSpeakerOutput
+
+    glasses = FakeGlasses("Halo")
+    source = await _open(monkeypatch, glasses, said, microphone=False, speaker_volume=60)
+    output = HaloSpeakerOutput(source, 24000)
+    tone = (np.sin(2 * np.pi * 500 * np.arange(480) / 24000) * 0.5).astype(np.float32)
+    try:
+        output.start(lambda frames: tone[:frames, None])
+        async with asyncio.timeout(20):
+            heard = await glasses.speaker_heard(16000 * 2 // 10)  # 100 ms of 16 kHz PCM
+    finally:
+        output.close()
+        await source.aclose()
+    assert glasses.speaker_volume == 60
+    pcm = np.frombuffer(heard, "<i2")
+    assert 12000 < np.abs(pcm).max() <= 16500  # half scale, resampled to 16 kHz
+
+
+def test_without_the_sdk_the_message_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "brilliant_ble", None)  # import fails as if absent
+    with pytest.raises(DeviceError, match=r"pip install 'murmur\[frame\]'"):
+        check_sdk()
+    with pytest.raises(DeviceError, match=r"pip install 'murmur\[frame\]'"):
+        BrilliantSource(BrilliantOptions())
+
+
+def test_bad_options_are_refused_before_connecting():
+    with pytest.raises(DeviceError, match="256-720") as err:
+        BrilliantSource(BrilliantOptions(resolution=1080, gestures={"wink": Action.ASK}))
+    assert "unknown gestures ['wink']" in str(err.value)
