@@ -29,7 +29,6 @@ __all__ = [
     "ServerEventRouter",
     "SessionLink",
     "SessionOptions",
-    "location_event",
     "motion_event",
     "session_start",
 ]
@@ -321,30 +320,12 @@ class BridgeSession:
         """Until the server's first ``SessionReady`` (for senders beside ``run``)."""
         await self._router.ready.wait()
 
-    def send_location(
-        self,
-        lat: float,
-        lon: float,
-        *,
-        accuracy_m: float,
-        heading_deg: float = 0.0,
-        speed_mps: float = 0.0,
-        route_step: str = "",
-        time_ms: int = 0,
-    ) -> None:
-        """A position fix for the server's blind and navigation modes (see
-        ``mobile_bridge.location.run_location``, which calls this)."""
-        self._offer(
-            location_event(
-                lat,
-                lon,
-                accuracy_m=accuracy_m,
-                heading_deg=heading_deg,
-                speed_mps=speed_mps,
-                route_step=route_step,
-                time_ms=time_ms,
-            )
-        )
+    def send_location(self, fix: pb.Location) -> None:
+        """A position fix for the server's blind and navigation modes: degrees WGS 84,
+        the error radius in metres, the course from true north (0: unknown), m/s, the
+        route's current instruction, unix ms of the fix (``mobile_bridge.location``'s
+        ``run_location`` calls this)."""
+        self._offer(pb.ClientEvent(location=fix))
 
     def _offer(self, event: pb.ClientEvent) -> None:
         """Queue without waiting; a full outbox drops the event and says so."""
@@ -422,31 +403,6 @@ def _frame_event(frame: JpegFrame, seq: int) -> pb.ClientEvent:
 def _audio_event(packet: OpusPacket, seq: int) -> pb.ClientEvent:
     return pb.ClientEvent(
         audio_chunk=pb.AudioChunk(seq=seq, capture_time_ms=packet.capture_time_ms, data=packet.data)
-    )
-
-
-def location_event(
-    lat: float,
-    lon: float,
-    *,
-    accuracy_m: float,
-    heading_deg: float = 0.0,
-    speed_mps: float = 0.0,
-    route_step: str = "",
-    time_ms: int = 0,
-) -> pb.ClientEvent:
-    """``Location``: degrees WGS 84, the error radius in metres, the course from true
-    north (0: unknown), m/s, the route's current instruction, unix ms of the fix."""
-    return pb.ClientEvent(
-        location=pb.Location(
-            lat=lat,
-            lon=lon,
-            accuracy_m=accuracy_m,
-            heading_deg=heading_deg,
-            speed_mps=speed_mps,
-            route_step=route_step,
-            time_ms=time_ms,
-        )
     )
 
 

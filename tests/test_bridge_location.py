@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.client import BridgeSession, SessionOptions
 from mobile_bridge.connection import LinkOptions
@@ -419,8 +420,10 @@ class Recorder:
     async def wait_ready(self) -> None:
         return None
 
-    def send_location(self, lat: float, lon: float, **kw: Any) -> None:
-        self.sent.append({"lat": lat, "lon": lon, **kw})
+    def send_location(self, fix: pb.Location) -> None:
+        self.sent.append(
+            {f: getattr(fix, f) for f in ("lat", "lon", "route_step", "time_ms", "heading_deg")}
+        )
 
 
 class Listed(LocationSource):

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from murmur.v1 import companion_pb2 as pb
+
 from mobile_bridge.clock import Clock, SystemClock
 from mobile_bridge.location.base import (
     Fix,
@@ -64,17 +66,7 @@ class LocationSink(Protocol):
 
     async def wait_ready(self) -> None: ...
 
-    def send_location(
-        self,
-        lat: float,
-        lon: float,
-        *,
-        accuracy_m: float,
-        heading_deg: float = 0.0,
-        speed_mps: float = 0.0,
-        route_step: str = "",
-        time_ms: int = 0,
-    ) -> None: ...
+    def send_location(self, fix: pb.Location) -> None: ...
 
 
 def open_location(
@@ -189,13 +181,15 @@ async def run_location(
                 continue
             time_ms = _stamp(fix.time_ms, clock, source, stats)
             session.send_location(
-                fix.lat,
-                fix.lon,
-                accuracy_m=fix.accuracy_m,
-                heading_deg=fix.heading_deg or 0.0,
-                speed_mps=fix.speed_mps or 0.0,
-                route_step=fix.route_step,
-                time_ms=time_ms,
+                pb.Location(
+                    lat=fix.lat,
+                    lon=fix.lon,
+                    accuracy_m=fix.accuracy_m,
+                    heading_deg=fix.heading_deg or 0.0,
+                    speed_mps=fix.speed_mps or 0.0,
+                    route_step=fix.route_step,
+                    time_ms=time_ms,
+                )
             )
             stats.sent += 1
             last_at, last_step = now, fix.route_step
