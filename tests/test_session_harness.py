@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -43,6 +44,7 @@ from tests.fakes import InstantTTS, ScriptedListener, SleepyAgent
 from tests.harness import jpeg, scripted
 from tests.session_harness import run_session, run_virtual
 
+T = TypeVar("T")
 PCM_OUT = AudioFormat(AudioEncoding.PCM16, 16000)
 NARRATION = "</response> A long hallway stretches ahead with paintings and a wide carpet."
 ALERT = "</response> Car on your left."
@@ -197,31 +199,37 @@ def test_only_the_models_own_words_are_trimmed_when_cut():
     assert [text for text, _ in cut] == [NARRATION.removeprefix("</response> ")]
 
 
-def test_a_handle_is_read_only_and_interrupt_cuts_just_its_utterance():
-    async def scenario() -> tuple[list[object], list[PlaybackResult], SpeechHandle]:
-        loop = asyncio.get_running_loop()
-        out = Outbox(1000)
-        with ThreadPoolExecutor(1) as opus:
-            speaker = Speaker(
-                InstantTTS(), VoiceOptions(), PCM_OUT, out, opus=opus, clock=loop.time
-            )
-            task = asyncio.create_task(speaker.run())
-            now = loop.time()
-            first = speaker.say(Utterance(NARRATION[12:], SpeechKind.NARRATION, 1, now))
-            second = speaker.say(Utterance("Door on your left.", SpeechKind.ANSWER, 1, now))
-            await asyncio.sleep(1.0)
-            assert speaker.speaking is first
-            first.interrupt("client")
-            first.interrupt("client")  # once: a second cut does nothing
-            results = [await first.result(), await second.result()]
-            speaker.close()
-            await task
-        events = []
-        while len(out):
-            events.append(await out.get())
-        return events, results, first
+async def _speaking(
+    scenario: Callable[[Speaker], Awaitable[T]],
+) -> tuple[list[object], T, Speaker]:
+    """A speaker of its own on the loop's clock: what ``scenario`` returns, then
+    everything it sent once it has finished what was queued."""
+    loop = asyncio.get_running_loop()
+    out = Outbox(1000)
+    with ThreadPoolExecutor(1) as opus:
+        speaker = Speaker(InstantTTS(), VoiceOptions(), PCM_OUT, out, opus=opus, clock=loop.time)
+        task = asyncio.create_task(speaker.run())
+        got = await scenario(speaker)
+        speaker.close()
+        await task
+    events = []
+    while len(out):
+        events.append(await out.get())
+    return events, got, speaker
 
-    events, (cut, played), first = run_virtual(scenario())
+
+def test_a_handle_is_read_only_and_interrupt_cuts_just_its_utterance():
+    async def scenario(speaker: Speaker) -> tuple[list[PlaybackResult], SpeechHandle]:
+        now = asyncio.get_running_loop().time()
+        first = speaker.say(Utterance(NARRATION[12:], SpeechKind.NARRATION, 1, now))
+        second = speaker.say(Utterance("Door on your left.", SpeechKind.ANSWER, 1, now))
+        await asyncio.sleep(1.0)
+        assert speaker.speaking is first
+        first.interrupt("client")
+        first.interrupt("client")  # once: a second cut does nothing
+        return [await first.result(), await second.result()], first
+
+    events, ((cut, played), first), _ = run_virtual(_speaking(scenario))
     assert cut.interrupted and cut.reason == "client"
     assert cut.heard and cut.text.startswith(cut.heard) and cut.heard != cut.text
     assert not played.interrupted and played.heard == "Door on your left."
@@ -247,30 +255,15 @@ def test_an_alert_cuts_the_end_of_narration_still_playing_on_the_glasses(late_s,
     """Audio goes out ``lead_s`` ahead of playback: when the last packet of a narration
     has left, its end still plays. An alert then stops it too, and only then."""
 
-    async def scenario() -> tuple[list[object], SpeechHandle, Speaker]:
+    async def scenario(speaker: Speaker) -> SpeechHandle:
         loop = asyncio.get_running_loop()
-        out = Outbox(1000)
-        with ThreadPoolExecutor(1) as opus:
-            speaker = Speaker(
-                InstantTTS(), VoiceOptions(), PCM_OUT, out, opus=opus, clock=loop.time
-            )
-            task = asyncio.create_task(speaker.run())
-            said = speaker.say(
-                Utterance("Door on your left.", SpeechKind.NARRATION, 1, loop.time())
-            )
-            await said.result()  # sent whole: its last packet has left
-            await asyncio.sleep(late_s)
-            speaker.say(
-                Utterance("Car on your left.", SpeechKind.ALERT, 3, loop.time(), preempt=True)
-            )
-            speaker.close()
-            await task
-        events = []
-        while len(out):
-            events.append(await out.get())
-        return events, said, speaker
+        said = speaker.say(Utterance("Door on your left.", SpeechKind.NARRATION, 1, loop.time()))
+        await said.result()  # sent whole: its last packet has left
+        await asyncio.sleep(late_s)
+        speaker.say(Utterance("Car on your left.", SpeechKind.ALERT, 3, loop.time(), preempt=True))
+        return said
 
-    events, said, speaker = run_virtual(scenario())
+    events, said, speaker = run_virtual(_speaking(scenario))
     stops = [e for e in events if isinstance(e, StopSpeaking)]
     if cut:
         assert [(s.utterance_ids, s.reason) for s in stops] == [((said.id,), "preempted")]
