@@ -35,7 +35,13 @@ with new sentences — after which it is tuned-on and only the next set is hones
 - **fresh-4** (``guidance_heldout5.jsonl``, 260, written as several different
   models' styles; scored 2026-12-04: 0.981/0.913, reading 1.000). Hand rules have
   plateaued near 0.91–0.95 on each new blind set: every set brings phrasings no
-  earlier one had.
+  earlier one had. A learned second opinion (a numpy logistic regression over
+  hashed character and word n-grams, deciding only lines the rules found nothing
+  in) was built and measured: replaying the earlier blind rounds with the rules of
+  their day, pooled alert recall 0.943 → 0.962 at equal precision; on FRESH-4, its
+  own first blind test, 0.913 → 0.913. Not landed (branch
+  ``experiment/urgency-scorer``): no gain where it counted, for a binary and a
+  coupling to the rules' reason strings.
 
 Each corpus line is one the model could say in some mode and language, with the
 mode, whether the user had just asked something (``prompted``), a label and, for
