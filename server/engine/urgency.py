@@ -6,13 +6,16 @@ mode's rules, with a reason for the trace), ``same_hazard`` and ``worth_repeatin
 (the policy's repeat window; they and ``Hazard`` live in ``hazards``), ``shorten`` (a
 word budget, cut between clauses; it and the clause splitter live in ``brevity``).
 
-A line is read as clauses (punctuation, dashes, conjunctions); a clause naming a
-thing starts a *mention*, and the clauses near it that name none lend it their
-direction and distance ("Car coming, on your left."); the mention that counts most
-by itself is the line's hazard, wherever it comes. Text read out (after a cue, in
-quotes, or before "that's what the sign says", or after a short heading and a colon:
-``headings``) is not the model's own words. A thing the lexicon lacks but said to be
-near has a hazard's shape and is ``UNNAMED``: urgent where the mode is watchful.
+A line is read as clauses (punctuation, dashes, conjunctions; each read by
+``mentions``); a clause naming a thing starts a *mention*, and the clauses near it
+that name none lend it their direction and distance ("Car coming, on your left."), the
+nearest first; a where fronted after a break or an "and" lends forward instead ("…,
+and, right in front of you, a sandwich board"). The mention that counts most by itself
+is the line's hazard, wherever it comes; a thing's name called out alone ("Pole!")
+warns. Text read out (after a cue, in quotes, or before "that's what the sign says", or
+after a short heading and a colon: ``headings``) is not the model's own words. A thing
+the lexicon lacks but said to be near has a hazard's shape and is ``UNNAMED``: urgent
+where the mode is watchful.
 ``server.runtime.clauses`` is not used: it is a streaming splitter that holds text
 back for model markers.
 """
@@ -23,13 +26,14 @@ import itertools
 import re
 from dataclasses import dataclass, replace
 
-from server.engine.brevity import Span, shorten
 from server.engine.brevity import lower as _lower
+from server.engine.brevity import shorten
 from server.engine.brevity import split as _split
 from server.engine.hazards import Hazard, same_hazard, worth_repeating
 from server.engine.headings import heading
+from server.engine.mentions import Clause, merge, read_clause
 from server.events import SpeechKind
-from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern, rows
+from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern
 from server.modes.phrases import base_language
 
 # fmt: off
@@ -52,128 +56,6 @@ class Urgency:
     reading: bool = False  # the line reads text aloud (a sign, a label)
 
 
-@dataclass(slots=True)
-class _Clause:
-    at: int  # where the clause starts in the line
-    end: int = 0  # and where it ends
-    what: str = ""
-    key: str = ""
-    category: str = ""
-    negated: bool = False
-    clock: int = 0
-    direction: str = ""
-    in_path: bool = False
-    distance_m: float | None = None
-    distance: str = ""
-    approaching: bool = False
-    receding: str = ""  # as said: "has gone past"
-    parked: bool = False
-    head: str = ""
-    safe: str = ""
-    denies: bool = False  # names no thing but denies one ("and nobody nearby")
-    route: bool = False  # a route instruction: "In 20 metres turn left"
-
-
-def _clause(low: str, text: str, span: Span, lang: str) -> _Clause:
-    a, s, lex = span[0], low[span[0] : span[1]], lexicon(lang)
-    c, masked = _Clause(at=a, end=span[1]), s
-    named, paced = list(pattern(lang, "things").finditer(s)), False
-
-    def said(m: re.Match[str]) -> str:
-        return text[a + m.start() : a + m.end()]
-
-    for d in pattern(lang, "distance").finditer(s):
-        unit = " ".join((d.group(2) or d.group(4)).split())
-        at = d.start(2) if d.group(2) else d.start(4)
-        if any(t.start() <= at and t.end() > d.end() for t in named):
-            continue  # "un paso de peatones": the unit starts a longer thing's name
-        if unit in lex.step_units and (
-            d.group(3) in ("a", "an")
-            or re.match(r"\s+(?:down|up|going|leading|starting)\b", s[d.end() :])
-            or re.search(
-                r"(?:there(?: are|'s| is)|flight of|(?:down|up)(?: the)?)\s+$", s[: d.start()]
-            )
-        ):
-            continue  # "three steps down", "a flight of 15 steps": a thing, not how far
-        if c.distance_m is None or (paced and unit not in lex.step_units):  # metres over paces
-            paced = unit in lex.step_units
-            n = d.group(1) or " ".join(d.group(3).split())
-            metres = float(n.replace(",", ".")) if n[0].isdigit() else lex.numbers[n]
-            metres += 0.5 if d.group(5) else 0.0  # "a metre and a half"
-            c.distance_m = round(metres * {**lex.units, **dict(lex.short_units)}[unit], 2)
-            c.distance = said(d)
-        masked = masked[: d.start()] + " " * (d.end() - d.start()) + masked[d.end() :]
-    for r, metres, clock in rows(lang, "vague"):
-        if m := r.search(s):
-            if c.distance_m is None:
-                c.distance_m, c.distance = metres, said(m)
-            c.clock = clock
-            break
-    if m := pattern(lang, "clock").search(s):
-        c.clock, c.direction = int(m[1] if m[1].isdigit() else lex.numbers.get(m[1], 0)), said(m)
-    else:
-        for r, _, clock in rows(lang, "directions"):
-            if m := r.search(s):
-                c.clock, c.direction = clock, said(m)
-                break
-    if m := pattern(lang, "in_path").search(s):
-        c.in_path, c.clock, c.direction = True, c.clock or 12, c.direction or said(m)
-    c.head = said(m) if (m := pattern(lang, "head_height").search(s)) else ""
-    c.safe = said(m) if (m := pattern(lang, "clear").search(s)) else ""
-    c.approaching = pattern(lang, "approaching").search(s) is not None
-    c.receding = said(m) if (m := pattern(lang, "receding").search(s)) else ""
-    c.parked = pattern(lang, "parked").search(s) is not None
-    c.route = pattern(lang, "route").search(s) is not None
-    forms = [(t, " ".join((t.group(1) or t.group(2)).split())) for t in
-             pattern(lang, "things").finditer(masked)]  # fmt: skip
-    found = [(t, lex.things.get(form) or lex.things[f"*{form}"]) for t, form in forms]
-    after, before = pattern(lang, "place_after"), pattern(lang, "place_before")
-    found = [  # "the trolley bay", "la parada de taxis": a place, not the thing
-        (
-            t,
-            (k[0], "landmark")
-            if after.match(masked, t.end()) or before.search(masked, 0, t.start())
-            else k,
-        )
-        for t, k in found
-    ]
-    # "Café tables": of the things in a clause, the first that is not a landmark; one
-    # on show ("a display of bicycles") is scenery.
-    if found:
-        t, (c.key, c.category) = next((f for f in found if f[1][1] != "landmark"), found[0])
-        c.what, shown = said(t), pattern(lang, "displayed").search(s)
-        c.category = "landmark" if shown else c.category
-        c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
-    words = [w.strip("¡¿,.;:!?") for w in s.split()]
-    c.denies = not found and any(
-        w in lex.negators and not (nxt in lex.bounds or nxt[:1].isdigit())
-        for w, nxt in zip(words, [*words[1:], ""], strict=True)
-    )
-    return c
-
-
-def _merge(into: _Clause, c: _Clause, *, backward: bool) -> None:
-    if c.denies:  # "…, and nobody nearby": its where is of nothing; "…, not moving" stays
-        into.parked |= backward and c.parked
-        into.safe = into.safe or (c.safe if backward else "")
-        return
-    if not into.clock and c.clock:
-        into.clock, into.direction = c.clock, c.direction
-    if into.distance_m is None and c.distance_m is not None:
-        into.distance_m, into.distance = c.distance_m, c.distance
-    # Where it goes: the later clause's word wins ("It went past; now another is coming"),
-    # but behind the user is where a thing that went past is anyway.
-    late, early = (c, into) if backward else (into, c)
-    coming = late.approaching and late.clock != 6
-    into.receding = late.receding or ("" if coming else early.receding)
-    into.in_path |= c.in_path
-    into.approaching |= c.approaching
-    into.head = into.head or c.head
-    if backward:  # "…, not in your way", "…, but it is parked" speak of what came before
-        into.parked |= c.parked
-        into.safe = into.safe or c.safe
-
-
 def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     """The hazard, the words that start a reading aloud, and why there is no hazard."""
     text, lang = " ".join(text.split()), base_language(language)
@@ -182,10 +64,18 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     reading, end = (text[m.start() : m.end()].strip(), m.start()) if m else ("", len(low))
     if (label := heading(text, low, lang)) is not None and label.start() < end:  # "Prices: …"
         reading, end = label.group(0).strip(), label.start()
-    mentions: list[_Clause] = []
-    pending: list[_Clause] = []  # clauses before the first mention
+    mentions: list[Clause] = []
+    pending: list[Clause] = []  # clauses before the first mention
+    floating: list[Clause] = []  # a where fronted after a mention: whose it is comes next
+    prev = ""
     for span in _split(low, lang, (0, end), fine=False):  # what is read out is not the model's
-        c = _clause(low, text, span, lang)
+        c = read_clause(low, text, span, lang)
+        # Fronted wheres wait for a thing without one in their sentence; else they settle.
+        if floating and (
+            _SENTENCE.search(low, floating[0].at, c.at)
+            or (c.what and (c.clock or c.distance_m is not None))
+        ):
+            floating = _settle(low, text, floating, mentions, lang)
         if c.what:
             # A denial lends nothing forward, nor does another sentence: "In 50 metres, turn
             # left. Careful, the curb here is high."
@@ -193,23 +83,33 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
             lend = [
                 q for q in pending if not (q.safe or q.route or _SENTENCE.search(low, q.at, c.at))
             ]
-            for q in lend:
-                _merge(c, q, backward=False)
-            pending = []
+            for q in [*floating[::-1], *lend[::-1]]:  # the nearest where first
+                merge(c, q, backward=False)
+            pending, floating = [], []
             mentions.append(c)
+        elif mentions and (floating or _fronted(c, low[span[0] : span[1]], prev, lang)):
+            floating.append(c)
         elif mentions:
-            _merge(mentions[-1], c, backward=True)
+            merge(mentions[-1], c, backward=True)
         else:
             pending.append(c)
+        prev = low[span[0] : span[1]]
+    _settle(low, text, floating, mentions, lang)
     for c in mentions:  # "the shop banner, at head height": walked into, landmark or not
         if c.category == "landmark" and pattern(lang, "heights").search(c.head.lower()):
             c.category = "obstacle"
+        # A door on the move within reach: "Die Bustür öffnet sich direkt neben Ihnen."
+        near = c.distance_m is not None and c.distance_m <= WATCHFUL.near_m
+        if c.category == "landmark" and c.key in ("door", "elevator") and c.swinging and near:
+            c.category = "obstacle"
     w = pattern(lang, "warnings").search(low[:end])
-    warning = text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else ""
+    warning = (
+        text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else _shout(text, low, mentions, lang)
+    )
     live = [c for c in mentions if not (c.negated or c.receding) and (c.approaching or not c.safe)]
     if not mentions and (generic := _generic(low, text, pending, lang)) is not None:
         for q in [q for q in pending if q.at != generic.at and not (q.safe or q.route)]:
-            _merge(generic, q, backward=q.at > generic.at)  # "…, 12 o'clock"
+            merge(generic, q, backward=q.at > generic.at)  # "…, 12 o'clock"
         live = [generic]
     if live:
         # The thing that counts most by itself (first if tied): the warning is the line's.
@@ -219,7 +119,7 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         return (best, reading, "") if level else (None, reading, f"{why} ({best.describe()})")
     if warning:
         head = next((c.head for c in [*pending, *mentions] if c.head), "")
-        at = next((c for c in [*pending, *mentions] if c.clock and not c.safe), _Clause(at=0))
+        at = next((c for c in [*pending, *mentions] if c.clock and not c.safe), Clause(at=0))
         h = Hazard(warning=warning, head_height=head, clock=at.clock, direction=at.direction)
         return h, reading, ""
     safe = next((c.safe for c in [*pending, *mentions] if c.safe), "")
@@ -229,7 +129,56 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     return None, reading, note or (f"denied ('{denied}')" if denied else "no hazard mentioned")
 
 
-def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause | None:
+def _fronted(c: Clause, s: str, prev: str, lang: str) -> bool:
+    """A where that leads its clause ``s``, said before its thing, after a mention: after
+    a break ("; justo delante de ti, …", "…. Right ahead, …") or a conjunction ("…, and,
+    right in front of you, …", "…, und direkt vor dir steht …"); not "…, and one is
+    sitting right in your way", whose where is the mention's."""
+    if not (c.clock or c.distance_m is not None) or c.safe or c.route or c.denies:
+        return False
+    lex, conj = lexicon(lang), pattern(lang, "leading_conjunction")
+    found = [i for i in (s.find(x.lower()) for x in (c.direction, c.distance) if x) if i >= 0]
+    before = {w.strip(",") for w in s[: min(found, default=0)].split()}
+    busy = {*lex.copulas, *lex.pronouns, *lex.persons}  # "it's just ahead" is the mention's
+    small = {w for w in before if len(w) <= 3 and w not in busy}  # "a la izquierda"
+    if not found or before - small - {*lex.conjunctions, *lex.leads, *lex.articles}:
+        return False
+    after_and = bool(before & set(lex.conjunctions))
+    after_and |= conj.fullmatch(prev.strip(" ,") + " ") is not None
+    return after_and or prev.rstrip()[-1:] in ";:.!?—–-"
+
+
+def _settle(
+    low: str, text: str, floating: list[Clause], mentions: list[Clause], lang: str
+) -> list[Clause]:
+    """Fronted wheres no named thing came after: an unnamed thing's ("…, and, directly
+    ahead, a pile of bricks"), or else the mention's before them."""
+    if floating and (generic := _generic(low, text, floating, lang)) is not None:
+        for q in [q for q in floating if q.at != generic.at]:
+            merge(generic, q, backward=q.at > generic.at)
+        mentions.append(generic)
+    elif floating:  # as one: "…; a la izquierda, todo despejado" clears the left only
+        for q in floating[1:]:
+            merge(floating[0], q, backward=True)
+        merge(mentions[-1], floating[0], backward=True)
+    return []
+
+
+def _shout(text: str, low: str, mentions: list[Clause], lang: str) -> str:
+    """A thing's name called out, all of a sentence: "Pole!", "¡Escalón!" — a warning."""
+    for c in mentions:
+        start = max(low.rfind(p, 0, c.at) for p in ".!?") + 1
+        stop = min((i for i in (low.find(p, c.at) for p in ".!?") if i >= 0), default=-1)
+        said = low[start:stop].strip(" ¡¿,").split()
+        gone = c.negated or c.receding or c.safe  # "No bikes!", "Bike gone!"
+        if gone or c.category == "landmark" or low[stop : stop + 1] != "!" or len(said) > 3:
+            continue
+        if said and said[0] in (c.what.lower().split()[0], *lexicon(lang).articles):
+            return text[start:stop].strip(" ¡¿,")
+    return ""
+
+
+def _generic(low: str, text: str, clauses: list[Clause], lang: str) -> Clause | None:
     """A thing the lexicon lacks, said to be in the path, right ahead or at head height
     ("A wooden pallet in your way", "Overhanging sign at head height"): an obstacle. Said
     only to be near, in front or beside ("A sandbag two metres to your left") or to come
@@ -238,6 +187,7 @@ def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause 
     lex = lexicon(lang)
     stops = {*lex.copulas, *(p.split()[0] for p in lex.prepositions), *lex.conjunctions}
     stops |= {"in", "into", "en"}
+    lead = stops | set(lex.leads)  # before a name: "…, right at your toes"
     for i, c in enumerate(clauses):
         near = c.distance_m is not None and c.distance_m <= 1.0 and c.clock == 12
         high = bool(c.head) and pattern(lang, "heights").search(c.head.lower()) is not None
@@ -266,16 +216,23 @@ def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause 
             words = [w.strip(",;:¡¿.!?") for w in m[0].split()[1:]]
         # Named in a clause of its own: "Half a metre to your left, a sandbag", "A mattress
         # on the pavement, just ahead".
-        for o in [clauses[k] for k in (i + 1, i - 1) if 0 <= k < len(clauses)] if not words else ():
+        bare = not set(words) - lead  # no name before the where: "…, right at your feet, a …"
+        for o in [clauses[k] for k in (i + 1, i - 1) if 0 <= k < len(clauses)] if bare else ():
             if not (o.distance_m or o.denies or o.safe or (o.clock and c.clock)):
                 own = low[o.at :].split(",")[0]  # "Curb ahead, half a metre": up to its where
                 own = own.split(o.direction.lower())[0] if o.direction else own
                 words = [w.strip(",;:¡¿.!?") for w in own.split()]
                 break
+        if said and not set(words) - lead:  # "…, und genau vor Ihnen liegt eine lose Platte"
+            after = low.find(said.lower(), c.at) + len(said)
+            words = [w.strip(",;:¡¿.!?") for w in low[after : c.end].split()]
+            words = [w for w in words if w]
+            if set(lex.negators) & set(words):
+                return None
         start = next((k + 1 for k, w in enumerate(words) if w in lex.articles), 0)
-        named = itertools.dropwhile(lambda w: w in stops, words[start:])  # "There's broken…"
+        named = itertools.dropwhile(lambda w: w in lead, words[start:])  # "There's broken…"
         name = list(itertools.takewhile(lambda w: w not in stops, named))[:3]
-        if not name or set(name) & set(lex.persons):
+        if not name or set(name) & {*lex.persons, *lex.pronouns}:  # "one is sitting…"
             continue
         at = low.find(" ".join(name), c.at)
         what = text[at : at + len(" ".join(name))] if at >= 0 else " ".join(name)
@@ -284,7 +241,7 @@ def _generic(low: str, text: str, clauses: list[_Clause], lang: str) -> _Clause 
     return None
 
 
-def _hazard(c: _Clause) -> Hazard:
+def _hazard(c: Clause) -> Hazard:
     same = ("what", "key", "clock", "distance_m", "distance", "in_path", "approaching")
     parked = c.category == "vehicle" and c.parked  # a parked car is something to walk into
     return Hazard(

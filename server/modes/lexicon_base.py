@@ -78,6 +78,11 @@ class Lexicon:
     # Verbs that say a thing comes nearer, whatever it is ("approaching", "se acerca"): a
     # thing the lexicon lacks that does so is a mover.
     nearing: tuple[str, ...] = ()
+    # A door or gate on the move ("swinging shut", "öffnet sich", "se está cerrando"):
+    # within reach it is something to walk into, not a landmark.
+    swinging: tuple[str, ...] = ()
+    # Words standing for a thing named before ("it", "one"): never an unnamed thing's name.
+    pronouns: tuple[str, ...] = ()
 
 
 def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:

@@ -36,6 +36,11 @@ _TEXTS = (
     r"menü|preisliste)"
 )
 
+# Where a thing touches the body ("am rechten Knie", "Poller, linke Schulter"), not what
+# one holds ("mit der rechten Schulter").
+_NOT_HELD = r"(?<!\bin der )(?<!\bin deiner )(?<!\bin ihrer )(?<!\bmit der )"
+_BODY = r"(?:hüfte|knie|schienbein|ellbogen|schulter)\b"
+
 # fmt: off
 DE = Lexicon(
     language="de",
@@ -65,11 +70,11 @@ DE = Lexicon(
         "uneven ground: uneben",
         obstacle="pole: *pfosten, *pfahl, *stange, laterne, poller, säule | branch: ast, äste, "
         "zweig | box: *kiste, *karton, paket, kasten | bin: mülltonne, mülleimer, tonne | "
-        "cone: leitkegel, pylon, hütchen | barrier: *absperrung, absperrband, baustelle, zaun, "
+        "cone: leitkegel, pylon, hütchen | barrier: *absperrung, absperrband, baustelle, *zaun, "
         "geländer, *kette, seil | scaffolding: *gerüst, leiter | chair: stuhl, stühle, hocker | "
         "table: tisch | bench: bank | tree: baum, bäume, busch, hecke, blumenkübel | "
         "wall: wand, mauer | glass door: glastür | bag: tasche, koffer, gepäck, rucksack | "
-        "obstacle: hindernis, gegenstand | cable: kabel, schlauch | beam: balken, vordach, "
+        "obstacle: hindernis, gegenstand | rack: fahrradständer, *ständer | cable: kabel, schlauch | beam: balken, vordach, "
         "niedrige decke, tiefe decke, niedriger durchgang, markise | shelf: regal | "
         "car door: autotür, wagentür, fahrzeugtür, kofferraum, kofferraumklappe, heckklappe | "
         "icicle: eiszapfen | shutter: rollladen, rolladen, rolltor, rollgitter",
@@ -90,11 +95,13 @@ DE = Lexicon(
     clock=r"\b(?:auf |bei |um |von )?(1[0-2]|[1-9]|eins|zwei|drei|vier|fünf|sechs|sieben|"
     r"acht|neun|zehn|elf|zwölf)\s*uhr\b",
     in_path=_sie(r"\b(?:in|auf) deinem weg\b", r"\bim weg\b",
-             r"\bversperrt (?:\w+ )?den (?:\w+ )?(?:weg|gehweg|bürgersteig|gang)\b",
-             r"\bmitten auf dem (?:weg|gehweg|bürgersteig)\b",
+             r"\bversperrt (?:\w+ )?den (?:\w+ )?(?:weg|gehweg|gehsteig|bürgersteig|trottoir|gang)\b",
+             r"\bmitten auf dem (?:weg|gehweg|gehsteig|bürgersteig|trottoir)\b",
              r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
              r"\böffnet sich (?:\w+ )?(?:nach außen|zu dir|auf dich zu)\b",
              r"\bschwingt (?:\w+ )?auf\b",
+             r"\b(?:geht|schwingt|fällt|schlägt) (?:\w+ ){0,2}?(?:auf dich|in deine richtung) zu\b",
+             r"\b(?:öffnet|schließt) sich (?:\w+ )?in deine richtung\b",
              r"\b(?:ragt|ragen|steht|stehen|hängt|hängen) (?:\w+ ){0,4}?(?:in|auf|über) "
              r"(?:den|deinen) "
              r"\w*(?:weg|steig|gang)\b",
@@ -115,12 +122,13 @@ DE = Lexicon(
              "halben": 0.5, "ein paar": 3.0, "anderthalb": 1.5, "eineinhalb": 1.5,
              "zweieinhalb": 2.5, "dreieinhalb": 3.5},
     units={"metern": 1.0, "meter": 1.0, "schritten": 0.75, "schritte": 0.75, "schritt": 0.75},
-    vague=_sie_rows(
+    vague=(*_sie_rows(
         (r"\b(?:direkt|genau|unmittelbar) vor dir\b", 0.5, 12),
-        (r"\bvor deinen füßen\b|\b(?:an|bei|vor) deinem (?:linken |rechten )?fuß\b", 0.3, 12),
+        (r"\bvor deinen füßen\b|\b(?:an|bei|vor) deinem (?:linken |rechten )?fuß\b|"
+         r"\b(?:linke[rnm]?|rechte[rnm]?) fuß\b", 0.3, 12),
         (r"\b(?:kurz|gleich|knapp) vor dir\b", 1.5, 12),
         (r"\bdirekt neben dir\b", 0.5, 0),
-        (r"\b(?:eine )?arm(?:es)?länge\b", 0.7, 0),
+        (r"\b(?:eine )?arm(?:es)?länge\b|\bin (?:greif|griff|reich)weite\b|\bgreifbar\b", 0.7, 0),
         (r"(?<!nicht )(?<!nirgends )(?<!nirgendwo )(?<!gar nicht )(?:\bganz nah\b|"
          r"\bin deiner nähe\b|\bnah\b|\bnahe\b|\bdicht\b)", 1.5, 0),
         (r"\bweit weg\b|\bin der ferne\b|\bweit\b(?! (?:in|hinein|über|auf|hinaus)\b)|\bein "
@@ -128,7 +136,9 @@ DE = Lexicon(
          r"\bin (?:einiger|großer|sicherer) entfernung\b|\bam (?:anderen )?ende der straße\b|"
          r"\bweiter (?:vorne |hinten )?(?:die straße|den block) (?:hinunter|runter|entlang)\b",
          30.0, 0),
-    ),
+    ),  # "Kiste am rechten Knie", "Poller, linke Schulter"; not through ``_sie``
+        (rf"{_NOT_HELD}\blinke[rnms]? {_BODY}", 0.3, 9),
+        (rf"{_NOT_HELD}\brechte[rnms]? {_BODY}", 0.3, 3)),
     approaching=_sie(r"\bkomm\w*", r"\bnäher\w*", r"\bauf dich zu\b", r"\bschnell\b", r"\brast\b",
                  r"\brückwärts\b", r"\bvon (?:links|rechts|hinten)\b", r"\bfährt\b",
                  r"\bfahren\b", r"\bbiegt\b", r"\bdir (?:\w+ )?entgegen\b",
@@ -138,6 +148,7 @@ DE = Lexicon(
               r"\bvorbei(?:gefahren|gegangen|gelaufen)\b", r"\babgebogen\b",
               r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
               r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b",
+              r"\b(?:fährt|fahren) (?:[\w-]+ ){0,5}?ab(?=\s*(?:[.,;!?]|$))",  # "fährt … ab": departs
               r"\b(?:ist|sind) (?:schon |bereits |gerade |jetzt )?"
               r"(?:weggefahren|abgefahren|weg)\b",
               r"\b(?:hast|habt) (?:du |ihr )?(?:\w+ ){0,4}?(?:passiert|hinter dir gelassen)\b",
@@ -155,7 +166,7 @@ DE = Lexicon(
                  r"\b(?:knie|schienbein|hüft|bauch|brust|schulter)höhe\b"),
     negators=("kein", "keine", "keinen", "keinem", "keiner", "nicht", "ohne", "nichts", "niemand"),
     bounds=("mehr", "weiter", "weniger", "mal", "zwei", "drei", "vier", "fünf"),
-    clear=_sie(r"\b(?:weg|gehweg|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
+    clear=_sie(r"\b(?:weg|gehweg|gehsteig|bürgersteig|trottoir|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
            r"\bauf der (?:anderen|gegenüberliegenden) (?:straßenseite|seite der straße)\b",
            r"\bauf der anderen seite\b",
            r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
@@ -173,7 +184,8 @@ DE = Lexicon(
               r"\b(?:du läufst|sie laufen|du stößt|sie stoßen) (?:\w+ ){0,3}?gegen\b",
               r"\bgleich (?:stößt|läufst|stolperst|prallst|fällst)\b",
               r"\b(?:läufst|stößt|stolperst|prallst) du (?:\w+ ){0,2}?(?:gegen|über|an)\b",
-              r"\baufpassen\b", r"\bstopp\b", r"(?:^|[.!,;:—–-] ?)halt\b",
+              r"\baufpassen\b", r"\bnicht (?:stolpern|anstoßen|ausrutschen|hinfallen|dagegen ?laufen)\b",
+              r"\b(?:stolper|stoß|rutsch)\w* (?:\w+ ){0,2}?nicht\b", r"\bstopp\b", r"(?:^|[.!,;:—–-] ?)halt\b",
               r"\bbleib\w* (?:\w+ )?stehen\b", r"\bstehen bleiben\b", r"\blangsam!",
               r"\bkopf einziehen\b", r"\bzieh\w* (?:den|deinen) kopf ein\b", r"\bgefahr\b",
               r"\bnicht weiter(?:gehen|laufen)\b", r"\b(?:geh|lauf)\w* nicht weiter\b",
@@ -196,6 +208,10 @@ DE = Lexicon(
     route=(r"\b(?:links|rechts) abbiegen\b", r"\bbieg\w* (?:\w+ )?(?:links|rechts)(?: ab)?\b",
            r"\b(?:geh|lauf)\w* (?:\w+ )?geradeaus\b", r"\büberquer\w*"),
     nearing=(r"\bnähert\w*", r"\bkommt (?:\w+ )?näher\b"),
+    swinging=(r"\b(?:öffnet|schließt) sich\b", r"\bschwingt\b", r"\b(?:fällt|schlägt) (?:\w+ )?zu\b",
+              r"\bgeht (?:\w+ )?(?:auf|zu)(?=\s*(?:[.,;!?]|$))"),
     persons=("du", "dir", "dich", "sie", "ihnen", "ich", "wir", "uns", "mir", "deine", "ihre"),
+    pronouns=("es", "er", "das", "dies", "diese", "dieser", "dieses", "einer", "eins", "da",
+              "dort", "hier"),
 )
 # fmt: on

@@ -7,6 +7,12 @@ from server.modes.lexicon_base import QUOTE, Lexicon, thing_table
 
 __all__ = ["EN"]
 
+# Where a thing touches the body: "at your right knee", or said alone ("Bin. Right hand.").
+_AT_BODY = (
+    r"(?:\b(?:at|by|near|beside|against|next to|level with) (?:your )?|(?:^|(?<=[,.;:—–-] )))"
+)
+_BODY = r"(?:hip|knee|shin|elbow|shoulder)\b(?![- ]side)"
+
 # fmt: off
 EN = Lexicon(
     language="en",
@@ -31,7 +37,7 @@ EN = Lexicon(
         "stairway, flight of stairs | escalator: escalator, moving staircase, moving walkway, "
         "travelator | curb: curb, kerb, curbside | edge: edge, platform edge, "
         "ledge, drop, drop-off, dropoff, platform ends, pier ends, jetty ends, quay ends | hole: "
-        "hole, pothole, manhole, open manhole, ditch, "
+        "hole, pothole, manhole, open manhole, ditch, drain, open drain, storm drain, drain hole, "
         "trench, crack | hatch: hatch, cellar hatch, trapdoor, trap door | gap: gap | "
         "ramp: ramp, slope",
         surface="wet floor: wet floor, wet, slippery, spill, slick | puddle: puddle | "
@@ -45,7 +51,7 @@ EN = Lexicon(
         "wheelie bin | cone: cone, traffic cone | barrier: barrier, barricade, fence, railing, "
         "handrail, rope, chain, barrier tape, police tape, cordon, roadworks, road works, "
         "construction site, construction work | scaffolding: scaffolding, ladder, stepladder | "
-        "chair: chair, stool | table: table | bench: bench | tree: tree, tree trunk, bush, "
+        "chair: chair, stool, step stool, stepstool, footstool, kick stool | table: table | bench: bench | tree: tree, tree trunk, bush, "
         "hedge, planter, flower pot, plant pot, hanging plant, hanging basket | "
         "wall: wall, glass wall | "
         "glass door: glass door | "
@@ -97,7 +103,11 @@ EN = Lexicon(
              r"of the|width of the) (?:[\w-]+ )?(?:path|way|sidewalk|pavement|walkway|aisle|"
              r"corridor|passage|hallway|footpath|lane)\b",
              r"\bopen(?:ing|s)? (?:outwards?|towards? you)\b",
-             r"\bswing(?:ing|s)? (?:open|out|outwards?|towards? you)\b"),
+             r"\bswing(?:ing|s)? (?:open|out|outwards?|towards? you)\b",
+             r"\b(?:swing|clos|shut|slam)(?:ing|s|es)? (?:shut |closed |open )?(?:towards?|at|on|into) "
+             r"you\b"),
+    swinging=(r"\b(?:swing|clos|shut|slamm|open|turn|revolv|spinn|rotat)ing\b", r"\bswings\b", r"\b(?:clos|shut)(?:es|s)\b",
+              r"\bslams\b"),
     numbers={"one": 1.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0,
              "seven": 7.0, "eight": 8.0, "nine": 9.0, "ten": 10.0, "eleven": 11.0, "twelve": 12.0,
              "thirteen": 13.0, "fourteen": 14.0, "fifteen": 15.0, "sixteen": 16.0,
@@ -112,12 +122,17 @@ EN = Lexicon(
            "paces": 0.75, "pace": 0.75},
     vague=(
         (r"\b(?:right|directly|just|immediately) in front of (?:you|your feet)\b", 0.5, 12),
-        (r"\b(?:at|under|by|beside) your (?:left |right )?(?:feet|foot|toes)\b", 0.3, 12),
+        (r"\b(?:at|under|by|beside) your (?:left |right )?(?:feet|foot|toes)\b|"
+         r"(?<!\bwith )(?<!\bwith your )(?<!\blift )(?<!\blift your )\b(?:left|right) (?:foot|toes?)\b", 0.3,
+         12),
         (r"\bat your (?:forehead|face|eyes|head|chest|shins?|knees?)\b", 0.3, 12),  # touching
+        # Nominal: "Post, left shoulder", "Step stool at your right knee" (a hand reaches for
+        # things, it does not walk into them); not "the right-hand side".
+        (rf"{_AT_BODY}left {_BODY}", 0.3, 9), (rf"{_AT_BODY}right {_BODY}", 0.3, 3),
         (r"\b(?:right|directly) ahead(?: of you)?\b", 1.0, 12),
         (r"\bjust ahead(?: of you)?\b", 2.0, 12),
         (r"\bright (?:next to|beside) you\b", 0.5, 0),
-        (r"\barm'?s length\b", 0.7, 0),
+        (r"\barm'?s length\b|\bwithin (?:(?:arm'?s|easy|touching) )?reach\b", 0.7, 0),
         (r"(?<!nowhere )(?<!not )(?<!anywhere )(?<!n't )\b(?:very )?close(?: to you| by)?\b|"
          r"(?<!nowhere )(?<!not )(?<!anywhere )\bnear you\b|\bnearby\b", 1.5, 0),
         (r"\bfar (?:away|off)\b|\bin the distance\b|\bfar\b|\ba long way\b|\bquite a way\b|"
@@ -141,7 +156,8 @@ EN = Lexicon(
     receding=(r"\b(?:has|have|had|just|already)(?: just| already)? (?:passed|gone)\b",
               r"\b(?:gone|went|driven|drove|ridden|rode|walked|cycled|rolled|ran|run|moved|"
               r"headed|zoomed|sped) (?:past|by|off|away)\b", r"\bpulled away\b", r"\bturned away\b",
-              r"\bdeparted\b", r"\b(?:has|have|had)(?: just| already)? (?:left(?=\s*(?:[.,;!?]|$)|"
+              r"\bdepart(?:ed|ing|s)\b", r"\b(?:is|are) (?:just |now )?leaving(?=\s*(?:[.,;!?]|$)| "
+              r"(?:the |its )?(?:stop|station|platform|bus stop|tram stop|bay)\b)", r"\b(?:has|have|had)(?: just| already)? (?:left(?=\s*(?:[.,;!?]|$)|"
               r" the (?:stop|station|platform)))\b",
               r"\bturned off\b(?! (?:its|the|his|her|their)\b)",  # not "turned off its engine"
               r"\b(?:moving|walking|driving|riding|cycling|rolling|running|heading|going|"
@@ -204,6 +220,9 @@ EN = Lexicon(
         r"(?=\s*(?:[!.,;:—–-]|$|or\b|and\b|down\b|under\b))",
         r"\b(?:go|walk|step) (?:a)?round (?:it|them)\b", r"\b(?:step|move) aside\b",
         r"\bget out of the way\b",
+        # Told what not to do with it: "…, don't trip", "try not to bump into it".
+        r"\b(?:don't|do not|try not to) (?:trip|stumble|bump|knock|bang|slip|fall|hit|walk into|"
+        r"step (?:on|in|into))\b",
         # The user as the one about to collide: "You're about to walk into …".
         r"\byou(?:'re| are) (?:about|going) to "
         r"(?:walk|bump|run|step|trip|crash|hit|fall|knock|bang)\b",
@@ -256,5 +275,6 @@ EN = Lexicon(
                  r"rental|docks?|return",),
     nearing=(r"\bapproach\w*", r"\bclosing in\b"),
     persons=("you", "your", "you're", "i", "i'm", "we", "me", "us"),
+    pronouns=("it", "it's", "its", "they", "they're", "them", "one", "ones", "this", "that", "these", "those", "there", "here"),
 )
 # fmt: on

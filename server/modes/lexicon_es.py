@@ -65,17 +65,22 @@ ES = Lexicon(
     clock=r"\ba (?:las|la) (1[0-2]|[1-9]|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|"
     r"once|doce)\b(?: en punto)?",
     in_path=(r"\ben (?:tu|el|su) camino\b",
-             r"\b(?:bloque|tap|obstruy|obstru)\w* (?:el|tu|la) (?:paso|camino|acera|pasillo)\b",
+             r"\b(?:bloque|tap|obstruy|obstru)\w* (?:el|tu|la) "
+             r"(?:paso|camino|acera|vereda|banqueta|pasillo)\b",
              r"\b(?:ocup|cubr|llen|bloque|invad|abarc|tap)\w* (?:casi |prácticamente )?"
              r"(?:todo (?:el|lo) ancho de (?:la|el)|el ancho de (?:la|el)|todo el|toda la) "
-             r"(?:acera|camino|paso|pasillo|carril|calle)\b",
-             r"\ben medio de la acera\b", r"\ben medio del camino\b",
+             r"(?:acera|vereda|banqueta|camino|paso|pasillo|carril|calle)\b",
+             r"\ben medio de la (?:acera|vereda|banqueta)\b", r"\ben medio del camino\b",
              r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b",
              r"\b(?:sobresal|invad)\w* (?:\w+ )?(?:en |a |hacia |sobre )?(?:la|el|tu) "
-             r"(?:acera|camino|paso|pasillo|carril)\b",
-             r"\batravesad[oa]s? (?:en|sobre) (?:la|el|tu) (?:acera|camino|paso|pasillo|carril)\b",
+             r"(?:acera|vereda|banqueta|camino|paso|pasillo|carril)\b",
+             r"\batravesad[oa]s? (?:en|sobre) (?:la|el|tu) "
+             r"(?:acera|vereda|banqueta|camino|paso|pasillo|carril)\b",
              r"\bcuelga\w* (?:\w+ ){0,2}?(?:sobre|encima de) (?:la|el|tu) "
-             r"(?:acera|camino|paso|pasillo)\b"),
+             r"(?:acera|vereda|banqueta|camino|paso|pasillo)\b",
+             r"\bse (?:está |están )?(?:cierra|cierran|cerrando|abre|abren|abriendo) hacia "
+             r"(?:ti|usted)\b",
+             r"\b(?:cerrándose|abriéndose) hacia (?:ti|usted)\b"),
     numbers={"un": 1.0, "uno": 1.0, "una": 1.0, "dos": 2.0, "tres": 3.0, "cuatro": 4.0,
              "cinco": 5.0, "seis": 6.0, "siete": 7.0, "ocho": 8.0, "nueve": 9.0, "diez": 10.0,
              "once": 11.0, "doce": 12.0, "quince": 15.0, "veinte": 20.0, "treinta": 30.0,
@@ -85,11 +90,15 @@ ES = Lexicon(
     units={"metros": 1.0, "metro": 1.0, "pasos": 0.75, "paso": 0.75, "pies": 0.3048},
     vague=(
         (r"\bjusto (?:delante|enfrente|frente a ti|adelante)\b", 0.5, 12),
-        (r"\ba tus pies\b|\bjunto a tu pie\b|\b(?:a|junto a) tu pie (?:izquierdo|derecho)\b",
-         0.3, 12),
+        (r"\ba tus pies\b|\bjunto a tu pie\b|\b(?:a|junto a) tu pie (?:izquierdo|derecho)\b|"
+         r"\bpie (?:izquierdo|derecho)\b", 0.3, 12),
+        # Nominal: "Caja junto a tu rodilla derecha", "Poste, hombro izquierdo".
+        (r"(?<!\ben la )(?<!\ben tu )(?<!\ben su )(?<!\bcon la )"
+         r"\b(?:cadera|rodilla|espinilla|codo|hombro) (?:izquierd|derech)[oa]\b", 0.3, 0),
         (r"\bjusto a tu lado\b", 0.5, 0),
         (r"\b(?:a )?(?:un )?metro y medio\b", 1.5, 0),
-        (r"\ba un brazo(?: de distancia)?\b|\bal alcance de (?:la|tu) mano\b", 0.7, 0),
+        (r"\ba un brazo(?: de distancia)?\b|\bal alcance de (?:la|tu|su) mano\b|"
+         r"\ba (?:tu|su) alcance\b", 0.7, 0),
         (r"(?<!no está )(?<!no están )(?<!no queda )(?<!no )(?<!ni )(?<!nada )"
          r"(?:\bmuy cerca\b|\bcerca\b)|\bpegad[oa] a ti\b", 1.5, 0),
         (r"\ba lo lejos\b|\blejos\b|\ba (?:mucha|bastante|gran|cierta) distancia\b|"
@@ -99,7 +108,9 @@ ES = Lexicon(
                  r"\brápido\b", r"\ba toda velocidad\b", r"\bmarcha atrás\b",
                  r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*",
                  r"\ben tu dirección\b", r"\ben dirección a ti\b", r"\bhacia (?:aquí|acá)\b"),
-    receding=(r"\bse aleja\w*", r"\balejándose\b", r"\bya (?:has? |han |hemos )?pas\w*",
+    receding=(r"\bse aleja\w*", r"\balejándose\b",
+              r"\b(?:sale|salen|saliendo|está saliendo|están saliendo|parte|parten) (?:ya )?de "
+              r"(?:la|el) (?:parada|estación|andén|vía|cochera)\b", r"\bya (?:has? |han |hemos )?pas\w*",
               r"\b(?:has|hemos) (?:pasado|dejado atrás|rebasado|superado)\b",
               r"\bse (?:fue|fueron|marcha|marchan|marchó|(?:ha|han) (?:ido|marchado))\b",
               r"\b(?:giró|ha girado|dobló|ha doblado) "
@@ -117,7 +128,7 @@ ES = Lexicon(
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
     negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
     bounds=("más", "menos"),
-    clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|cruce) (?:está )?libre\b",
+    clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|vereda|banqueta|cruce) (?:está )?libre\b",
            r"\bal otro lado de la (?:calle|carretera|avenida)\b",
            r"\ben la (?:otra )?acera de enfrente\b",
            r"\ben la otra acera\b", r"\bno (?:está )?en su camino\b",
@@ -141,7 +152,9 @@ ES = Lexicon(
               r"(?:^|[¡.!,;:—–-] ?)(?:alto|para|pare|ojo|quiet[oa]|espera|espere)"
               r"\b(?=\s*[!.,]|$)",
               r"\bdetente\b", r"\bno te muevas\b",
-              r"\bno (?:sigas|avances|continúes)\b", r"\bni un paso más\b",
+              r"\bno (?:sigas|avances|continúes)\b",
+              r"\bno (?:te )?(?:tropieces|tropiece|choques|choque|resbales|resbale|caigas|caiga|"
+              r"golpees|golpee)\b", r"\bni un paso más\b",
               r"\bquédate (?:donde estás|quiet[oa])\b", r"\bdespacio\b", r"\bagáchate\b",
               r"\bpeligro\b"),
     reading=(rf"\b{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:dice|pone|indica|muestra)\b",
@@ -170,7 +183,11 @@ ES = Lexicon(
                   r"(?: de(?: los| las| la|"
                   r" el)?)?",),
     nearing=(r"\bse acerca\w*", r"\bacercándose\b"),
+    swinging=(r"\bse (?:está |están )?(?:abre|abren|abriendo|cierra|cierran|cerrando)\b",
+              r"\b(?:abriéndose|cerrándose)\b", r"\b(?:está|están) (?:abriendo|cerrando)\b"),
     persons=("tú", "ti", "te", "usted", "yo", "me", "nos", "nosotros"),
     leads=("justo", "muy"),
+    pronouns=("lo", "él", "ella", "ello", "eso", "esto", "esta", "este", "uno", "ahí", "aquí",
+              "allí"),
 )
 # fmt: on
