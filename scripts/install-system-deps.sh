@@ -3,11 +3,14 @@
 #   espeak-ng  the last-resort TTS backend, and speech audio for the tests
 #   sox        audio conversion in the tests and the troubleshooting guide
 #   libgl1, libglib2.0-0  what OpenCV (pulled in by the optional OCR, rapidocr) loads
+#   chromium   the real browser tests/test_web_page.py drives the phone page in (Playwright
+#              runs it as the system browser; its own browser download is never used)
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if command -v ldconfig >/dev/null 2>&1; then
   libs=$(ldconfig -p)
   grep -q 'libGL\.so\.1' <<<"$libs" || need+=(libgl1)

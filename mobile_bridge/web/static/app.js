@@ -1,0 +1,405 @@
+// The Murmur phone page: camera, microphone, location and motion to the relay over one
+// WebSocket; the server's speech back through an AudioWorklet player. No token lives
+// here: the relay holds the pairing; the page keeps only its per-page id (sessionStorage)
+// to pick its session up again after the connection drops.
+"use strict";
+
+const TAG = { FRAME: 1, STILL: 2, PCM: 3, SPEECH_PCM: 0x10 };
+const MIC_RATE = 16000;
+const OUT_RATE = 24000;
+const MAX_SIDE = 640;
+const HAZARD_BUZZ = [220, 90, 220];
+const $ = (id) => document.getElementById(id);
+
+const murmur = {
+  ws: null, page: sessionStorage.getItem("murmur-page"), running: false, wanted: false,
+  mode: "general", stream: null, tickHz: 1, frameTimer: null, encoding: false,
+  ctx: null, player: null, mic: null, micCtx: null, played: 0, lastFrameAt: 0,
+  speechAt: {}, retry: 0, wakeLock: null, geoWatch: null, motion: [], motionT0: 0,
+  motionRate: 60, reports: [],
+};
+window.murmur = murmur;
+
+// ------------------------------------------------------------------ the page
+
+function say(text) { $("state").textContent = text; }
+function caption(text) { $("caption").textContent = text; }
+function warn(text) {
+  const box = $("alert");
+  if (!text) { box.hidden = true; box.textContent = ""; return; }
+  box.hidden = false;
+  box.textContent = text;
+}
+function setRunning(on) {
+  murmur.running = on;
+  $("start").textContent = on ? "Stop" : "Start";
+  $("start").setAttribute("aria-pressed", on ? "true" : "false");
+  $("ask").disabled = !on;
+  $("quiet").disabled = !on;
+}
+
+// ------------------------------------------------------------------ the socket
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  murmur.ws = ws;
+  ws.onopen = () => {
+    murmur.retry = 0;
+    ws.send(JSON.stringify({ type: "hello", page: murmur.page }));
+  };
+  ws.onmessage = (e) => (typeof e.data === "string" ? onJson(JSON.parse(e.data)) : onBinary(e.data));
+  ws.onclose = () => {
+    if (murmur.ws !== ws) return;
+    stopFrames();
+    $("st-link").textContent = "relay lost";
+    warn("Lost the connection to the Murmur relay. Reconnecting… Your session is kept for 30 seconds.");
+    say("Reconnecting…");
+    const wait = Math.min(5000, 300 * 2 ** murmur.retry++);
+    setTimeout(connect, wait);
+  };
+}
+
+function send(obj) {
+  if (murmur.ws && murmur.ws.readyState === WebSocket.OPEN) murmur.ws.send(JSON.stringify(obj));
+}
+function sendMedia(tag, bytes, stampMs) {
+  if (!murmur.ws || murmur.ws.readyState !== WebSocket.OPEN) return;
+  const buf = new Uint8Array(9 + bytes.byteLength);
+  buf[0] = tag;
+  new DataView(buf.buffer).setBigUint64(1, BigInt(Math.round(stampMs)));
+  buf.set(new Uint8Array(bytes), 9);
+  murmur.ws.send(buf);
+}
+
+function onJson(m) {
+  switch (m.type) {
+    case "welcome":
+      murmur.page = m.page;
+      sessionStorage.setItem("murmur-page", m.page);
+      $("pairing").hidden = m.paired;
+      if (m.running) {
+        warn("");
+        say("Reconnected: running");
+        setRunning(true);
+        if (m.tick_hz) startFrames(m.tick_hz);
+      } else {
+        say(m.paired ? "Ready. Press Start." : "Not paired yet.");
+        if (murmur.running) sessionEnded();
+      }
+      break;
+    case "paired":
+      $("pairing").hidden = true;
+      warn("");
+      say("Paired. Press Start.");
+      break;
+    case "ready":
+      $("st-link").textContent = "connected";
+      say("Running");
+      startFrames(m.tick_hz || 1);
+      break;
+    case "speech":
+      murmur.speechAt[m.utterance] = performance.now();
+      caption(m.text);
+      break;
+    case "transcript":
+      if (m.final) $("heard").textContent = `You said: ${m.text}`;
+      break;
+    case "tick":
+      if (m.frame_age_ms >= 0) $("st-frame").textContent = `${Math.round(m.frame_age_ms)} ms`;
+      break;
+    case "cue":
+      cue(m);
+      break;
+    case "end":
+    case "cut":
+      if (murmur.player) murmur.player.port.postMessage({ type: m.type, id: m.utterance });
+      else send({ type: "played", utterance: m.utterance, played_ms: 0, finished: false });
+      break;
+    case "still":
+      sendStill();
+      break;
+    case "notice":
+      warn(m.message);
+      break;
+    case "status":
+      $("st-link").textContent = m.message.replace(/^\(|\)$/g, "");
+      break;
+    case "error":
+      warn(m.message);
+      if (m.where === "pair") $("pairing").hidden = false;
+      if (m.where !== "pair") sessionEnded();
+      break;
+    case "closed":
+      sessionEnded();
+      break;
+  }
+}
+
+function onBinary(data) {
+  const bytes = new Uint8Array(data);
+  if (bytes[0] !== TAG.SPEECH_PCM || !murmur.player) return;
+  const idLen = bytes[1];
+  const id = new TextDecoder().decode(bytes.subarray(2, 2 + idLen));
+  const pcm = new Int16Array(data.slice(2 + idLen));
+  const samples = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) samples[i] = pcm[i] / 32768;
+  murmur.player.port.postMessage({ type: "pcm", id, samples }, [samples.buffer]);
+}
+
+// ------------------------------------------------------------------ audio
+
+async function openAudio() {
+  if (murmur.ctx) return;
+  let ctx;
+  try { ctx = new AudioContext({ sampleRate: OUT_RATE, latencyHint: "interactive" }); }
+  catch (_) { ctx = new AudioContext({ latencyHint: "interactive" }); }
+  await ctx.audioWorklet.addModule("/static/worklet.js");
+  const player = new AudioWorkletNode(ctx, "murmur-player", {
+    numberOfInputs: 0, outputChannelCount: [1], processorOptions: { inRate: OUT_RATE, jitterMs: 60 },
+  });
+  player.connect(ctx.destination);
+  player.port.onmessage = (e) => onPlayer(e.data);
+  await ctx.resume();
+  murmur.ctx = ctx;
+  murmur.player = player;
+}
+
+function onPlayer(m) {
+  if (m.type === "progress") {
+    murmur.played = m.played;
+    $("st-played").textContent = String(m.played);
+  } else if (m.type === "first") {
+    const at = murmur.speechAt[m.id];
+    if (at !== undefined) $("st-latency").textContent = `${Math.round(performance.now() - at)} ms`;
+    (murmur.firstPlayed = murmur.firstPlayed || []).push({ id: m.id, at: performance.now() + performance.timeOrigin });
+  } else if (m.type === "done" || m.type === "cut") {
+    murmur.reports.push(m);
+    send({ type: "played", utterance: m.id, played_ms: m.playedMs, finished: m.type === "done" });
+  }
+}
+
+// Earcons: short tones the wearer learns; hazards also buzz the phone.
+function cue(m) {
+  const tones = { hazard: [880, 660], attention: [660], thinking: [440], done: [523, 784] };
+  if (murmur.ctx) {
+    let t = murmur.ctx.currentTime + 0.01;
+    for (const f of tones[m.kind] || [660]) {
+      const osc = murmur.ctx.createOscillator();
+      const gain = murmur.ctx.createGain();
+      osc.frequency.value = f;
+      gain.gain.setValueAtTime(0.25 * (m.intensity || 0.6), t);
+      gain.gain.exponentialRampToValueAtTime(0.001, t + 0.15);
+      osc.connect(gain).connect(murmur.ctx.destination);
+      osc.start(t);
+      osc.stop(t + 0.16);
+      t += 0.17;
+    }
+  }
+  if (m.kind === "hazard" && navigator.vibrate) navigator.vibrate(HAZARD_BUZZ);
+}
+
+async function openMic(stream) {
+  const track = stream.getAudioTracks()[0];
+  if (!track) return false;
+  let ctx;
+  try { ctx = new AudioContext({ sampleRate: MIC_RATE }); }
+  catch (_) { ctx = new AudioContext(); }
+  await ctx.audioWorklet.addModule("/static/worklet.js");
+  const source = ctx.createMediaStreamSource(new MediaStream([track]));
+  const node = new AudioWorkletNode(ctx, "murmur-mic", { processorOptions: { targetRate: MIC_RATE } });
+  node.port.onmessage = (e) => { if (murmur.running) sendMedia(TAG.PCM, e.data, Date.now() - 20); };
+  source.connect(node);
+  await ctx.resume();
+  murmur.micCtx = ctx;
+  murmur.mic = node;
+  return true;
+}
+
+// ------------------------------------------------------------------ camera
+
+async function openMedia() {
+  const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 };
+  const video = { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } };
+  const problems = [];
+  let camera = null;
+  let mic = null;
+  try { camera = await navigator.mediaDevices.getUserMedia({ video }); }
+  catch (e) { problems.push(cameraProblem(e)); }
+  try { mic = await navigator.mediaDevices.getUserMedia({ audio }); }
+  catch (e) { problems.push(micProblem(e)); }
+  return { camera, mic, problems };
+}
+function cameraProblem(e) {
+  if (e && e.name === "NotAllowedError")
+    return "Camera access was denied, so Murmur cannot see. Allow the camera for this page in the browser's site settings, then press Start again.";
+  if (e && e.name === "NotFoundError") return "No camera was found. Murmur runs without seeing: ask by voice.";
+  return `The camera could not start (${e && e.name}). Close other apps using it and press Start again.`;
+}
+function micProblem(e) {
+  if (e && e.name === "NotAllowedError")
+    return "Microphone access was denied: Murmur cannot hear you. Use the buttons, or allow the microphone and press Start again.";
+  if (e && e.name === "NotFoundError") return "No microphone was found: Murmur cannot hear you. Use the buttons to ask.";
+  return `The microphone could not start (${e && e.name}). Use the buttons to ask.`;
+}
+
+function startFrames(hz) {
+  murmur.tickHz = hz;
+  stopFrames();
+  if (!murmur.stream) return;
+  murmur.frameTimer = setInterval(sendFrame, 1000 / Math.max(0.2, Math.min(hz, 10)));
+}
+function stopFrames() {
+  if (murmur.frameTimer) clearInterval(murmur.frameTimer);
+  murmur.frameTimer = null;
+}
+function grab(maxSide, quality, tag) {
+  const v = $("preview");
+  if (!v.videoWidth || murmur.encoding) return;
+  const scale = Math.min(1, maxSide / Math.max(v.videoWidth, v.videoHeight));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round((v.videoWidth * scale) / 2) * 2;
+  canvas.height = Math.round((v.videoHeight * scale) / 2) * 2;
+  canvas.getContext("2d").drawImage(v, 0, 0, canvas.width, canvas.height);
+  const at = Date.now();
+  murmur.encoding = true;
+  canvas.toBlob(async (blob) => {
+    murmur.encoding = false;
+    if (!blob) return;
+    sendMedia(tag, await blob.arrayBuffer(), at);
+    if (tag === TAG.FRAME) murmur.lastFrameAt = at;
+  }, "image/jpeg", quality);
+}
+function sendFrame() { if (!document.hidden) grab(MAX_SIDE, 0.7, TAG.FRAME); }
+function sendStill() { grab(4096, 0.9, TAG.STILL); }
+
+// ------------------------------------------------------------------ sensors
+
+function startSensors() {
+  if (navigator.geolocation) {
+    murmur.geoWatch = navigator.geolocation.watchPosition(
+      (p) => send({
+        type: "location", lat: p.coords.latitude, lon: p.coords.longitude,
+        accuracy: p.coords.accuracy || 0, heading: p.coords.heading || 0,
+        speed: p.coords.speed || 0, time: p.timestamp,
+      }),
+      () => {}, { enableHighAccuracy: true, maximumAge: 2000 },
+    );
+  }
+  window.addEventListener("devicemotion", onMotion);
+}
+function onMotion(e) {
+  const a = e.accelerationIncludingGravity;
+  if (!a || a.x === null) return;
+  if (!murmur.motion.length) {
+    murmur.motionT0 = Date.now();
+    murmur.motionRate = e.interval ? 1000 / e.interval : 60;
+  }
+  murmur.motion.push([a.x, a.y, a.z]);
+  if (murmur.motion.length >= murmur.motionRate / 2) {
+    const s = murmur.motion;
+    send({ type: "motion", t0: murmur.motionT0, rate: murmur.motionRate,
+      x: s.map((v) => v[0]), y: s.map((v) => v[1]), z: s.map((v) => v[2]) });
+    murmur.motion = [];
+  }
+}
+function stopSensors() {
+  if (murmur.geoWatch !== null) navigator.geolocation.clearWatch(murmur.geoWatch);
+  murmur.geoWatch = null;
+  window.removeEventListener("devicemotion", onMotion);
+}
+
+async function wakeLock() {
+  try { if (navigator.wakeLock) murmur.wakeLock = await navigator.wakeLock.request("screen"); }
+  catch (_) { /* not granted (battery saver): the page still works */ }
+}
+
+// ------------------------------------------------------------------ start / stop
+
+async function start() {
+  warn("");
+  say("Starting…");
+  await openAudio();
+  const { camera, mic, problems } = await openMedia();
+  if (problems.length) warn(problems.join(" "));
+  if (!camera && !mic) { say("Not started"); return; }
+  if (camera) {
+    murmur.stream = camera;
+    const v = $("preview");
+    v.srcObject = camera;
+    v.setAttribute("data-live", "");
+    await v.play().catch(() => {});
+  }
+  const hasMic = mic ? await openMic(mic) : false;
+  if (typeof DeviceMotionEvent !== "undefined" && DeviceMotionEvent.requestPermission)
+    DeviceMotionEvent.requestPermission().catch(() => {});
+  send({ type: "start", mode: murmur.mode, camera: !!camera, microphone: hasMic, haptics: !!navigator.vibrate });
+  murmur.micStream = mic;
+  setRunning(true);
+  startSensors();
+  wakeLock();
+  say("Connecting to the server…");
+}
+
+function release() {
+  stopFrames();
+  stopSensors();
+  for (const s of [murmur.stream, murmur.micStream]) if (s) s.getTracks().forEach((t) => t.stop());
+  murmur.stream = murmur.micStream = null;
+  $("preview").removeAttribute("data-live");
+  if (murmur.micCtx) murmur.micCtx.close();
+  murmur.micCtx = murmur.mic = null;
+  if (murmur.player) murmur.player.port.postMessage({ type: "cutall" });
+  if (murmur.wakeLock) murmur.wakeLock.release().catch(() => {});
+  murmur.wakeLock = null;
+}
+
+function sessionEnded() {
+  release();
+  setRunning(false);
+  $("st-link").textContent = "not connected";
+  say("Stopped. Press Start to begin again.");
+}
+
+function toggle() {
+  if (murmur.running) { send({ type: "stop" }); release(); setRunning(false); say("Stopping…"); }
+  else start().catch((e) => { warn(`Could not start: ${e.message}`); setRunning(false); });
+}
+
+function setMode(mode) {
+  murmur.mode = mode;
+  for (const b of document.querySelectorAll("[data-mode]"))
+    b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
+  if (murmur.running) send({ type: "control", action: "mode", value: mode });
+}
+
+document.addEventListener("visibilitychange", () => {
+  send({ type: "visibility", hidden: document.hidden });
+  if (!murmur.running) return;
+  if (document.hidden) {
+    warn("Murmur is paused while this page is in the background: the phone stops the camera there. Bring the page back to keep watching.");
+  } else {
+    warn("");
+    if (murmur.wakeLock === null || murmur.wakeLock.released) wakeLock();
+  }
+});
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("start").addEventListener("click", toggle);
+  $("ask").addEventListener("click", () => send({ type: "control", action: "ask", value: "" }));
+  $("quiet").addEventListener("click", () => send({ type: "control", action: "stop_speaking" }));
+  for (const b of document.querySelectorAll("[data-mode]"))
+    b.addEventListener("click", () => setMode(b.dataset.mode));
+  $("pair-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    say("Pairing…");
+    send({ type: "pair", code: $("pair-code").value.trim() });
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && murmur.running) send({ type: "control", action: "stop_speaking" });
+  });
+  const q = new URLSearchParams(location.search);
+  if (q.get("pair")) $("pair-code").value = q.get("pair");
+  connect();
+});
