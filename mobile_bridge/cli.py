@@ -46,6 +46,7 @@ from mobile_bridge.sources.microphone import MicrophoneOptions
 from mobile_bridge.synth import write_synthetic_clip
 from mobile_bridge.tls import normalize_fingerprint
 from mobile_bridge.tokens import remove_pairing, save_pairing
+from mobile_bridge.web.command import add_web_parser, run_web
 
 __all__ = ["main"]
 
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_camera_parser(sub)
     _add_live_parser(sub)
+    add_web_parser(sub, _add_link_args)
     sub.add_parser("devices", help="list this machine's cameras and microphones (for `camera`)")
 
     sp = sub.add_parser("synth", help="write a synthetic first-person test clip (.mp4)")
@@ -600,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _live(args)
         case "devices":
             return _devices(args)
+        case "web":
+            return run_web(args, DEFAULT_SERVER)
     return 2
 
 

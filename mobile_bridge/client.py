@@ -3,7 +3,8 @@
 ``BridgeSession`` announces the source's capabilities in ``SessionStart``, pumps its
 frames, audio and typed text into the link once the server is ready, and routes the
 server's events: speech and cues to the ``SpeechSink`` (with a ``PlaybackReport`` for
-each utterance that ends or is cut), ``StillRequest`` to ``source.capture_still()``, and
+each utterance that ends or is cut), ``StillRequest`` to ``source.capture_still()``,
+``CaptureHint`` to ``source.set_capture_rate()``, and
 every event to the observers (console, report). After the source runs dry it lingers
 for trailing speech, then half-closes so the server ends the session.
 """
@@ -11,6 +12,7 @@ for trailing speech, then half-closes so the server ends the session.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -137,6 +139,7 @@ class ServerEventRouter:
             "stop_speaking": self._on_stop,
             "still_request": self._on_still,
             "cue": lambda ev: self._sink.cue(ev.cue),
+            "capture_hint": self._on_capture_hint,
         }
 
     @property
@@ -166,6 +169,11 @@ class ServerEventRouter:
             # One whose last packet came may still be playing on a real-time sink.
             if uid in self._open or self._sink_reports:
                 self._finish(uid, interrupted=True)
+
+    def _on_capture_hint(self, event: pb.ServerEvent) -> None:
+        fps = event.capture_hint.fps
+        if fps > 0 and math.isfinite(fps):  # advice; nonsense is not followed
+            self._source.set_capture_rate(fps)
 
     def _on_still(self, event: pb.ServerEvent) -> None:
         if self._still_capture:

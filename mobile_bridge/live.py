@@ -401,6 +401,7 @@ async def _status_loop(
                 restarts=watched.restarts,
                 reconnects=wired.session.reconnects,
                 volume=controller.volume,
+                capture_fps=watched.capture_fps,
             )
         )
 

@@ -7,6 +7,8 @@ model is not fed a stale view), closes the source and opens a new one from the s
 factory (retrying with backoff while it cannot), and tells the listener again at the
 first frame from the new one (watching resumes). Each restart is counted and said.
 A source that *ends* (a replay's last frame, a camera's ``seconds``) ends the walk.
+The server's capture rate (``set_capture_rate``) is passed on, kept for a restarted
+source, and stretches the stall timeout: at 0.2 fps a frame is 5 s apart by design.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _STALL, _WAKE, _END = object(), object(), object()
 
 @dataclass
 class WatchdogOptions:
-    stall_s: float = 5.0  # no frame for this long: the source is gone
+    stall_s: float = 5.0  # no frame for this long (or 3 frame intervals): the source is gone
     retry_s: float = 1.0  # first wait after a reopen that failed ...
     retry_max_s: float = 10.0  # ... doubling up to this
 
@@ -75,10 +77,23 @@ class WatchedSource(GlassesSource):
         self._stopped = False
         self._wake = asyncio.Event()  # set at a restart (then replaced) and at stop
         self._coming_back = False
+        self._hinted_fps: float | None = None  # the server's last CaptureHint
 
     @property
     def capabilities(self) -> SourceCapabilities:
         return self._caps
+
+    def set_capture_rate(self, fps: float) -> None:
+        self._hinted_fps = fps
+        self.source.set_capture_rate(fps)
+
+    @property
+    def capture_fps(self) -> float | None:
+        return self.source.capture_fps
+
+    def _stall_s(self) -> float:
+        fps = self.source.capture_fps
+        return max(self.options.stall_s, 3.0 / fps) if fps else self.options.stall_s
 
     def bind_controls(self, submit: Callable[[Command], None]) -> None:
         self._submit = submit
@@ -110,11 +125,12 @@ class WatchedSource(GlassesSource):
             it = self.source.frames()
             try:
                 while True:
-                    got = await self._next(it, self.options.stall_s)
+                    stall_s = self._stall_s()
+                    got = await self._next(it, stall_s)
                     if got is _END or got is _WAKE:
                         return
                     if got is _STALL:
-                        why = f"no frame from the source for {self.options.stall_s:g} s"
+                        why = f"no frame from the source for {stall_s:g} s"
                         break
                     self._last_frame_at = self._clock.monotonic()
                     if self._coming_back:
@@ -208,6 +224,8 @@ class WatchedSource(GlassesSource):
             return False
         self.source = source
         self._bind(source)
+        if self._hinted_fps is not None:
+            source.set_capture_rate(self._hinted_fps)
         if self._started_at is not None:
             source.start()
         self._coming_back = True

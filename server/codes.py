@@ -20,12 +20,17 @@ class Code(enum.StrEnum):
     PROTOCOL_UNKNOWN_EVENT = "protocol.unknown_event"
     PROTOCOL_UNKNOWN_FIELDS = "protocol.unknown_fields"
     PROTOCOL_DUPLICATE_START = "protocol.duplicate_start"
+    PROTOCOL_TEXT_TOO_LONG = "protocol.text_too_long"  # cut to [server] max_text_bytes
     # session
     SESSION_RESUME_UNKNOWN = "session.resume_unknown"
+    SESSION_IDLE = "session.idle"  # nothing arrived for [server] idle_timeout_s: closing
     # video
     FRAME_TOO_LARGE = "frame.too_large"
     FRAME_UNSUPPORTED = "frame.unsupported"
     FRAME_CORRUPT = "frame.corrupt"
+    FRAME_TOO_MANY_PIXELS = "frame.too_many_pixels"  # its header claims more than is decoded
+    FRAME_SEQ_RESET = "frame.seq_reset"  # VideoFrame.seq jumped or went back: re-anchored
+    FRAME_CLOCK_JUMP = "frame.clock_jump"  # capture_time_ms jumped against arrival times
     STILL_TIMEOUT = "still.timeout"  # the bridge sent no still in time: the normal frame was used
     # audio in
     AUDIO_BAD_OPUS = "audio.bad_opus"
@@ -58,10 +63,15 @@ CODES: dict[Code, CodeInfo] = {
     Code.PROTOCOL_UNKNOWN_EVENT: CodeInfo("protocol", False),
     Code.PROTOCOL_UNKNOWN_FIELDS: CodeInfo("protocol", False),
     Code.PROTOCOL_DUPLICATE_START: CodeInfo("protocol", False),
+    Code.PROTOCOL_TEXT_TOO_LONG: CodeInfo("protocol", False),
     Code.SESSION_RESUME_UNKNOWN: CodeInfo("session", False),
+    Code.SESSION_IDLE: CodeInfo("session", True),
     Code.FRAME_TOO_LARGE: CodeInfo("video", False),
     Code.FRAME_UNSUPPORTED: CodeInfo("video", False),
     Code.FRAME_CORRUPT: CodeInfo("video", False),
+    Code.FRAME_TOO_MANY_PIXELS: CodeInfo("video", False),
+    Code.FRAME_SEQ_RESET: CodeInfo("video", False),
+    Code.FRAME_CLOCK_JUMP: CodeInfo("video", False),
     Code.STILL_TIMEOUT: CodeInfo("video", True),
     Code.AUDIO_BAD_OPUS: CodeInfo("audio", False),
     Code.AUDIO_BAD_PCM: CodeInfo("audio", False),

@@ -41,6 +41,13 @@ class ServerSettings:
     max_frame_bytes: int = 2 * 1024 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     max_sessions: int = 32
+    # A stream that has sent no session_start this long after opening ends with
+    # DEADLINE_EXCEEDED; until session_start it holds no session slot.
+    first_message_timeout_s: float = 5.0
+    # A session whose call sends nothing at all (no frame, audio, text, control or
+    # playback report) this long is closed with DEADLINE_EXCEEDED, a Notice first. 0 = never.
+    idle_timeout_s: float = 120.0
+    max_text_bytes: int = 4096  # a longer TextInput (or ask_now question) is cut, with a Notice
     outbound_queue: int = 256
     grace_s: float = 5.0  # graceful stop: how long live sessions get to finish
     log_level: str = "info"

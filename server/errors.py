@@ -16,8 +16,10 @@ from server.codes import CODES, Code
 __all__ = [
     "CapacityError",
     "Fatal",
+    "IdleTimeout",
     "ModelLoadError",
     "MurmurError",
+    "NotOfferedError",
     "PairingDenied",
     "PairingMalformed",
     "PairingRateLimited",
@@ -27,6 +29,7 @@ __all__ = [
     "StorageError",
     "StreamClosed",
     "TakenOverError",
+    "TimedOutError",
     "UnauthenticatedError",
     "UnavailableError",
 ]
@@ -72,6 +75,18 @@ class ProtocolError(Fatal):
     component = "protocol"
 
 
+class TimedOutError(Fatal):
+    """The client did not send what it had to in time (DEADLINE_EXCEEDED)."""
+
+    component = "protocol"
+
+
+class IdleTimeout(TimedOutError):
+    """A session whose call sent nothing for ``[server] idle_timeout_s``."""
+
+    component = "session"
+
+
 class UnauthenticatedError(Fatal):
     component = "auth"
 
@@ -94,6 +109,10 @@ class ResumeRefusedError(Fatal):
 
 class UnavailableError(Fatal):
     """Every backend (and fallback) for something the session needs has failed."""
+
+
+class NotOfferedError(Fatal):
+    """Something this server is not set up to do (Pair without pairing: UNIMPLEMENTED)."""
 
 
 class PairingMalformed(ProtocolError):

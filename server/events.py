@@ -18,6 +18,7 @@ __all__ = [
     "AudioFormat",
     "AudioIn",
     "AudioOut",
+    "CaptureHint",
     "ClientEvent",
     "Cue",
     "CueKind",
@@ -346,6 +347,18 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureHint:
+    """How often frames are worth capturing now (battery); advice the bridge may ignore.
+
+    Immediate: a restore must not wait behind queued audio, and it is a few bytes."""
+
+    lane: ClassVar[Lane] = Lane.IMMEDIATE
+
+    fps: float
+    reason: str  # "static", or what ended it (companion.proto lists them)
+
+
+@dataclass(frozen=True, slots=True)
 class GoAway:
     lane: ClassVar[Lane] = Lane.IMMEDIATE
 
@@ -365,4 +378,5 @@ ServerEvent = (
     | TickTrace
     | Notice
     | GoAway
+    | CaptureHint
 )

@@ -44,10 +44,11 @@ class BridgeStatus:
     restarts: int = 0
     reconnects: int = 0
     volume: float | None = None
+    capture_fps: float | None = None  # the source's capture rate now; None: not paced
 
 
 def status_line(s: BridgeStatus) -> str:
-    """``[  12.3s] blind · watching · frame 0.4 s old · 12 frames sent · vol 0.7``."""
+    """``[  12.3s] blind · watching · frame 0.4 s old · 12 frames sent · 1 fps · vol 0.7``."""
     stamp = "[  --  ]" if s.elapsed_s is None else f"[{s.elapsed_s:6.1f}s]"
     state = "source restarting" if s.source_gone else "paused" if s.paused else "watching"
     if s.frame_age_s is None:
@@ -57,6 +58,8 @@ def status_line(s: BridgeStatus) -> str:
             " (stale)" if s.frame_age_s > STALE_FRAME_S else ""
         )
     parts = [f"{stamp} {s.mode}", state, age, f"{s.frames_sent} frames sent"]
+    if s.capture_fps is not None:
+        parts.append(f"{s.capture_fps:g} fps")
     if s.restarts:
         parts.append(f"{s.restarts} restart(s)")
     if s.reconnects:
@@ -97,6 +100,9 @@ class ConsoleLog(EventObserver):
             ),
             "delegation_update": self._delegation,
             "tick": self._tick,
+            "capture_hint": lambda ev: (
+                f"(capture: {ev.capture_hint.fps:g} fps, {ev.capture_hint.reason or 'no reason'})"
+            ),
             "notice": lambda ev: (
                 f"notice [{ev.notice.component}] {ev.notice.code}: {ev.notice.message}"
             ),

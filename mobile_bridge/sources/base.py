@@ -78,5 +78,15 @@ class GlassesSource(ABC):
         ``capabilities.still_capture``. None when there is none to give."""
         return None
 
+    def set_capture_rate(self, fps: float) -> None:  # noqa: B027 (optional hook)
+        """The server's ``CaptureHint``: capture at most ``fps`` frames a second from the
+        next frame on, never above the source's own rate (a hint at or above it lifts
+        the cap). A source that does not pace itself (a replay) ignores it."""
+
+    @property
+    def capture_fps(self) -> float | None:
+        """The rate the source captures at now; None when it does not pace itself."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release the device (camera, BLE connection, open files)."""

@@ -17,6 +17,10 @@ Frame or Halo found), connects, uploads and starts the bridge's app
   Halo's button) become ``GestureControl``s from ``controls()``, mapped by
   ``options.gestures``; with ``ask_as_text`` an "ask" is also typed as ``ask_text``.
 - **The Halo speaker** is an output for the playback sink (``brilliant_speaker``).
+- **Battery**: the SDK's ``battery.lua`` reports the charge every minute (``stats``);
+  at ``low_battery_percent`` or below, photos slow to ``low_battery_fps`` (said once),
+  and go back up when the glasses are charged 5 points above it. The server's
+  ``CaptureHint`` (``set_capture_rate``) caps the rate too; the lower one wins.
 - **Reconnects**: a dropped link is retried with ``Backoff`` (exponential, jittered),
   saying so through ``say``; frames and audio wait and resume on the new link, a photo
   cut by the drop is discarded and taken again.
@@ -51,6 +55,7 @@ from mobile_bridge.sources.brilliant_link import (
     PcmReader,
     checked_jpeg,
 )
+from mobile_bridge.sources.pace import FramePacer
 
 __all__ = [
     "DEFAULT_GESTURES",
@@ -104,6 +109,8 @@ class GestureControl:
 class BrilliantOptions:
     name: str | None = None  # the exact BLE name ("Frame 4F", "Halo 08"); None: the first found
     fps: float = 0.5  # photos a second; BLE carries ~20-50 KB/s, a photo is 10-80 KB
+    low_battery_percent: int = 20  # at or below this charge, photos slow to ...
+    low_battery_fps: float = 0.2  # ... this rate (0: never slow down)
     resolution: int = 512  # Frame: 256-720, even (Halo always 640)
     quality: str = "MEDIUM"  # one of QUALITIES
     still_resolution: int = 720
@@ -160,6 +167,8 @@ class BrilliantSource(GlassesSource):
         self._clock = clock or SystemClock()
         self._say = say or (lambda line: None)
         self._complaints: dict[str, int] = {}
+        self._pace = FramePacer(options.fps, self._clock)
+        self._saving = False  # photos slowed for the battery
         self._camera = asyncio.Lock()
         self._controls: asyncio.Queue[GestureControl] = asyncio.Queue(maxsize=32)
         self._asks: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
@@ -224,19 +233,37 @@ class BrilliantSource(GlassesSource):
             mic_frame_ms=MIC_FRAME_MS,
         )
 
+    def set_capture_rate(self, fps: float) -> None:
+        self._pace.cap("server", fps)
+
+    @property
+    def capture_fps(self) -> float:
+        return self._pace.fps
+
     async def frames(self) -> AsyncIterator[JpegFrame]:
-        period = 1.0 / self.options.fps
-        next_at = self._clock.monotonic()
         res, quality = self.options.resolution, self.options.quality
         while True:
-            delay = next_at - self._clock.monotonic()
-            if delay > 0:
-                await self._clock.sleep(delay)
+            self._check_battery()
+            await self._pace.wait()
             frame = await self._photo(res, quality)
             if frame is not None:
                 yield frame
-            now = self._clock.monotonic()
-            next_at = max(next_at + period, now - period)  # late: catch up once, not in bursts
+            self._pace.done()
+
+    def _check_battery(self) -> None:
+        """Slow down on a low battery, and back up once charged; each change said once."""
+        percent, low = self.stats.battery_percent, self.options.low_battery_percent
+        if percent is None or self.options.low_battery_fps <= 0:
+            return
+        if not self._saving and percent <= low:
+            self._saving = True
+            self._pace.cap("battery", self.options.low_battery_fps)
+            every = 1 / self._pace.fps
+            self._say(f"(glasses battery at {percent}%: a photo every {every:g} s to save it)")
+        elif self._saving and percent > low + 5:
+            self._saving = False
+            self._pace.cap("battery", None)
+            self._say(f"(glasses battery at {percent}%: photos at {self._pace.fps:g} fps again)")
 
     async def capture_still(self) -> JpegFrame | None:
         return await self._photo(self.options.still_resolution, self.options.still_quality)
@@ -381,6 +408,8 @@ def _check_options(o: BrilliantOptions) -> None:
     problems = []
     if o.fps <= 0:
         problems.append(f"fps must be positive, got {o.fps}")
+    if o.low_battery_fps < 0 or not 0 <= o.low_battery_percent <= 100:
+        problems.append("low battery: a rate of 0 or more, at a charge of 0-100 %")
     for res in (o.resolution, o.still_resolution):
         if not (256 <= res <= 720 and res % 2 == 0):
             problems.append(f"a Frame photo is 256-720 pixels and even, not {res}")

@@ -12,7 +12,8 @@ The camera is opened through FFmpeg (PyAV) by a spec:
   rate, as if live).
 
 A thread decodes continuously and keeps only the newest frame; ``frames()`` takes one
-every ``1/fps`` seconds, scaled to ``max_side`` and JPEG-encoded off the loop, stamped
+every ``1/fps`` seconds (less often while the server's ``CaptureHint`` asks for less:
+``set_capture_rate``), scaled to ``max_side`` and JPEG-encoded off the loop, stamped
 with the wall clock at which it was decoded. ``capture_still()`` is the newest frame at
 the camera's full resolution.
 """
@@ -32,6 +33,7 @@ from mobile_bridge.devices import DeviceError, platform_camera_format
 from mobile_bridge.media import encode_jpeg, scaled_size
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 from mobile_bridge.sources.capture import CaptureBuffer
+from mobile_bridge.sources.pace import FramePacer
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -138,6 +140,7 @@ class CameraSource(GlassesSource):
         self._capture = capture
         self._microphone = microphone
         self._clock = clock or SystemClock()
+        self._pace = FramePacer(options.fps, self._clock)
         self._t0: float | None = None
 
     @classmethod
@@ -190,13 +193,16 @@ class CameraSource(GlassesSource):
         """Seconds since ``start``; None before (the console's timeline)."""
         return None if self._t0 is None else self._clock.monotonic() - self._t0
 
+    def set_capture_rate(self, fps: float) -> None:
+        self._pace.cap("server", fps)
+
+    @property
+    def capture_fps(self) -> float:
+        return self._pace.fps
+
     async def frames(self) -> AsyncIterator[JpegFrame]:
-        period = 1.0 / self.options.fps
-        next_at = self._clock.monotonic()
         while True:
-            delay = next_at - self._clock.monotonic()
-            if delay > 0:
-                await self._clock.sleep(delay)
+            await self._pace.wait()
             if self._over():
                 return
             # The buffer holds one frame: what get() returns is the newest, and never
@@ -208,8 +214,7 @@ class CameraSource(GlassesSource):
             if self._over():
                 return
             yield JpegFrame(jpeg, capture_ms)
-            now = self._clock.monotonic()
-            next_at = max(next_at + period, now - period)  # late: catch up once, not in bursts
+            self._pace.done()
 
     async def audio(self) -> AsyncIterator[OpusPacket]:
         if self._microphone is None:

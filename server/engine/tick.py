@@ -29,6 +29,7 @@ from server.engine.speech import (
     SpeechSink,
     say_after,
 )
+from server.engine.trace_bounds import trace_text
 from server.errors import Recoverable
 from server.events import (
     Cue,
@@ -265,8 +266,8 @@ class TickEngine:
                 TickTrace(
                     tick_s=tick_s,
                     action=action.kind.value,
-                    text=action.text,
-                    user_query=query or "",
+                    text=trace_text(action.text),
+                    user_query=trace_text(query or ""),
                     frame_age_ms=frame_age_ms,
                     timings=tuple(timer.stages),
                     coalesced=coalesced,

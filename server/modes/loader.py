@@ -34,6 +34,7 @@ from server.modes.schema import (
 )
 
 __all__ = [
+    "CaptureRules",
     "CommandWords",
     "LocationRules",
     "ModeData",
@@ -51,6 +52,7 @@ _LOCATION_KEYS = (
     "location_accuracy_m",
     "location_stale_s",
 )
+_CAPTURE_KEYS = ("capture_static_s", "capture_static_fps")
 T = TypeVar("T")
 
 
@@ -72,6 +74,16 @@ class LocationRules:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureRules:
+    """When the bridge is told to capture less (server/engine/scene.py): after the view
+    stayed still, with nobody speaking or asking, for ``static_s``, at ``static_fps``
+    (never above the normal rate: a mode whose ``static_fps`` reaches it never lowers)."""
+
+    static_s: float = 10.0
+    static_fps: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
 class ModeProfile:
     """One mode, as the engine reads it. Per-language tables fall back to English."""
 
@@ -84,6 +96,7 @@ class ModeProfile:
     repeat_after_s: float = 8.0  # the same line is not repeated sooner
     location_in_context: bool = False  # the phone's location enters the mode's turns
     location: LocationRules = LocationRules()  # when it enters again
+    capture: CaptureRules = CaptureRules()  # when the bridge may capture less
     # How much </response> must beat </silence> by (log-prob); None: the server's.
     speak_margin: float | None = None
     alerts_cut_results: bool = False  # an alert cuts a delegated answer (else waits after it)
@@ -245,6 +258,9 @@ def _profile(name: str, raw: Raw, commands: Mapping[str, Raw], where: str) -> Mo
         location_in_context=raw["location"],
         location=LocationRules(
             **{k.removeprefix("location_"): v for k, v in raw.items() if k in _LOCATION_KEYS}
+        ),
+        capture=CaptureRules(
+            **{k.removeprefix("capture_"): v for k, v in raw.items() if k in _CAPTURE_KEYS}
         ),
         speak_margin=raw.get("speak_margin"),
         alerts_cut_results=raw["alerts_cut_results"],

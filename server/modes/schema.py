@@ -63,6 +63,12 @@ def _is_angle(v: Any) -> float:
     return float(v)
 
 
+def _is_fps(v: Any) -> float:
+    if not 0.05 <= _is_float(v) <= 30:
+        raise TypeError
+    return float(v)
+
+
 def _is_bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise TypeError
@@ -120,6 +126,9 @@ MODE_KEYS: dict[str, tuple[Check, str]] = {
     "location_heading_deg": (_is_angle, "degrees, a number from 0 to 180"),
     "location_accuracy_m": (_is_float, "metres, a number at least 0"),
     "location_stale_s": (_is_float, "seconds, a number at least 0"),
+    # When the bridge is told to capture less (server/engine/scene.py); optional.
+    "capture_static_s": (_is_float, "seconds, a number at least 0"),
+    "capture_static_fps": (_is_fps, "frames a second, from 0.05 to 30"),
     "speak_margin": (_is_number, "a number (log-prob; may be negative)"),
     "alerts_cut_results": (_is_bool, "true or false"),
     "barcodes": (_is_bool, "true or false"),

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from server.codes import Code
 from server.engine.commands import command_hotwords
 from server.engine.reading import ReadingOptions
+from server.engine.scene import CapturePace
 from server.engine.tick import Delegations, TickEngine, TickOptions
 from server.events import SessionStart
 from server.modes import profile
 from server.runtime.base import ModelSession
+from server.session.capture_rate import CaptureHints
 from server.session.emergency import CallerOptions, EmergencyCaller
 from server.session.frames import FrameSlot
 from server.session.inbound import Inbound
@@ -161,6 +163,17 @@ def build_parts(
             services, engine.reading, spawn, notices, wants_barcodes=lambda: engine.profile.barcodes
         )
     )
+
+    capture = CaptureHints(
+        CapturePace(settings.server.tick_hz, services.clock),
+        outbox,
+        rules=lambda: engine.profile.capture,
+        speaking=lambda: speaker.speaking.kind if speaker.speaking is not None else None,
+        want_trace=start.want_trace,
+        clock=services.clock,
+    )
+    speaker.subscribe(capture)  # Murmur's own words end a quiet spell
+    inbound.attach_capture(capture)
 
     def tts_switched(old: str, new: str, reason: str) -> None:
         # Called on the loop from inside synthesis: never block it on the outbound queue.

@@ -37,8 +37,10 @@ from server.events import (
 )
 from server.modes import ModeProfile, profile
 from server.runtime.base import Frame
+from server.session.capture_rate import CaptureHints
 from server.session.emergency import EmergencyCaller
-from server.session.frames import FrameSlot, decode_jpeg
+from server.session.frames import FrameSlot
+from server.session.images import decode_image
 from server.session.notices import Notices
 from server.session.outbox import Outbox
 from server.session.services import Listener, SessionServices
@@ -81,6 +83,7 @@ class Inbound:
         self._listener: Listener | None = None
         self._decoder: PacketDecoder | None = None
         self._vision: FrameVision | None = None
+        self._capture: CaptureHints | None = None
         self.stats = {"frames": 0, "audio_packets": 0}
         self._handlers: dict[type, Handler] = {
             FrameIn: self._frame,
@@ -105,6 +108,10 @@ class Inbound:
         """Barcodes in frames, and stills read apart from the frame slot (vision.py)."""
         self._vision = vision
 
+    def attach_capture(self, capture: CaptureHints) -> None:
+        """Frames and the user's words tell the capture-rate hints (capture_rate.py)."""
+        self._capture = capture
+
     def attach_decoder(self, decoder: PacketDecoder) -> None:
         """No speech input: audio is still validated, so a broken encoder is reported."""
         self._decoder = decoder
@@ -125,6 +132,7 @@ class Inbound:
         """A final transcript or typed text: commands act now, the rest goes to the model.
         The emergency path hears it first: a call for help or an answer to "Are you OK?"
         is its own, not a query."""
+        self._heard("asked")
         if self._emergency is not None and self._emergency.heard_user(text):
             return
         await self.apply(decide(text, language=self._engine.policy.language))
@@ -150,11 +158,17 @@ class Inbound:
     async def _ask(self, query: str, *, must_answer: bool = False) -> None:
         self._engine.add_query(query, must_answer=must_answer)
         if (still := self._engine.reading.for_query(query, self._engine.profile)) is not None:
+            self._heard("still_request")
             await self._out.put(still)
+
+    def _heard(self, reason: str) -> None:
+        if self._capture is not None:
+            self._capture.heard(reason)
 
     async def on_listener_event(self, event: object) -> None:
         match event:
             case SpeechStarted():
+                self._heard("user_speech")
                 # The listener asks for more proof while Murmur itself is speaking. An
                 # alert goes on: talking over it (even "quiet") must not lose it.
                 self._speaker.interrupt("barge_in", keep_alerts=True)
@@ -192,15 +206,23 @@ class Inbound:
             return
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        image = await loop.run_in_executor(self._services.executors.media, decode_jpeg, event.data)
+        decoded = await loop.run_in_executor(
+            self._services.executors.media, decode_image, event.data
+        )
         decode_ms = (time.perf_counter() - t0) * 1000
+        image = decoded.image
         frame = Frame(image, event.seq, event.capture_time_ms, self._services.clock(), decode_ms)
-        if self._slot.put(frame):
-            self._engine.add_frame_data(event.data)
+        offer = self._slot.put(frame)
+        for code, message in offer.notices:  # the bridge's counter or clock misbehaves
+            await self._notices.once(code, message)
+        if offer.taken:
+            self._engine.add_frame_data(decoded.jpeg)
             if self._vision is not None:
                 self._vision.frame(image)
             if self._emergency is not None:
-                self._emergency.saw(event.data, image)
+                self._emergency.saw(decoded.jpeg, image)
+            if self._capture is not None:
+                self._capture.frame(image)
             self.stats["frames"] += 1
 
     async def _audio(self, event: AudioIn) -> None:
@@ -246,6 +268,7 @@ class Inbound:
         self._speaker.set_volume(event.volume)
 
     async def _ask_now(self, event: AskNow) -> None:
+        self._heard("asked")
         await self._ask(event.question or ASK_NOW_DEFAULT)
 
     async def _duplicate_start(self, event: SessionStart) -> None:

@@ -1,13 +1,40 @@
-"""A session's Notices: recoverable problems reported on the stream, by code."""
+"""A session's Notices: recoverable problems reported on the stream, by code.
+
+What a Notice says reaches the wearer's phone: ``public`` keeps the internals out
+(object reprs with memory addresses, tracebacks) and its length bounded. It is
+applied here and again where Notices leave on the wire (server/transport/servicer.py),
+which also carries the engine's own.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import re
 
 from server.codes import Code
 from server.errors import Recoverable
 from server.events import Notice
 from server.session.outbox import Outbox
 
-__all__ = ["Notices"]
+__all__ = ["MAX_NOTICE_CHARS", "Notices", "public"]
+
+MAX_NOTICE_CHARS = 400
+# "<grpc._cython.cygrpc.SendMessageOperation object at 0x7f3d1a7679b0>",
+# "<function f at 0x7f…>", "<Task pending name='x' coro=<…> at 0x…>": named by the type.
+_REPR = re.compile(r"<(?:[\w.]+\.)?(\w+)(?:[^<>]|<[^<>]*>)*? at 0x[0-9a-fA-F]+>")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+_TRACEBACK = "Traceback (most recent call last)"
+
+
+def public(notice: Notice) -> Notice:
+    """``notice`` with a message fit for the client (the same object when it is)."""
+    message = notice.message
+    if _TRACEBACK in message:
+        message = message.split(_TRACEBACK, 1)[0].rstrip(" :\n") or "an internal error"
+    message = _ADDRESS.sub("…", _REPR.sub(r"\1", message))
+    if len(message) > MAX_NOTICE_CHARS:
+        message = message[: MAX_NOTICE_CHARS - 1] + "…"
+    return notice if message == notice.message else dataclasses.replace(notice, message=message)
 
 
 class Notices:
@@ -21,7 +48,7 @@ class Notices:
 
     def send_nowait(self, code: Code, message: str) -> None:
         """From a synchronous callback on the loop: never waits, dropped if the queue is full."""
-        if self._out.put_nowait(Notice.of(code, message)):
+        if self._out.put_nowait(public(Notice.of(code, message))):
             self.sent += 1
 
     async def once(self, code: Code, message: str) -> None:
@@ -37,4 +64,4 @@ class Notices:
     async def forward(self, notice: Notice) -> None:
         """A Notice another part built (the listener, the transport)."""
         self.sent += 1
-        await self._out.put(notice)
+        await self._out.put(public(notice))

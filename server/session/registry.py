@@ -18,7 +18,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from server.errors import CapacityError, Fatal, ResumeRefusedError, TakenOverError
+from server.errors import (
+    CapacityError,
+    Fatal,
+    ResumeRefusedError,
+    TakenOverError,
+    TimedOutError,
+)
 from server.events import SessionStart
 from server.session.services import SessionServices
 from server.session.session import Session, SessionLink
@@ -70,6 +76,11 @@ class SessionRegistry:
             log.info("session %s resumed", session.id)
         try:
             await session.serve(link, resumed=resumed)
+        except TimedOutError:
+            # The call went silent (IdleTimeout): its session ends with it, not parked
+            # for a resume nobody will make.
+            session.terminate()
+            raise
         finally:
             if session.id in self._sessions and not session.attached:
                 self._detached(session)

@@ -7,11 +7,12 @@ enters the model's turn and what goes to agents.
 - Frames are scanned latest-only, like the frame slot: while one is being scanned,
   newer ones replace each other and only the newest is scanned next, so a slow scan
   (a frame with no code costs the most: every pass runs) never queues.
-- A still (``VideoFrame.high_res``) is never dropped for a frame. It is decoded at
-  the still's pixel cap, read (barcodes and OCR, each in its own pool, at once) in a
-  task of its own, and handed to the engine with what was found, so the tick that
-  shows it has it all. The reader task only starts that task: a second of OCR does
-  not hold up the audio behind it.
+- A still (``VideoFrame.high_res``) is never dropped for a frame. It is decoded
+  within the still's budget (images.py: the frames' path, 4× their pixels), read
+  (barcodes and OCR, each in its own pool, at once) in a task of its own, and
+  handed to the engine with what was found, so the tick that shows it has it all.
+  The reader task only starts that task: a second of OCR does not hold up the
+  audio behind it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from server.engine.reading import Reading, Still
 from server.errors import Recoverable
 from server.events import FrameIn
 from server.runtime.base import Frame
-from server.runtime.limits import STILL_MAX_PIXELS
-from server.session.frames import decode_jpeg
+from server.session.images import STILL, decode_image
 from server.session.notices import Notices
 from server.tasks import Spawn
 from server.vision.barcodes import Barcode, decode_barcodes
@@ -103,17 +103,16 @@ class FrameVision:
         pools = self._services.executors
         t0 = time.perf_counter()
         try:
-            image = await loop.run_in_executor(
-                pools.media, decode_jpeg, event.data, STILL_MAX_PIXELS
-            )
-        except Recoverable as e:  # a corrupt still: said, and the question goes on
+            decoded = await loop.run_in_executor(pools.media, decode_image, event.data, STILL)
+        except Recoverable as e:  # a corrupt or oversized still: said, the question goes on
             await self._notices.error(e)
             return
         decode_ms = (time.perf_counter() - t0) * 1000
+        image = decoded.image
         frame = Frame(image, event.seq, event.capture_time_ms, self._services.clock(), decode_ms)
         codes, (text, ocr_ms) = await asyncio.gather(self._codes(image), self._text(image))
         self._reading.add_barcodes(codes)
-        self._reading.add_still(Still(frame, event.data, text, ocr_ms))
+        self._reading.add_still(Still(frame, decoded.jpeg, text, ocr_ms))
         log.debug(
             "still %dx%d: decode %.0f ms, %d codes, ocr %.0f ms (%d chars)",
             *image.size,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from google.protobuf.message import Message
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError, Message
 from murmur.v1 import companion_pb2 as pb
 
 from server.errors import ProtocolError
@@ -12,6 +14,7 @@ from server.events import (
     AudioFormat,
     AudioIn,
     AudioOut,
+    CaptureHint,
     ClientEvent,
     Cue,
     CueKind,
@@ -41,7 +44,16 @@ from server.events import (
     VideoEncoding,
 )
 
-__all__ = ["from_client", "has_unknown_fields", "session_start", "to_server"]
+__all__ = [
+    "from_client",
+    "has_unknown_fields",
+    "parse_client",
+    "parse_pair",
+    "session_start",
+    "to_server",
+]
+
+_M = TypeVar("_M", bound=Message)
 
 _MODE = {
     pb.MODE_UNSPECIFIED: Mode.GENERAL,
@@ -109,6 +121,30 @@ def _audio_format_pb(fmt: AudioFormat) -> pb.AudioFormat:
         sample_rate_hz=fmt.sample_rate_hz,
         frame_ms=fmt.frame_ms,
     )
+
+
+def parse_client(raw: bytes) -> pb.ClientEvent:
+    """A ``ClientEvent`` from the wire's bytes (gRPC hands them over unparsed, so
+    that bytes that are not one are this server's protocol error, not gRPC's INTERNAL)."""
+    return _parse(pb.ClientEvent, raw)
+
+
+def parse_pair(raw: bytes) -> pb.PairRequest:
+    return _parse(pb.PairRequest, raw)
+
+
+def _parse(cls: type[_M], raw: bytes) -> _M:
+    msg = cls()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError as e:
+        # protobuf says why ("String field had bad UTF-8", "Wire format was corrupt").
+        why = str(e).rsplit(": ", 1)[-1] if ": " in str(e) else "it does not parse"
+        raise ProtocolError(
+            f"a message of {len(raw)} bytes is not a valid {cls.DESCRIPTOR.full_name} ({why}); "
+            "check the client's generated code against proto/murmur/v1/companion.proto"
+        ) from None
+    return msg
 
 
 def session_start(msg: pb.ClientEvent) -> SessionStart:
@@ -293,6 +329,8 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
             )
         case StillRequest():
             return pb.ServerEvent(still_request=pb.StillRequest(reason=event.reason))
+        case CaptureHint():
+            return pb.ServerEvent(capture_hint=pb.CaptureHint(fps=event.fps, reason=event.reason))
         case GoAway():
             return pb.ServerEvent(
                 go_away=pb.GoAway(reconnect_after_ms=event.reconnect_after_ms, reason=event.reason)

@@ -16,13 +16,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from murmur.v1 import companion_pb2 as pb
-from murmur.v1 import companion_pb2_grpc as pb_grpc
 
 from server.errors import MurmurError
 from server.pairing.tls import TlsIdentity
 from server.session.services import SessionServices
 from server.transport.auth import HOW_TO_PAIR, DeviceGate
-from server.transport.servicer import CompanionServicer
+from server.transport.servicer import CompanionServicer, add_to_server
 
 __all__ = ["GrpcServer"]
 
@@ -51,6 +50,10 @@ class GrpcServer:
         limit = cfg.max_message_bytes
         self.server = grpc.aio.server(
             options=[
+                # gRPC's own limit, exactly: a larger message ends the call with
+                # RESOURCE_EXHAUSTED every time. (A server-side check of our own would
+                # end it while the client may still be writing, and grpcio's client then
+                # sometimes reports its failed write, INTERNAL, instead: grpc/grpc#36066.)
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 ("grpc.keepalive_time_ms", 20_000),
@@ -58,7 +61,7 @@ class GrpcServer:
             ]
         )
         self.servicer = CompanionServicer(services, verifier)
-        pb_grpc.add_CompanionServicer_to_server(self.servicer, self.server)
+        add_to_server(self.servicer, self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -268,7 +268,7 @@ class DeviceMotion(_message.Message):
     def __init__(self, first_sample_time_ms: _Optional[int] = ..., sample_rate_hz: _Optional[float] = ..., x: _Optional[_Iterable[float]] = ..., y: _Optional[_Iterable[float]] = ..., z: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ServerEvent(_message.Message):
-    __slots__ = ("session_ready", "speech", "audio_out", "stop_speaking", "cue", "transcript", "delegation_update", "still_request", "tick", "notice", "go_away")
+    __slots__ = ("session_ready", "speech", "audio_out", "stop_speaking", "cue", "transcript", "delegation_update", "still_request", "tick", "notice", "go_away", "capture_hint")
     SESSION_READY_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     AUDIO_OUT_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +280,7 @@ class ServerEvent(_message.Message):
     TICK_FIELD_NUMBER: _ClassVar[int]
     NOTICE_FIELD_NUMBER: _ClassVar[int]
     GO_AWAY_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_HINT_FIELD_NUMBER: _ClassVar[int]
     session_ready: SessionReady
     speech: Speech
     audio_out: AudioOut
@@ -291,7 +292,8 @@ class ServerEvent(_message.Message):
     tick: Tick
     notice: Notice
     go_away: GoAway
-    def __init__(self, session_ready: _Optional[_Union[SessionReady, _Mapping]] = ..., speech: _Optional[_Union[Speech, _Mapping]] = ..., audio_out: _Optional[_Union[AudioOut, _Mapping]] = ..., stop_speaking: _Optional[_Union[StopSpeaking, _Mapping]] = ..., cue: _Optional[_Union[Cue, _Mapping]] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., delegation_update: _Optional[_Union[DelegationUpdate, _Mapping]] = ..., still_request: _Optional[_Union[StillRequest, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., go_away: _Optional[_Union[GoAway, _Mapping]] = ...) -> None: ...
+    capture_hint: CaptureHint
+    def __init__(self, session_ready: _Optional[_Union[SessionReady, _Mapping]] = ..., speech: _Optional[_Union[Speech, _Mapping]] = ..., audio_out: _Optional[_Union[AudioOut, _Mapping]] = ..., stop_speaking: _Optional[_Union[StopSpeaking, _Mapping]] = ..., cue: _Optional[_Union[Cue, _Mapping]] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., delegation_update: _Optional[_Union[DelegationUpdate, _Mapping]] = ..., still_request: _Optional[_Union[StillRequest, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., go_away: _Optional[_Union[GoAway, _Mapping]] = ..., capture_hint: _Optional[_Union[CaptureHint, _Mapping]] = ...) -> None: ...
 
 class SessionReady(_message.Message):
     __slots__ = ("session_id", "resume_token", "audio_in", "audio_out", "model", "tick_hz", "mode")
@@ -437,3 +439,11 @@ class GoAway(_message.Message):
     reconnect_after_ms: int
     reason: str
     def __init__(self, reconnect_after_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CaptureHint(_message.Message):
+    __slots__ = ("fps", "reason")
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    fps: float
+    reason: str
+    def __init__(self, fps: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
