@@ -133,10 +133,11 @@ def test_a_cut_before_any_audio_came_is_reported_as_nothing_heard():
     ]
 
 
+@pytest.mark.parametrize("direction", [12, 3, 9])
 @pytest.mark.parametrize("speech_first", [False, True])
-def test_the_hazard_earcon_plays_before_its_alerts_speech(speech_first: bool):
+def test_the_hazard_earcon_plays_before_its_alerts_speech(speech_first: bool, direction: int):
     bench = Bench()
-    hazard = pb.Cue(kind=pb.CUE_KIND_HAZARD, intensity=0.8, clock_direction=12)
+    hazard = pb.Cue(kind=pb.CUE_KIND_HAZARD, intensity=0.8, clock_direction=direction)
     packets = tone_packets(10)
     if speech_first:  # the alert's speech is already queued when its cue comes
         for p in packets:
@@ -149,9 +150,16 @@ def test_the_hazard_earcon_plays_before_its_alerts_speech(speech_first: bool):
     bench.sink.finish("alert")
     bench.step(40)
     out = bench.out.samples()
-    sound = earcon(pb.CUE_KIND_HAZARD, RATE, intensity=0.8, clock_direction=12)
+    sound = earcon(pb.CUE_KIND_HAZARD, RATE, intensity=0.8, clock_direction=direction)
     n = sound.shape[0]
     assert np.allclose(out[:n], sound, atol=1e-6)  # the earcon, untouched by speech
+    left, right = (float(np.sum(out[:n, ch] ** 2)) for ch in (0, 1))
+    if direction == 3:  # the hazard is heard on its side, before a word of the alert
+        assert right > 10 * left
+    elif direction == 9:
+        assert left > 10 * right
+    else:
+        assert left == pytest.approx(right, rel=1e-3)
     speech = bench.heard()
     speech = speech[speech >= n]
     assert speech.size and speech[0] >= n  # speech only after the earcon's end
