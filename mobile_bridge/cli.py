@@ -21,6 +21,7 @@ from mobile_bridge.connection import LinkOptions
 from mobile_bridge.devices import describe_devices
 from mobile_bridge.errors import LinkError
 from mobile_bridge.live import (
+    DEFAULT_FPS,
     SOURCE_KINDS,
     LiveOptions,
     LiveReport,
@@ -168,7 +169,11 @@ def _add_camera_input_args(p: argparse.ArgumentParser) -> None:
 def _add_stream_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=list(MODES), default="general", help="assistance mode")
     p.add_argument("--language", default="en", help="BCP-47 language tag (default en)")
-    p.add_argument("--fps", type=float, default=1.0, help="frames per second to send (default 1)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        help="frames per second to send (default: 0.5 for Frame/Halo, 1 for a camera or replay)",
+    )
     p.add_argument("--max-side", type=int, default=640, help="downscale frames to this (px)")
     p.add_argument(
         "--seconds", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
@@ -220,7 +225,10 @@ def _add_live_parser(sub: Any) -> None:
         help="no frame for S seconds: pause watching and restart the source (default 5)",
     )
     lp.add_argument(
-        "--location", metavar="SPEC", help="send location from gpsd, an NMEA device or a file"
+        "--location",
+        metavar="SPEC",
+        help="send location: gpsd[:HOST[:PORT]], an NMEA device (/dev/ttyUSB0[@BAUD]), "
+        "or a .gpx/.nmea file to replay",
     )
 
 
@@ -428,7 +436,8 @@ def _stream_link(args: argparse.Namespace, *positive: str) -> LinkOptions | None
     """The link for a streaming command, once its numbers are checked; None: said why."""
     bad = [name for name in ("fps", *positive) if (v := getattr(args, name)) is not None and v <= 0]
     if bad:
-        _err(f"{', '.join('--' + b for b in ('fps', *positive))} must be positive")
+        shown = ", ".join(f"--{b.replace('_', '-')} {getattr(args, b):g}" for b in bad)
+        _err(f"{shown}: must be positive")
         return None
     if args.jitter_ms < 0:
         _err("--jitter-ms cannot be negative")
@@ -463,7 +472,7 @@ def _camera(args: argparse.Namespace) -> int:
     opts = CameraRunOptions(
         camera=CameraOptions(
             device=args.device,
-            fps=args.fps,
+            fps=args.fps if args.fps is not None else DEFAULT_FPS["camera"],
             max_side=args.max_side,
             input_options=dict(args.camera_option),
             seconds=args.seconds,
@@ -506,7 +515,7 @@ def _live(args: argparse.Namespace) -> int:
         location=args.location,
     )
     # Restarts wait a few frame periods at least: a slow --fps is not a stall.
-    opts.watchdog.stall_s = max(args.stall, 3.0 / args.fps)
+    opts.watchdog.stall_s = max(args.stall, 3.0 / source.rate)
     return _stream(run_live(source, opts), _print_live_summary)
 
 

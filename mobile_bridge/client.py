@@ -62,8 +62,13 @@ class SessionOptions:
     close_timeout_s: float = 5.0  # after half-closing, for the server to end the session
 
 
-def session_start(caps: SourceCapabilities, opts: SessionOptions) -> pb.SessionStart:
-    """The first message of the stream, from what the device has and what is asked."""
+def session_start(
+    caps: SourceCapabilities, opts: SessionOptions, *, speaker: bool | None = None
+) -> pb.SessionStart:
+    """The first message of the stream, from what the device has and what is asked.
+
+    ``speaker`` (default: the device's own) says whether the server should send speech
+    audio; without, it sends captions only."""
     if opts.mode not in MODES:
         raise ValueError(f"unknown mode {opts.mode!r}; choose one of {', '.join(MODES)}")
     return pb.SessionStart(
@@ -81,7 +86,9 @@ def session_start(caps: SourceCapabilities, opts: SessionOptions) -> pb.SessionS
         ),
         video_encoding=pb.VIDEO_ENCODING_JPEG,
         capabilities=pb.GlassesCapabilities(
-            speaker=caps.speaker, haptics=caps.haptics, display=caps.display
+            speaker=caps.speaker if speaker is None else speaker,
+            haptics=caps.haptics,
+            display=caps.display,
         ),
         instruction_override=opts.instruction_override,
         want_trace=opts.want_trace,
@@ -184,10 +191,13 @@ class ServerEventRouter:
         played = self._sink.finish(uid, interrupted=interrupted)
         if self._sink_reports:
             return
+        # Audio kept or written to files is not heard: the server's memory of what the
+        # wearer heard must not count it.
+        heard = self._sink.audible
         report = pb.PlaybackReport(
             utterance_id=uid,
-            played_ms=played.duration_ms,
-            finished=not interrupted,
+            played_ms=played.duration_ms if heard else 0,
+            finished=heard and not interrupted,
             interrupted=interrupted,
         )
         self._offer(pb.ClientEvent(playback_report=report))
@@ -210,7 +220,11 @@ class BridgeSession:
         self.source = source
         self.sink = sink
         self.options = options or SessionOptions()
-        self.link = open_link(session_start(source.capabilities, self.options))
+        # Speech audio is asked for only when the sink uses it: a player the wearer hears
+        # (the sound card, a Halo's speaker, the phone page) or WAVs being written;
+        # otherwise the server sends captions only.
+        start = session_start(source.capabilities, self.options, speaker=sink.wants_audio)
+        self.link = open_link(start)
         self._observers = tuple(observers)
         self._say = say or (lambda line: None)
         self._clock = clock or SystemClock()

@@ -180,6 +180,12 @@ async def run_session(
             clock=clock,
         )
         wired = WiredSession(session, console, recorder, sink, player)
+        if not sink.wants_audio:
+            console.say("(nothing plays speech here (no --play): the server sends captions only)")
+        elif not sink.audible:
+            console.say(
+                "(speech is written to WAVs, not played: the server is told none was heard)"
+            )
         started = clock.monotonic()
         side = asyncio.create_task(alongside(wired)) if alongside is not None else None
         try:
@@ -489,6 +495,9 @@ def _location_feed(
 
 SOURCE_KINDS = ("camera", "replay", "frame")
 FRAME_HINT = "pip install 'murmur[frame]'"
+# Frames a second when --fps is not given: BLE carries a few tens of KB a second and a
+# glasses photo is 10-80 KB, so Frame/Halo default lower than a wired camera.
+DEFAULT_FPS = {"camera": 1.0, "replay": 1.0, "frame": 0.5}
 
 
 @dataclass
@@ -497,11 +506,19 @@ class SourceChoice:
 
     kind: str = "camera"  # camera | replay | frame
     spec: str | None = None  # camera: a device spec; replay: a video; frame: a device name
-    fps: float = 1.0
+    fps: float | None = None  # None: the kind's own default (DEFAULT_FPS)
     max_side: int = 640
     camera_options: dict[str, str] = field(default_factory=dict)  # FFmpeg input options
     microphone: MicrophoneOptions | None = None  # camera: also its microphone
     audio: str | Path | None = None  # replay: a WAV beside the video
+    # frame: the glasses first opened, so every restart reopens the same pair (a
+    # nearest-first scan could otherwise pick a neighbour's glasses).
+    opened_name: str | None = field(default=None, init=False)
+
+    @property
+    def rate(self) -> float:
+        """The frames a second asked for, or the kind's default."""
+        return self.fps if self.fps is not None else DEFAULT_FPS.get(self.kind, 1.0)
 
     def opener(self, clock: Clock, say: Callable[[str], None]) -> SourceOpener:
         """What opens the source, first and at each restart; raises ``ValueError``
@@ -522,7 +539,7 @@ class SourceChoice:
 
         camera = CameraOptions(
             device=self.spec or "0",
-            fps=self.fps,
+            fps=self.rate,
             max_side=self.max_side,
             input_options=dict(self.camera_options),
         )
@@ -538,7 +555,7 @@ class SourceChoice:
         from mobile_bridge.sources.replay import FileReplaySource, ReplayMedia
 
         assert self.spec is not None
-        media = ReplayMedia(self.spec, self.audio, fps=self.fps, max_side=self.max_side)
+        media = ReplayMedia(self.spec, self.audio, fps=self.rate, max_side=self.max_side)
         return await FileReplaySource.open(media, clock)
 
     async def _frame(self, clock: Clock, say: Callable[[str], None]) -> GlassesSource:
@@ -552,8 +569,13 @@ class SourceChoice:
             raise SourceUnavailable(
                 f"--source frame needs the Brilliant Labs Frame/Halo source ({FRAME_HINT}): {e}"
             ) from e
-        options = BrilliantOptions(name=self.spec or None, fps=self.fps)
-        return await open_brilliant(options, clock=clock, say=say)
+        name = self.spec or self.opened_name
+        options = BrilliantOptions(name=name, fps=self.rate)
+        source = await open_brilliant(options, clock=clock, say=say)
+        if not name and (found := getattr(source, "name", None)):
+            self.opened_name = found
+            say(f"(glasses: {found}; a restart reopens these)")
+        return source
 
 
 # ---------------------------------------------------------------------- the summary

@@ -9,6 +9,10 @@ first frame from the new one (watching resumes). Each restart is counted and sai
 A source that *ends* (a replay's last frame, a camera's ``seconds``) ends the walk.
 The server's capture rate (``set_capture_rate``) is passed on, kept for a restarted
 source, and stretches the stall timeout: at 0.2 fps a frame is 5 s apart by design.
+A source that reconnects by itself (glasses over BLE, whose ``connected`` is False
+meanwhile) is left to it: the stall clock does not run while it says it is
+reconnecting, so the watchdog and the BLE backoff do not fight over one device.
+A microphone that fails while frames still flow restarts the source the same way.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ class WatchedSource(GlassesSource):
         self._stopped = False
         self._wake = asyncio.Event()  # set at a restart (then replaced) and at stop
         self._coming_back = False
+        self._restarting = False  # one restart at a time (frames' and audio's)
+        self._mic_failed_at: float | None = None  # the microphone's last failure ...
+        self._mic_delay = 0.0  # ... and the wait before the next restart for it
         self._hinted_fps: float | None = None  # the server's last CaptureHint
 
     @property
@@ -122,13 +129,17 @@ class WatchedSource(GlassesSource):
 
     async def frames(self) -> AsyncIterator[JpegFrame]:
         while not self._stopped:
-            it = self.source.frames()
+            source, wake = self.source, self._wake
+            it = source.frames()
+            why: str | None = None
             try:
                 while True:
                     stall_s = self._stall_s()
-                    got = await self._next(it, stall_s)
+                    got = await self._next(it, stall_s, patient=self._reconnecting)
+                    if got is _END and not self._moved(source):
+                        return  # the source ended: so does the walk
                     if got is _END or got is _WAKE:
-                        return
+                        break  # stopped, or restarted for its microphone
                     if got is _STALL:
                         why = f"no frame from the source for {stall_s:g} s"
                         break
@@ -142,11 +153,23 @@ class WatchedSource(GlassesSource):
                 why = str(e) or type(e).__name__
             finally:
                 await _aclose(it)
-            if not await self._restart(why):
+            if self._stopped:
+                return
+            if self._moved(source):  # another stream's restart: follow it
+                if source is self.source:
+                    await wake.wait()
+                continue
+            if why is not None and not await self._restart(why):
                 return
 
+    def _moved(self, source: GlassesSource) -> bool:
+        """``source`` is being, or has been, replaced by a restart."""
+        return source is not self.source or self._restarting
+
     async def audio(self) -> AsyncIterator[OpusPacket]:
-        async for packet in self.follow(lambda s: s.audio()):
+        # A dead microphone with live frames would never trip the frame watchdog:
+        # restart the source for it too, with the same backoff.
+        async for packet in self.follow(lambda s: s.audio(), restart=True):
             yield packet
 
     async def texts(self) -> AsyncIterator[str]:
@@ -162,35 +185,106 @@ class WatchedSource(GlassesSource):
 
     # ------------------------------------------------------------------ inside
 
-    async def follow(self, stream: Callable[[GlassesSource], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def follow(
+        self, stream: Callable[[GlassesSource], AsyncIterator[T]], *, restart: bool = False
+    ) -> AsyncIterator[T]:
         """The current source's ``stream`` (its audio, texts, button presses); after a
-        failure, the next source's, once it is restarted; ends with the stream or at stop."""
+        failure, the next source's, once it is restarted; ends with the stream or at stop.
+        With ``restart`` a failure of this stream restarts the source itself (else it
+        waits for the frames' watchdog to do so)."""
         while not self._stopped:
             source, wake = self.source, self._wake
             it = stream(source)
+            failed: str | None = None
             try:
                 while (got := await self._next(it, None)) is not _WAKE:
                     if got is _END:
-                        return
+                        if not self._moved(source):
+                            return
+                        break  # closed by a restart: go on with the next source
                     yield got
             except Exception as e:
-                if source is self.source and not self._stopped:
-                    self._say(f"(source: {e}; waiting for it to be restarted)")
-                    await wake.wait()
+                failed = str(e) or type(e).__name__
             finally:
                 await _aclose(it)
+            if self._stopped:
+                return
+            if self._moved(source):
+                if source is self.source:
+                    await wake.wait()
+                continue
+            if failed is None:
+                continue
+            if restart:
+                await self._mic_backoff(failed)
+                if self._stopped:
+                    return
+                if source is self.source and not self._restarting:
+                    if not await self._restart(f"the microphone failed ({failed})"):
+                        return
+            else:
+                self._say(f"(source: {failed}; waiting for it to be restarted)")
+                await wake.wait()
 
-    async def _next(self, it: AsyncIterator[T], timeout_s: float | None) -> Any:
-        """The next item, ``_END``, ``_STALL`` after ``timeout_s``, or ``_WAKE``."""
+    async def _mic_backoff(self, why: str) -> None:
+        """A microphone that opens but fails again soon is restarted with backoff, not
+        in a loop: the same waits as a reopen that fails."""
+        now = self._clock.monotonic()
+        again = self._mic_failed_at is not None and now - self._mic_failed_at < 2 * (
+            self.options.retry_max_s
+        )
+        self._mic_failed_at = now
+        if not again:
+            self._mic_delay = 0.0
+            return
+        delay = self._mic_delay = min(
+            self._mic_delay * 2 or self.options.retry_s, self.options.retry_max_s
+        )
+        self._say(f"(the microphone failed again ({why}); restarting in {delay:g} s)")
+        await self._sleep_unless_stopped(delay)
+
+    def _reconnecting(self) -> bool:
+        """The source says it is reconnecting by itself (``connected`` False)."""
+        return getattr(self.source, "connected", True) is False
+
+    async def _next(
+        self,
+        it: AsyncIterator[T],
+        timeout_s: float | None,
+        *,
+        patient: Callable[[], bool] = lambda: False,
+    ) -> Any:
+        """The next item, ``_END``, ``_STALL`` after ``timeout_s``, or ``_WAKE``; while
+        ``patient()`` holds at the timeout, the clock starts again (said once), and once
+        more after it stops holding: a source just back gets a whole timeout."""
         item = asyncio.ensure_future(anext(it))
-        waits: list[asyncio.Future[Any]] = [item, asyncio.ensure_future(self._wake.wait())]
-        if timeout_s is not None:
-            waits.append(asyncio.ensure_future(self._clock.sleep(timeout_s)))
+        wake = asyncio.ensure_future(self._wake.wait())
+        waits: list[asyncio.Future[Any]] = [item, wake]
+        told = waited = False
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                nap = (
+                    None
+                    if timeout_s is None
+                    else asyncio.ensure_future(self._clock.sleep(timeout_s))
+                )
+                try:
+                    await asyncio.wait(
+                        [*waits, *([nap] if nap else [])], return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if nap is not None:
+                        nap.cancel()
+                if item.done() or wake.done():
+                    break
+                waited, was_waiting = patient(), waited
+                if not waited and not was_waiting:
+                    break
+                if waited and not told:
+                    told = True
+                    self._say("(source reconnecting by itself; the watchdog waits for it)")
         finally:
-            for w in waits[1:]:
-                w.cancel()
+            wake.cancel()
         if item.done():
             try:
                 return item.result()
@@ -200,11 +294,18 @@ class WatchedSource(GlassesSource):
         await asyncio.wait([item])
         if not item.cancelled():
             item.exception()  # retrieved: it failed as it was being given up
-        return _WAKE if waits[1].done() and not waits[1].cancelled() else _STALL
+        return _WAKE if wake.done() and not wake.cancelled() else _STALL
 
     async def _restart(self, why: str) -> bool:
         """Close, tell, reopen (with backoff); False when stopped meanwhile."""
         self.restarts += 1
+        self._restarting = True
+        try:
+            return await self._reopen_after(why)
+        finally:
+            self._restarting = False
+
+    async def _reopen_after(self, why: str) -> bool:
         self._say(f"(source: {why}; watching paused, restarting it: restart {self.restarts})")
         self.listener.source_stalled()
         await self._close(self.source)

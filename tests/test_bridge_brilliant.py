@@ -263,8 +263,8 @@ async def test_no_glasses_in_range_is_a_clear_error(monkeypatch, said):
 
 @needs_sdk
 async def test_capabilities_say_what_each_device_has(monkeypatch, said):
-    frame = await _open(monkeypatch, FakeGlasses("Frame"), said, local_speaker=False)
-    halo = await _open(monkeypatch, FakeGlasses("Halo"), said, local_speaker=False)
+    frame = await _open(monkeypatch, FakeGlasses("Frame"), said)
+    halo = await _open(monkeypatch, FakeGlasses("Halo"), said)
     try:
         f, h = frame.capabilities, halo.capabilities
     finally:

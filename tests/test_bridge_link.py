@@ -83,7 +83,9 @@ async def test_replay_sends_start_first_and_collects_speech_and_audio(clip: Path
     assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 1000
     assert report.wavs["u1"].is_file()
     reports = [e.playback_report for e in events if e.HasField("playback_report")]
-    assert [(r.utterance_id, r.finished, r.played_ms) for r in reports] == [("u1", True, 60)]
+    # WAVs written are not heard: the server is asked for audio, and told none was heard.
+    assert start.capabilities.speaker
+    assert [(r.utterance_id, r.finished, r.played_ms) for r in reports] == [("u1", False, 0)]
 
     assert [t.action for t in report.ticks] == ["response"]
     (lat,) = report.latencies
@@ -125,7 +127,7 @@ async def test_stop_speaking_cuts_the_utterance_and_reports_it(clip: Path):
     assert pcm.size == 2 * 480  # what arrived before the cut
     reports = [e.playback_report for e in fake.calls[0] if e.HasField("playback_report")]
     assert [(r.utterance_id, r.interrupted, r.finished, r.played_ms) for r in reports] == [
-        ("u1", True, False, 40)
+        ("u1", True, False, 0)  # cut, and nothing heard (only written to a WAV)
     ]
 
 

@@ -54,6 +54,7 @@ from server.config import Settings
 from server.runtime.base import Action
 from server.runtime.conversation import Turn
 from server.runtime.scripted import ScriptedRuntime, ScriptedSession
+from tests.fakes import ManualClock, SteppingClock
 from tests.harness import jpeg, running_server, scripted
 
 pytestmark = pytest.mark.timeout(90)
@@ -270,10 +271,13 @@ class StallingSource(GlassesSource):
     """``good`` frames of ``shade``, then (``stall``) nothing ever again, or
     (``fail``) a camera unplugged; or frames forever when ``good`` is None."""
 
-    def __init__(self, shade: int, good: int | None, *, fail: bool = False) -> None:
+    def __init__(
+        self, shade: int, good: int | None, *, fail: bool = False, clock: Clock | None = None
+    ) -> None:
         self.shade = shade
         self.good = good
         self.fail = fail
+        self._sleep = clock.sleep if clock is not None else asyncio.sleep
         self.started = False
         self.closed = False
         self._jpeg = jpeg(64, 48, shade)
@@ -288,7 +292,7 @@ class StallingSource(GlassesSource):
     async def frames(self) -> AsyncIterator[JpegFrame]:
         n = 0
         while self.good is None or n < self.good:
-            await asyncio.sleep(0.05)
+            await self._sleep(0.05)
             n += 1
             yield JpegFrame(self._jpeg, n)
         if self.fail:
@@ -312,11 +316,12 @@ class Events:
 
 @pytest.mark.parametrize("fail", [False, True], ids=["stalls", "fails"])
 async def test_a_stalled_source_is_paused_restarted_and_resumed(fail):
-    first = StallingSource(90, good=3, fail=fail)
+    clock = ManualClock()
+    first = StallingSource(90, good=3, fail=fail, clock=clock)
     opened: list[StallingSource] = []
 
     async def reopen() -> GlassesSource:
-        source = StallingSource(200, good=None)
+        source = StallingSource(200, good=None, clock=clock)
         opened.append(source)
         return source
 
@@ -325,15 +330,23 @@ async def test_a_stalled_source_is_paused_restarted_and_resumed(fail):
     controller = Controller(say=said.append)
     controller.connect(sent.append)
     events = Events()
-    watched = WatchedSource(first, reopen, WatchdogOptions(stall_s=0.3), say=said.append)
+    watched = WatchedSource(
+        first, reopen, WatchdogOptions(stall_s=0.3), say=said.append, clock=clock
+    )
     watched.listener = _Both(controller, events)
     watched.start()
     shades: list[bytes] = []
-    async for frame in watched.frames():
-        shades.append(frame.jpeg)
-        if len(shades) == 6:
-            watched.stop()
-    await watched.aclose()
+    at: list[float] = []
+
+    async def watch() -> None:
+        async for frame in watched.frames():
+            shades.append(frame.jpeg)
+            at.append(clock.now)
+            if len(shades) == 6:
+                watched.stop()
+        await watched.aclose()
+
+    await clock.run(watch())
 
     assert shades[:3] == [first._jpeg] * 3
     assert set(shades[3:]) == {opened[0]._jpeg}
@@ -343,34 +356,44 @@ async def test_a_stalled_source_is_paused_restarted_and_resumed(fail):
     assert first.closed and opened[0].started and opened[0].closed
     why = "stopped delivering frames" if fail else "no frame from the source for 0.3 s"
     assert any(why in line and "restart 1" in line for line in said), said
+    gap = at[3] - at[2]  # on the virtual clock: the stall timeout, then a frame period
+    assert gap == pytest.approx(0.05 if fail else 0.3 + 0.05)
     assert any("frames again after restart 1" in line for line in said)
 
 
 async def test_a_source_that_cannot_reopen_is_tried_again():
-    tries: list[int] = []
+    clock = ManualClock()
+    tries: list[float] = []
 
     async def reopen() -> GlassesSource:
-        tries.append(1)
-        if len(tries) < 3:
+        tries.append(clock.now)
+        if len(tries) < 4:
             raise DeviceError("cannot open the camera '/dev/video0'", "/dev/video0")
-        return StallingSource(200, good=None)
+        return StallingSource(200, good=None, clock=clock)
 
     said: list[str] = []
     watched = WatchedSource(
-        StallingSource(90, good=1),
+        StallingSource(90, good=1, clock=clock),
         reopen,
         WatchdogOptions(stall_s=0.2, retry_s=0.05, retry_max_s=0.1),
         say=said.append,
+        clock=clock,
     )
     watched.start()
-    got = 0
-    async for _ in watched.frames():
-        got += 1
-        if got == 3:
-            break
-    await watched.aclose()
-    assert len(tries) == 3 and watched.restarts == 1
-    assert sum("could not reopen the source" in line for line in said) == 2
+
+    async def watch() -> None:
+        got = 0
+        async for _ in watched.frames():
+            got += 1
+            if got == 3:
+                break
+        await watched.aclose()
+
+    await clock.run(watch())
+    assert len(tries) == 4 and watched.restarts == 1
+    # Backoff on the virtual clock: 0.05 s, then doubled, then capped at 0.1 s.
+    assert np.diff(tries) == pytest.approx([0.05, 0.1, 0.1])
+    assert sum("could not reopen the source" in line for line in said) == 3
 
 
 class _Both:
@@ -556,22 +579,8 @@ def test_every_glasses_gesture_action_is_a_command():
     }
 
 
-class ManualClock(Clock):
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def time(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
 def test_first_audio_to_first_sample_is_timed_at_the_output():
-    clock = ManualClock()
+    clock = SteppingClock()
     output = PacedOutput(RATE, 2)  # pulled by step(), block by block
     times = SoundTimes(output, clock)
     player = PlaybackSink(times, PlaybackOptions(rate_hz=RATE, jitter_ms=60))
@@ -583,20 +592,20 @@ def test_first_audio_to_first_sample_is_timed_at_the_output():
     def utterance(uid: str, *, cue: bool) -> None:
         if cue:  # a cue just before: its earcon would be the first sound, so not timed
             ev = pb.ServerEvent(cue=pb.Cue(kind=pb.CUE_KIND_ATTENTION))
-            timer.received(ev, clock.t)
+            timer.received(ev, clock.now)
             player.cue(ev.cue)
         for i, packet in enumerate(packets):
             ev = pb.ServerEvent(audio_out=pb.AudioOut(utterance_id=uid, seq=i, data=packet))
-            timer.received(ev, clock.t)
+            timer.received(ev, clock.now)
             player.feed(uid, packet)
-            clock.t += 0.02
+            clock.now += 0.02
             output.step()
         player.finish(uid)
         for _ in range(30):  # play out, then a second of quiet
-            clock.t += 0.02
+            clock.now += 0.02
             output.step()
         for _ in range(20):
-            clock.t += 0.02
+            clock.now += 0.02
             output.step()
 
     utterance("u1", cue=False)

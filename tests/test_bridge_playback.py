@@ -9,7 +9,9 @@ none on wall time.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import types
 import wave
 
 import numpy as np
@@ -363,10 +365,47 @@ async def test_reports_from_a_sound_cards_own_thread_reach_the_loop():
     assert on_thread == [threading.get_ident()]
 
 
-def test_a_missing_sound_card_is_a_clear_error_before_the_session():
+class NoSuchCard(types.ModuleType):
+    """``sounddevice`` at the boundary, with a machine whose card is not there."""
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__("sounddevice")
+        self.checked: list[dict[str, object]] = []
+
+    def check_output_settings(self, **settings: object) -> None:
+        self.checked.append(settings)
+        raise ValueError(f"No output device matching {settings['device']!r}")
+
+    def query_devices(self) -> list[dict[str, object]]:
+        return [{"name": "HDA Intel PCH", "max_output_channels": 2}]
+
+
+def test_a_missing_sound_card_is_a_clear_error_before_the_session(monkeypatch):
+    fake = NoSuchCard()
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
     with pytest.raises(AudioOutputError) as e:
         open_playback(PlaybackOptions(rate_hz=RATE), device="no such speaker 4711")
-    assert "--play-to" in str(e.value)
+    text = str(e.value)
+    assert "No output device matching 'no such speaker 4711'" in text  # PortAudio's why
+    assert "--play-to" in text and "python -m sounddevice" in text
+    assert [c["channels"] for c in fake.checked] == [2, 1]  # stereo, then a mono earpiece
+
+
+def test_a_machine_without_any_sound_card_says_so(monkeypatch):
+    fake = NoSuchCard()
+    monkeypatch.setattr(fake, "query_devices", lambda: [])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    with pytest.raises(AudioOutputError, match="PortAudio sees no sound card that can play"):
+        open_playback(PlaybackOptions(rate_hz=RATE))
+
+
+def test_playing_without_sounddevice_installed_gives_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import raises ImportError
+    with pytest.raises(AudioOutputError, match=r"murmur\[audio\]"):
+        open_playback(PlaybackOptions(rate_hz=RATE))
 
 
 class VanishedOutput(RecordingOutput):

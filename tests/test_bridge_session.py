@@ -236,3 +236,19 @@ async def test_a_server_that_ignores_the_half_close_is_cut_off():
     await clock.run(session.run())
     assert clock.now - t0 == pytest.approx(5.0, abs=0.06)
     assert said == ["(the server did not end the session after the bridge finished; closing)"]
+
+
+@pytest.mark.parametrize("out", [False, True], ids=["captions only", "WAVs written"])
+async def test_speaker_is_declared_only_when_something_uses_the_audio(tmp_path, out):
+    from mobile_bridge.sinks.audio import AudioSink
+
+    clock = ManualClock()
+    reply = (_speech(), _audio("u1", b"a" * 40), _audio("u1", last=True))
+    link = FakeLink(_on_first_frame(*reply))
+    sink = AudioSink(24000, opus_packets=False, out_dir=tmp_path if out else None)
+    session = BridgeSession(FakeSource(), sink, link.open, SessionOptions(), clock=clock)
+    await clock.run(session.run())
+    assert link.start is not None
+    # No player: nobody hears it. WAVs need the audio, but a file is not the wearer.
+    assert link.start.capabilities.speaker is out
+    assert _reports(link) == [("u1", 0, False, False)]

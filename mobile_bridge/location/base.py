@@ -108,6 +108,8 @@ class LocationSource(ABC):
     def __init__(self, say: Say | None = None) -> None:
         self.stats = LocationStats()
         self._say = say or (lambda line: log.warning("%s", line))
+        # Where someone is stays out of logs: a console gets it coarse, a logger not at all.
+        self._to_log = say is None
         self._said: set[str] = set()
 
     @property
@@ -138,7 +140,8 @@ class LocationSource(ABC):
         self.stats.fixes += 1
         if "skip:no fix" in self._said:
             self.forget("skip:no fix")
-            self.say(f"{self.describe}: a fix again ({fix.lat:.5f}, {fix.lon:.5f})")
+            where = "" if self._to_log else f" (near {fix.lat:.3f}, {fix.lon:.3f})"
+            self.say(f"{self.describe}: a fix again{where}")
         return fix
 
     def skip(self, reason: str, detail: str = "") -> None:

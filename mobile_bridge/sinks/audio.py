@@ -93,6 +93,14 @@ class AudioSink(SpeechSink):
         if self.player is not None:
             self.player.cue(cue)
 
+    @property
+    def audible(self) -> bool:
+        return self.player is not None and self.player.audible
+
+    @property
+    def wants_audio(self) -> bool:
+        return self.audible or self.out_dir is not None
+
     def take_reports(self, send: Callable[[pb.PlaybackReport], None]) -> bool:
         return self.player is not None and self.player.take_reports(send)
 

@@ -6,11 +6,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from murmur.v1 import companion_pb2 as pb
 
-__all__ = ["EventObserver", "SpeechSink", "UtteranceAudio"]
+__all__ = ["EventObserver", "SpeechSink", "UtteranceAudio", "wire_name"]
+
+
+def wire_name(enum: Any, value: int, prefix: str) -> str:
+    """``SPEECH_KIND_ALERT`` → ``alert``; a value this bridge does not know (a newer
+    server's) is ``kind 9``, never an error that would end the session."""
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower()
+    except ValueError:
+        return f"kind {value}"
 
 
 @dataclass
@@ -51,6 +61,18 @@ class SpeechSink(ABC):
 
     def cue(self, cue: pb.Cue) -> None:  # noqa: B027 (optional hook)
         """A ``Cue``: a sink the wearer hears renders it as an earcon; others ignore it."""
+
+    @property
+    def audible(self) -> bool:
+        """The wearer hears what is fed here (a player); a sink that only keeps or
+        writes the audio is not heard, and reports nothing heard."""
+        return False
+
+    @property
+    def wants_audio(self) -> bool:
+        """It uses the server's speech audio even when nobody hears it (WAVs written):
+        the server is then asked for audio; without, captions only."""
+        return self.audible
 
     def take_reports(self, send: Callable[[pb.PlaybackReport], None]) -> bool:
         """Whether this sink sends the ``PlaybackReport``s itself, through ``send``.

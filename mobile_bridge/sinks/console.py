@@ -7,16 +7,25 @@ from dataclasses import dataclass
 
 from murmur.v1 import companion_pb2 as pb
 
-from mobile_bridge.sinks.base import EventObserver
+from mobile_bridge.sinks.base import EventObserver, wire_name
 
 __all__ = ["BridgeStatus", "ConsoleLog", "dropped_text", "kind_name", "status_line"]
 
-STALE_FRAME_S = 2.0  # a frame older than this is called out in the status line
+STALE_FRAME_S = 2.0  # a frame older than this is called out in the status line ...
+STALE_FRAME_PERIODS = 2.5  # ... or than this many frame periods at a slower capture rate
+
+
+def stale_after_s(capture_fps: float | None) -> float:
+    """How old a frame may be before the status line calls it stale: at 0.2 fps a
+    frame is 5 s apart by design, not stale at 2 s."""
+    if capture_fps is None or capture_fps <= 0:
+        return STALE_FRAME_S
+    return max(STALE_FRAME_S, STALE_FRAME_PERIODS / capture_fps)
 
 
 def kind_name(kind: int) -> str:
     """``SPEECH_KIND_ALERT`` → ``alert``."""
-    return pb.SpeechKind.Name(kind).removeprefix("SPEECH_KIND_").lower()
+    return wire_name(pb.SpeechKind, kind, "SPEECH_KIND_")
 
 
 def _timings(tick: pb.Tick) -> str:
@@ -55,7 +64,7 @@ def status_line(s: BridgeStatus) -> str:
         age = "no frame yet"
     else:
         age = f"frame {s.frame_age_s:.1f} s old" + (
-            " (stale)" if s.frame_age_s > STALE_FRAME_S else ""
+            " (stale)" if s.frame_age_s > stale_after_s(s.capture_fps) else ""
         )
     parts = [f"{stamp} {s.mode}", state, age, f"{s.frames_sent} frames sent"]
     if s.capture_fps is not None:
@@ -138,7 +147,7 @@ class ConsoleLog(EventObserver):
 
     def _delegation(self, ev: pb.ServerEvent) -> str:
         d = ev.delegation_update
-        state = pb.DelegationState.Name(d.state).removeprefix("DELEGATION_STATE_").lower()
+        state = wire_name(pb.DelegationState, d.state, "DELEGATION_STATE_")
         return f"delegation {d.task_id} {state}: {d.summary or d.question}"
 
     def _tick(self, ev: pb.ServerEvent) -> str | None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from murmur.v1 import companion_pb2 as pb
 
+from mobile_bridge.sinks.base import wire_name
+
 __all__ = ["HapticPulse", "cue_name", "earcon", "haptic_pattern", "pan_gains"]
 
 
@@ -31,7 +33,7 @@ class HapticPulse:
 
 def cue_name(kind: int) -> str:
     """``CUE_KIND_HAZARD`` → ``hazard``."""
-    return pb.CueKind.Name(kind).removeprefix("CUE_KIND_").lower()
+    return wire_name(pb.CueKind, kind, "CUE_KIND_")
 
 
 def pan_gains(clock_direction: int) -> tuple[float, float]:

@@ -160,6 +160,10 @@ class PlaybackSink(SpeechSink):
 
     # ------------------------------------------------------------ the session's side
 
+    @property
+    def audible(self) -> bool:
+        return True
+
     def take_reports(self, send: Callable[[pb.PlaybackReport], None]) -> bool:
         self._report = send
         return True

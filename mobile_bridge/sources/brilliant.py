@@ -119,7 +119,6 @@ class BrilliantOptions:
     mic_rate_hz: int = 16000  # what the glasses record at: 8000 or 16000
     mic_bit_depth: int = 16  # 16, or 8 to halve the microphone's share of the link
     speaker_volume: int = 80  # Halo's speaker, 1-100; 0: leave it closed
-    local_speaker: bool = True  # speech also plays on the bridge (Frame has no speaker)
     gestures: dict[str, Action] = field(default_factory=lambda: dict(DEFAULT_GESTURES))
     tap_window_s: float = 0.3  # Frame: taps this close together are one gesture
     ask_as_text: bool = False  # an "ask" gesture is also typed input (texts())
@@ -220,11 +219,12 @@ class BrilliantSource(GlassesSource):
 
     @property
     def capabilities(self) -> SourceCapabilities:
-        speaker = self.halo and self.options.speaker_volume > 0
+        # Halo's own speaker, when opened. Whether the server sends speech at all is the
+        # session's sink's to say (a player on the bridge, or none: captions only).
         return SourceCapabilities(
             camera=True,
             microphone=self.options.microphone,
-            speaker=speaker or self.options.local_speaker,
+            speaker=self.halo and self.options.speaker_volume > 0,
             haptics=False,  # neither has a vibration motor
             display=True,
             still_capture=True,

@@ -167,7 +167,7 @@ class CameraSource(GlassesSource):
         return SourceCapabilities(
             camera=True,
             microphone=mic is not None,
-            speaker=True,  # the bridge's AudioSink (WAVs, local playback) is the speaker
+            speaker=False,  # none of its own: a player on the bridge is (the sink says)
             still_capture=True,  # the newest frame at the camera's full resolution
             max_fps=self._capture.rate,
             mic_rate_hz=mic.rate_hz if mic is not None else 16000,

@@ -76,7 +76,7 @@ class FileReplaySource(GlassesSource):
         return SourceCapabilities(
             camera=True,
             microphone=self.media.audio is not None,
-            speaker=True,  # the bridge's AudioSink (WAVs, local playback) is the speaker
+            speaker=False,  # none of its own: a player on the bridge is (the sink says)
             still_capture=True,  # answered with the last frame sent
             max_fps=self.media.fps,
             mic_rate_hz=MIC_RATE_HZ,

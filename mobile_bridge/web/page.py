@@ -162,6 +162,10 @@ class PageSink(SpeechSink):
         self._unreported: set[str] = set()  # sent to the page, no report back yet
         self.bad_packets = 0
 
+    @property
+    def audible(self) -> bool:
+        return True  # the page plays it and reports what it played
+
     def feed(self, utterance_id: str, packet: bytes) -> None:
         if not packet:
             return

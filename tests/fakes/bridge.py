@@ -139,6 +139,10 @@ class RecordingSink(SpeechSink):
         self.calls: list[tuple[str, str, object]] = []
         self.bytes: dict[str, int] = {}
 
+    @property
+    def audible(self) -> bool:
+        return True  # it stands for a player the wearer hears
+
     def feed(self, utterance_id: str, packet: bytes) -> None:
         self.calls.append(("feed", utterance_id, packet))
         self.bytes[utterance_id] = self.bytes.get(utterance_id, 0) + len(packet)
