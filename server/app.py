@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from server.runtime.transformers import TransformersOptions
     from server.session.services import ListenerFactory
     from server.tasks import Spawn
+    from server.telemetry.metrics import MetricsEndpoint
     from server.vision.ocr import OcrBackend
     from server.voice.asr.base import ASRBackend
     from server.voice.listener import Emit
@@ -151,7 +152,7 @@ def build_tts(settings: Settings, executors: Executors | None = None) -> TTSBack
     from server.voice.tts.fallback import FallbackTTS
     from server.voice.tts.styled import StyledTTS
 
-    style, styles = _voice_styles(settings.voice)  # a wrong setting fails before any load
+    style, styles = voice_styles(settings.voice)  # a wrong setting fails before any load
     backends: list[TTSBackend] = []
     errors: list[str] = []
     for name in settings.voice.tts:
@@ -176,7 +177,7 @@ def build_tts(settings: Settings, executors: Executors | None = None) -> TTSBack
     )
 
 
-def _voice_styles(v: VoiceSettings) -> tuple[VoiceStyle, dict[str, VoiceStyle]]:
+def voice_styles(v: VoiceSettings) -> tuple[VoiceStyle, dict[str, VoiceStyle]]:
     """The ``[voice] style`` and every style a session may name, at the configured levels."""
     styles = {
         "quiet": configured(QUIET, v.quiet_speech_db, v.quiet_alert_db, v.whisper),
@@ -314,6 +315,23 @@ class App:
     services: SessionServices
     asr: ASRBackend | None = None  # the listener factory's, when built here
     security: Security | None = None  # the registry, when given to build_app
+    metrics: MetricsEndpoint | None = None  # /metrics, once serve_metrics started it
+
+    def serve_metrics(self) -> None:
+        """Start ``/metrics`` where ``[metrics]`` says (port 0: not at all); ``aclose``
+        stops it. A port it cannot bind is a warning: the wearer's guidance does not
+        wait for a dashboard."""
+        from server.telemetry.metrics import MetricsEndpoint
+
+        m = self.settings.metrics
+        if not m.port or self.metrics is not None:
+            return
+        try:
+            self.metrics = MetricsEndpoint.start(m.host, m.port)
+        except OSError as e:
+            log.warning("%s; serving without metrics", e)
+            return
+        log.info("metrics on http://%s:%d/metrics", m.host, self.metrics.port)
 
     async def aclose(self) -> None:
         if self.services.delegations is not None:
@@ -322,6 +340,8 @@ class App:
         await asyncio.to_thread(self._close_rest)  # it blocks: the registry, the pools
 
     def _close_rest(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         if self.security is not None:
             self.security.close()
         self.services.runtime.close()

@@ -43,30 +43,60 @@ def _parser() -> argparse.ArgumentParser:
             "without a GPU, and for tests)."
         ),
     )
-    s.add_argument("--model", help=f"model to serve (default {DEFAULT_MODEL})")
-    s.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for your LAN)")
-    s.add_argument("--port", type=int, help="port to listen on (default 50051; 0 = any free port)")
-    s.add_argument("--config", help="TOML settings file (default ~/.config/murmur/server.toml)")
-    s.add_argument("--tick-hz", type=float, help="model decisions per second (default 1)")
-    s.add_argument("--device", help="model device: auto, cuda, cuda:1, cpu")
-    s.add_argument("--dtype", help="model dtype: auto, bfloat16, float16, float32")
-    s.add_argument(
+    _serve_options(s)
+    _check_parsers(sub)
+    _pairing_parsers(sub)
+    return p
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    """The settings flags `murmur serve` takes (and `murmur doctor` checks)."""
+    p.add_argument("--model", help=f"model to serve (default {DEFAULT_MODEL})")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for your LAN)")
+    p.add_argument("--port", type=int, help="port to listen on (default 50051; 0 = any free port)")
+    p.add_argument("--config", help="TOML settings file (default ~/.config/murmur/server.toml)")
+    p.add_argument("--tick-hz", type=float, help="model decisions per second (default 1)")
+    p.add_argument("--device", help="model device: auto, cuda, cuda:1, cpu")
+    p.add_argument("--dtype", help="model dtype: auto, bfloat16, float16, float32")
+    p.add_argument(
         "--quantization",
         choices=["8bit", "4bit"],
         help="quantize a bf16 checkpoint as it loads (bitsandbytes, CUDA); for the official "
         "INT4 build pass --model jdopensource/JoyAI-VL-Interaction-INT4 instead",
     )
-    s.add_argument("--tts", help="TTS fallback chain, comma-separated (default edge,piper,espeak)")
-    s.add_argument("--no-asr", action="store_true", help="no speech input (text input only)")
-    s.add_argument("--log-level", default=None, help="debug, info, warning (default info)")
-    s.add_argument(
+    p.add_argument("--tts", help="TTS fallback chain, comma-separated (default edge,piper,espeak)")
+    p.add_argument("--no-asr", action="store_true", help="no speech input (text input only)")
+    p.add_argument("--log-level", default=None, help="debug, info, warning (default info)")
+    p.add_argument(
         "--no-auth",
         action="store_true",
         help="development on loopback only: no TLS and no device tokens "
         "(refused with any --host but a loopback address)",
     )
-    _pairing_parsers(sub)
-    return p
+
+
+def _check_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = sub.add_parser(
+        "doctor",
+        help="check this machine for `murmur serve` (with the same flags), each problem with its fix",
+        description="One line per check (✓ fine, ! works with a fallback, ✗ stops serve): "
+        "GPU memory for the model and quantization, model files and disk, ASR and TTS, the "
+        "port, the certificate and device registry, Python. Exits 1 when serve would fail.",
+    )
+    _serve_options(d)
+    g = sub.add_parser(
+        "download",
+        help="fetch a model into the Hugging Face cache before the first serve",
+        description="Checks free disk against the model's size on the hub, then downloads "
+        "with a progress bar. Interrupted? Run it again: it resumes.",
+    )
+    g.add_argument(
+        "model", nargs="?", default=DEFAULT_MODEL, help=f"hub id (default {DEFAULT_MODEL})"
+    )
+    g.add_argument("--revision", help="branch, tag or commit (default main)")
+    g.add_argument(
+        "--cache-dir", help="cache folder (default HF_HUB_CACHE); serve with HF_HUB_CACHE=DIR"
+    )
 
 
 def _pairing_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -101,12 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         return _pair(args)
     if args.command == "devices":
         return _devices(args)
+    if args.command == "doctor":
+        from server.doctor import doctor
+
+        settings = _serve_settings(args)
+        return settings if isinstance(settings, int) else doctor(settings)
+    if args.command == "download":
+        from server.download import download_command
+
+        return download_command(args.model, revision=args.revision, cache_dir=args.cache_dir)
     return 2
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from server.telemetry.logs import setup_logging
-
+def _serve_settings(args: argparse.Namespace) -> Settings | int:
+    """The settings file and environment, then `_serve_options`' flags; 2 when unreadable."""
     try:
         settings = load_settings(args.config)
     except (OSError, ValueError) as e:
@@ -128,7 +166,16 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.with_overrides("voice", tts=tuple(args.tts.split(",")))
     if args.no_asr:
         settings = settings.with_overrides("voice", asr="none")
-    setup_logging(settings.server.log_level)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.telemetry.logs import setup_logging
+
+    settings = _serve_settings(args)
+    if isinstance(settings, int):
+        return settings
+    setup_logging(settings.server.log_level, settings.server.log_format)
     try:
         return asyncio.run(_run(settings))
     except (ModelLoadError, StorageError) as e:
@@ -161,16 +208,15 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
         security.close()
         executors.shutdown()
         raise
-    runtime = app.services.runtime
-    # Warm up before serving, so the first real tick is not the slow one.
-    await loop.run_in_executor(runtime.executor, runtime.warm_up)
     server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
     try:
-        port = await server.start(cfg.host, cfg.port)
+        port = await server.start(cfg.host, cfg.port)  # health: NOT_SERVING
     except OSError as e:
         print(f"murmur: {e}", file=sys.stderr)
         await app.aclose()
         return 1
+    app.serve_metrics()
+    await server.warm_up()  # the first real tick is not the slow one; then SERVING
     if security.pairing is not None and security.tls is not None:
         # `murmur pair` reads where we listen from the registry, for its pairing URI.
         await loop.run_in_executor(None, security.pairing.note_endpoint, f"{cfg.host}:{port}")

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "AgentSettings",
     "EmergencySettings",
+    "MetricsSettings",
     "ModelSettings",
     "ServerSettings",
     "Settings",
@@ -51,6 +52,9 @@ class ServerSettings:
     outbound_queue: int = 256
     grace_s: float = 5.0  # graceful stop: how long live sessions get to finish
     log_level: str = "info"
+    # "text" (one readable line each) or "json" (one object a line, with the session's
+    # and device's ids: for a log collector). Neither carries anything seen or said.
+    log_format: str = "text"
     # TLS is on by default with a self-signed certificate made at first start (kept
     # in [pairing] state_dir); set both to serve a real certificate instead.
     tls_cert: str = ""
@@ -145,6 +149,14 @@ class VisionSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    # Prometheus metrics at http://HOST:PORT/metrics (README "Watching it"). Plain HTTP
+    # and no auth: keep it on loopback, or behind a firewall the scraper is inside.
+    host: str = "127.0.0.1"
+    port: int = 9464  # 0 = no metrics endpoint
+
+
+@dataclass(frozen=True)
 class PairingSettings:
     state_dir: str = ""  # "" = $XDG_STATE_HOME/murmur (~/.local/state/murmur)
     code_ttl_s: float = 600.0  # a pairing code works once, within this time
@@ -159,6 +171,7 @@ class Settings:
     agent: AgentSettings = field(default_factory=AgentSettings)
     emergency: EmergencySettings = field(default_factory=EmergencySettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some fields of one section replaced (None values are ignored)."""
@@ -180,7 +193,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             data = tomllib.load(f)
         for section, values in data.items():
             settings = _apply(settings, section, values, source=str(file))
-    for section in ("server", "pairing", "model", "voice", "agent", "emergency", "vision"):
+    for section in (f.name for f in fields(Settings)):
         prefix = f"MURMUR_{section.upper()}_"
         values = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
         if values:

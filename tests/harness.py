@@ -99,6 +99,7 @@ async def running_server(
     app = build_app(settings, Overrides(runtime=runtime, tts=tts, **app_kwargs))
     server = GrpcServer(app.services)
     port = await server.start("127.0.0.1", 0)
+    await server.warm_up()
     try:
         yield Running(f"127.0.0.1:{port}", server, app)
     finally:
@@ -173,6 +174,7 @@ async def secure_server(
     app = build_app(settings, Overrides(runtime=runtime or scripted(), tts=tts, **app_kwargs))
     grpc_server = GrpcServer(app.services, verifier=security.pairing, tls=security.tls)
     port = await grpc_server.start(host, 0)
+    await grpc_server.warm_up()
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         yield Secure(address, security, grpc_server, state, app)

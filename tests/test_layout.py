@@ -106,6 +106,10 @@ ALLOWED: dict[str, Rule] = {
     # the composition root names everything
     "server.app": Rule(("server",)),
     "server.cli": Rule(("server",)),
+    # `murmur doctor` checks what the composition root would build, with its own builders
+    "server.doctor": Rule(("server",)),
+    # `murmur download`: the hub and the cache, nothing of the server's rooms
+    "server.download": Rule(("server.runtime.limits",)),
     "server": Rule(()),  # server/__init__.py: the version, nothing else
     # leaves
     "server.codes": Rule(()),

@@ -38,6 +38,7 @@ from server.agents.base import Agent, AgentError, DelegationRequest
 from server.events import DelegationState, DelegationUpdate
 from server.modes.phrases import apology, busy
 from server.tasks import Spawn, cancel_and_wait
+from server.telemetry.metrics import DELEGATIONS
 
 __all__ = ["DelegationManager", "DelegationResult", "Emit", "SessionDelegations"]
 
@@ -48,6 +49,7 @@ Emit = Callable[[DelegationUpdate], Awaitable[None]]
 # How long ``close`` lets the last updates reach a live stream before dropping them.
 _FLUSH_S = 1.0
 _SEEN_SPOKEN = 32  # recent spoken answers remembered for de-duplication
+_OUTCOMES = (DelegationState.DONE, DelegationState.FAILED, DelegationState.CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,4 +333,6 @@ class SessionDelegations:
         self._ready.set()
 
     def _post(self, task_id: str, state: DelegationState, question: str, summary: str = "") -> None:
+        if state in _OUTCOMES:
+            DELEGATIONS.labels(state.value).inc()
         self._updates.post(DelegationUpdate(task_id, state, question, summary))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from server.codes import Code
 from server.runtime.base import Frame
+from server.telemetry.metrics import FRAMES_DROPPED
 
 __all__ = [
     "CLOCK_JUMP_S",
@@ -121,9 +122,11 @@ class FrameSlot:
         """Offer a frame; a late one (by seq, see above) is dropped, anything else held."""
         offer = Offer(True) if self._frame is None else _judge(self._frame, frame)
         if not offer.taken:
+            FRAMES_DROPPED.labels("late").inc()
             return offer
         if self._fresh:
             self.replaced += 1
+            FRAMES_DROPPED.labels("replaced").inc()
         self._frame = frame
         self._fresh = True
         self._event.set()

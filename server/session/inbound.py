@@ -47,6 +47,7 @@ from server.session.services import Listener, SessionServices
 from server.session.speaker import Speaker
 from server.session.ticker import Ticker
 from server.session.vision import FrameVision
+from server.telemetry.metrics import BARGE_INS, FRAMES_DROPPED
 from server.voice.codec import PacketDecoder
 from server.voice.listener import SpeechStarted, TranscriptFinal, TranscriptPartial
 
@@ -124,6 +125,8 @@ class Inbound:
         try:
             await handler(event)
         except Recoverable as e:
+            if type(event) is FrameIn:  # too_large, unsupported, corrupt, too_many_pixels
+                FRAMES_DROPPED.labels(e.code.removeprefix("frame.")).inc()
             await self._notices.error(e)
 
     # ------------------------------------------------------------------ the user
@@ -171,7 +174,8 @@ class Inbound:
                 self._heard("user_speech")
                 # The listener asks for more proof while Murmur itself is speaking. An
                 # alert goes on: talking over it (even "quiet") must not lose it.
-                self._speaker.interrupt("barge_in", keep_alerts=True)
+                if self._speaker.interrupt("barge_in", keep_alerts=True):
+                    BARGE_INS.inc()
             case TranscriptPartial():
                 await self._out.put(
                     Transcript(event.text, final=False, utterance_id=f"u{event.user_utterance}")

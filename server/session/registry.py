@@ -28,6 +28,7 @@ from server.errors import (
 from server.events import SessionStart
 from server.session.services import SessionServices
 from server.session.session import Session, SessionLink
+from server.telemetry.logs import bind_log_context
 
 __all__ = ["SessionRegistry"]
 
@@ -56,6 +57,8 @@ class SessionRegistry:
         """Serve one call: resume its session if the token is known, else open one."""
         session = self._resumable(start.resume_token, device_id)
         resumed = session is not None
+        # This call's log lines, and those of every task it starts, name both (JSON logs).
+        bind_log_context(device=device_id, session=session.id if session else "")
         if session is None:
             cfg = self._services.settings.server
             # Counted before the first await: simultaneous opens cannot all slip in.
@@ -69,6 +72,7 @@ class SessionRegistry:
                 session = await Session.open(self._services, start, device_id=device_id)
             finally:
                 self._opening -= 1
+            bind_log_context(session=session.id)  # before _add: its run() task inherits it
             self._add(session)
             self._limit_device(session)
         else:

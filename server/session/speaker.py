@@ -40,6 +40,7 @@ from server.session.speech_handle import (
 )
 from server.session.speech_queue import SpeechQueue
 from server.session.voice import SessionVoice
+from server.telemetry.metrics import DECISION_TO_AUDIO, SPEECH_DROPPED
 from server.voice.codec import PacketEncoder
 from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
 
@@ -234,7 +235,7 @@ class Speaker:
         if pb.done.done():
             return
         if reason:
-            self.dropped[f"{reason}/{pb.handle.kind.value}"] += 1
+            self._count_dropped(reason, pb)
         pb.done.set_result(PlaybackResult(pb.text, heard, bool(reason), reason))
 
     async def _play(self, pb: _Playback) -> None:
@@ -296,6 +297,8 @@ class Speaker:
         now = self._clock()
         if pb.started_at is None:
             pb.started_at = now
+            decided = now - pb.handle.utterance.created_at
+            DECISION_TO_AUDIO.labels(pb.handle.kind.value).observe(max(decided, 0.0))
         play_at = pb.started_at + seq * self.out_format.frame_ms / 1000
         pb.ends_at = play_at + self.out_format.frame_ms / 1000
         if play_at - self._options.lead_s > now:
@@ -325,9 +328,14 @@ class Speaker:
         if not cuts(tail):
             self._tail = tail
             return False
-        self.dropped[f"{reason}/{tail.handle.kind.value}"] += 1
+        self._count_dropped(reason, tail)
         self._out.put_nowait(StopSpeaking((tail.handle.id,), reason))
         return True
+
+    def _count_dropped(self, reason: str, pb: _Playback) -> None:
+        kind = pb.handle.kind.value
+        self.dropped[f"{reason}/{kind}"] += 1
+        SPEECH_DROPPED.labels(kind, reason).inc()
 
     def _heard_text(self, pb: _Playback) -> str:
         if pb.started_at is None:

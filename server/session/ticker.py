@@ -16,6 +16,7 @@ from typing import Protocol
 from server.engine.clock import TickClock
 from server.runtime.base import Frame
 from server.session.frames import FrameSlot
+from server.telemetry.metrics import TICK_SLIP, TICKS, TICKS_COALESCED
 
 __all__ = ["Ticker"]
 
@@ -93,6 +94,9 @@ class Ticker:
             if not (self._paused or self._held):
                 frame, fresh = self._slot.take()
                 frame_at = frame.received_at if frame is not None and fresh else None
+                TICKS.inc()
+                TICKS_COALESCED.inc(coalesced)
+                TICK_SLIP.observe(slip_ms / 1000)
                 await self._tick(
                     clock.label(fired), frame, fresh=fresh, slip_ms=slip_ms, coalesced=coalesced
                 )

@@ -1,4 +1,4 @@
-"""Per-stage timing for the tick trace."""
+"""Per-stage timing for the tick trace, and for ``murmur_tick_stage_seconds``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from server.events import StageTiming
+from server.telemetry.metrics import TICK_STAGE
 
 __all__ = ["StageTimer"]
 
 
 class StageTimer:
-    """Collects (stage, ms) pairs for one tick."""
+    """Collects (stage, ms) pairs for one tick; each is observed in the stage histogram
+    too, so the metrics see every tick, not only those whose client asked for traces."""
 
     __slots__ = ("_clock", "stages")
 
@@ -26,10 +28,11 @@ class StageTimer:
         try:
             yield
         finally:
-            self.stages.append(StageTiming(name, (self._clock() - t0) * 1000.0))
+            self.add(name, (self._clock() - t0) * 1000.0)
 
     def add(self, name: str, ms: float) -> None:
         self.stages.append(StageTiming(name, ms))
+        TICK_STAGE.labels(name).observe(max(ms, 0.0) / 1000.0)
 
     def total_ms(self, exclude: tuple[str, ...] = ()) -> float:
         """The stages summed. A dotted name (``model.decide``) is a part of the stage

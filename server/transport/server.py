@@ -4,6 +4,8 @@
 ``Converse`` needs a device token and a watcher ends the sessions of devices revoked
 while they are connected; with ``tls`` the port speaks only TLS. ``None``/``None`` is
 development mode (loopback, tests): plaintext, and everyone is ``anonymous``.
+Health answers NOT_SERVING from ``start`` until ``warm_up`` has run the model's first
+step, and again from ``stop``; while started, ``murmur_sessions`` counts its sessions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,6 +23,7 @@ from murmur.v1 import companion_pb2 as pb
 from server.errors import MurmurError
 from server.pairing.tls import TlsIdentity
 from server.session.services import SessionServices
+from server.telemetry.metrics import SESSIONS
 from server.transport.auth import HOW_TO_PAIR, DeviceGate
 from server.transport.servicer import CompanionServicer, add_to_server
 
@@ -68,6 +72,7 @@ class GrpcServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = 0
+        self._unwatch: Callable[[], None] = lambda: None
 
     async def start(self, host: str, port: int) -> int:
         # An IPv6 literal needs brackets: grpc reads "::1:0" as host "::0.1.0.0", port 443.
@@ -84,14 +89,32 @@ class GrpcServer:
             raise OSError(f"cannot listen on {address}: {e}") from e
         if not self.port:
             raise OSError(f"cannot listen on {address}: the port is in use or the host is wrong")
-        await self.server.start()
+        # Until ``warm_up`` has run: the port answers, the model is not ready yet.
         for name in ("", SERVICE_NAME):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        self._unwatch = SESSIONS.watch(self._session_states)
         if self.verifier is not None:
             self._watcher = asyncio.create_task(
                 self._watch_revocations(self.verifier), name="murmur-revocations"
             )
         return self.port
+
+    async def warm_up(self) -> None:
+        """The model's throwaway first step, in its thread; health says SERVING only
+        after it (until then NOT_SERVING: a balancer or a bridge waits, and the first
+        real tick is not the slow one)."""
+        runtime = self.services.runtime
+        await asyncio.get_running_loop().run_in_executor(runtime.executor, runtime.warm_up)
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def _session_states(self) -> list[tuple[str, str]]:
+        # Runs in the metrics thread: the registry's set is one snapshot, then attributes.
+        return [
+            (s.parts.engine.profile.mode.value, "attached" if s.attached else "detached")
+            for s in self.servicer.sessions
+        ]
 
     async def _watch_revocations(self, gate: DeviceGate) -> None:
         """End the live sessions of every revoked device, looking at all of them on each
@@ -118,6 +141,7 @@ class GrpcServer:
                 await self._watcher
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._unwatch()
         # Clients get a GoAway (with their resume token in hand) before the grace runs out.
         self.servicer.drain(reconnect_after_ms=int((grace or 0) * 1000) + 1000)
         await self.server.stop(grace)

@@ -21,6 +21,7 @@ from server.errors import ModelLoadError
 from server.runtime.limits import DEFAULT_MODEL
 
 __all__ = [
+    "CUDA_HEADROOM_BYTES",
     "INT4_MODEL",
     "LoadedModel",
     "checkpoint_quantization",
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 INT4_MODEL = "jdopensource/JoyAI-VL-Interaction-INT4"
 SUPPORTED_MODEL_TYPES = ("qwen3_vl",)
 # CUDA context, vision-tower activations and the allocator's slack.
-_CUDA_HEADROOM_BYTES = int(1.5 * 2**30)
+CUDA_HEADROOM_BYTES = int(1.5 * 2**30)
 
 _HOW_TO = (
     "Point `murmur serve --model` at a local checkpoint folder (config.json, "
@@ -227,12 +228,12 @@ def _check_fits_gpu(
 ) -> None:
     need = estimate_weight_bytes(config, dtype, quantization, source)
     free, total = torch.cuda.mem_get_info(device)
-    if need + _CUDA_HEADROOM_BYTES > free:
+    if need + CUDA_HEADROOM_BYTES > free:
         gib = 2**30
         kind = checkpoint_quantization(config) or quantization or str(dtype)
         raise _fail(
             f"{model!r} needs about {need / gib:.1f} GiB for its weights ({kind}) plus "
-            f"{_CUDA_HEADROOM_BYTES / gib:.1f} GiB working memory, but {device} has only "
+            f"{CUDA_HEADROOM_BYTES / gib:.1f} GiB working memory, but {device} has only "
             f"{free / gib:.1f} GiB free of {total / gib:.1f} GiB. Free the GPU, use "
             f"--quantization 4bit, or the official INT4 build (--model {INT4_MODEL})"
         )

@@ -19,7 +19,7 @@ import numpy as np
 from server.errors import ModelLoadError
 from server.voice.asr.base import ASRBackend, ASRCapabilities, Transcription
 
-__all__ = ["HOTWORD_MIN_LOGPROB", "WhisperASR", "WhisperOptions", "resolve_device"]
+__all__ = ["HOTWORD_MIN_LOGPROB", "WhisperASR", "WhisperOptions", "default_model", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def resolve_device(device: str = "auto", compute_type: str = "auto") -> tuple[st
     return device, compute_type
 
 
-def _default_model(device: str, language: str | None) -> str:
+def default_model(device: str, language: str | None) -> str:
     size = "small" if device == "cuda" else "base"
     english = language is None or language.lower().startswith("en")
     return f"{size}.en" if english else size
@@ -80,7 +80,7 @@ class WhisperASR(ASRBackend):
                 "faster-whisper is not installed: pip install faster-whisper", component="asr"
             ) from e
         device, compute_type = resolve_device(opts.device, opts.compute_type)
-        spec = str(opts.model) if str(opts.model) != "auto" else _default_model(device, language)
+        spec = str(opts.model) if str(opts.model) != "auto" else default_model(device, language)
         try:
             self._model = WhisperModel(
                 spec,

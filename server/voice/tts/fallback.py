@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 
 from server.tasks import cancel_and_wait
+from server.telemetry.metrics import TTS_FALLBACKS
 from server.voice.tts.base import (
     PcmChunk,
     SwitchCallback,
@@ -113,6 +115,8 @@ class FallbackTTS(TTSBackend):
                         f"{backend.name} failed mid-utterance ({e}); the rest of it was dropped"
                     ) from e
                 errors.append(f"{backend.name}: {e}")
+                if i + 1 < len(self.backends):  # the next one takes the utterance over
+                    TTS_FALLBACKS.labels(backend.name).inc()
         raise TTSError("every TTS backend failed: " + "; ".join(errors))
 
     async def _first_chunk(self, chunks: AsyncIterator[PcmChunk], *, last: bool) -> PcmChunk | None:
@@ -156,7 +160,11 @@ class FallbackTTS(TTSBackend):
                 return
             # Left behind on a loop that is gone (or another one): this loop takes over.
             self._cancel_probe()
-        self._probe = loop.create_task(self._probe_loop(), name="tts-recovery-probe")
+        # Shared by every session: an empty context, or its log lines would name the
+        # session whose utterance happened to start it.
+        self._probe = loop.create_task(
+            self._probe_loop(), name="tts-recovery-probe", context=contextvars.Context()
+        )
 
     async def _probe_loop(self) -> None:
         while self._active > 0:
