@@ -21,9 +21,6 @@ import io
 import json
 import os
 import random
-import re
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -31,6 +28,7 @@ import grpc
 from murmur.v1 import companion_pb2 as pb
 from murmur.v1 import companion_pb2_grpc as pb_grpc
 from PIL import Image, ImageDraw
+from serving import start_scripted_server  # benchmarks/serving.py, beside this file
 
 MODEL_STAGES = {"model"}
 
@@ -125,24 +123,6 @@ async def run_level(address: str, n: int, seconds: float, jpegs: list[bytes]) ->
     }
 
 
-def start_server(script: str) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--model", f"scripted:{script}",
-         "--port", "0", "--no-asr", "--tts", "piper", "--log-level", "warning",
-         "--no-auth"],  # loopback, plaintext: measures sessions, not TLS
-        stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"on ([\d.]+:\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    os.environ.setdefault("MURMUR_SERVER_MAX_SESSIONS", "1000")
-    return proc, m.group(1)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,8 +133,7 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         f.write(json.dumps({"at": 10_000, "output": "</silence>"}) + "\n")
         script = f.name
-    os.environ["MURMUR_SERVER_MAX_SESSIONS"] = "1000"
-    proc, address = start_server(script)
+    proc, address = start_scripted_server(script)
     jpegs = make_jpegs()
     print(
         f"server {address} (pid {proc.pid}), {os.cpu_count()} cores; {args.seconds:.0f} s per level"

@@ -28,8 +28,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from murmur.v1 import companion_pb2 as pb
+from serving import start_scripted_server  # benchmarks/serving.py, beside this file
 
 from tests.fuzz_strategies import (
     Wire,
@@ -281,23 +280,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(script: str) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", MURMUR_SERVER_MAX_SESSIONS="1000")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--model", f"scripted:{script}",
-         "--port", "0", "--no-asr", "--tts", "piper", "--log-level", "warning",
-         "--tick-hz", "5", "--no-auth"],
-        stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"on ([\d.]+:\d+)", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc, m.group(1)
-
-
 def print_table(rows: dict[str, Row]) -> None:
     hdr = ("class", "sent", "sessions", "survived/should", "lost", "status/without",
            "wrong status", "statuses seen")  # fmt: skip
@@ -327,7 +309,7 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         f.write(json.dumps({"at": 10_000, "output": "</silence>"}) + "\n")
         script = f.name
-    proc, address = start_server(script)
+    proc, address = start_scripted_server(script, "--tick-hz", "5")
     failed = True
     try:
         before = rss_mb(proc.pid)
