@@ -60,6 +60,7 @@ async def test_spoken_question_round_trip(tts, tmp_path, whisper):
                 audio_at_s=0.5,
                 link=LinkOptions(target=srv.address),
                 echo=None,
+                out_dir=tmp_path / "out",  # WAVs written: the server sends audio
             )
         )
     finals = [t.text for t in report.transcripts if t.final]
