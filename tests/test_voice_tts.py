@@ -295,3 +295,17 @@ async def test_close_cancels_the_probe_and_a_later_failure_starts_a_new_one():
     await chain.probe_once()  # still broken
     assert chain.active == "spare" and not chain.probing
     await chain.aclose()
+
+
+async def test_a_steady_piper_renders_the_same_words_the_same_each_time():
+    steady = PiperTTS(steady=True)
+    try:
+        runs = [
+            np.concatenate(
+                [c.pcm async for c in steady.stream("Door on your left.", VoiceOptions())]
+            )
+            for _ in range(2)
+        ]
+    finally:
+        steady.close()
+    assert runs[0].size > 0 and np.array_equal(runs[0], runs[1])

@@ -31,9 +31,16 @@ def default_voice_path() -> Path | None:
 
 class PiperTTS(TTSBackend):
     def __init__(
-        self, voice_path: str | Path | None = None, *, executor: Executor | None = None
+        self,
+        voice_path: str | Path | None = None,
+        *,
+        executor: Executor | None = None,
+        steady: bool = False,
     ) -> None:
-        """``executor``: the app's thread for this voice (None: its own)."""
+        """``executor``: the app's thread for this voice (None: its own). ``steady``:
+        Piper samples a little variation into every rendering (its noise scales); off,
+        the same words always give the same samples (tests that need one rendering)."""
+        self.steady = steady
         try:
             from piper import PiperVoice
         except ImportError as e:  # pragma: no cover - piper-tts is a dependency
@@ -60,6 +67,8 @@ class PiperTTS(TTSBackend):
         from piper import SynthesisConfig
 
         cfg = SynthesisConfig(length_scale=1.0 / max(options.rate, 0.1), volume=options.volume)
+        if self.steady:  # no sampled variation: the same words render the same each time
+            cfg.noise_scale = cfg.noise_w_scale = 0.0
         for chunk in self._voice.synthesize(clause, syn_config=cfg):
             yield PcmChunk(
                 np.asarray(chunk.audio_int16_array, dtype=np.int16), chunk.sample_rate, clause
