@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PIL import Image
+import numpy as np
 
-from server.engine.fall import grey_thumbnail
 from server.engine.scene import CapturePace
 from server.events import CaptureHint, SpeechKind, TickTrace
 from server.modes.loader import CaptureRules
@@ -46,9 +45,9 @@ class CaptureHints:
         self._started = clock()
         self.sent = 0  # hints sent, for the session's stats
 
-    def frame(self, image: Image.Image) -> None:
-        """A frame the slot took (~0.3 ms for the thumbnail: fine on the loop)."""
-        self._send(self.pace.frame(grey_thumbnail(image), self._rules()))
+    def frame(self, thumb: np.ndarray) -> None:
+        """A frame the slot took, as its ``fall.grey_thumbnail``."""
+        self._send(self.pace.frame(thumb, self._rules()))
 
     def heard(self, reason: str) -> None:
         """The user spoke or asked, or a still was asked for (``CaptureHint.reason``)."""

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from PIL import Image
+import numpy as np
 
 from server.codes import Code
 from server.engine.emergency import (
@@ -45,7 +45,7 @@ from server.engine.emergency import (
     StopWaiting,
     alert_message,
 )
-from server.engine.fall import FrameFallDetector, MotionFallDetector, bad_motion, grey_thumbnail
+from server.engine.fall import FrameFallDetector, MotionFallDetector, bad_motion
 from server.engine.speech import SpeechHandleLike
 from server.engine.tick import TickEngine
 from server.events import CueKind, LocationIn, MotionIn, SpeechKind, TickTrace
@@ -173,17 +173,17 @@ class EmergencyCaller:
     def located(self, location: LocationIn) -> None:
         self._location = (location, self._clock())
 
-    def saw(self, jpeg: bytes, image: Image.Image | None = None) -> None:
-        """A frame the slot took (``image``: decoded), for the alert and the frame heuristic."""
+    def saw(self, jpeg: bytes, thumb: np.ndarray | None = None) -> None:
+        """A frame the slot took (``thumb``: its ``fall.grey_thumbnail``), for the alert
+        and the frame heuristic."""
         if self.options.send_frame:  # not kept at all unless the user opted in
             self._frame = jpeg
-        if image is None or self._motion_seen:
+        if thumb is None or self._motion_seen:
             return
         if not self._engine.profile.fall_from_frames:
             self._frames.reset()  # a mode without it: nothing carries over into one with it
             return
-        # ~0.3 ms for a 640×480 frame: cheap enough for the loop at a few frames a second.
-        if (fall := self._frames.feed(grey_thumbnail(image), self._clock())) is not None:
+        if (fall := self._frames.feed(thumb, self._clock())) is not None:
             self.fall_detected(fall.how)
 
     # ------------------------------------------------------------------ effects
