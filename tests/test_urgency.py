@@ -1591,3 +1591,52 @@ def test_the_corpus_is_big_and_well_formed():
         assert r["label"] in ("alert", "answer", "narration", "reading"), r
         assert r["mode"] in {m.value for m in Mode}, r
         assert r["hazard"] is None or set(r["hazard"]) == {"what", "direction", "distance"}, r
+
+
+# ------------------------------------------------------------------ FRESH-5's forms
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "A snowboarder sitting down, right in your line, three metres."),
+        ("en", "Crate of apples just where you're about to step."),
+        ("en", "Barrier arm at hip height, straight ahead, half a metre."),
+        ("en", "Open oven door at knee level, just ahead, one step."),
+        ("en", "Spilt juice on the tiles ahead of you."),
+        ("en", "Hot pan on the hob, to your right."),
+        ("de", "Vorsichtig, kochendes Wasser links von dir."),
+        ("de", "Eine Kiste genau da, wo du hingehst."),
+        ("es", "Una caja justo por donde vas."),
+        ("es", "Sartén caliente a tu izquierda."),
+    ],
+)
+def test_lines_of_paths_body_heights_spills_and_heat_alert_in_blind_mode(lang, text):
+    assert kind(text, lang=lang) == ALERT
+
+
+@pytest.mark.parametrize(
+    ("lang", "mode", "text"),
+    [
+        ("en", Mode.NAVIGATION, "Buses to the airport leave from this stand every ten minutes."),
+        ("en", Mode.GENERAL, "The light is lovely over the hills this evening."),
+        ("en", Mode.GENERAL, "The runners are behind you now, going the opposite way."),
+        ("en", Mode.NAVIGATION, "The crossing is clear of traffic at the moment."),
+        ("de", Mode.NAVIGATION, "Die nächste S-Bahn zum Flughafen kommt in acht Minuten."),
+        ("de", Mode.GENERAL, "Die Radfahrer fahren in die andere Richtung."),
+        ("es", Mode.BLIND, "A tu izquierda está la parada del tranvía."),
+        ("es", Mode.NAVIGATION, "El próximo autobús sale cada quince minutos."),
+    ],
+)
+def test_timetables_views_the_other_way_and_clear_of_are_not_alerts(lang, mode, text):
+    assert kind(text, mode, lang=lang) == NARRATION
+    assert kind(text, mode, lang=lang, asked=True) == ANSWER
+
+
+def test_a_body_height_makes_a_landmark_an_obstacle_only_within_reach():
+    assert kind("The counter is at waist height, over on your right.") == NARRATION
+    assert kind("The counter is at waist height, right in front of you.") == ALERT
+
+
+def test_a_vehicle_on_its_way_is_not_a_timetable():
+    assert kind("Bus pulling in right beside you.", Mode.NAVIGATION) == ALERT

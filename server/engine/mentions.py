@@ -109,7 +109,9 @@ def read_clause(low: str, text: str, span: Span, lang: str) -> Clause:
     if found:
         t, (c.key, c.category) = next((f for f in found if f[1][1] != "landmark"), found[0])
         c.what, shown = said(t), pattern(lang, "displayed").search(s)
-        c.category = "landmark" if shown else c.category
+        # Shown, or a timetable ("the next bus leaves in five minutes"): not a thing near.
+        timed = c.category == "vehicle" and pattern(lang, "schedule").search(s) is not None
+        c.category = "landmark" if shown or timed else c.category
         c.negated = any(w.strip("¡¿,") in lex.negators for w in s[: t.start()].split()[-3:])
     words = [w.strip("¡¿,.;:!?") for w in s.split()]
     c.denies = not found and any(

@@ -96,10 +96,15 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         prev = low[span[0] : span[1]]
     _settle(low, text, floating, mentions, lang)
     for c in mentions:  # "the shop banner, at head height": walked into, landmark or not
+        near = c.distance_m is not None and c.distance_m <= WATCHFUL.near_m
         if c.category == "landmark" and pattern(lang, "heights").search(c.head.lower()):
             c.category = "obstacle"
+        # Any body height within reach, or a step or two ahead: "Turnstile arm at waist
+        # height, one metre."
+        ahead = c.clock in (11, 12, 1) and (c.distance_m or 9.0) <= _AHEAD_M
+        if c.category == "landmark" and c.head and (near or ahead):
+            c.category = "obstacle"
         # A door on the move within reach: "Die Bustür öffnet sich direkt neben Ihnen."
-        near = c.distance_m is not None and c.distance_m <= WATCHFUL.near_m
         if c.category == "landmark" and c.key in ("door", "elevator") and c.swinging and near:
             c.category = "obstacle"
     w = pattern(lang, "warnings").search(low[:end])

@@ -83,6 +83,9 @@ class Lexicon:
     swinging: tuple[str, ...] = ()
     # Words standing for a thing named before ("it", "one"): never an unnamed thing's name.
     pronouns: tuple[str, ...] = ()
+    # A timetable, not a vehicle on its way: "trains leave every twenty minutes", "der
+    # nächste Zug fährt in zwölf Minuten". A vehicle in such a clause is a landmark.
+    schedule: tuple[str, ...] = ()
 
 
 def thing_table(**by_category: str) -> dict[str, tuple[str, str]]:

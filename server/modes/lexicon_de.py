@@ -67,7 +67,9 @@ DE = Lexicon(
         surface="wet floor: nass, nasser boden, rutschig, glatt | puddle: pfütze | "
         "ice: glatteis, eisglätte, *eisfläche, *eisplatte, vereist, eisglatt | "
         "mud: matsch, schlamm, schneematsch | glass: scherben, glasscherben | "
-        "uneven ground: uneben",
+        "uneven ground: uneben | hot: *herdplatte, kochfeld, heiße pfanne, heißer topf, "
+        "heißes wasser, kochendes wasser, heißes öl, bügeleisen, offene flamme, flammen, "
+        "lagerfeuer, heißer grill",
         obstacle="pole: *pfosten, *pfahl, *stange, laterne, poller, säule | branch: ast, äste, "
         "zweig | box: *kiste, *karton, paket, kasten | bin: mülltonne, mülleimer, tonne | "
         "cone: leitkegel, pylon, hütchen | barrier: *absperrung, absperrband, baustelle, *zaun, "
@@ -97,6 +99,8 @@ DE = Lexicon(
     in_path=_sie(r"\b(?:in|auf) deinem weg\b", r"\bim weg\b",
              r"\bversperrt (?:\w+ )?den (?:\w+ )?(?:weg|gehweg|gehsteig|bürgersteig|trottoir|gang)\b",
              r"\bmitten auf dem (?:weg|gehweg|gehsteig|bürgersteig|trottoir)\b",
+             r"\b(?:genau )?(?:da|dort),? wo (?:du|sie) (?:gleich )?(?:hin)?(?:gehst|gehen|läufst|laufen|"
+             r"trittst|treten)\b",
              r"\bgeht (?:\w+ )?(?:nach außen|auf dich zu) auf\b",
              r"\böffnet sich (?:\w+ )?(?:nach außen|zu dir|auf dich zu)\b",
              r"\bschwingt (?:\w+ )?auf\b",
@@ -146,7 +150,8 @@ DE = Lexicon(
     receding=_sie(r"\b(?:von dir|von uns) weg\b", r"\bweg von dir\b", r"\bentfernt sich\b",
               r"\b(?:ist|sind) (?:schon |bereits |jetzt )?vorbei\b",
               r"\bvorbei(?:gefahren|gegangen|gelaufen)\b", r"\babgebogen\b",
-              r"\bhat dich überholt\b",  # "weg" the particle, not "den Weg"
+              r"\bhat dich überholt\b",
+              r"\bin die (?:andere|entgegengesetzte) richtung\b",  # "weg" the particle, not "den Weg"
               r"\b(?:fährt|geht|läuft|rollt) (?:gerade |schon |jetzt |bereits )?weg\b",
               r"\b(?:fährt|fahren) (?:[\w-]+ ){0,5}?ab(?=\s*(?:[.,;!?]|$))",  # "fährt … ab": departs
               r"\b(?:ist|sind) (?:schon |bereits |gerade |jetzt )?"
@@ -169,7 +174,7 @@ DE = Lexicon(
     clear=_sie(r"\b(?:weg|gehweg|gehsteig|bürgersteig|trottoir|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
            r"\bauf der (?:anderen|gegenüberliegenden) (?:straßenseite|seite der straße)\b",
            r"\bauf der anderen seite\b",
-           r"\balles frei\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
+           r"\balles frei\b", r"\bfrei von\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
            r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
            r"\b(?:nicht|nirgends|nirgendwo|gar nicht) (?:in deiner nähe|nah|nahe|in der nähe)\b",
            r"\bsicher (?:gehen|überqueren)\b", r"\b(?:wurde|wurden) (?:\w+ )?(?:entfernt|"
@@ -208,6 +213,11 @@ DE = Lexicon(
     route=(r"\b(?:links|rechts) abbiegen\b", r"\bbieg\w* (?:\w+ )?(?:links|rechts)(?: ab)?\b",
            r"\b(?:geh|lauf)\w* (?:\w+ )?geradeaus\b", r"\büberquer\w*"),
     nearing=(r"\bnähert\w*", r"\bkommt (?:\w+ )?näher\b"),
+    place_before=(r"(?:über|oberhalb) (?:der|den|dem|die|das)",),
+    schedule=(r"\balle (?:\w+ )?(?:minuten|stunden?)\b", r"\bin (?:\w+ ){1,2}minuten\b",
+              r"\b(?:nächste|letzte|erste)[nrs]? (?:\w+ )?(?:zug|züge|bus|busse|bahn|s-bahn|u-bahn|"
+              r"straßenbahn|fähre)\b", r"\b(?:fährt|fahren|kommt|kommen) (?:\w+ )?um \d",
+              r"\bfahrplan\w*", r"\bstündlich\b", r"\btakt\b"),
     swinging=(r"\b(?:öffnet|schließt) sich\b", r"\bschwingt\b", r"\b(?:fällt|schlägt) (?:\w+ )?zu\b",
               r"\bgeht (?:\w+ )?(?:auf|zu)(?=\s*(?:[.,;!?]|$))"),
     persons=("du", "dir", "dich", "sie", "ihnen", "ich", "wir", "uns", "mir", "deine", "ihre"),

@@ -29,7 +29,7 @@ EN = Lexicon(
         "jogger, runner, child, children, kid, crowd, guy, lady, group of people, "
         "wheelchair user, waiter, waitress, worker, workman, builder, courier, passer-by, "
         "passerby, "
-        "shopper, tourist, student, toddler, teenager, skater, officer, security guard, vendor, "
+        "shopper, tourist, student, skier, snowboarder, hiker, climber, toddler, teenager, skater, officer, security guard, vendor, "
         "staff member, employee, shop assistant, sales assistant, assistant, cashier, cleaner, "
         "shelf stacker, stacker, stock clerk, clerk, attendant, porter, janitor, customer | dog: dog, puppy | animal: cat, horse, animal, goose, geese | "
         "stroller: stroller, pram, pushchair, buggy",
@@ -40,10 +40,13 @@ EN = Lexicon(
         "hole, pothole, manhole, open manhole, ditch, drain, open drain, storm drain, drain hole, "
         "trench, crack | hatch: hatch, cellar hatch, trapdoor, trap door | gap: gap | "
         "ramp: ramp, slope",
-        surface="wet floor: wet floor, wet, slippery, spill, slick | puddle: puddle | "
+        surface="wet floor: wet floor, wet, slippery, spill, spilled, spilt, spillage, slick | puddle: puddle | "
         "ice: ice on, black ice, icy, ice patch, patch of ice, icy patch, sheet of ice, "
         "frozen puddle, frost | mud: mud, muddy, slush | glass: broken glass, shattered glass | "
-        "uneven ground: uneven ground, uneven pavement, loose tiles, uneven, loose gravel",
+        "uneven ground: uneven ground, uneven pavement, loose tiles, uneven, loose gravel | "
+        "hot: hot stove, stove top, hot plate, hotplate, hob, cooktop, hot pan, hot pot, "
+        "boiling water, boiling pot, hot oil, hot iron, hot kettle, open flame, naked flame, "
+        "open fire, flames, bonfire, campfire, hot grill, barbecue grill, hot steam",
         obstacle="pole: pole, post, lamppost, lamp post, street light, signpost, bollard, "
         "pillar, column, parking meter, fire hydrant, hydrant | branch: branch, low branch, "
         "tree branch, low-hanging branch, overhanging branch | box: box, crate, package, "
@@ -98,6 +101,9 @@ EN = Lexicon(
              r"\bin the middle of the (?:path|sidewalk|pavement|aisle|corridor|walkway)\b",
              r"\bon (?:the|your) (?:path|sidewalk|pavement|walkway) ahead\b",
              r"\binto (?:your|the) (?:path|way)\b",
+             r"\bin your (?:line|line of travel|walking line)\b",
+             r"\b(?:right |just |exactly )?where you(?:'re| are)? (?:heading|walking|going|"
+             r"stepping|about to step|about to walk)\b",
              r"\b(?:tak\w* up|cover\w*|fill\w*|span\w*|block\w*|occup\w*|stretch\w* across|"
              r"run\w* across) (?:almost |nearly )?(?:the )?(?:whole|entire|full|full width "
              r"of the|width of the) (?:[\w-]+ )?(?:path|way|sidewalk|pavement|walkway|aisle|"
@@ -159,7 +165,10 @@ EN = Lexicon(
               r"\bdepart(?:ed|ing|s)\b", r"\b(?:is|are) (?:just |now )?leaving(?=\s*(?:[.,;!?]|$)| "
               r"(?:the |its )?(?:stop|station|platform|bus stop|tram stop|bay)\b)", r"\b(?:has|have|had)(?: just| already)? (?:left(?=\s*(?:[.,;!?]|$)|"
               r" the (?:stop|station|platform)))\b",
-              r"\bturned off\b(?! (?:its|the|his|her|their)\b)",  # not "turned off its engine"
+              r"\bturned off\b(?! (?:its|the|his|her|their)\b)",
+              r"\b(?:heading|going|moving|walking|driving|riding|cycling|running|travelling|"
+              r"traveling) (?:off )?(?:the other way|the opposite way|in the (?:other|opposite) "
+              r"direction)\b",  # not "turned off its engine"
               r"\b(?:moving|walking|driving|riding|cycling|rolling|running|heading|going|"
               r"pulling) (?:off|away)\b", r"\bpassed (?:you|by)\b", r"\baway from you\b",
               r"(?:'ve|\bhave)(?: just| already| now)? (?:passed|gone past|got past|gotten past|"
@@ -190,7 +199,7 @@ EN = Lexicon(
     clear=(
         r"\b(?:path|way|road|street|sidewalk|pavement|route|crossing|coast|area|aisle|it)"
         r"(?:'s| is| looks| seems)(?: all| now)? clear\b",
-        r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bnothing (?:in|on|ahead|around)\b",
+        r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bclear of\b", r"\bnothing (?:in|on|ahead|around)\b",
         r"\bnot in (?:your|the) (?:way|path)\b", r"\bout of (?:your|the) (?:way|path)\b",
         r"\bsafe to (?:cross|walk|go|continue|proceed)\b", r"\bno (?:obstacles?|hazards?)\b",
         r"\bwell away from\b", r"\bnowhere (?:near|close)\b",
@@ -271,9 +280,15 @@ EN = Lexicon(
     step_units=("steps", "step", "paces", "pace"),
     route=(r"\b(?:turn|bear|fork|keep) (?:left|right)\b", r"\b(?:go|walk|head|carry on|continue) "
            r"(?:straight|forward|ahead)\b", r"\bcross (?:the|over|here|now)\b"),
+    # A place one looks over, not a thing in the way: "the sun's out over the slopes".
+    place_before=(r"(?:over|above|beyond) the",),
     place_after=(r"bays?|ranks?|parks?|parking|stands?|lanes?|areas?|zones?|corrals?|hire|"
                  r"rental|docks?|return",),
     nearing=(r"\bapproach\w*", r"\bclosing in\b"),
+    schedule=(r"\bevery (?:[\w-]+ ){0,2}(?:minutes?|hours?)\b", r"\bin (?:[\w-]+ ){1,3}minutes?\b",
+              r"\b(?:next|last|first) (?:[\w-]+ )?(?:trains?|bus(?:es)?|trams?|ferry|ferries|coach)\b",
+              r"\bleaves? (?:from here|at \d|every|hourly)\b", r"\b(?:depart|arriv)\w* at \d",
+              r"\btimetable\b", r"\bschedule[ds]?\b"),
     persons=("you", "your", "you're", "i", "i'm", "we", "me", "us"),
     pronouns=("it", "it's", "its", "they", "they're", "them", "one", "ones", "this", "that", "these", "those", "there", "here"),
 )

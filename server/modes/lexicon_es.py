@@ -38,7 +38,9 @@ ES = Lexicon(
         surface="wet floor: suelo mojado, mojado, resbaladizo, resbaladiza | puddle: charco | "
         "ice: hielo, placa de hielo, escarcha, acera helada, suelo helado, camino helado | "
         "mud: barro, lodo, fango | glass: cristales rotos, vidrios rotos | "
-        "uneven ground: irregular",
+        "uneven ground: irregular | hot: fogón, fogones, hornilla, placa caliente, vitrocerámica, "
+        "sartén caliente, olla caliente, agua hirviendo, aceite caliente, plancha caliente, "
+        "llama abierta, fuego, hoguera, parrilla caliente",
         obstacle="pole: poste, farola, pilar, columna, bolardo | branch: rama | "
         "box: caja, paquete | bin: contenedor, papelera, cubo de basura | cone: cono | "
         "barrier: valla, barrera, obras, cadena, cuerda, cinta de obra | "
@@ -71,6 +73,8 @@ ES = Lexicon(
              r"(?:todo (?:el|lo) ancho de (?:la|el)|el ancho de (?:la|el)|todo el|toda la) "
              r"(?:acera|vereda|banqueta|camino|paso|pasillo|carril|calle)\b",
              r"\ben medio de la (?:acera|vereda|banqueta)\b", r"\ben medio del camino\b",
+             r"\b(?:justo )?por donde (?:vas|caminas|pasas|va usted|camina usted)\b",
+             r"\bdonde vas a pisar\b",
              r"\bse abre hacia (?:ti|fuera|afuera)\b", r"\babriéndose hacia (?:ti|fuera)\b",
              r"\b(?:sobresal|invad)\w* (?:\w+ )?(?:en |a |hacia |sobre )?(?:la|el|tu) "
              r"(?:acera|vereda|banqueta|camino|paso|pasillo|carril)\b",
@@ -109,6 +113,8 @@ ES = Lexicon(
                  r"\bpor (?:tu|la) (?:izquierda|derecha)\b", r"\bdesde\b", r"\bcircula\w*",
                  r"\ben tu dirección\b", r"\ben dirección a ti\b", r"\bhacia (?:aquí|acá)\b"),
     receding=(r"\bse aleja\w*", r"\balejándose\b",
+              r"\ben (?:la )?(?:otra )?dirección (?:contraria|opuesta)\b", r"\ben la otra dirección\b",
+              r"\bhacia el otro lado\b",
               r"\b(?:sale|salen|saliendo|está saliendo|están saliendo|parte|parten) (?:ya )?de "
               r"(?:la|el) (?:parada|estación|andén|vía|cochera)\b", r"\bya (?:has? |han |hemos )?pas\w*",
               r"\b(?:has|hemos) (?:pasado|dejado atrás|rebasado|superado)\b",
@@ -128,7 +134,7 @@ ES = Lexicon(
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
     negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
     bounds=("más", "menos"),
-    clear=(r"\bdespejad[oa]\b", r"\b(?:camino|paso|acera|vereda|banqueta|cruce) (?:está )?libre\b",
+    clear=(r"\bdespejad[oa]\b", r"\blibre de\b", r"\b(?:camino|paso|acera|vereda|banqueta|cruce) (?:está )?libre\b",
            r"\bal otro lado de la (?:calle|carretera|avenida)\b",
            r"\ben la (?:otra )?acera de enfrente\b",
            r"\ben la otra acera\b", r"\bno (?:está )?en su camino\b",
@@ -181,8 +187,12 @@ ES = Lexicon(
            r"\bsig(?:a|ue) (?:todo )?recto\b", r"\bcruz[ae]\b"),
     place_before=(r"(?:parada|estación|aparcamiento|zona|carril|fila)(?:s|es)?"
                   r"(?: de(?: los| las| la|"
-                  r" el)?)?",),
+                  r" el)?| del| al)?",
+                  r"(?:sobre|encima de) (?:la|las|el|los)"),
     nearing=(r"\bse acerca\w*", r"\bacercándose\b"),
+    schedule=(r"\bcada (?:\w+ )?(?:minutos?|horas?)\b", r"\ben (?:\w+ ){1,2}minutos\b",
+              r"\b(?:próxim|últim|primer)[oa]? (?:\w+ )?(?:tren|trenes|autobús|autobuses|bus|"
+              r"tranvía|metro|ferry)\b", r"\bsale (?:a las|cada)\b", r"\bhorarios?\b"),
     swinging=(r"\bse (?:está |están )?(?:abre|abren|abriendo|cierra|cierran|cerrando)\b",
               r"\b(?:abriéndose|cerrándose)\b", r"\b(?:está|están) (?:abriendo|cerrando)\b"),
     persons=("tú", "ti", "te", "usted", "yo", "me", "nos", "nosotros"),
