@@ -111,6 +111,7 @@ def _broken(tmp_path: Path, text: str) -> str:
         ("[modes.blind]\nnames = [\"blind\"]\n", ["[modes.blind] names", "expected a table"]),
         ('[modes.blind]\nurgency = { unprompted = "always" }\n', ["urgency unprompted", "imminent"]),
         ("[modes.blind]\nurgency = { loud = true }\n", ["urgency", "unknown key 'loud'"]),
+        ('[modes.blind]\nurgency = { unsure = "warn" }\n', ["urgency unsure", '"alert"']),
         ('[modes.blind]\nbase = "general"\n', ["[modes.blind] base", "only a new mode"]),
         ('[modes.museum]\ninstruction = "Tell me about art."\n', ["[modes.museum]", "missing names"]),
         ('[modes.museum]\nbase = "museum2"\nnames = { en = ["museum"] }\n', ["base", "museum2"]),

@@ -1640,3 +1640,32 @@ def test_a_body_height_makes_a_landmark_an_obstacle_only_within_reach():
 
 def test_a_vehicle_on_its_way_is_not_a_timetable():
     assert kind("Bus pulling in right beside you.", Mode.NAVIGATION) == ALERT
+
+
+def test_where_unsure_blind_mode_warns_and_the_others_narrate():
+    # "Zorbel" is in no lexicon, and said before its where with nothing between them
+    # the unnamed-thing rule finds no name for it.
+    text = "Zorbel, 1 o'clock, two metres."
+    assert kind(text, Mode.BLIND) == ALERT
+    assert (
+        "warns when unsure"
+        in classify(text, rules=profile(Mode.BLIND).urgency, language="en", prompted=False).reason
+    )
+    assert kind(text, Mode.GENERAL) == NARRATION
+    assert kind(text, Mode.BLIND, asked=True) == ANSWER
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "The corridor ahead is empty."),
+        ("en", "Path clear ahead, two metres to the door."),
+        ("en", "Your friend is two metres to your left."),
+        ("en", "Reception is on your right."),  # a side, no distance: said, not near
+        ("en", "The square opens up about thirty metres ahead."),
+        ("de", "Der Gang vor dir ist frei."),
+        ("es", "El pasillo de delante está vacío."),
+    ],
+)
+def test_cleared_far_or_the_users_own_is_not_unsure(lang, text):
+    assert kind(text, Mode.BLIND, lang=lang) == NARRATION

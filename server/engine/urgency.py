@@ -46,6 +46,7 @@ UNNAMED = "unnamed"  # a thing the lexicon lacks, said only to be near: hazard-s
 _SHAPED_M = 5.0  # an unnamed thing said to be farther than this counts for nothing
 _AHEAD_M = 2.0  # nor, ahead, farther than this, unless the mode watches the sides too
 _SENTENCE = re.compile(r"[.!?](?=\s)")
+UNSURE = "something near, named in no lexicon"  # the trace's words; ``UrgencyRules.unsure``
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +128,30 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         at = next((c for c in [*pending, *mentions] if c.clock and not c.safe), Clause(at=0))
         h = Hazard(warning=warning, head_height=head, clock=at.clock, direction=at.direction)
         return h, reading, ""
-    safe = next((c.safe for c in [*pending, *mentions] if c.safe), "")
+    clauses = [*pending, *mentions]
+    safe = next((c.safe for c in clauses if c.safe), "")
     denied = next((c.what for c in mentions if c.negated), "")
     gone = next((f"{c.what} {c.receding}" for c in mentions if c.receding), "")
     note = f"declared clear ('{safe}')" if safe else f"moving away ('{gone}')" if gone else ""
+    if not (note or denied or any(c.denies or c.route for c in clauses)):
+        near = next((w for c in clauses if not mentions and (w := _near(c, low, lang))), "")
+        note = f"{UNSURE} ('{near}')" if near else ""
     return None, reading, note or (f"denied ('{denied}')" if denied else "no hazard mentioned")
+
+
+def _near(c: Clause, low: str, lang: str) -> str:
+    """Where ``c`` puts something in the way, at head height or within a few metres
+    (not behind), as said, or "" — also when what it puts there is the user's or named
+    before ("Your friend is two metres to your left", "It is …")."""
+    lex, first = lexicon(lang), low[c.at : c.end].split()[:1]
+    if first and first[0].strip(",;:¡¿") in {*lex.persons, *lex.pronouns}:
+        return ""
+    if c.in_path:
+        return c.direction
+    if c.head and pattern(lang, "heights").search(c.head.lower()):
+        return c.head
+    close = c.distance_m is not None and c.distance_m <= _SHAPED_M and c.clock != 6
+    return c.distance if close else ""
 
 
 def _fronted(c: Clause, s: str, prev: str, lang: str) -> bool:
@@ -313,6 +333,8 @@ def classify(
     is_reading = reading or bool(read)
     if h is None:
         why = f"reading ('{read}')" if read else note
+        if not (prompted or is_reading) and rules.unsure == "alert" and note.startswith(UNSURE):
+            return Urgency(SpeechKind.ALERT, f"alert: {why}, and this mode warns when unsure")
         return Urgency(calm, f"{calm}: {why}", None, is_reading)
     level, why = _level(h, rules)
     if reading and not h.warning:

@@ -174,7 +174,9 @@ DE = Lexicon(
     clear=_sie(r"\b(?:weg|gehweg|gehsteig|bürgersteig|trottoir|straße|bahn|strecke|übergang|es) ist (?:jetzt )?frei\b",
            r"\bauf der (?:anderen|gegenüberliegenden) (?:straßenseite|seite der straße)\b",
            r"\bauf der anderen seite\b",
-           r"\balles frei\b", r"\bfrei von\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
+           r"\balles frei\b", r"\bfrei von\b",
+           r"\b(?:weg|gehweg|gehsteig|bürgersteig|trottoir|straße|gang|flur|korridor|durchgang)"
+           r"(?: \w+){0,3}? (?:ist|bleibt) (?:jetzt |wieder |noch )?(?:frei|leer)\b", r"\bfreie[rn]? weg\b", r"\bnichts im weg\b",
            r"\bnicht (?:im|in deinem) weg\b", r"\bkein hindernis\b",
            r"\b(?:nicht|nirgends|nirgendwo|gar nicht) (?:in deiner nähe|nah|nahe|in der nähe)\b",
            r"\bsicher (?:gehen|überqueren)\b", r"\b(?:wurde|wurden) (?:\w+ )?(?:entfernt|"

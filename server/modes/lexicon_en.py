@@ -199,7 +199,10 @@ EN = Lexicon(
     clear=(
         r"\b(?:path|way|road|street|sidewalk|pavement|route|crossing|coast|area|aisle|it)"
         r"(?:'s| is| looks| seems)(?: all| now)? clear\b",
-        r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bclear of\b", r"\bnothing (?:in|on|ahead|around)\b",
+        r"\ball clear\b", r"\bclear (?:path|way|road)\b", r"\bclear of\b",
+        r"\b(?:path|way|road|street|sidewalk|pavement|route|corridor|aisle|hallway|passage|area|"
+        r"stairs?)(?: [\w'-]+){0,3}? (?:is|looks|seems)(?: all| now| still)? (?:clear|empty|free)\b",
+        r"\b(?:path|way|sector|area|road|route) clear\b", r"\bclear ahead\b", r"\bnothing (?:in|on|ahead|around)\b",
         r"\bnot in (?:your|the) (?:way|path)\b", r"\bout of (?:your|the) (?:way|path)\b",
         r"\bsafe to (?:cross|walk|go|continue|proceed)\b", r"\bno (?:obstacles?|hazards?)\b",
         r"\bwell away from\b", r"\bnowhere (?:near|close)\b",

@@ -134,7 +134,9 @@ ES = Lexicon(
                  r"\baltura de (?:la|las|tu|tus) (?:rodillas?|espinillas?|cintura|cadera|pecho)\b"),
     negators=("no", "ningún", "ninguna", "ninguno", "sin", "nada", "nadie"),
     bounds=("más", "menos"),
-    clear=(r"\bdespejad[oa]\b", r"\blibre de\b", r"\b(?:camino|paso|acera|vereda|banqueta|cruce) (?:está )?libre\b",
+    clear=(r"\bdespejad[oa]\b", r"\blibre de\b",
+           r"\b(?:camino|paso|acera|vereda|banqueta|pasillo|calle)(?: \w+){0,3}? (?:está|queda|sigue) "
+           r"(?:libre|vací[oa])\b", r"\b(?:camino|paso|acera|vereda|banqueta|cruce) (?:está )?libre\b",
            r"\bal otro lado de la (?:calle|carretera|avenida)\b",
            r"\ben la (?:otra )?acera de enfrente\b",
            r"\ben la otra acera\b", r"\bno (?:está )?en su camino\b",

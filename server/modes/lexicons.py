@@ -38,6 +38,10 @@ class UrgencyRules:
     # Beyond this nothing is urgent, not even a vehicle approaching, unless it is in
     # the path or the model warns: at 15 m a car is seconds away, and says so again.
     far_m: float = 15.0
+    # An unprompted line that puts something near the user ("…, right where you're
+    # heading", "rechts neben dir") but names nothing the lexicon knows and clears
+    # nothing: "narration", or "alert" where a miss costs more than a false alarm.
+    unsure: str = "narration"
 
 
 # The most watchful rules (blind mode's): what a line is "about" is judged by them.

@@ -87,6 +87,12 @@ def _is_level(v: Any) -> str:
     return str(v)
 
 
+def _is_unsure(v: Any) -> str:
+    if v not in ("narration", "alert"):
+        raise TypeError
+    return str(v)
+
+
 def _is_phrase(v: Any) -> str:
     if "{name}" not in _is_str(v):
         raise TypeError
@@ -145,6 +151,7 @@ URGENCY_KEYS: dict[str, tuple[Check, str]] = {
     "side_obstacles": (_is_bool, "true or false"),
     "near_m": (_is_float, "metres, a number at least 0"),
     "far_m": (_is_float, "metres, a number at least 0"),
+    "unsure": (_is_unsure, '"narration" or "alert"'),
 }
 VOICE_KEYS: dict[str, tuple[Check, str]] = {
     "style": (_is_style, " or ".join(f'"{s}"' for s in VOICE_STYLES)),
