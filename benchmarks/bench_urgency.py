@@ -2,7 +2,7 @@
 labelled corpora, for ``server.engine.urgency`` and for the policy as a default
 ``GuidancePolicy`` uses it.
 
-Five corpora, reported one after the other and labelled. Each held-out set was
+Eight corpora, reported one after the other and labelled. Each held-out set was
 written blind by a new hand after the fixes of the one before, and scored once
 before its misses were read; its misses were then grouped into *categories* of
 error, fixed by general rules in en/de/es and tested in ``tests/test_urgency.py``
@@ -51,6 +51,15 @@ with new sentences — after which it is tuned-on and only the next set is hones
   scored 2026-12-04: 0.948/0.957, reading 1.000). Five blind rounds in all: alert
   recall 0.921, 0.955, 0.948, 0.913, 0.957 — the rules meet about one new
   phrasing in twenty-five on text nobody has fed them.
+- **fresh-6** (``guidance_heldout7.jsonl``, 260, written blind from the label rule
+  alone after the FRESH-5 fixes and blind mode's ``unsure = "alert"``; scored
+  2026-12-04: 0.965/0.948, reading 1.000). Its misses, read after that: proper
+  names holding a hazard word ("Hole Island", "the Black Ice Café"), a thing said
+  before its where in another sentence ("Something low … Looks like a crate"), tools
+  and a hot oven, "across the floor", "has moved on", Spanish usted forms. One is
+  left on purpose: a horse approaching at twenty metres is beyond ``far_m`` (15 m),
+  for people and animals as for vehicles; the corpus rule names the limit for
+  vehicles only. Six blind rounds: 0.921, 0.955, 0.948, 0.913, 0.957, 0.948.
 
 Each corpus line is one the model could say in some mode and language, with the
 mode, whether the user had just asked something (``prompted``), a label and, for
@@ -116,6 +125,7 @@ FRESH_2 = DATA / "guidance_heldout3.jsonl"
 FRESH_3 = DATA / "guidance_heldout4.jsonl"
 FRESH_4 = DATA / "guidance_heldout5.jsonl"
 FRESH_5 = DATA / "guidance_heldout6.jsonl"
+FRESH_6 = DATA / "guidance_heldout7.jsonl"
 TITLES = {
     CORPUS: "TUNING",
     HELD_OUT: "HELD-OUT (read once to find error categories)",
@@ -123,13 +133,14 @@ TITLES = {
     FRESH_2: "FRESH-2 (read once to find error categories)",
     FRESH_3: "FRESH-3 (read once to find error categories)",
     FRESH_4: "FRESH-4 (read once to find error categories)",
-    FRESH_5: "FRESH-5 (unbiased)",
+    FRESH_5: "FRESH-5 (read once to find error categories)",
+    FRESH_6: "FRESH-6 (read once to find error categories)",
 }
 LABELS = ("alert", "answer", "narration", "reading")
 MIN_ALERT_RECALL = 0.97
 
 HEADER = f"""\
-Seven corpora:
+Eight corpora:
   TUNING    {CORPUS.name:<24} the rules and lexicons were written against it
   HELD-OUT  {HELD_OUT.name:<24} written blind by someone else
   FRESH     {FRESH.name:<24} written blind after the held-out fixes
@@ -137,10 +148,12 @@ Seven corpora:
   FRESH-3   {FRESH_3.name:<24} written blind after the FRESH-2 fixes
   FRESH-4   {FRESH_4.name:<24} written blind after the FRESH-3 fixes
   FRESH-5   {FRESH_5.name:<24} written blind after the FRESH-4 fixes
-NOTE: the held-out and FRESH to FRESH-4 corpora have each been used once, to find
-the categories of error the rules now cover (the fixes are general rules,
-unit-tested on new sentences), so their scores are optimistic. FRESH-5 is the
-unbiased estimate: scored once, its misses not read."""
+  FRESH-6   {FRESH_6.name:<24} written blind after the FRESH-5 fixes
+NOTE: every corpus but TUNING was scored once, blind, and then used to find the
+categories of error the rules now cover (the fixes are general rules, unit-tested on
+new sentences), so the scores printed here are optimistic. The unbiased estimates
+are those first scores, in the module docstring: alert recall 0.921, 0.955, 0.948,
+0.913, 0.957, 0.948 on six rounds of text nobody had fed the rules."""
 
 
 def load(path: Path) -> list[dict]:
@@ -305,7 +318,9 @@ def main() -> int:
                 f"   reading {s['reading'][1]:.3f}"
             )
     if args.corpus is None:
-        print("  (held-out, FRESH to FRESH-4: optimistic, each was read once; FRESH-5 is unbiased)")
+        print(
+            "  (all but TUNING were read once after their blind score: optimistic; see the header)"
+        )
     low = [t for t, r in summary if r["urgency.classify"]["alert"][1] < MIN_ALERT_RECALL]
     print(f"alert recall of urgency.classify needs ≥ {MIN_ALERT_RECALL}: " + (
         f"below on {', '.join(low)}" if low else "met on every corpus"))  # fmt: skip

@@ -1669,3 +1669,40 @@ def test_where_unsure_blind_mode_warns_and_the_others_narrate():
 )
 def test_cleared_far_or_the_users_own_is_not_unsure(lang, text):
     assert kind(text, Mode.BLIND, lang=lang) == NARRATION
+
+
+# ------------------------------------------------------------------ FRESH-6's forms
+
+
+@pytest.mark.parametrize(
+    ("lang", "mode", "text"),
+    [
+        ("en", Mode.GENERAL, "You're passing the Red Car Garage on the corner."),
+        ("en", Mode.NAVIGATION, "We're on Steep Step Lane now."),
+        ("en", Mode.NAVIGATION, "Boats to Pole Island leave every hour."),
+        ("es", Mode.NAVIGATION, "Estás en la calle Hoyo Negro."),
+        ("en", Mode.SHOPPING, "The man who was blocking the doorway has moved aside."),
+    ],
+)
+def test_names_holding_a_hazard_word_and_moved_aside_are_not_alerts(lang, mode, text):
+    assert kind(text, mode, lang=lang) == NARRATION
+
+
+@pytest.mark.parametrize(
+    ("lang", "mode", "text"),
+    [
+        ("en", Mode.BLIND, "Something is in your way, about a metre ahead."),
+        ("en", Mode.GENERAL, "A spade is lying on the path in front of you."),
+        ("en", Mode.SHOPPING, "A fallen sign lies across the floor right in front of you."),
+        ("en", Mode.BLIND, "Open oven door at your shins."),
+        ("en", Mode.BLIND, "Car! Left."),  # a capital after a sentence: no name
+        ("es", Mode.BLIND, "Hay una caja justo frente a usted."),
+    ],
+)
+def test_something_tools_floors_and_usted_alert(lang, mode, text):
+    assert kind(text, mode, lang=lang) == ALERT
+
+
+def test_a_capitalised_word_at_a_sentences_start_names_nothing():
+    assert kind("Bike coming up behind you.", Mode.GENERAL) == ALERT
+    assert kind("Careful. Hole ahead, one step.", Mode.GENERAL) == ALERT

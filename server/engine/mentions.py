@@ -95,11 +95,13 @@ def read_clause(low: str, text: str, span: Span, lang: str) -> Clause:
              pattern(lang, "things").finditer(masked)]  # fmt: skip
     found = [(t, lex.things.get(form) or lex.things[f"*{form}"]) for t, form in forms]
     after, before = pattern(lang, "place_after"), pattern(lang, "place_before")
-    found = [  # "the trolley bay", "la parada de taxis": a place, not the thing
+    found = [  # "the trolley bay", "la parada de taxis", "Hole Island": a place, not the thing
         (
             t,
             (k[0], "landmark")
-            if after.match(masked, t.end()) or before.search(masked, 0, t.start())
+            if after.match(masked, t.end())
+            or before.search(masked, 0, t.start())
+            or _in_a_name(text, a + t.start(), a + t.end(), lang)
             else k,
         )
         for t, k in found
@@ -119,6 +121,23 @@ def read_clause(low: str, text: str, span: Span, lang: str) -> Clause:
         for w, nxt in zip(words, [*words[1:], ""], strict=True)
     )
     return c
+
+
+def _in_a_name(text: str, start: int, end: int, lang: str) -> bool:
+    """``text[start:end]`` capitalised inside a sentence beside another capitalised word:
+    part of a proper name ("the Black Ice Café", "Cliff Edge Avenue", "Hole Island").
+    Not in German, whose nouns are all capitalised."""
+    if lang == "de" or not text[start:end][:1].isupper():
+        return False
+    before = text[:start].rstrip()
+    if not before or before[-1] in '.!?:;—–-"“«¡¿(':
+        return False  # a sentence's first word
+    prev, nxt = before.split()[-1], text[end:].split()[:1]
+    capital = [w for w in (prev, *nxt) if w[:1].isupper() and w.strip(".,;:!?") != "I"]
+    starts = before[: -len(prev)].rstrip()
+    if capital == [prev] and (not starts or starts[-1] in ".!?:;"):
+        return False  # "Cliff …" as the first word: "Bike Lane …" stays unsure
+    return bool(capital)
 
 
 def merge(into: Clause, c: Clause, *, backward: bool) -> None:

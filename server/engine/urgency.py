@@ -103,7 +103,8 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         # Any body height within reach, or a step or two ahead: "Turnstile arm at waist
         # height, one metre."
         ahead = c.clock in (11, 12, 1) and (c.distance_m or 9.0) <= _AHEAD_M
-        if c.category == "landmark" and c.head and (near or ahead):
+        touching = c.distance_m is not None and c.distance_m <= 0.3  # "at your knees"
+        if c.category == "landmark" and ((c.head and (near or ahead)) or touching):
             c.category = "obstacle"
         # A door on the move within reach: "Die Bustür öffnet sich direkt neben Ihnen."
         if c.category == "landmark" and c.key in ("door", "elevator") and c.swinging and near:

@@ -44,7 +44,7 @@ EN = Lexicon(
         "ice: ice on, black ice, icy, ice patch, patch of ice, icy patch, sheet of ice, "
         "frozen puddle, frost | mud: mud, muddy, slush | glass: broken glass, shattered glass | "
         "uneven ground: uneven ground, uneven pavement, loose tiles, uneven, loose gravel | "
-        "hot: hot stove, stove top, hot plate, hotplate, hob, cooktop, hot pan, hot pot, "
+        "hot: hot oven, hot oven door, open oven, oven door, hot tray, hot stove, stove top, hot plate, hotplate, hob, cooktop, hot pan, hot pot, "
         "boiling water, boiling pot, hot oil, hot iron, hot kettle, open flame, naked flame, "
         "open fire, flames, bonfire, campfire, hot grill, barbecue grill, hot steam",
         obstacle="pole: pole, post, lamppost, lamp post, street light, signpost, bollard, "
@@ -59,7 +59,9 @@ EN = Lexicon(
         "wall: wall, glass wall | "
         "glass door: glass door | "
         "bag: bag, suitcase, luggage, backpack | cable: cable, hose, wire, cord | "
-        "obstacle: obstacle, obstruction, object | sign board: sign board, signboard, "
+        "obstacle: obstacle, obstruction, object, something | "
+        "tool: rake, shovel, spade, hoe, pitchfork, broom, mop, bucket, toolbox, tools, "
+        "hammer, lawnmower, mower, hose reel | sign board: sign board, signboard, "
         "sandwich board, a-frame sign | beam: low beam, beam, awning, low ceiling, ceiling, "
         "overhang, low doorway, low door frame, low arch, low archway, low bridge, low pipe, "
         "girder | shutter: shutter, roller shutter, shop shutter | icicle: icicle | "
@@ -92,7 +94,7 @@ EN = Lexicon(
     r"nine|ten|eleven|twelve)\s*o'?\s*clock\b",
     in_path=(r"\bin (?:your|the|my) (?:path|way)\b", r"\bcrossing (?:your|the) path\b",
              r"\bacross (?:it|(?:the|your) (?:[\w-]+ "
-             r")?(?:path|way|sidewalk|pavement|walkway|corridor|"
+             r")?(?:path|way|sidewalk|pavement|walkway|corridor|floor|trail|track|"
              r"aisle|hallway|passage|doorway|entrance|lane))\b",
              r"\b(?:stick|jut|protrud|pok|reach|hang)\w* (?:[\w-]+ ){0,2}?(?:into|across|onto|over) "
              r"(?:the|your) "
@@ -166,6 +168,7 @@ EN = Lexicon(
               r"(?:the |its )?(?:stop|station|platform|bus stop|tram stop|bay)\b)", r"\b(?:has|have|had)(?: just| already)? (?:left(?=\s*(?:[.,;!?]|$)|"
               r" the (?:stop|station|platform)))\b",
               r"\bturned off\b(?! (?:its|the|his|her|their)\b)",
+              r"\bmoved (?:on|off|away|aside|out of (?:the|your) way)\b",
               r"\b(?:heading|going|moving|walking|driving|riding|cycling|running|travelling|"
               r"traveling) (?:off )?(?:the other way|the opposite way|in the (?:other|opposite) "
               r"direction)\b",  # not "turned off its engine"

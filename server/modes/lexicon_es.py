@@ -61,7 +61,7 @@ ES = Lexicon(
         (r"\bdelante a (?:tu|la) derecha\b|\ba la derecha delante\b", 1),
         (r"\bizquierda\b", 9), (r"\bderecha\b", 3),
         (r"\bdetrás\b|\batrás\b|\ba tu espalda\b", 6),
-        (r"\bdelante\b|\badelante\b|\benfrente\b|\bfrente a ti\b|\bal frente\b|"
+        (r"\bdelante\b|\badelante\b|\benfrente\b|\bfrente a (?:ti|usted)\b|\bal frente\b|"
          r"\btodo recto\b|\bde frente\b", 12),
     ),
     clock=r"\ba (?:las|la) (1[0-2]|[1-9]|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|"
@@ -93,13 +93,13 @@ ES = Lexicon(
              "medio": 0.5, "un par de": 2.0, "pocos": 3.0, "unos pocos": 3.0},
     units={"metros": 1.0, "metro": 1.0, "pasos": 0.75, "paso": 0.75, "pies": 0.3048},
     vague=(
-        (r"\bjusto (?:delante|enfrente|frente a ti|adelante)\b", 0.5, 12),
+        (r"\bjusto (?:delante|enfrente|frente a (?:ti|usted)|adelante)\b", 0.5, 12),
         (r"\ba tus pies\b|\bjunto a tu pie\b|\b(?:a|junto a) tu pie (?:izquierdo|derecho)\b|"
          r"\bpie (?:izquierdo|derecho)\b", 0.3, 12),
         # Nominal: "Caja junto a tu rodilla derecha", "Poste, hombro izquierdo".
         (r"(?<!\ben la )(?<!\ben tu )(?<!\ben su )(?<!\bcon la )"
          r"\b(?:cadera|rodilla|espinilla|codo|hombro) (?:izquierd|derech)[oa]\b", 0.3, 0),
-        (r"\bjusto a tu lado\b", 0.5, 0),
+        (r"\bjusto a (?:tu|su) lado\b", 0.5, 0),
         (r"\b(?:a )?(?:un )?metro y medio\b", 1.5, 0),
         (r"\ba un brazo(?: de distancia)?\b|\bal alcance de (?:la|tu|su) mano\b|"
          r"\ba (?:tu|su) alcance\b", 0.7, 0),
