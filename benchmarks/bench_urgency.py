@@ -2,7 +2,7 @@
 labelled corpora, for ``server.engine.urgency`` and for the policy as a default
 ``GuidancePolicy`` uses it.
 
-Eight corpora, reported one after the other and labelled. Each held-out set was
+Nine corpora, reported one after the other and labelled. Each held-out set was
 written blind by a new hand after the fixes of the one before, and scored once
 before its misses were read; its misses were then grouped into *categories* of
 error, fixed by general rules in en/de/es and tested in ``tests/test_urgency.py``
@@ -60,6 +60,18 @@ with new sentences — after which it is tuned-on and only the next set is hones
   left on purpose: a horse approaching at twenty metres is beyond ``far_m`` (15 m),
   for people and animals as for vehicles; the corpus rule names the limit for
   vehicles only. Six blind rounds: 0.921, 0.955, 0.948, 0.913, 0.957, 0.948.
+- **fresh-7** (``guidance_heldout8.jsonl``, 260, five imagined models' habits — terse,
+  chatty, US units, hedging, scene first — in new places; the label rule now says
+  the 15 m limit for people too; scored 2026-12-04: 0.973/0.948, reading 1.000). Its
+  misses, read after that: German "da steht" starting a reading when it means "there
+  stands"; a warning word or hazard inside a name ("the film Danger Zone", "heißt Zum
+  Glatteis"); "in front of your knees"; a thing the lexicon lacks at a body height
+  within reach is an obstacle; a turnstile is walked into like a barrier. Left: "the
+  map says" after "I can't make out the street sign" reads as reading; "the tables
+  near you are empty" (within reach, harmless) alerts. Seven blind rounds in all,
+  alert recall 0.921, 0.955, 0.948, 0.913, 0.957, 0.948, 0.948: about one new
+  phrasing in twenty is missed on text nobody fed the rules, and blind mode's
+  ``unsure = "alert"`` is there for the shape of those.
 
 Each corpus line is one the model could say in some mode and language, with the
 mode, whether the user had just asked something (``prompted``), a label and, for
@@ -75,7 +87,8 @@ The label rule the corpus follows:
   warning words ("Watch out", "Careful", "Stop!", "Mind the gap"); anything in the
   user's path or way; a vehicle that is not parked, far (over 15 m, even when
   approaching), moving away or said to be out of the way; a person or animal
-  approaching, ahead or within reach (1.5 m); a
+  approaching, ahead or within reach (1.5 m), unless far (over 15 m; said since FRESH-7,
+  as the classifier always had it); a
   step, stairs, curb, edge, hole or slippery or broken ground that is not behind the
   user or far; an obstacle ahead, at head height or within reach (blind mode: also
   one beside the user, unless more than 5 m away). A parked vehicle is an obstacle.
@@ -126,6 +139,7 @@ FRESH_3 = DATA / "guidance_heldout4.jsonl"
 FRESH_4 = DATA / "guidance_heldout5.jsonl"
 FRESH_5 = DATA / "guidance_heldout6.jsonl"
 FRESH_6 = DATA / "guidance_heldout7.jsonl"
+FRESH_7 = DATA / "guidance_heldout8.jsonl"
 TITLES = {
     CORPUS: "TUNING",
     HELD_OUT: "HELD-OUT (read once to find error categories)",
@@ -135,12 +149,13 @@ TITLES = {
     FRESH_4: "FRESH-4 (read once to find error categories)",
     FRESH_5: "FRESH-5 (read once to find error categories)",
     FRESH_6: "FRESH-6 (read once to find error categories)",
+    FRESH_7: "FRESH-7 (read once to find error categories)",
 }
 LABELS = ("alert", "answer", "narration", "reading")
 MIN_ALERT_RECALL = 0.97
 
 HEADER = f"""\
-Eight corpora:
+Nine corpora:
   TUNING    {CORPUS.name:<24} the rules and lexicons were written against it
   HELD-OUT  {HELD_OUT.name:<24} written blind by someone else
   FRESH     {FRESH.name:<24} written blind after the held-out fixes
@@ -149,11 +164,12 @@ Eight corpora:
   FRESH-4   {FRESH_4.name:<24} written blind after the FRESH-3 fixes
   FRESH-5   {FRESH_5.name:<24} written blind after the FRESH-4 fixes
   FRESH-6   {FRESH_6.name:<24} written blind after the FRESH-5 fixes
+  FRESH-7   {FRESH_7.name:<24} written blind after the FRESH-6 fixes
 NOTE: every corpus but TUNING was scored once, blind, and then used to find the
 categories of error the rules now cover (the fixes are general rules, unit-tested on
 new sentences), so the scores printed here are optimistic. The unbiased estimates
 are those first scores, in the module docstring: alert recall 0.921, 0.955, 0.948,
-0.913, 0.957, 0.948 on six rounds of text nobody had fed the rules."""
+0.913, 0.957, 0.948, 0.948 on seven rounds of text nobody had fed the rules."""
 
 
 def load(path: Path) -> list[dict]:

@@ -1706,3 +1706,40 @@ def test_something_tools_floors_and_usted_alert(lang, mode, text):
 def test_a_capitalised_word_at_a_sentences_start_names_nothing():
     assert kind("Bike coming up behind you.", Mode.GENERAL) == ALERT
     assert kind("Careful. Hole ahead, one step.", Mode.GENERAL) == ALERT
+
+
+# ------------------------------------------------------------------ FRESH-7's forms
+
+
+@pytest.mark.parametrize(
+    ("lang", "mode", "text"),
+    [
+        ("en", Mode.GENERAL, "A billboard for the show Watch Out Below is on your right."),
+        ("en", Mode.GENERAL, "The bar across the road is called Black Ice."),
+        ("de", Mode.GENERAL, "Die Kneipe an der Ecke heißt Zur Treppe."),
+        ("es", Mode.GENERAL, "La tienda de la esquina se llama El Escalón."),
+    ],
+)
+def test_a_warning_or_a_hazard_inside_a_name_is_not_one(lang, mode, text):
+    assert kind(text, mode, lang=lang) == NARRATION
+
+
+@pytest.mark.parametrize(
+    ("lang", "mode", "asked", "text"),
+    [
+        ("de", Mode.GENERAL, False, "Da steht ein Fahrrad mitten auf dem Gehweg vor dir."),
+        ("en", Mode.BLIND, True, "There's a bin right in front of your shins."),
+        ("en", Mode.SHOPPING, True, "A pile of baskets at knee height, half a metre to your left."),
+        ("en", Mode.NAVIGATION, False, "Ticket barrier straight ahead, one step."),
+    ],
+)
+def test_there_stands_body_heights_within_reach_and_turnstiles(lang, mode, asked, text):
+    assert kind(text, mode, lang=lang, asked=asked) == ALERT
+
+
+def test_da_steht_with_a_colon_still_reads():
+    u = classify(
+        "Da steht: Frisch gestrichen.", rules=profile(Mode.BLIND).urgency, language="de",
+        prompted=False,
+    )  # fmt: skip
+    assert u.reading and u.kind is NARRATION

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from server.engine.brevity import Span
 from server.modes.lexicons import lexicon, pattern, rows
 
-__all__ = ["Clause", "merge", "read_clause"]
+__all__ = ["Clause", "in_a_name", "merge", "read_clause"]
 
 
 @dataclass(slots=True)
@@ -101,7 +101,7 @@ def read_clause(low: str, text: str, span: Span, lang: str) -> Clause:
             (k[0], "landmark")
             if after.match(masked, t.end())
             or before.search(masked, 0, t.start())
-            or _in_a_name(text, a + t.start(), a + t.end(), lang)
+            or in_a_name(text, a + t.start(), a + t.end(), lang)
             else k,
         )
         for t, k in found
@@ -123,7 +123,7 @@ def read_clause(low: str, text: str, span: Span, lang: str) -> Clause:
     return c
 
 
-def _in_a_name(text: str, start: int, end: int, lang: str) -> bool:
+def in_a_name(text: str, start: int, end: int, lang: str) -> bool:
     """``text[start:end]`` capitalised inside a sentence beside another capitalised word:
     part of a proper name ("the Black Ice Café", "Cliff Edge Avenue", "Hole Island").
     Not in German, whose nouns are all capitalised."""

@@ -31,7 +31,7 @@ from server.engine.brevity import shorten
 from server.engine.brevity import split as _split
 from server.engine.hazards import Hazard, same_hazard, worth_repeating
 from server.engine.headings import heading
-from server.engine.mentions import Clause, merge, read_clause
+from server.engine.mentions import Clause, in_a_name, merge, read_clause
 from server.events import SpeechKind
 from server.modes.lexicons import WATCHFUL, UrgencyRules, lexicon, pattern
 from server.modes.phrases import base_language
@@ -109,7 +109,9 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
         # A door on the move within reach: "Die Bustür öffnet sich direkt neben Ihnen."
         if c.category == "landmark" and c.key in ("door", "elevator") and c.swinging and near:
             c.category = "obstacle"
-    w = pattern(lang, "warnings").search(low[:end])
+    # Not inside a name: "a poster for the film Danger Zone".
+    w = next((w for w in pattern(lang, "warnings").finditer(low[:end])
+              if not in_a_name(text, w.start(), w.end(), lang)), None)  # fmt: skip
     warning = (
         text[w.start() : w.end()].strip(" .,!¡;:—–-") if w else _shout(text, low, mentions, lang)
     )
@@ -295,6 +297,9 @@ def _level(h: Hazard, r: UrgencyRules) -> tuple[int, str]:
         return IMMINENT, "approaching"
     if h.category == UNNAMED and h.approaching:
         return IMMINENT, "something unnamed approaching"
+    reach = h.distance_m is not None and h.distance_m <= r.near_m
+    if h.category == UNNAMED and h.head_height and reach:  # "cans at knee height, a foot off"
+        return IMMINENT, "something unnamed at a body height within reach"
     if h.category == UNNAMED:  # uncertain: urgent where the mode is watchful, never imminent
         side = r.side_obstacles and h.clock not in (5, 6, 7)
         ahead = h.clock in (0, 11, 12, 1) and (h.distance_m or 9.0) <= _AHEAD_M

@@ -200,7 +200,7 @@ DE = Lexicon(
     reading=(rf"\b\w*{_TEXTS}\w*\b[^.!?]{{0,30}}?\b(?:steht|sagt|zeigt|lautet|listet|nennt)\b",
              rf"\blaut (?:dem |der )?\w*{_TEXTS}\w*\b", rf"\b\w*{_TEXTS}\w*(?: [\w'-]+){{0,4}}:",
              r"\b(?:abfahrt|abfahrten|ankunft) (?:nach|von|aus|richtung)\b",
-             r"\bda steht\b", r"\bsteht:", QUOTE,
+             r"\bda steht(?=\s*[:\"„“«])", r"\bsteht:", QUOTE,
              r"(?:^|(?<=[.!?] ))(?:zutaten|inhaltsstoffe|allergene|allergiehinweis|enthält|"
              r"nährwerte|nährwertangaben|preis|zubereitung)(?: [\w'-]+){0,3}:",
              r"(?:^|(?<=[.!?] ))(?:mindestens haltbar|zu verbrauchen bis|kann spuren)\b"),
@@ -215,7 +215,8 @@ DE = Lexicon(
     route=(r"\b(?:links|rechts) abbiegen\b", r"\bbieg\w* (?:\w+ )?(?:links|rechts)(?: ab)?\b",
            r"\b(?:geh|lauf)\w* (?:\w+ )?geradeaus\b", r"\büberquer\w*"),
     nearing=(r"\bnähert\w*", r"\bkommt (?:\w+ )?näher\b"),
-    place_before=(r"(?:über|oberhalb) (?:der|den|dem|die|das)",),
+    place_before=(r"(?:über|oberhalb) (?:der|den|dem|die|das)",
+                  r"(?:heißt|heißen|namens|genannt)(?: \w+)?"),
     schedule=(r"\balle (?:\w+ )?(?:minuten|stunden?)\b", r"\bin (?:\w+ ){1,2}minuten\b",
               r"\b(?:nächste|letzte|erste)[nrs]? (?:\w+ )?(?:zug|züge|bus|busse|bahn|s-bahn|u-bahn|"
               r"straßenbahn|fähre)\b", r"\b(?:fährt|fahren|kommt|kommen) (?:\w+ )?um \d",

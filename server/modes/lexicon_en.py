@@ -53,7 +53,7 @@ EN = Lexicon(
         "parcel, carton, boxes | bin: bin, trash can, garbage can, rubbish bin, dumpster, "
         "wheelie bin | cone: cone, traffic cone | barrier: barrier, barricade, fence, railing, "
         "handrail, rope, chain, barrier tape, police tape, cordon, roadworks, road works, "
-        "construction site, construction work | scaffolding: scaffolding, ladder, stepladder | "
+        "construction site, construction work, turnstile, turnstile arm, ticket barrier, ticket gate | scaffolding: scaffolding, ladder, stepladder | "
         "chair: chair, stool, step stool, stepstool, footstool, kick stool | table: table | bench: bench | tree: tree, tree trunk, bush, "
         "hedge, planter, flower pot, plant pot, hanging plant, hanging basket | "
         "wall: wall, glass wall | "
@@ -68,7 +68,7 @@ EN = Lexicon(
         "pallet: pallet, display stand | rack: bike rack, bicycle rack | "
         "shelf: shelf, shelves, shelving | car door: car door, open car door, van door, taxi door, "
         "truck door, car boot, boot lid, open boot, trunk lid, open trunk, tailgate",
-        landmark="door: door, doorway, entrance, exit, gate, turnstile | crossing: crossing, "
+        landmark="door: door, doorway, entrance, exit, gate | crossing: crossing, "
         "crosswalk, zebra crossing, pedestrian crossing, intersection, junction, traffic light, "
         "traffic lights | stop: bus stop, tram stop, stop sign, station, platform, bus shelter, "
         "shelter | "
@@ -140,6 +140,7 @@ EN = Lexicon(
         (r"\b(?:right|directly) ahead(?: of you)?\b", 1.0, 12),
         (r"\bjust ahead(?: of you)?\b", 2.0, 12),
         (r"\bright (?:next to|beside) you\b", 0.5, 0),
+        (r"\b(?:right |just |directly )?in front of your (?:knees?|shins?|feet|toes|face)\b", 0.3, 12),
         (r"\barm'?s length\b|\bwithin (?:(?:arm'?s|easy|touching) )?reach\b", 0.7, 0),
         (r"(?<!nowhere )(?<!not )(?<!anywhere )(?<!n't )\b(?:very )?close(?: to you| by)?\b|"
          r"(?<!nowhere )(?<!not )(?<!anywhere )\bnear you\b|\bnearby\b", 1.5, 0),
@@ -287,7 +288,7 @@ EN = Lexicon(
     route=(r"\b(?:turn|bear|fork|keep) (?:left|right)\b", r"\b(?:go|walk|head|carry on|continue) "
            r"(?:straight|forward|ahead)\b", r"\bcross (?:the|over|here|now)\b"),
     # A place one looks over, not a thing in the way: "the sun's out over the slopes".
-    place_before=(r"(?:over|above|beyond) the",),
+    place_before=(r"(?:over|above|beyond) the", r"(?:called|named)(?: the)?(?: \w+)?"),
     place_after=(r"bays?|ranks?|parks?|parking|stands?|lanes?|areas?|zones?|corrals?|hire|"
                  r"rental|docks?|return",),
     nearing=(r"\bapproach\w*", r"\bclosing in\b"),

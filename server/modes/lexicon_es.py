@@ -190,7 +190,8 @@ ES = Lexicon(
     place_before=(r"(?:parada|estación|aparcamiento|zona|carril|fila)(?:s|es)?"
                   r"(?: de(?: los| las| la|"
                   r" el)?| del| al)?",
-                  r"(?:sobre|encima de) (?:la|las|el|los)"),
+                  r"(?:sobre|encima de) (?:la|las|el|los)",
+                  r"(?:llamad[oa]s?|se llama|se llaman)(?: \w+)?"),
     nearing=(r"\bse acerca\w*", r"\bacercándose\b"),
     schedule=(r"\bcada (?:\w+ )?(?:minutos?|horas?)\b", r"\ben (?:\w+ ){1,2}minutos\b",
               r"\b(?:próxim|últim|primer)[oa]? (?:\w+ )?(?:tren|trenes|autobús|autobuses|bus|"
