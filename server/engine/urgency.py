@@ -137,8 +137,8 @@ def _analyse(text: str, language: str) -> tuple[Hazard | None, str, str]:
     gone = next((f"{c.what} {c.receding}" for c in mentions if c.receding), "")
     note = f"declared clear ('{safe}')" if safe else f"moving away ('{gone}')" if gone else ""
     if not (note or denied or any(c.denies or c.route for c in clauses)):
-        near = next((w for c in clauses if not mentions and (w := _near(c, low, lang))), "")
-        note = f"{UNSURE} ('{near}')" if near else ""
+        where = next((x for c in clauses if not mentions and (x := _near(c, low, lang))), "")
+        note = f"{UNSURE} ('{where}')" if where else ""
     return None, reading, note or (f"denied ('{denied}')" if denied else "no hazard mentioned")
 
 
