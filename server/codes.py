@@ -47,6 +47,7 @@ class Code(enum.StrEnum):
     MODEL_UNAVAILABLE = "model.unavailable"
     MODEL_MEMORY = "model.memory"
     MODEL_CONTEXT_FULL = "model.context_full"
+    MODEL_SLOW = "model.slow"  # a step outran [model] slow_step_s: ticks coalesce behind it
     # delegation
     AGENT_FAILED = "agent.failed"
     AGENT_UNCONFIGURED = "agent.unconfigured"
@@ -85,6 +86,7 @@ CODES: dict[Code, CodeInfo] = {
     Code.MODEL_UNAVAILABLE: CodeInfo("model", True),
     Code.MODEL_MEMORY: CodeInfo("model", True),
     Code.MODEL_CONTEXT_FULL: CodeInfo("model", False),
+    Code.MODEL_SLOW: CodeInfo("model", True),
     Code.AGENT_FAILED: CodeInfo("agent", True),
     Code.AGENT_UNCONFIGURED: CodeInfo("agent", False),
 }

@@ -16,7 +16,7 @@ from server.errors import Recoverable
 from server.events import Notice
 from server.session.outbox import Outbox
 
-__all__ = ["MAX_NOTICE_CHARS", "Notices", "public"]
+__all__ = ["MAX_NOTICE_CHARS", "Notices", "public", "public_text"]
 
 MAX_NOTICE_CHARS = 400
 # "<grpc._cython.cygrpc.SendMessageOperation object at 0x7f3d1a7679b0>",
@@ -28,13 +28,18 @@ _TRACEBACK = "Traceback (most recent call last)"
 
 def public(notice: Notice) -> Notice:
     """``notice`` with a message fit for the client (the same object when it is)."""
-    message = notice.message
+    message = public_text(notice.message)
+    return notice if message == notice.message else dataclasses.replace(notice, message=message)
+
+
+def public_text(message: str) -> str:
+    """``message`` fit for the client: no reprs, addresses or tracebacks; bounded."""
     if _TRACEBACK in message:
         message = message.split(_TRACEBACK, 1)[0].rstrip(" :\n") or "an internal error"
     message = _ADDRESS.sub("…", _REPR.sub(r"\1", message))
     if len(message) > MAX_NOTICE_CHARS:
         message = message[: MAX_NOTICE_CHARS - 1] + "…"
-    return notice if message == notice.message else dataclasses.replace(notice, message=message)
+    return message
 
 
 class Notices:

@@ -20,10 +20,11 @@ estimate how much of an utterance was actually heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -42,7 +43,7 @@ from server.session.speech_queue import SpeechQueue
 from server.session.voice import SessionVoice
 from server.telemetry.metrics import DECISION_TO_AUDIO, SPEECH_DROPPED
 from server.voice.codec import PacketEncoder
-from server.voice.tts.base import TTSBackend, TTSError, VoiceOptions
+from server.voice.tts.base import PcmChunk, TTSBackend, TTSError, VoiceOptions
 
 __all__ = [
     "PlaybackResult",
@@ -59,6 +60,8 @@ class SpeakerOptions:
     lead_s: float = 0.4  # audio sent ahead of playback
     audio: bool = True  # the glasses have a speaker: synthesize and send AudioOut
     cues: bool = True  # the glasses can render earcons or haptics
+    # TTS silent this long: the utterance is left to its captions, the rest goes on. 0: never.
+    tts_timeout_s: float = 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -254,16 +257,18 @@ class Speaker:
         try:
             async for piece in self._pieces(pb):
                 await self._caption(pb, piece)
-                async for chunk in self.tts.stream(piece, self.voice.for_kind(pb.handle.kind)):
-                    self._played(pb, chunk.pcm, chunk.sample_rate)
-                    pb.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
-                    # Encode a short head first (Opus costs ~0.3 ms a packet): the
-                    # first packet leaves ~30 ms sooner than after a whole clause.
-                    for part in _slices(chunk.pcm, chunk.sample_rate):
-                        encoded = await loop.run_in_executor(
-                            self._opus, encoder.encode, part, chunk.sample_rate
-                        )
-                        await packets.push(encoded)
+                chunks = self.tts.stream(piece, self.voice.for_kind(pb.handle.kind))
+                async with contextlib.aclosing(chunks):
+                    while chunk := await _next_audio(chunks, self._options.tts_timeout_s):
+                        self._played(pb, chunk.pcm, chunk.sample_rate)
+                        pb.clauses.append((chunk.text, chunk.pcm.size / chunk.sample_rate))
+                        # Encode a short head first (Opus costs ~0.3 ms a packet): the
+                        # first packet leaves ~30 ms sooner than after a whole clause.
+                        for part in _slices(chunk.pcm, chunk.sample_rate):
+                            encoded = await loop.run_in_executor(
+                                self._opus, encoder.encode, part, chunk.sample_rate
+                            )
+                            await packets.push(encoded)
         except TTSError as e:
             if self._on_error is not None:
                 await self._on_error(e)
@@ -372,6 +377,17 @@ class _Packets:
 
     async def finish(self) -> None:
         await self._send(self._seq, self._pending or b"", True)
+
+
+async def _next_audio(chunks: AsyncGenerator[PcmChunk, None], timeout_s: float) -> PcmChunk | None:
+    """The next clause's audio, None at the end. Only TTS is timed: a slow client is not."""
+    try:
+        async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
+            return await anext(chunks)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise TTSError(f"no audio within {timeout_s:g} s") from None
 
 
 def _slices(pcm: np.ndarray, rate: int) -> list[np.ndarray]:

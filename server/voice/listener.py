@@ -113,6 +113,7 @@ class ListenerOptions:
     pre_roll_ms: int = 250  # audio kept before the detected onset, for ASR
     max_utterance_ms: int = 30_000  # longer speech keeps its newest part (drops counted)
     max_pending_finals: int = 4  # utterances waiting for ASR; the oldest is dropped
+    asr_timeout_s: float = 30.0  # a transcription with no text by then fails (0: no limit)
     language: str | None = None  # passed to ASR; None = the backend's own
     hotwords: str = ""  # words finals are primed with (engine.commands.command_hotwords)
     echo: EchoOptions = field(default_factory=EchoOptions)
@@ -218,6 +219,7 @@ class AudioListener:
             language=opts.language,
             hotwords=opts.hotwords,
             max_pending=opts.max_pending_finals,
+            timeout_s=opts.asr_timeout_s,
         )
         self._speech: _Speech | None = None
         self._utterances = 0

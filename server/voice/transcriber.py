@@ -6,6 +6,8 @@ Partials are skipped rather than queued when ASR is slower than the listener ask
 for them; finals queue (at most ``max_pending``, the oldest dropped and counted).
 Finals are primed with ``hotwords`` (the voice commands); one the backend judged
 those words written for noise is dropped and counted (``hotword_dropped``).
+A call with no text within ``timeout_s`` counts as failed: a hung backend costs an
+utterance (and a Notice), never the listening.
 
 The worker task is spawned through the owner's ``spawn`` when there is work and
 ends when there is none, so an idle listener holds no task (its owner's task group
@@ -90,11 +92,13 @@ class Transcriber:
         language: str | None = None,
         hotwords: str = "",
         max_pending: int = 4,
+        timeout_s: float = 0.0,  # 0: no limit
     ) -> None:
         self.asr = asr
         self.language = language
         self.hotwords = hotwords
         self.max_pending = max_pending
+        self.timeout_s = timeout_s
         self._emit = emit
         self._echo = echo
         self._spawn = spawn
@@ -198,15 +202,24 @@ class Transcriber:
         try:
             # Partials stay unprimed: they are fast, and never act as commands.
             hotwords = "" if partial else self.hotwords
-            heard = await self.asr.transcription(
-                audio, partial=partial, language=self.language, hotwords=hotwords
-            )
+            try:
+                async with asyncio.timeout(self.timeout_s if self.timeout_s > 0 else None):
+                    heard = await self.asr.transcription(
+                        audio, partial=partial, language=self.language, hotwords=hotwords
+                    )
+            except TimeoutError:
+                # Its thread may still be stuck: the next call waits behind it with a
+                # deadline of its own, and is transcribed once the backend is back.
+                raise ASRError(f"no text within {self.timeout_s:g} s") from None
         except ASRError as e:
             self.stats["asr_errors"] += 1
             log.warning("ASR failed: %s", e)
             if not partial:
                 await self._emit(
-                    Notice.of(Code.ASR_FAILED, f"speech could not be transcribed: {e}")
+                    Notice.of(
+                        Code.ASR_FAILED,
+                        f"speech could not be transcribed ({e}); say it again, or type it",
+                    )
                 )
             return ""
         finally:
