@@ -218,6 +218,13 @@ def _add_live_parser(sub: Any) -> None:
         "--no-keys", action="store_true", help="do not read the keyboard (or stdin) for commands"
     )
     lp.add_argument(
+        "--output",
+        choices=("auto", "local", "glasses"),
+        default="auto",
+        help="where speech plays: auto (the glasses' speaker when they have one, as Halo "
+        "does, unless --play-to), local (--play / --play-to here), glasses (default auto)",
+    )
+    lp.add_argument(
         "--stall",
         type=float,
         default=5.0,
@@ -506,7 +513,9 @@ def _live(args: argparse.Namespace) -> int:
         wiring=SessionWiring(
             link=link,
             session=_stream_session(args),
-            playback=PlaybackChoice(args.play, args.play_to, args.output_device, args.jitter_ms),
+            playback=PlaybackChoice(
+                args.play, args.play_to, args.output_device, args.jitter_ms, output=args.output
+            ),
             out_dir=args.out,
         ),
         control_path=args.control,

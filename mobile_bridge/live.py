@@ -6,8 +6,9 @@ camera, live): a live player opened before connecting, the console and a
 ``BridgeSession`` over a ``BridgeLink`` (which resumes after drops). ``run_live`` adds
 what a person walking needs: the source under a ``WatchedSource`` (restarted when its
 frames stop, the server told to pause meanwhile), a ``Controller`` fed by the keyboard,
-``--control`` and the glasses' own buttons, a status line with the frame age, an
-optional location feed, and a ``LiveStats`` for the summary at exit.
+``--control`` and the glasses' own buttons, speech on the glasses' own speaker when
+they have one (``--output``), a status line with the frame age, an optional location
+feed, and a ``LiveStats`` for the summary at exit.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mobile_bridge.sinks.base import EventObserver
 from mobile_bridge.sinks.console import BridgeStatus, ConsoleLog, status_line
 from mobile_bridge.sinks.outputs import AudioOutput, Render
 from mobile_bridge.sinks.playback import PlaybackOptions, PlaybackSink, PlaybackStats, open_playback
+from mobile_bridge.sources import brilliant_speaker as halo
 from mobile_bridge.sources.base import GlassesSource
 from mobile_bridge.sources.microphone import MicrophoneOptions
 from mobile_bridge.watchdog import WatchdogOptions, WatchedSource
@@ -77,22 +79,30 @@ class SourceUnavailable(MediaError):
 
 @dataclass
 class PlaybackChoice:
-    """``--play``, ``--play-to``, ``--output-device``, ``--jitter-ms``."""
+    """``--play``, ``--play-to``, ``--output-device``, ``--jitter-ms``, ``--output``."""
 
     play: bool = False  # on the sound card, as it arrives
     play_to: str | Path | None = None  # ... or into this WAV, paced in real time
     output_device: int | str | None = None  # the sound card (None: the default)
     jitter_ms: int = 60
     stamp_sound: bool = False  # note when sound leaves the output (``SoundTimes``)
+    # live: auto (the glasses' own speaker when they have one, unless --play-to),
+    # local (this machine: --play/--play-to), glasses (their speaker, or refuse).
+    output: str = "auto"
+    speaker: halo.GlassesSpeaker | None = None  # where speech goes instead, once decided
 
     def open(self, rate_hz: int, clock: Clock) -> PlaybackSink | None:
         """The player asked for, opened now so a bad device fails before connecting."""
-        if not self.play and self.play_to is None:
-            return None
         options = PlaybackOptions(rate_hz=rate_hz, jitter_ms=self.jitter_ms)
-        player = open_playback(
-            options, device=self.output_device, play_to=self.play_to, clock=clock
-        )
+        if self.speaker is not None:
+            output: AudioOutput = halo.HaloSpeakerOutput(self.speaker, rate_hz, clock=clock)
+            player = PlaybackSink(output, options)
+        elif not self.play and self.play_to is None:
+            return None
+        else:
+            player = open_playback(
+                options, device=self.output_device, play_to=self.play_to, clock=clock
+            )
         if self.stamp_sound:  # before it starts: the sink pulls through ``output``
             player.output = SoundTimes(player.output, clock)
         return player
@@ -282,15 +292,21 @@ async def run_live(
     path) before connecting, and ``LinkError`` when the session cannot open or go on.
     """
     clock = clock or SystemClock()
-    terminal: LiveTerminal  # made once the controller it drives is
+    early: list[str] = []  # said while the source opened, before there is a terminal
+    to: list[Callable[[str], None]] = [early.append]  # the terminal, once it is made
 
     def say(line: str) -> None:
-        terminal.say(line)
+        to[0](line)
 
     open_source = source.opener(clock, say) if isinstance(source, SourceChoice) else source
     locations = _location_feed(opts.location, clock, say) if opts.location else None
     first = await open_source()  # a device that cannot open fails before connecting
     watched = WatchedSource(first, open_source, opts.watchdog, say=say, clock=clock)
+    try:
+        playback = _speech_output(opts.wiring.playback, watched, say)
+    except MediaError:
+        await watched.aclose()
+        raise
     controller = Controller(
         mode=opts.wiring.session.mode,
         say=say,
@@ -299,14 +315,20 @@ async def run_live(
     terminal = LiveTerminal(
         controller, keyboard=opts.keyboard, stdin_fd=opts.stdin_fd, echo=opts.echo
     )
+    for line in early:
+        terminal.say(line)
+    to[0] = terminal.say
     if callable(describe := getattr(first, "describe", None)):
         say(f"source: {describe()}")  # what was opened: "lavfi:…: 640x480 at 10 fps (lavfi)"
     watched.listener = controller
     watched.bind_controls(lambda cmd: _submit_quietly(controller, cmd, say))
+    session = opts.wiring.session
+    if playback.speaker is not None:  # what the glasses play: no resampling here
+        session = replace(session, out_rate_hz=halo.HALO_SPEAKER_RATE_HZ)
     wiring = SessionWiring(
         opts.wiring.link,
-        opts.wiring.session,
-        replace(opts.wiring.playback, stamp_sound=True),
+        session,
+        replace(playback, stamp_sound=True),
         opts.wiring.out_dir,
         terminal.say,
     )
@@ -370,6 +392,26 @@ async def run_live(
         if channel is not None:
             await channel.aclose()
         await watched.aclose()
+
+
+def _speech_output(
+    choice: PlaybackChoice, watched: WatchedSource, say: Callable[[str], None]
+) -> PlaybackChoice:
+    """``--output``: the glasses' own speaker (Halo) or this machine's output."""
+    if choice.output not in ("auto", "local", "glasses"):
+        raise ValueError(f"--output is auto, local or glasses, not {choice.output!r}")
+    source = watched.source
+    has = source.capabilities.speaker and callable(getattr(source, "speaker_write", None))
+    name = getattr(source, "name", "") or "the glasses"
+    if choice.output == "glasses" and not has:
+        raise MediaError(
+            f"--output glasses: {name} has no speaker this bridge can play on (Halo has "
+            "one, Frame has none); use --output local with --play or --play-to"
+        )
+    if choice.output == "glasses" or (choice.output == "auto" and has and not choice.play_to):
+        say(f"(speech plays on {name}'s speaker; --output local plays it here instead)")
+        return replace(choice, speaker=halo.SpeakerOf(lambda: watched.source))
+    return choice
 
 
 async def _guarded(what: str, job: Coroutine[Any, Any, None], say: Callable[[str], None]) -> None:
@@ -592,6 +634,8 @@ def live_summary(stats: LiveStats) -> list[str]:
     if p is not None:
         drops.append(f"late audio {p.late_packets}, bad audio {p.bad_packets}")
         drops.append(f"underruns {p.underrun_blocks}")
+        if p.lost_blocks:
+            drops.append(f"speech blocks the glasses did not take {p.lost_blocks}")
     lines = [
         f"drops: {', '.join(drops)}",
         f"watchdog restarts {stats.restarts}, controls sent {stats.controls_sent}",

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mobile_bridge.clock import SystemClock
+from mobile_bridge.connection import Backoff
 from mobile_bridge.devices import DeviceError
-from mobile_bridge.media import OpusDecoder
+from mobile_bridge.media import OpusDecoder, OpusPacketizer
+from mobile_bridge.sinks.playback import PlaybackOptions, PlaybackSink
 from mobile_bridge.sources.brilliant import (
     INSTALL_HINT,
     Action,
@@ -251,6 +254,26 @@ async def test_glasses_that_vanish_are_retried_with_backoff_then_given_up(monkey
 
 
 @needs_sdk
+@pytest.mark.parametrize("away", [False, True], ids=["linked", "reconnecting"])
+async def test_a_waiting_reader_ends_when_the_source_closes(monkeypatch, said, away):
+    # The watchdog closes a source whose microphone reader is mid-wait; that reader once
+    # spun on a wake-up event left set with no link, starving the loop (Ctrl-C too), or
+    # (while reconnecting) waited forever.
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Frame"))
+    source = BrilliantSource(BrilliantOptions(), clock=SteppingClock(), say=said.append)
+    await source.connect()
+    source.start()
+    reader = asyncio.create_task(_take(source.audio(), 1))
+    if away:
+        glasses.present = False
+        await glasses.drop()
+    await asyncio.sleep(0.05)  # the reader waits: for audio, or for the link
+    await source.aclose()
+    with pytest.raises(DeviceError, match="closed"):
+        await asyncio.wait_for(reader, 5)
+
+
+@needs_sdk
 async def test_no_glasses_in_range_is_a_clear_error(monkeypatch, said):
     glasses = FakeGlasses("Halo")
     glasses.present = False
@@ -282,7 +305,7 @@ async def test_speech_plays_on_the_halo_speaker(monkeypatch, said):
 
     glasses = FakeGlasses("Halo")
     source = await _open(monkeypatch, glasses, said, microphone=False, speaker_volume=60)
-    output = HaloSpeakerOutput(source, 24000)
+    output = HaloSpeakerOutput(source, 24000, clock=SystemClock())  # paced in real time
     tone = (np.sin(2 * np.pi * 500 * np.arange(480) / 24000) * 0.5).astype(np.float32)
     try:
         output.start(lambda frames: tone[:frames, None])
@@ -294,6 +317,105 @@ async def test_speech_plays_on_the_halo_speaker(monkeypatch, said):
     assert glasses.speaker_volume == 60
     pcm = np.frombuffer(heard, "<i2")
     assert 12000 < np.abs(pcm).max() <= 16500  # half scale, resampled to 16 kHz
+
+
+def _tone_packets(n: int) -> list[bytes]:
+    """``n`` 20 ms Opus packets of a 500 Hz tone at 16 kHz (what live asks for, for Halo)."""
+    t = np.arange(n * 320) / 16000
+    return list(
+        OpusPacketizer(16000).packets((np.sin(2 * np.pi * 500 * t) * 9000).astype(np.int16))
+    )
+
+
+async def _handed_over(output) -> None:
+    """Until the speaker's sender has written (or dropped) every block it was given."""
+    await _soon(lambda: not output.busy)
+
+
+async def _soon(check) -> None:
+    """Until ``check()``, yielding to the other tasks between looks (10 s at most)."""
+    async with asyncio.timeout(10):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.001)
+
+
+BLOCK_BYTES = 640  # one 20 ms block as the Halo takes it: 16 kHz, 16 bit
+
+
+async def _speaker_sink(monkeypatch, said):
+    from mobile_bridge.sources.brilliant_speaker import HaloSpeakerOutput
+
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Halo"))
+    quick = Backoff(0.05, 2.0, 0.1, 0.0)  # real time, short: the link is away on purpose
+    options = BrilliantOptions(microphone=False, backoff=quick)
+    source = BrilliantSource(options, clock=SystemClock(), say=said.append)
+    await source.connect()
+    output = HaloSpeakerOutput(source, 16000)  # no clock: pulled by step(), block by block
+    sink = PlaybackSink(output, PlaybackOptions(rate_hz=16000))
+    reports: list = []
+    sink.take_reports(reports.append)
+    return glasses, source, output, sink, reports
+
+
+@needs_sdk
+async def test_the_halo_speaker_reports_only_what_the_glasses_took(monkeypatch, said):
+    glasses, source, output, sink, reports = await _speaker_sink(monkeypatch, said)
+    try:
+        for packet in _tone_packets(20):  # 400 ms, all here: it plays at once
+            sink.feed("u1", packet)
+        sink.finish("u1")
+        for n in range(20):
+            if n == 5:  # out of range for four blocks
+                glasses.present = False
+                await glasses.drop()
+            if n == 9:
+                glasses.present = True
+                await _soon(lambda: source.connected)
+            output.step()
+            await _handed_over(output)
+        heard_u1 = len(glasses.speaker_bytes)
+        # A link slower than speech: 30 blocks pulled before the sender runs once; the
+        # queue keeps the newest 25 and the oldest go, counted.
+        for packet in _tone_packets(30):
+            sink.feed("u2", packet)
+        sink.finish("u2")
+        output.step(30)
+        await _handed_over(output)
+    finally:
+        output.close()
+        await source.aclose()
+    r1, r2 = reports
+    assert (r1.utterance_id, r1.finished, r1.played_ms) == ("u1", True, 16 * 20)
+    assert (r2.utterance_id, r2.finished, r2.played_ms) == ("u2", True, 25 * 20)
+    assert heard_u1 == 16 * BLOCK_BYTES
+    assert sink.stats.lost_blocks == 4 + 5 == output.dropped_blocks
+    assert output.sent_blocks == 16 + 25
+
+
+@needs_sdk
+async def test_a_cut_stops_the_halo_speaker_within_a_block(monkeypatch, said):
+    glasses, source, output, sink, reports = await _speaker_sink(monkeypatch, said)
+    try:
+        for packet in _tone_packets(50):  # a second of speech, still streaming
+            sink.feed("u1", packet)
+        for _ in range(10):
+            output.step()
+            await _handed_over(output)
+        output.step(5)  # pulled, not yet written: the link is busy with photos
+        before = len(glasses.speaker_bytes)
+        sink.finish("u1", interrupted=True)  # StopSpeaking
+        output.step(10)
+        await _handed_over(output)
+        after = len(glasses.speaker_bytes)
+    finally:
+        output.close()
+        await source.aclose()
+    assert after - before <= BLOCK_BYTES  # at most the block being written at the cut
+    [r] = reports
+    assert (r.interrupted, r.finished, r.played_ms) == (True, False, 10 * 20)
+    assert output.cut_blocks == 5 and sink.stats.lost_blocks == 0
 
 
 def test_without_the_sdk_the_message_says_what_to_install(monkeypatch):
@@ -308,3 +430,116 @@ def test_bad_options_are_refused_before_connecting():
     with pytest.raises(DeviceError, match="256-720") as err:
         BrilliantSource(BrilliantOptions(resolution=1080, gestures={"wink": Action.ASK}))
     assert "unknown gestures ['wink']" in str(err.value)
+
+
+# ---------------------------------------------------------------------- live, end to end
+
+
+async def _until(check, what: str, live: asyncio.Task, deadline_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not check():
+        if live.done():  # ended early: say why, not "gave up"
+            raise AssertionError(f"live ended waiting for {what}") from live.exception()
+        if loop.time() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@needs_sdk
+async def test_live_frame_survives_a_broken_photo_and_glasses_that_vanish(monkeypatch, tts):
+    from mobile_bridge.client import SessionOptions
+    from mobile_bridge.connection import LinkOptions
+    from mobile_bridge.live import LiveOptions, SessionWiring, SourceChoice, run_live
+    from server.config import Settings
+    from tests.harness import running_server, scripted
+
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Frame"))
+    glasses.truncate_next_photo = True  # the first photo stops half way
+    runtime = scripted()
+    lines: list[str] = []
+    settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+    async with running_server(runtime, tts, settings) as srv:
+        opts = LiveOptions(
+            wiring=SessionWiring(
+                link=LinkOptions(target=srv.address), session=SessionOptions(linger_s=0.3)
+            ),
+            keyboard=False,
+            status_every_s=0,
+            handle_sigint=False,
+            echo=lines.append,
+        )
+        live = asyncio.create_task(run_live(SourceChoice(kind="frame", fps=4.0), opts))
+        try:
+            await _until(lambda: runtime.sessions and runtime.sessions[0].ticks, "ticks", live)
+            await _until(
+                lambda: any("not a whole JPEG" in x for x in lines), "the broken photo", live
+            )
+            await _until(lambda: glasses.photos_sent >= 3, "photos after it", live)
+            glasses.present = False
+            await glasses.drop()
+            await asyncio.sleep(3.0)  # away for a while: tries back off, never spin
+            tries = [x for x in lines if "reconnect try" in x]
+            glasses.present = True
+            await _until(lambda: any("is back" in x for x in lines), "the glasses back", live)
+            sent = glasses.photos_sent
+            await _until(lambda: glasses.photos_sent > sent + 2, "photos on the new link", live)
+        finally:
+            if not live.done():
+                live.cancel()
+                await asyncio.wait([live])
+    assert any("lost the Bluetooth link to Frame 4F" in x for x in lines), lines
+    assert 1 <= len(tries) <= 3, tries  # 1 s doubling: two or three tries in 3 s
+    assert not live.done() or live.cancelled()
+
+
+def _live_options(address: str, lines: list[str], **kw):
+    from mobile_bridge.client import SessionOptions
+    from mobile_bridge.connection import LinkOptions
+    from mobile_bridge.live import LiveOptions, SessionWiring
+
+    return LiveOptions(
+        wiring=SessionWiring(
+            link=LinkOptions(target=address), session=SessionOptions(linger_s=0.3), **kw
+        ),
+        keyboard=False,
+        status_every_s=0,
+        handle_sigint=False,
+        echo=lines.append,
+    )
+
+
+@needs_sdk
+async def test_live_halo_speech_plays_on_its_own_speaker(monkeypatch, tts):
+    from mobile_bridge.live import SourceChoice, run_live
+    from server.config import Settings
+    from tests.harness import running_server, scripted
+
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Halo"))
+    runtime = scripted((1, "</response> Door on your left."))
+    lines: list[str] = []
+    settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
+    async with running_server(runtime, tts, settings) as srv:
+        opts = _live_options(srv.address, lines)
+        opts.seconds = 6.0
+        choice = SourceChoice(kind="frame", fps=2.0)
+        result = await asyncio.wait_for(run_live(choice, opts), 60)
+    assert any("speech plays on Halo 4F's speaker" in x for x in lines), lines
+    # The utterance went to the glasses (16 kHz 16-bit: 32 bytes a ms), was reported as
+    # heard by the sink, and nothing was lost on the way.
+    assert len(glasses.speaker_bytes) > 300 * 32
+    playback = result.stats.playback
+    assert playback is not None and playback.finished >= 1 and playback.lost_blocks == 0
+
+
+@needs_sdk
+async def test_output_glasses_on_a_frame_is_refused_before_connecting(monkeypatch):
+    from mobile_bridge.live import PlaybackChoice, SourceChoice, run_live
+    from mobile_bridge.media import MediaError
+
+    glasses = install_fake_bleak(monkeypatch, FakeGlasses("Frame"))
+    lines: list[str] = []
+    opts = _live_options("127.0.0.1:1", lines, playback=PlaybackChoice(output="glasses"))
+    with pytest.raises(MediaError, match=r"Frame 4F has no speaker.*--output local"):
+        await run_live(SourceChoice(kind="frame"), opts)
+    assert glasses.client is None  # closed again

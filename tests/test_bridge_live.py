@@ -615,6 +615,36 @@ def test_first_audio_to_first_sample_is_timed_at_the_output():
     assert 40 <= ms <= 100, ms
 
 
+class _WithSpeaker(StallingSource):
+    """A source with a speaker of its own, as a Halo has."""
+
+    name = "Halo 08"
+
+    async def speaker_write(self, pcm16: bytes) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("output", "play_to", "on_glasses"),
+    [("auto", None, True), ("auto", "heard.wav", False), ("local", None, False)],
+)
+def test_speech_goes_to_the_glasses_own_speaker_unless_told_otherwise(output, play_to, on_glasses):
+    from mobile_bridge.live import PlaybackChoice, _speech_output
+
+    said: list[str] = []
+    watched = WatchedSource(_WithSpeaker(90, None), _never_reopened, say=said.append)
+    choice = _speech_output(PlaybackChoice(play_to=play_to, output=output), watched, said.append)
+    assert (choice.speaker is not None) == on_glasses
+    assert any("plays on Halo 08's speaker" in line for line in said) == on_glasses
+    # A source without one (a camera, a Frame) plays where --play says, or nowhere.
+    plain = WatchedSource(StallingSource(90, None), _never_reopened)
+    assert _speech_output(PlaybackChoice(output=output), plain, said.append).speaker is None
+
+
+async def _never_reopened() -> GlassesSource:
+    raise AssertionError("not restarted here")
+
+
 def test_the_summary_names_every_kind_of_drop():
     lines = live_summary(LiveStats(restarts=2, outbox_drops=1, playout_ms=[40.0, 60.0, 55.0]))
     assert lines[0] == "drops: outbox 1"

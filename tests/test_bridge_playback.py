@@ -475,3 +475,94 @@ def test_the_cue_gain_scales_earcons_but_not_speech():
     halved.sink.set_cue_gain(0.5)
     halved.sink.cue(pb.Cue(kind=pb.CUE_KIND_ATTENTION))
     assert float(np.abs(halved.step(2)).max()) == pytest.approx(full / 2, rel=0.1)
+
+
+# ---------------------------------------------------------------------- a confirming output
+
+
+class DeviceOutput(RecordingOutput):
+    """An output that still has to hand each block to a device (the Halo's speaker):
+    blocks wait in ``waiting`` until the test settles them, as the device link would."""
+
+    confirms = True
+
+    def __init__(self) -> None:
+        super().__init__(RATE, 1)
+        self.waiting: list[int] = []
+        self.discarded: list[int] = []
+        self._settled = lambda block, heard: None
+
+    def bind(self, settled) -> None:
+        self._settled = settled
+
+    def _keep(self, block: np.ndarray) -> None:
+        super()._keep(block)
+        self.waiting.append(self.blocks_out - 1)
+
+    def hand_over(self, heard: bool = True, n: int | None = None) -> None:
+        for block in self.waiting[:n]:
+            self._settled(block, heard)
+        self.waiting = self.waiting[n:] if n is not None else []
+
+    def discard(self, blocks) -> None:
+        for block in blocks:
+            if block in self.waiting:
+                self.waiting.remove(block)
+                self.discarded.append(block)
+                self._settled(block, False)
+
+
+def _on_device() -> tuple[PlaybackSink, DeviceOutput, list[pb.PlaybackReport]]:
+    out = DeviceOutput()
+    sink = PlaybackSink(out, PlaybackOptions(rate_hz=RATE))
+    reports: list[pb.PlaybackReport] = []
+    sink.take_reports(reports.append)
+    return sink, out, reports
+
+
+def test_a_confirming_output_reports_only_the_blocks_the_device_took():
+    sink, out, reports = _on_device()
+    for p in tone_packets(10):  # 200 ms, whole: it plays at once
+        sink.feed("u1", p)
+    sink.finish("u1")
+    out.step(4)
+    out.hand_over()  # four taken
+    out.step(3)
+    out.hand_over(heard=False)  # three lost (the link went)
+    out.step(3)
+    assert reports == []  # played out here, but three blocks are still on their way
+    assert sink.playing  # the session lingers for them
+    out.hand_over()
+    [r] = reports
+    assert (r.finished, r.played_ms) == (True, 7 * 20)
+    assert sink.stats.lost_blocks == 3 and sink.stats.finished == 1
+
+
+def test_a_cut_discards_what_the_device_has_not_taken_yet():
+    sink, out, reports = _on_device()
+    for p in tone_packets(50):
+        sink.feed("u1", p)
+    out.step(5)
+    out.hand_over()
+    out.step(4)
+    out.hand_over(n=1)  # one taken, three waiting for the link
+    sink.stop_all()
+    assert out.discarded == [6, 7, 8] and out.waiting == []
+    [r] = reports
+    assert (r.interrupted, r.played_ms) == (True, 6 * 20)
+    assert sink.stats.lost_blocks == 0  # a cut is not a loss
+    out.step(5)
+    assert not out.samples()[-5 * BLOCK :].any()  # nothing more of it
+
+
+def test_a_cut_after_it_played_out_here_still_stops_it_on_the_device():
+    sink, out, reports = _on_device()
+    for p in tone_packets(5):
+        sink.feed("u1", p)
+    sink.finish("u1")
+    out.step(5)  # all of it pulled; the device has taken none yet
+    out.hand_over(n=2)
+    sink.finish("u1", interrupted=True)  # StopSpeaking for it
+    assert out.discarded == [2, 3, 4]
+    [r] = reports
+    assert (r.interrupted, r.finished, r.played_ms) == (True, False, 2 * 20)

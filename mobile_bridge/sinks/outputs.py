@@ -14,7 +14,7 @@ import contextlib
 import logging
 import wave
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,29 @@ class AudioOutputError(MediaError):
 
 
 class AudioOutput(ABC):
-    """A place blocks of ``channels`` float32 samples at ``rate_hz`` are played."""
+    """A place blocks of ``channels`` float32 samples at ``rate_hz`` are played.
+
+    An output that can still lose a block after pulling it (glasses over a radio link)
+    ``confirms``: it tells ``settled(block, heard)`` once per pulled block (numbered
+    from 0 in the order pulled) whether the device took it, and ``discard`` drops
+    pulled blocks not yet handed over (a cut). The sink then counts as heard only what
+    was settled as heard. Every other output plays what it pulls.
+    """
+
+    confirms = False
 
     def __init__(self, rate_hz: int, channels: int = 2, block_ms: int = 20) -> None:
         self.rate_hz = rate_hz
         self.channels = channels
         self.block_ms = block_ms
         self.block_frames = rate_hz * block_ms // 1000
+
+    def bind(self, settled: Callable[[int, bool], None]) -> None:  # noqa: B027 (optional hook)
+        """Where an output that ``confirms`` says what became of each block."""
+
+    def discard(self, blocks: Iterable[int]) -> None:  # noqa: B027 (optional hook)
+        """Drop these pulled blocks if they are not handed over yet (each settled as
+        not heard); the one being handed over now goes on."""
 
     @abstractmethod
     def start(self, render: Render) -> None:

@@ -22,6 +22,11 @@ Ordering facts the timeline keeps:
 
 The output may pull from its own audio thread, so the timeline is behind a lock and
 reports are handed to the event loop with ``call_soon_threadsafe``.
+
+An output that ``confirms`` (the Halo's speaker: a block pulled can still be lost on
+the link) settles each block later; there an utterance counts only the samples of
+blocks settled as heard, is reported once all its blocks are settled, and a cut
+discards its blocks not yet handed over.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class PlaybackStats:
     bad_packets: int = 0  # not decodable: skipped, playback goes on
     late_packets: int = 0  # for an utterance already cut or played out: dropped
     underrun_blocks: int = 0  # blocks with silence where speech should have been
+    lost_blocks: int = 0  # speech pulled, then not taken by the device (link away or behind)
     cues: int = 0
     finished: int = 0
     interrupted: int = 0
@@ -84,6 +90,9 @@ class _Utterance:
     played: int = 0
     ended: bool = False  # its last packet came
     started: bool = False  # the jitter buffer filled (or it ended): it may play
+    unsettled: int = 0  # samples pulled that a confirming output has not settled yet
+    lost: int = 0  # samples pulled that it settled as not heard
+    cut: bool = False
 
     def take(self, n: int) -> np.ndarray:
         """Up to ``n`` queued samples, fewer when the buffer runs dry."""
@@ -152,6 +161,16 @@ class PlaybackSink(SpeechSink):
         self._overlays: list[_Earcon] = []
         self._live: dict[str, _Utterance] = {}
         self._done: set[str] = set()  # reported (or closed): later packets are late
+        # Where each utterance's speech went out: its first and last+1 sample on the
+        # output's timeline (the samples pulled before it).
+        self.spans: dict[str, tuple[int, int]] = {}
+        self._blocks = 0  # pulled so far
+        self._pulled = 0  # samples pulled so far: the output's timeline
+        self._device = output if output.confirms else None
+        self._unsettled: dict[int, dict[_Utterance, int]] = {}  # block → speech samples in it
+        self._settling: dict[str, _Utterance] = {}  # retired, waiting for its blocks
+        if self._device is not None:
+            self._device.bind(self._settled)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._started = False
@@ -171,7 +190,7 @@ class PlaybackSink(SpeechSink):
     @property
     def playing(self) -> bool:
         with self._lock:
-            return bool(self._timeline or self._overlays)
+            return bool(self._timeline or self._overlays or self._settling)
 
     def set_gain(self, gain: float) -> None:
         """The wearer's volume, 0..2 (1 = as the server sent it)."""
@@ -211,6 +230,7 @@ class PlaybackSink(SpeechSink):
         """Its last packet came (it plays out, then reports), or it is cut now."""
         report = None
         interrupted = interrupted or self._broken
+        discard: list[int] = []
         with self._lock:
             u = self._live.get(utterance_id)
             if not interrupted:
@@ -218,14 +238,21 @@ class PlaybackSink(SpeechSink):
                     u.ended = True
             elif utterance_id not in self._done:
                 # A cut before any audio came still gets its report: 0 ms were heard.
-                report = self._retire(u or _Utterance(utterance_id), interrupted=True)
+                u = u or _Utterance(utterance_id)
+                report = self._retire(u, interrupted=True)
+            elif (u := self._settling.get(utterance_id)) is not None:
+                u.cut = True  # played out here, but still on its way to the device
+            if interrupted and u is not None:
+                discard = [b for b, speech in self._unsettled.items() if u in speech]
         if report is not None:
             self._deliver([report])
+        if discard and self._device is not None:
+            self._device.discard(discard)  # settles them, outside the lock
         return self.utterances.setdefault(utterance_id, UtteranceAudio(utterance_id, self.rate_hz))
 
     def stop_all(self) -> None:
         """Cut every utterance now (the wearer asked for quiet); earcons play on."""
-        for uid in list(self._live):
+        for uid in [*self._live, *self._settling]:
             self.finish(uid, interrupted=True)
 
     def cue(self, cue: pb.Cue) -> None:
@@ -269,7 +296,12 @@ class PlaybackSink(SpeechSink):
                 self.utterances[u.uid].interrupted = not u.ended or u.buffered > 0
                 self.utterances[u.uid].finished = True
                 self._done.add(u.uid)
+            for u in self._settling.values():
+                self.utterances[u.uid].interrupted = u.cut
+                self.utterances[u.uid].finished = True
             self._live.clear()
+            self._settling.clear()
+            self._unsettled.clear()
             self._timeline.clear()
             self._overlays.clear()
             self._closed = True
@@ -281,8 +313,11 @@ class PlaybackSink(SpeechSink):
         """The next ``frames`` samples, shape (frames, channels); called by the output."""
         channels = self.output.channels
         out = np.zeros((frames, channels), np.float32)
-        reports: list[pb.PlaybackReport] = []
+        reports: list[pb.PlaybackReport | None] = []
         with self._lock:
+            block, self._blocks = self._blocks, self._blocks + 1
+            start, self._pulled = self._pulled, self._pulled + frames
+            speech: dict[_Utterance, int] = {}  # samples of each utterance in this block
             speech_gain = self._gain * (self.options.duck if self._overlays else 1.0)
             gain = self._gain * self._cue_gain  # the earcons'
 
@@ -302,6 +337,12 @@ class PlaybackSink(SpeechSink):
                     head.started = True
                 mono = head.take(frames - pos)
                 out[pos : pos + mono.size] += (mono * speech_gain)[:, None]
+                if mono.size:
+                    at = start + pos
+                    self.spans[head.uid] = self.spans.get(head.uid, (at, at))[0], at + mono.size
+                    speech[head] = speech.get(head, 0) + mono.size
+                    if self._device is not None:
+                        head.unsettled += mono.size
                 pos += mono.size
                 if head.buffered == 0 and head.ended:
                     reports.append(self._retire(head, interrupted=False))
@@ -312,10 +353,29 @@ class PlaybackSink(SpeechSink):
                 part = sound.take(frames)
                 out[: part.shape[0]] += part * gain
             self._overlays = [s for s in self._overlays if not s.done]
+            if speech and self._device is not None:
+                self._unsettled[block] = speech
         np.clip(out, -1.0, 1.0, out=out)
-        if reports:
-            self._deliver(reports)
+        if ready := [r for r in reports if r is not None]:
+            self._deliver(ready)
         return out
+
+    def _settled(self, block: int, heard: bool) -> None:
+        """A confirming output's word on one block; called on the event loop."""
+        reports = []
+        with self._lock:
+            speech = self._unsettled.pop(block, None)
+            if not speech:
+                return
+            if not heard and not all(u.cut for u in speech):
+                self.stats.lost_blocks += 1
+            for u, n in speech.items():
+                u.unsettled -= n
+                u.lost += 0 if heard else n
+                if u.unsettled <= 0 and u.uid in self._settling:
+                    reports.append(self._retire(u, interrupted=u.cut))
+        if ready := [r for r in reports if r is not None]:
+            self._deliver(ready)
 
     # ------------------------------------------------------------ inside
 
@@ -349,23 +409,29 @@ class PlaybackSink(SpeechSink):
                 return None
         return pcm.astype(np.float32) / 32768.0
 
-    def _retire(self, u: _Utterance, *, interrupted: bool) -> pb.PlaybackReport:
-        """Off the timeline, counted, and its report; under the lock."""
+    def _retire(self, u: _Utterance, *, interrupted: bool) -> pb.PlaybackReport | None:
+        """Off the timeline, counted, and its report, or None while a confirming output
+        still has blocks of it to settle (then again once it has); under the lock."""
         self._live.pop(u.uid, None)
         if u in self._timeline:
             self._timeline.remove(u)
         self._done.add(u.uid)
+        u.cut = interrupted
+        if u.unsettled > 0:
+            self._settling[u.uid] = u
+            return None
+        self._settling.pop(u.uid, None)
         audio = self.utterances.setdefault(u.uid, UtteranceAudio(u.uid, self.rate_hz))
-        audio.finished, audio.interrupted = True, interrupted
-        if interrupted:
+        audio.finished, audio.interrupted = True, u.cut
+        if u.cut:
             self.stats.interrupted += 1
         else:
             self.stats.finished += 1
         return pb.PlaybackReport(
             utterance_id=u.uid,
-            played_ms=u.played * 1000 // self.rate_hz,
-            finished=not interrupted,
-            interrupted=interrupted,
+            played_ms=(u.played - u.lost) * 1000 // self.rate_hz,
+            finished=not u.cut,
+            interrupted=u.cut,
         )
 
     def _deliver(self, reports: list[pb.PlaybackReport]) -> None:

@@ -16,7 +16,8 @@ Frame or Halo found), connects, uploads and starts the bridge's app
 - **Taps and clicks** (``RxTap``: Frame's aggregated taps, Halo's tap kinds; ``RxClick``:
   Halo's button) become ``GestureControl``s from ``controls()``, mapped by
   ``options.gestures``; with ``ask_as_text`` an "ask" is also typed as ``ask_text``.
-- **The Halo speaker** is an output for the playback sink (``brilliant_speaker``).
+- **The Halo speaker**: ``speaker_write`` takes 16 kHz PCM for it; ``brilliant_speaker``
+  is the playback sink's output on it, which ``murmur-bridge live`` uses for a Halo.
 - **Battery**: the SDK's ``battery.lua`` reports the charge every minute (``stats``);
   at ``low_battery_percent`` or below, photos slow to ``low_battery_fps`` (said once),
   and go back up when the glasses are charged 5 points above it. The server's

@@ -143,10 +143,9 @@ class LinkKeeper:
         self._relinked.set()
 
     def lost(self, link: BleLink) -> None:
-        if link.lost.is_set():
-            return
-        link.lost.set()
-        link.detach()
+        if not link.lost.is_set():
+            link.lost.set()
+            link.detach()
         if self._link is link:
             self._link = None
             self._relinked.clear()
@@ -189,10 +188,14 @@ class LinkKeeper:
             if self._failed is not None:
                 raise self._failed
             link = self._link
-            if link is not None and not link.lost.is_set():
-                if link.ble.is_connected():
+            if link is not None:
+                if not link.lost.is_set() and link.ble.is_connected():
                     return link
                 self.lost(link)  # dropped, and Bleak's callback has not come yet
+            # Nothing to hand out: wait for the next link (or the end). Cleared here, not
+            # only where the link goes, so a set event with no link can never make this a
+            # loop that never yields (it starved the event loop, Ctrl-C included).
+            self._relinked.clear()
             await self._relinked.wait()
 
     async def listen(self) -> None:
@@ -219,6 +222,10 @@ class LinkKeeper:
         return self._link if self.connected else None
 
     async def aclose(self) -> None:
+        # Readers still waiting on ``current()`` (a watchdog restart closes a source
+        # whose microphone reader is mid-read) end with this, not with a wait forever.
+        self._failed = self._failed or DeviceError(f"{self.name or 'the glasses'}: closed", "frame")
+        self._relinked.set()
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.wait([self._supervisor])
