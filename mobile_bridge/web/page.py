@@ -248,7 +248,15 @@ class PageObserver(EventObserver):
         if which == "session_ready":
             r = event.session_ready
             self.ready = r
-            send({"type": "ready", "tick_hz": r.tick_hz, "model": r.model, "session": r.session_id})
+            send(
+                {
+                    "type": "ready",
+                    "tick_hz": r.tick_hz,
+                    "motion_hz": r.motion_hz,  # > 0: the server asks for device motion
+                    "model": r.model,
+                    "session": r.session_id,
+                }
+            )
         elif which == "speech":
             s = event.speech
             kind = SPEECH_KINDS.get(s.kind, "answer")

@@ -34,7 +34,15 @@ from mobile_bridge.pairing import ConnectFlags, link_options, pair_with, parse_i
 from mobile_bridge.sources.base import SourceCapabilities
 from mobile_bridge.tokens import save_pairing
 from mobile_bridge.web.page import PageObserver, PageSink, PageSource
-from mobile_bridge.web.wire import FRAME, OUT_RATE_HZ, PCM, STILL, WireError, parse_media
+from mobile_bridge.web.wire import (
+    FRAME,
+    OUT_RATE_HZ,
+    PCM,
+    STILL,
+    WireError,
+    parse_media,
+    parse_motion,
+)
 
 __all__ = ["PageRelay", "Relay", "RelayOptions", "SocketPort", "build_app", "serve"]
 
@@ -149,6 +157,7 @@ class PageRelay:
                 "paired": self.relay.paired(),
                 "running": self.running,
                 "tick_hz": observer_ready.tick_hz if observer_ready else 0,
+                "motion_hz": observer_ready.motion_hz if observer_ready else 0,
             }
         )
         if self.running and not self.hidden:
@@ -184,9 +193,12 @@ class PageRelay:
         elif kind == "location" and self.session is not None:
             self.session.send_location(_location(msg))
         elif kind == "motion" and self.session is not None:
-            xs, ys, zs = msg.get("x", []), msg.get("y", []), msg.get("z", [])
-            samples = list(zip(xs, ys, zs, strict=False))
-            self.session.send_motion(int(msg.get("t0", 0)), float(msg.get("rate", 0)), samples)
+            try:
+                batch = parse_motion(msg)
+            except WireError as e:
+                self.port.send_json({"type": "error", "where": "wire", "message": str(e)})
+                return
+            self.session.send_motion(batch.first_sample_time_ms, batch.rate_hz, batch.samples)
         elif kind == "visibility":
             self.hidden = bool(msg.get("hidden"))
             if self.running:
@@ -198,7 +210,7 @@ class PageRelay:
         try:
             media = parse_media(data)
         except WireError as e:
-            self.port.send_json({"type": "error", "message": str(e)})
+            self.port.send_json({"type": "error", "where": "wire", "message": str(e)})
             return
         if media.tag == FRAME:
             self.source.put_frame(media.data, media.capture_time_ms)

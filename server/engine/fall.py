@@ -29,6 +29,7 @@ from PIL import Image
 from server.events import MotionIn
 
 __all__ = [
+    "MOTION_HZ",
     "Fall",
     "FrameFallDetector",
     "MotionFallDetector",
@@ -60,6 +61,9 @@ _GAP_S = 0.5  # samples missing longer than this, or going back more than
 _OVERLAP_S = 0.1  # this (a bridge's batch stamps jitter a little): start over
 
 # --- what a usable batch is -------------------------------------------------------------
+# The rate the server asks bridges for (SessionReady.motion_hz): what phone browsers fire
+# devicemotion at, so a page sends every sample it gets; a 150 ms free fall is 9 of them.
+MOTION_HZ = 60.0
 MIN_RATE_HZ = 20.0  # a 150 ms free fall must span several samples
 MAX_RATE_HZ = 1000.0
 MAX_BATCH_SAMPLES = 4096

@@ -3,7 +3,8 @@
 For people building bridges and apps without a GPU, and for tests. Never the
 default. Each line is ``{"at": <tick second>, "output": "</response> Door on your left."}``;
 every other tick yields ``</silence>``. Outputs go through the real action parser,
-so a script can exercise every action the model can produce.
+so a script can exercise every action the model can produce. A line with a ``query``
+is how a test has the model answer something at the moment it chooses: it asks.
 
 Optional keys: ``"query"`` (the output fires at the first tick at or after
 ``at`` whose user query contains this text, instead of at ``at`` exactly) and
@@ -112,10 +113,16 @@ class ScriptedSession(ModelSession):
         self.turns: deque[str] = deque(maxlen=600)  # each tick's rendered text
         self.heard_log: list[tuple[str, str]] = []
         self.notes: list[str] = []
+        self.frames_seen = 0  # ticks that carried a new camera frame
+        self.still_sizes: list[tuple[int, int]] = []  # (width, height) of each still shown
 
     def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
         watch = Stopwatch()
         tick = turn.tick
+        if tick.frame is not None:
+            self.frames_seen += 1
+            if tick.still:
+                self.still_sizes.append(tick.frame.image.size)
         self.ticks.append(replace(tick, frame=None))
         self.turns.append(turn.text)
         for i, line in enumerate(self._pending):

@@ -48,11 +48,13 @@ Object.defineProperty(navigator, 'vibrate', {
 """
 
 
-def write_walk_y4m(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+def write_walk_y4m(
+    path: Path, seconds: float = 2.0, fps: int = 10, size: tuple[int, int] = (320, 240)
+) -> Path:
     """The corridor walk as raw YUV 4:2:0 (Chromium's fake camera reads only .y4m/.mjpeg)."""
     import av
 
-    width, height = 320, 240
+    width, height = size
     with av.open(str(path), "w", format="yuv4mpegpipe") as out:
         stream = out.add_stream("rawvideo", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

@@ -24,7 +24,7 @@ document.getElementById('heard').textContent = 'You said: where is the door?';
 document.getElementById('st-link').textContent = 'connected';
 document.getElementById('st-frame').textContent = '180 ms';
 document.getElementById('st-latency').textContent = '240 ms';
-document.getElementById('st-played').textContent = '52800';
+document.getElementById('st-motion').textContent = 'on';
 for (const id of ['ask', 'quiet']) document.getElementById(id).disabled = false;
 document.getElementById('start').textContent = 'Stop';
 for (const b of document.querySelectorAll('[data-mode]'))

@@ -1,7 +1,9 @@
 // The Murmur phone page: camera, microphone, location and motion to the relay over one
 // WebSocket; the server's speech back through an AudioWorklet player. No token lives
 // here: the relay holds the pairing; the page keeps only its per-page id (sessionStorage)
-// to pick its session up again after the connection drops.
+// to pick its session up again after the connection drops. A pairing link comes in the
+// address's fragment (#pair=murmur://pair?…, from `murmur pair --page`): a fragment never
+// reaches a server, and the page drops it from the address bar at once.
 "use strict";
 
 const TAG = { FRAME: 1, STILL: 2, PCM: 3, SPEECH_PCM: 0x10 };
@@ -9,14 +11,20 @@ const MIC_RATE = 16000;
 const OUT_RATE = 24000;
 const MAX_SIDE = 640;
 const HAZARD_BUZZ = [220, 90, 220];
+const MOTION_BATCH_S = 0.5; // wire.py MOTION_BATCH_S
+const MOTION_GAP_MS = 500; // samples this far behind the clock: a gap, the batch clock restarts
+const PAIR_FRAGMENT = "#pair=";
 const $ = (id) => document.getElementById(id);
 
 const murmur = {
   ws: null, page: sessionStorage.getItem("murmur-page"), running: false, wanted: false,
   mode: "general", stream: null, tickHz: 1, frameTimer: null, encoding: false,
   ctx: null, player: null, mic: null, micCtx: null, played: 0, lastFrameAt: 0,
-  speechAt: {}, retry: 0, wakeLock: null, geoWatch: null, motion: [], motionT0: 0,
-  motionRate: 60, reports: [],
+  speechAt: {}, retry: 0, wakeLock: null, geoWatch: null, reports: [], linkCode: null,
+  // Device motion, only while the server asks (SessionReady.motion_hz): the asked rate,
+  // whether the listener is on, the batch being filled and its sample clock.
+  motionHz: 0, motionOn: false, motionGranted: false, motion: [], motionT0: 0,
+  motionRate: 0, motionNext: null, motionPhase: 0, motionSent: 0,
 };
 window.murmur = murmur;
 
@@ -84,9 +92,18 @@ function onJson(m) {
         say("Reconnected: running");
         setRunning(true);
         if (m.tick_hz) startFrames(m.tick_hz);
+        wantMotion(m.motion_hz || 0);
       } else {
         say(m.paired ? "Ready. Press Start." : "Not paired yet.");
         if (murmur.running) sessionEnded();
+      }
+      if (murmur.linkCode) { // opened from a scanned pairing QR code
+        if (!m.paired) pair(murmur.linkCode);
+        else {
+          $("pairing").hidden = false;
+          say("Already paired. Press Pair to pair with the scanned server instead.");
+        }
+        murmur.linkCode = null;
       }
       break;
     case "paired":
@@ -98,6 +115,7 @@ function onJson(m) {
       $("st-link").textContent = "connected";
       say("Running");
       startFrames(m.tick_hz || 1);
+      wantMotion(m.motion_hz || 0);
       break;
     case "speech":
       murmur.speechAt[m.utterance] = performance.now();
@@ -129,7 +147,7 @@ function onJson(m) {
     case "error":
       warn(m.message);
       if (m.where === "pair") $("pairing").hidden = false;
-      if (m.where !== "pair") sessionEnded();
+      if (m.where === "start" || m.where === "session") sessionEnded();
       break;
     case "closed":
       sessionEnded();
@@ -169,7 +187,7 @@ async function openAudio() {
 function onPlayer(m) {
   if (m.type === "progress") {
     murmur.played = m.played;
-    $("st-played").textContent = String(m.played);
+    $("status").dataset.played = String(m.played); // for tests; not shown
   } else if (m.type === "first") {
     const at = murmur.speechAt[m.id];
     if (at !== undefined) $("st-latency").textContent = `${Math.round(performance.now() - at)} ms`;
@@ -256,7 +274,7 @@ function stopFrames() {
 }
 function grab(maxSide, quality, tag) {
   const v = $("preview");
-  if (!v.videoWidth || murmur.encoding) return;
+  if (!v.videoWidth || murmur.encoding) return false;
   const scale = Math.min(1, maxSide / Math.max(v.videoWidth, v.videoHeight));
   const canvas = document.createElement("canvas");
   canvas.width = Math.round((v.videoWidth * scale) / 2) * 2;
@@ -270,9 +288,14 @@ function grab(maxSide, quality, tag) {
     sendMedia(tag, await blob.arrayBuffer(), at);
     if (tag === TAG.FRAME) murmur.lastFrameAt = at;
   }, "image/jpeg", quality);
+  return true;
 }
 function sendFrame() { if (!document.hidden) grab(MAX_SIDE, 0.7, TAG.FRAME); }
-function sendStill() { grab(4096, 0.9, TAG.STILL); }
+// The server waits for its still: a frame being encoded, or the camera still starting,
+// delays it a little rather than losing it (the relay gives up after 5 s).
+function sendStill(tries = 0) {
+  if (!grab(4096, 0.9, TAG.STILL) && murmur.stream && tries < 60) setTimeout(() => sendStill(tries + 1), 50);
+}
 
 // ------------------------------------------------------------------ sensors
 
@@ -287,27 +310,105 @@ function startSensors() {
       () => {}, { enableHighAccuracy: true, maximumAge: 2000 },
     );
   }
-  window.addEventListener("devicemotion", onMotion);
-}
-function onMotion(e) {
-  const a = e.accelerationIncludingGravity;
-  if (!a || a.x === null) return;
-  if (!murmur.motion.length) {
-    murmur.motionT0 = Date.now();
-    murmur.motionRate = e.interval ? 1000 / e.interval : 60;
-  }
-  murmur.motion.push([a.x, a.y, a.z]);
-  if (murmur.motion.length >= murmur.motionRate / 2) {
-    const s = murmur.motion;
-    send({ type: "motion", t0: murmur.motionT0, rate: murmur.motionRate,
-      x: s.map((v) => v[0]), y: s.map((v) => v[1]), z: s.map((v) => v[2]) });
-    murmur.motion = [];
-  }
 }
 function stopSensors() {
   if (murmur.geoWatch !== null) navigator.geolocation.clearWatch(murmur.geoWatch);
   murmur.geoWatch = null;
-  window.removeEventListener("devicemotion", onMotion);
+  wantMotion(0);
+}
+
+// Device motion for fall detection, only while the server asks for it. Where the browser
+// has DeviceMotionEvent.requestPermission() (iOS; recent Chrome, which answers from the
+// site's motion-sensor setting) motion events come only once it says "granted"; iOS
+// says so only to a tap, so when asking without one fails the page shows a button.
+function wantMotion(hz) {
+  murmur.motionHz = hz;
+  const ask = $("motion-ask");
+  if (!hz) {
+    window.removeEventListener("devicemotion", onMotion);
+    murmur.motionOn = false;
+    murmur.motion = [];
+    ask.hidden = true;
+    $("st-motion").textContent = "off";
+    return;
+  }
+  if (typeof DeviceMotionEvent === "undefined") {
+    $("st-motion").textContent = "no motion sensor";
+    return;
+  }
+  if (typeof DeviceMotionEvent.requestPermission === "function" && !murmur.motionGranted) {
+    // Allowed before (this visit): granted without a tap. Else it refuses without a
+    // tap, and the button asks.
+    const askTap = () => {
+      if (!murmur.motionHz || murmur.motionOn) return;
+      ask.hidden = false;
+      $("st-motion").textContent = "needs your permission";
+      say("Running. Fall detection needs the motion sensor: press Allow motion sensing.");
+    };
+    DeviceMotionEvent.requestPermission().then((answer) => {
+      if (answer !== "granted") return askTap();
+      murmur.motionGranted = true;
+      if (murmur.motionHz) listenMotion();
+    }, askTap);
+    return;
+  }
+  listenMotion();
+}
+function listenMotion() {
+  $("motion-ask").hidden = true;
+  if (murmur.motionOn) return;
+  murmur.motionOn = true;
+  murmur.motionNext = null;
+  murmur.motionPhase = 0;
+  window.addEventListener("devicemotion", onMotion);
+  $("st-motion").textContent = "on";
+}
+async function allowMotion() {
+  let answer = "denied";
+  try { answer = await DeviceMotionEvent.requestPermission(); }
+  catch (e) { answer = (e && e.name) || "denied"; }
+  if (answer === "granted") {
+    murmur.motionGranted = true;
+    warn("");
+    if (murmur.motionHz) listenMotion();
+    say("Running");
+  } else {
+    $("st-motion").textContent = "not allowed";
+    warn("Motion sensing is not allowed for this page, so Murmur cannot notice a fall. Allow motion sensors for this page in the browser's site settings (on an iPhone: close the tab and open the page again), then press Allow motion sensing.");
+  }
+}
+// Each event is one sample at the device's rate (its `interval`); kept at the asked rate
+// (never above the device's) and stamped on an even clock, as DeviceMotion requires.
+function onMotion(e) {
+  const a = e.accelerationIncludingGravity;
+  if (!murmur.motionHz || !a || a.x === null || a.y === null || a.z === null) return;
+  let interval = e.interval > 0 ? e.interval : 1000 / 60;
+  if (interval < 1) interval *= 1000; // some WebKit versions give seconds
+  const deviceHz = 1000 / interval;
+  const rate = Math.min(murmur.motionHz, deviceHz);
+  murmur.motionPhase += rate / deviceHz;
+  if (murmur.motionPhase < 1 - 1e-9) return;
+  murmur.motionPhase -= 1;
+  const now = Date.now();
+  if (murmur.motion.length && (rate !== murmur.motionRate || now - murmur.motionNext > MOTION_GAP_MS))
+    flushMotion();
+  if (!murmur.motion.length) {
+    if (murmur.motionNext === null || rate !== murmur.motionRate || now - murmur.motionNext > MOTION_GAP_MS)
+      murmur.motionNext = now; // (re)start the clock; otherwise batches follow on exactly
+    murmur.motionT0 = murmur.motionNext;
+    murmur.motionRate = rate;
+  }
+  murmur.motion.push([a.x, a.y, a.z]);
+  murmur.motionNext += 1000 / rate;
+  if (murmur.motion.length >= Math.max(1, Math.round(rate * MOTION_BATCH_S))) flushMotion();
+}
+function flushMotion() {
+  const s = murmur.motion;
+  if (!s.length) return;
+  send({ type: "motion", t0: Math.round(murmur.motionT0), rate: murmur.motionRate,
+    x: s.map((v) => v[0]), y: s.map((v) => v[1]), z: s.map((v) => v[2]) });
+  murmur.motion = [];
+  murmur.motionSent += s.length;
 }
 
 async function wakeLock() {
@@ -332,8 +433,6 @@ async function start() {
     await v.play().catch(() => {});
   }
   const hasMic = mic ? await openMic(mic) : false;
-  if (typeof DeviceMotionEvent !== "undefined" && DeviceMotionEvent.requestPermission)
-    DeviceMotionEvent.requestPermission().catch(() => {});
   send({ type: "start", mode: murmur.mode, camera: !!camera, microphone: hasMic, haptics: !!navigator.vibrate });
   murmur.micStream = mic;
   setRunning(true);
@@ -367,6 +466,24 @@ function toggle() {
   else start().catch((e) => { warn(`Could not start: ${e.message}`); setRunning(false); });
 }
 
+function pair(code) {
+  say("Pairing…");
+  send({ type: "pair", code });
+}
+
+// A scanned pairing QR opens the page as https://HOST:PORT/#pair=murmur://pair?…: the
+// link goes into the form (paired at once when the relay has no pairing yet) and out of
+// the address bar and the history.
+function pairingFromAddress() {
+  if (!location.hash.startsWith(PAIR_FRAGMENT)) return;
+  const raw = location.hash.slice(PAIR_FRAGMENT.length);
+  let code = raw;
+  try { code = decodeURIComponent(raw); } catch (_) { /* not escaped: as it is */ }
+  history.replaceState(null, "", location.pathname + location.search);
+  $("pair-code").value = code.trim();
+  murmur.linkCode = code.trim() || null;
+}
+
 function setMode(mode) {
   murmur.mode = mode;
   for (const b of document.querySelectorAll("[data-mode]"))
@@ -391,15 +508,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("quiet").addEventListener("click", () => send({ type: "control", action: "stop_speaking" }));
   for (const b of document.querySelectorAll("[data-mode]"))
     b.addEventListener("click", () => setMode(b.dataset.mode));
+  $("motion-allow").addEventListener("click", allowMotion);
   $("pair-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    say("Pairing…");
-    send({ type: "pair", code: $("pair-code").value.trim() });
+    pair($("pair-code").value.trim());
   });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && murmur.running) send({ type: "control", action: "stop_speaking" });
   });
-  const q = new URLSearchParams(location.search);
-  if (q.get("pair")) $("pair-code").value = q.get("pair");
+  pairingFromAddress();
   connect();
 });

@@ -296,7 +296,7 @@ class ServerEvent(_message.Message):
     def __init__(self, session_ready: _Optional[_Union[SessionReady, _Mapping]] = ..., speech: _Optional[_Union[Speech, _Mapping]] = ..., audio_out: _Optional[_Union[AudioOut, _Mapping]] = ..., stop_speaking: _Optional[_Union[StopSpeaking, _Mapping]] = ..., cue: _Optional[_Union[Cue, _Mapping]] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., delegation_update: _Optional[_Union[DelegationUpdate, _Mapping]] = ..., still_request: _Optional[_Union[StillRequest, _Mapping]] = ..., tick: _Optional[_Union[Tick, _Mapping]] = ..., notice: _Optional[_Union[Notice, _Mapping]] = ..., go_away: _Optional[_Union[GoAway, _Mapping]] = ..., capture_hint: _Optional[_Union[CaptureHint, _Mapping]] = ...) -> None: ...
 
 class SessionReady(_message.Message):
-    __slots__ = ("session_id", "resume_token", "audio_in", "audio_out", "model", "tick_hz", "mode")
+    __slots__ = ("session_id", "resume_token", "audio_in", "audio_out", "model", "tick_hz", "mode", "motion_hz")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AUDIO_IN_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +304,7 @@ class SessionReady(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TICK_HZ_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    MOTION_HZ_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     resume_token: str
     audio_in: AudioFormat
@@ -311,7 +312,8 @@ class SessionReady(_message.Message):
     model: str
     tick_hz: float
     mode: Mode
-    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., audio_in: _Optional[_Union[AudioFormat, _Mapping]] = ..., audio_out: _Optional[_Union[AudioFormat, _Mapping]] = ..., model: _Optional[str] = ..., tick_hz: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ...) -> None: ...
+    motion_hz: float
+    def __init__(self, session_id: _Optional[str] = ..., resume_token: _Optional[str] = ..., audio_in: _Optional[_Union[AudioFormat, _Mapping]] = ..., audio_out: _Optional[_Union[AudioFormat, _Mapping]] = ..., model: _Optional[str] = ..., tick_hz: _Optional[float] = ..., mode: _Optional[_Union[Mode, str]] = ..., motion_hz: _Optional[float] = ...) -> None: ...
 
 class Speech(_message.Message):
     __slots__ = ("utterance_id", "text", "kind", "priority")
@@ -392,7 +394,7 @@ class StageTiming(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., ms: _Optional[float] = ...) -> None: ...
 
 class Tick(_message.Message):
-    __slots__ = ("tick_s", "action", "text", "user_query", "frame_age_ms", "timings", "coalesced", "slip_ms", "dropped")
+    __slots__ = ("tick_s", "action", "text", "user_query", "frame_age_ms", "timings", "coalesced", "slip_ms", "dropped", "batch_size", "model_wait_ms")
     class DroppedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -409,6 +411,8 @@ class Tick(_message.Message):
     COALESCED_FIELD_NUMBER: _ClassVar[int]
     SLIP_MS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     tick_s: float
     action: str
     text: str
@@ -418,7 +422,9 @@ class Tick(_message.Message):
     coalesced: int
     slip_ms: float
     dropped: _containers.ScalarMap[str, int]
-    def __init__(self, tick_s: _Optional[float] = ..., action: _Optional[str] = ..., text: _Optional[str] = ..., user_query: _Optional[str] = ..., frame_age_ms: _Optional[float] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., coalesced: _Optional[int] = ..., slip_ms: _Optional[float] = ..., dropped: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    batch_size: int
+    model_wait_ms: float
+    def __init__(self, tick_s: _Optional[float] = ..., action: _Optional[str] = ..., text: _Optional[str] = ..., user_query: _Optional[str] = ..., frame_age_ms: _Optional[float] = ..., timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., coalesced: _Optional[int] = ..., slip_ms: _Optional[float] = ..., dropped: _Optional[_Mapping[str, int]] = ..., batch_size: _Optional[int] = ..., model_wait_ms: _Optional[float] = ...) -> None: ...
 
 class Notice(_message.Message):
     __slots__ = ("code", "message", "component", "retryable")
