@@ -23,6 +23,7 @@ from mobile_bridge.tls import ServerPin, fetch_certificate, pinned_credentials, 
 
 __all__ = [
     "CLIENT_NAME",
+    "DEVICE_HEADER",
     "Backoff",
     "Connection",
     "LinkOptions",
@@ -237,8 +238,20 @@ async def hear_refusal(
     return None
 
 
+# The device's id, on every call: what a balancer in front of a fleet of servers keeps
+# a device's calls together by (deploy/k8s/envoy.yaml hashes on it). The id is the
+# public part of the token, in front of its dot; servers ignore the header.
+DEVICE_HEADER = "x-murmur-device"
+
+
 def call_metadata(options: LinkOptions) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {options.token}"),) if options.token else ()
+    if not options.token:
+        return ()
+    metadata = [("authorization", f"Bearer {options.token}")]
+    device_id, dot, _ = options.token.partition(".")
+    if dot and device_id:
+        metadata.append((DEVICE_HEADER, device_id))
+    return tuple(metadata)
 
 
 @dataclass(frozen=True)

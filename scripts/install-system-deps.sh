@@ -5,12 +5,14 @@
 #   libgl1, libglib2.0-0  what OpenCV (pulled in by the optional OCR, rapidocr) loads
 #   chromium   the real browser tests/test_web_page.py drives the phone page in (Playwright
 #              runs it as the system browser; its own browser download is never used)
+#   redis-server  the shared store tests/test_fleet.py starts (a fleet of frontends)
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if command -v ldconfig >/dev/null 2>&1; then
   libs=$(ldconfig -p)
   grep -q 'libGL\.so\.1' <<<"$libs" || need+=(libgl1)

@@ -20,7 +20,7 @@ from server.errors import ModelLoadError
 from server.modes import use_modes
 from server.runtime.base import InteractionRuntime
 from server.session.services import DelegationService, Executors, SessionServices
-from server.transport.security import Security
+from server.transport.security import Security, build_handover
 from server.voice.profile import NORMAL, QUIET, VoiceStyle, configured
 from server.voice.tts.base import TTSBackend
 
@@ -236,6 +236,7 @@ def build_listener_factory(
             min_speech_ms=v.min_speech_ms,
             language=v.asr_language or language.split("-")[0],
             hotwords=hotwords,
+            asr_timeout_s=v.asr_timeout_s,
         )
         return AudioListener(fmt, asr, emit, options, spawn=spawn, dsp=dsp)
 
@@ -344,6 +345,8 @@ class App:
             self.metrics.close()
         if self.security is not None:
             self.security.close()
+        if self.services.handover is not None:
+            self.services.handover.close()
         self.services.runtime.close()
         if self.asr is not None:
             self.asr.close()
@@ -377,6 +380,7 @@ def build_app(
     o = overrides
     use_modes(settings.server.modes_file or None)  # a bad file stops the start, saying where
     pools = Executors() if executors is None else executors
+    handover = build_handover(settings)  # before the model: an unreachable store fails fast
     runtime = o.runtime or build_runtime(settings, pools)
     tts = o.tts or build_tts(settings, pools)
     asr = None if o.listener_factory else build_asr(settings, pools.asr)
@@ -390,5 +394,6 @@ def build_app(
         delegations=o.delegations or build_delegations(settings),
         emergency=build_notifier(e.webhooks, e.command, e.retries, e.retry_backoff_s, e.timeout_s),
         ocr=build_ocr(settings),
+        handover=handover,
     )
     return App(settings, services, asr=asr, security=security)

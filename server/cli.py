@@ -109,6 +109,11 @@ def _pairing_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     p.add_argument("--name", default="", help="name for the device this code pairs")
     p.add_argument(
+        "--page",
+        metavar="URL",
+        help="the phone page's address (`murmur-bridge web`): the QR code opens it, paired",
+    )
+    p.add_argument(
         "--ttl", type=float, help="minutes the code works (default [pairing] code_ttl_s)"
     )
     p.add_argument("--config", help=config)
@@ -219,7 +224,8 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
     await server.warm_up()  # the first real tick is not the slow one; then SERVING
     if security.pairing is not None and security.tls is not None:
         # `murmur pair` reads where we listen from the registry, for its pairing URI.
-        await loop.run_in_executor(None, security.pairing.note_endpoint, f"{cfg.host}:{port}")
+        endpoint = settings.fleet.advertise or f"{cfg.host}:{port}"  # a fleet: its balancer
+        await loop.run_in_executor(None, security.pairing.note_endpoint, endpoint)
         log.info(
             "TLS on (certificate sha256 %s); devices need a token: pair one with `murmur pair`",
             security.tls.fingerprint,
@@ -247,8 +253,8 @@ async def _run(settings) -> int:  # type: ignore[no-untyped-def]
 
 def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int:
     from server.pairing.service import PairingService
-    from server.storage.sqlite import DB_NAME, SqliteDeviceStore
-    from server.transport.security import state_dir
+    from server.storage.sqlite import DB_NAME
+    from server.transport.security import device_store, state_dir
 
     try:
         settings = load_settings(args.config)
@@ -256,7 +262,7 @@ def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int
         print(f"murmur: {e}", file=sys.stderr)
         return 2
     db = state_dir(settings) / DB_NAME
-    if not db.exists():
+    if not db.exists() and not settings.fleet.store:  # a fleet's registry is in its store
         print(
             f"murmur: no server state in {db.parent} yet. Start the server once with "
             "`murmur serve` (it makes its TLS certificate and device registry there), "
@@ -265,7 +271,7 @@ def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int
         )
         return 1
     try:
-        return settings, PairingService(SqliteDeviceStore(db, create=False))
+        return settings, PairingService(device_store(settings, create=False))
     except StorageError as e:
         print(f"murmur: {e.message}", file=sys.stderr)
         return 1
@@ -273,9 +279,15 @@ def _registry(args: argparse.Namespace) -> tuple[Settings, PairingService] | int
 
 def _pair(args: argparse.Namespace) -> int:
     from server.pairing.tls import CERT_NAME, fingerprint
-    from server.pairing.uri import pairing_uri, reachable_addresses
+    from server.pairing.uri import page_address, page_link, pairing_uri, reachable_addresses
     from server.transport.security import state_dir
 
+    try:
+        if args.page:
+            page_address(args.page)  # a bad --page issues no code
+    except ValueError as e:
+        print(f"murmur: {e}", file=sys.stderr)
+        return 2
     opened = _registry(args)
     if isinstance(opened, int):
         return opened
@@ -295,6 +307,7 @@ def _pair(args: argparse.Namespace) -> int:
     host, _, port = endpoint.rpartition(":")
     addresses = reachable_addresses(host.strip("[]"), int(port))
     uri = pairing_uri(issued.code, fp, addresses)
+    link = page_link(args.page, uri) if args.page else None
     until = time.strftime("%H:%M:%S", time.localtime(issued.expires))
     minutes = max(1, round((issued.expires - time.time()) / 60))
     named = f", for a device named {issued.name!r}" if issued.name else ""
@@ -302,12 +315,18 @@ def _pair(args: argparse.Namespace) -> int:
     print(f"Server:        {', '.join(addresses)}")
     print(f"Certificate:   sha256 {fp}")
     print(f"Pairing URI:   {uri}")
+    if link:
+        print(f"Phone page:    {link}")
     print()
     import segno
 
-    segno.make(uri, error="m").terminal(out=sys.stdout, compact=True)
+    segno.make(link or uri, error="m").terminal(out=sys.stdout, compact=True)
     print()
-    print("On the phone, scan the QR code, or run:")
+    if link:
+        print("On the phone, scan the QR code with the camera app: it opens the page, which")
+        print("pairs. Or open the page and paste the pairing URI, or on a bridge run:")
+    else:
+        print("On the phone, scan the QR code, or run:")
     print(f"  murmur-bridge pair '{uri}'")
     return 0
 

@@ -243,6 +243,7 @@ class SessionReady:
     model: str
     tick_hz: float
     mode: Mode
+    motion_hz: float = 0.0  # > 0: DeviceMotion wanted at this rate (fall detection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +329,8 @@ class TickTrace:
     slip_ms: float = 0.0
     # Utterances not played out so far in the session: ("reason/kind", count), sorted.
     dropped: tuple[tuple[str, int], ...] = ()
+    batch_size: int = 1  # sessions whose ticks shared this tick's model forward
+    model_wait_ms: float = 0.0  # waited for the model, apart from the step itself
 
 
 @dataclass(frozen=True, slots=True)

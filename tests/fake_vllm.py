@@ -18,6 +18,7 @@ import json
 import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,9 +48,17 @@ class FakeVLLM:
     """The model server over HTTP: an OpenAI-compatible vLLM on loopback, from a script."""
 
     def __init__(
-        self, models: tuple[str, ...] = (MODEL,), *, uuids: str = "keep", miss_status: int = 400
+        self,
+        models: tuple[str, ...] = (MODEL,),
+        *,
+        uuids: str = "keep",
+        miss_status: int = 400,
+        answer: Callable[[dict[str, Any]], Reply | None] | None = None,
     ) -> None:
+        """``answer``: the reply to a request by what it holds (None: the next scripted
+        one), for servers whose ticks come at no fixed count (a real session's)."""
         self.models = models
+        self.answer = answer
         self.uuids = uuids
         self.miss_status = miss_status
         self.held: set[str] = set()  # frames kept by uuid
@@ -79,7 +88,9 @@ class FakeVLLM:
                     status, message = problem
                     self._send(status, json.dumps({"error": message}).encode())
                     return
-                reply = fake.replies.popleft() if fake.replies else Reply()
+                reply = fake.answer(req) if fake.answer is not None else None
+                if reply is None:
+                    reply = fake.replies.popleft() if fake.replies else Reply()
                 if reply.status != 200:
                     self._send(reply.status, b'{"error":"scripted failure"}')
                     return

@@ -25,6 +25,7 @@ from __future__ import annotations
 import queue
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 from PIL import Image
 
@@ -166,6 +167,22 @@ class Conversation:
             qa_history=self.memory.qa_text(),
             video_history=self.memory.video_text(),
         )
+
+    def export(self) -> dict[str, Any]:
+        """What a resume on another frontend needs, as plain data (model thread, after
+        the last step): the memory, with the inbox applied, and the chunk count. The
+        chunk's own turns stay behind (a backend's cache of them cannot travel)."""
+        self._drain()
+        return {"chunk": self._chunk, "memory": self.memory.export()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Go on from ``export``'s data (model thread, before the first step): the next
+        turn opens a new chunk whose first turn carries the video and Q&A history."""
+        self.memory.restore(data.get("memory") or {})
+        self._chunk = max(1, int(data.get("chunk") or 1))
+        self._ticks = 0
+        self._due = True
+        self._last = None
 
     # -- internals ------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["SessionMemory", "clip"]
 
@@ -110,3 +111,17 @@ class SessionMemory:
 
     def qa_text(self) -> str:
         return "\n".join(self._qa)
+
+    def export(self) -> dict[str, Any]:
+        """The memory as plain data (JSON-ready): what a resume elsewhere carries."""
+        return {"long_term": self.long_term, "mid_term": list(self.mid_term), "qa": list(self._qa)}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Take ``export``'s data in place of what is held; the bounds apply again."""
+        self.long_term = clip(str(data.get("long_term", "")), self.summary_max_chars, keep="end")
+        self.mid_term = deque()
+        for summary in data.get("mid_term", ()):
+            self.add_summary(str(summary))
+        self._qa, self._qa_chars = deque(), 0
+        for line in data.get("qa", ()):
+            self.add_qa(str(line))

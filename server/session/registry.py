@@ -24,8 +24,10 @@ from server.errors import (
     ResumeRefusedError,
     TakenOverError,
     TimedOutError,
+    UnavailableError,
 )
 from server.events import SessionStart
+from server.session.handover import DRAINING, reopen
 from server.session.services import SessionServices
 from server.session.session import Session, SessionLink
 from server.telemetry.logs import bind_log_context
@@ -45,6 +47,8 @@ class SessionRegistry:
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._opening = 0  # sessions being opened right now
         self.expired = 0  # detached sessions closed because nobody resumed them
+        # Handing its sessions over to the fleet store (handover.py): no call is served.
+        self.draining = False
 
     @property
     def sessions(self) -> set[Session]:
@@ -54,7 +58,10 @@ class SessionRegistry:
         return len(self._sessions)
 
     async def connect(self, link: SessionLink, start: SessionStart, device_id: str) -> None:
-        """Serve one call: resume its session if the token is known, else open one."""
+        """Serve one call: resume its session if the token is known (here, or handed
+        over by another frontend of the fleet), else open one."""
+        if self.draining:
+            raise UnavailableError(DRAINING)
         session = self._resumable(start.resume_token, device_id)
         resumed = session is not None
         # This call's log lines, and those of every task it starts, name both (JSON logs).
@@ -69,7 +76,10 @@ class SessionRegistry:
                 )
             self._opening += 1
             try:
-                session = await Session.open(self._services, start, device_id=device_id)
+                session = await reopen(self._services, start, device_id)
+                resumed = session is not None
+                if session is None:
+                    session = await Session.open(self._services, start, device_id=device_id)
             finally:
                 self._opening -= 1
             bind_log_context(session=session.id)  # before _add: its run() task inherits it

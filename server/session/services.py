@@ -21,6 +21,7 @@ from server.engine.tick import Delegations
 from server.events import AudioFormat
 from server.runtime.base import InteractionRuntime
 from server.session.emergency import Notifier
+from server.session.handover import HandoverStore
 from server.tasks import Spawn
 from server.vision.ocr import OcrBackend
 from server.voice.tts.base import TTSBackend
@@ -142,5 +143,8 @@ class SessionServices:
     delegations: DelegationService | None = None
     emergency: Notifier | None = None  # the [emergency] contacts; None: the path is off
     ocr: OcrBackend | None = None  # [vision] ocr; None: stills go to the model unread
+    # [fleet] store: where a draining frontend hands its sessions over (handover.py);
+    # None: one frontend alone, nothing is handed over
+    handover: HandoverStore | None = None
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

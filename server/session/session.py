@@ -22,6 +22,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
 from server.codes import Code
+from server.engine.fall import MOTION_HZ
 from server.errors import (
     CapacityError,
     Fatal,
@@ -74,6 +75,7 @@ class Session:
         start: SessionStart,
         *,
         device_id: str = "",
+        session_id: str = "",
     ) -> Session:
         """Validate ``start``, open the model conversation off the loop, build the session.
 
@@ -96,7 +98,7 @@ class Session:
                 raise CapacityError(f"cannot open another session: {e.message}") from e
             raise UnavailableError(f"the model cannot open a session: {e.message}") from e
         try:
-            return cls(services, start, model, device_id=device_id)
+            return cls(services, start, model, device_id=device_id, session_id=session_id)
         except BaseException:
             await loop.run_in_executor(runtime.executor, model.close)
             raise
@@ -108,11 +110,12 @@ class Session:
         model: ModelSession,
         *,
         device_id: str = "",
+        session_id: str = "",  # a session handed over from another frontend keeps its id
     ) -> None:
         self.services = services
         self.start = start
         self.model = model
-        self.id = secrets.token_hex(8)
+        self.id = session_id or secrets.token_hex(8)
         self.resume_token = secrets.token_urlsafe(18)
         self.device_id = device_id
         self.attached = False  # a call is serving it now
@@ -266,6 +269,8 @@ class Session:
             model=self.services.runtime.name,
             tick_hz=self.services.settings.server.tick_hz,
             mode=self.parts.engine.profile.mode,
+            # Falls are detected from motion in every mode while the emergency path is on.
+            motion_hz=MOTION_HZ if self.parts.emergency is not None else 0.0,
         )
 
     async def _cleanup(self) -> None:

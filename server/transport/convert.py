@@ -275,6 +275,8 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
                     coalesced=event.coalesced,
                     slip_ms=event.slip_ms,
                     dropped=dict(event.dropped),
+                    batch_size=event.batch_size,
+                    model_wait_ms=event.model_wait_ms,
                 )
             )
         case StopSpeaking():
@@ -325,6 +327,7 @@ def to_server(event: ServerEvent) -> pb.ServerEvent:
                     model=event.model,
                     tick_hz=event.tick_hz,
                     mode=_MODE_PB[event.mode],
+                    motion_hz=event.motion_hz,
                 )
             )
         case StillRequest():

@@ -1,6 +1,8 @@
 """What guards the port: the device registry (pairing, tokens) and the TLS identity,
-built from settings in the server's state directory. The composition root
-(``server/app.py``, ``server/cli.py``) builds it; the transport enforces it."""
+built from settings in the server's state directory — or, in a fleet ([fleet] store),
+the registry in the store every frontend shares, and one certificate they all
+present. The composition root (``server/app.py``, ``server/cli.py``) builds it; the
+transport enforces it."""
 
 from __future__ import annotations
 
@@ -16,8 +18,17 @@ from server.config import Settings
 if TYPE_CHECKING:
     from server.pairing.service import PairingService
     from server.pairing.tls import TlsIdentity
+    from server.session.handover import HandoverStore
+    from server.storage.base import DeviceStore
 
-__all__ = ["Security", "build_pairing", "is_loopback", "state_dir"]
+__all__ = [
+    "Security",
+    "build_handover",
+    "build_pairing",
+    "device_store",
+    "is_loopback",
+    "state_dir",
+]
 
 
 def state_dir(settings: Settings) -> Path:
@@ -65,12 +76,18 @@ def build_pairing(settings: Settings, registry: Executor | None = None) -> Secur
         return Security(None, None)
     from server.pairing.service import PairingService
     from server.pairing.tls import ensure_self_signed, load_identity
-    from server.storage.sqlite import DB_NAME, SqliteDeviceStore, ensure_private_dir
+    from server.storage.sqlite import ensure_private_dir
 
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise ValueError("[server] tls_cert and tls_key go together: set both or neither")
+    if settings.fleet.store and not cfg.tls_cert:
+        raise ValueError(
+            "[fleet] store is set, so every frontend must present the same certificate "
+            "(a bridge pins it): set [server] tls_cert and tls_key (in Kubernetes, from "
+            "one Secret)"
+        )
     folder = ensure_private_dir(state_dir(settings))
-    store = SqliteDeviceStore(folder / DB_NAME)
+    store = device_store(settings)
     try:
         if cfg.tls_cert:
             tls = load_identity(cfg.tls_cert, cfg.tls_key)
@@ -80,3 +97,24 @@ def build_pairing(settings: Settings, registry: Executor | None = None) -> Secur
         store.close()
         raise
     return Security(PairingService(store, registry), tls)
+
+
+def device_store(settings: Settings, *, create: bool = True) -> DeviceStore:
+    """The device registry: the fleet's Redis when [fleet] store is set (every frontend
+    and `murmur pair` share it), else SQLite in the state directory."""
+    if settings.fleet.store:
+        from server.storage.redis_store import RedisDeviceStore
+
+        return RedisDeviceStore(settings.fleet.store)
+    from server.storage.sqlite import DB_NAME, SqliteDeviceStore
+
+    return SqliteDeviceStore(state_dir(settings) / DB_NAME, create=create)
+
+
+def build_handover(settings: Settings) -> HandoverStore | None:
+    """Where a draining frontend hands its sessions over ([fleet] store); None alone."""
+    if not settings.fleet.store:
+        return None
+    from server.storage.redis_store import RedisHandoverStore
+
+    return RedisHandoverStore(settings.fleet.store)

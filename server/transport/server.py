@@ -142,6 +142,11 @@ class GrpcServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._unwatch()
+        # In a fleet, the sessions go to the shared store and their bridges to another
+        # frontend now, not after the grace.
+        handed = await self.servicer.hand_over()
+        if handed:
+            log.info("handed %d session(s) over to the fleet store", handed)
         # Clients get a GoAway (with their resume token in hand) before the grace runs out.
         self.servicer.drain(reconnect_after_ms=int((grace or 0) * 1000) + 1000)
         await self.server.stop(grace)

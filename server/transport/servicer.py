@@ -27,6 +27,7 @@ from server.errors import (
     TimedOutError,
     UnauthenticatedError,
 )
+from server.session.handover import hand_over
 from server.session.registry import SessionRegistry
 from server.session.services import SessionServices
 from server.session.session import Session
@@ -154,6 +155,18 @@ class CompanionServicer:
         except TimeoutError:
             return False
         return True
+
+    async def hand_over(self) -> int:
+        """In a fleet ([fleet] store): serve no more calls, write every session to the
+        store and end its call with UNAVAILABLE, so its bridge resumes on another
+        frontend (session/handover.py); how many were written. Alone: nothing, 0."""
+        services = self.services
+        window_s = services.settings.server.resume_window_s
+        if services.handover is None or window_s <= 0:
+            return 0
+        self.registry.draining = True
+        sessions = list(self.registry.sessions)
+        return await hand_over(sessions, services.handover, window_s, services.executors.registry)
 
     def drain(self, reconnect_after_ms: int = 2000) -> None:
         """Tell every live session to reconnect elsewhere (or here, after a restart)."""
