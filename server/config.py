@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "AgentSettings",
     "EmergencySettings",
+    "FleetSettings",
     "MetricsSettings",
     "ModelSettings",
     "ServerSettings",
@@ -39,6 +40,9 @@ class ServerSettings:
     # After a tick is due, wait this long for a fresh frame before ticking with
     # the last one: a frame waits for the model as little as possible.
     frame_wait_ms: float = 150.0
+    # A frame that changes the view ticks at once instead of at the period's end
+    # (server/session/ticker.py wake).
+    early_tick: bool = True
     max_frame_bytes: int = 2 * 1024 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     max_sessions: int = 32
@@ -85,6 +89,9 @@ class ModelSettings:
     timeout_s: float = 5.0
     retries: int = 1
     frame_refs: bool = True  # send each frame once, then name it by uuid (vLLM)
+    # A step still running this long: one model.slow Notice (ticks coalesce behind it
+    # until it ends, then the next step takes the newest frame). 0 = never.
+    slow_step_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,12 @@ class VoiceSettings:
     asr_compute_type: str = "auto"
     asr_language: str = ""  # empty = the session's language
     min_speech_ms: int = 300  # speech needed before barge-in: a cough must not cut
+    # A transcription (queue wait included) with no text this long is dropped with an
+    # asr.failed Notice; the listener goes on with the next utterance. 0 = no limit.
+    asr_timeout_s: float = 30.0
+    # A TTS backend with no audio this long for a clause: that utterance stays captions
+    # only, with a tts.failed Notice (a chain's own first-audio deadline comes first).
+    tts_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,18 @@ class PairingSettings:
 
 
 @dataclass(frozen=True)
+class FleetSettings:
+    # N frontends behind one balancer (README "A fleet"). A shared store makes them one
+    # server to a bridge: the device registry (pairing) lives there instead of SQLite,
+    # and a draining frontend hands its sessions' memory over through it, for a resume
+    # on any frontend. "" = one frontend alone (SQLite registry, no hand-over).
+    store: str = ""  # redis://HOST:6379/0 (rediss:// for TLS); or MURMUR_FLEET_STORE
+    # Where bridges reach the fleet (the balancer's HOST:PORT), for `murmur pair`'s
+    # pairing URI; "" = this frontend's own [server] host and port.
+    advertise: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     pairing: PairingSettings = field(default_factory=PairingSettings)
@@ -172,6 +197,7 @@ class Settings:
     emergency: EmergencySettings = field(default_factory=EmergencySettings)
     vision: VisionSettings = field(default_factory=VisionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """A copy with some fields of one section replaced (None values are ignored)."""

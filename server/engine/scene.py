@@ -16,6 +16,14 @@ Hysteresis keeps it from flapping: a view must move more to restore the rate
 (``CHANGED_MIN``) than it may move to count as still (``STILL_MAX``), and after a
 restore the scene must be still for ``static_s`` again. The server never depends on
 the hint being followed: its ticks keep their period either way.
+
+``FrameBudget`` is the model's side of the same question, against the last frame the
+model saw as an image rather than an anchor: a fresh frame that shows the same view
+(the whole within ``STILL_MAX`` and no 20×20-pixel box off by more than ``LOCAL_MAX``)
+enters the turn as a text marker, until that image is the mode's ``unchanged_s`` old;
+a frame that differs by more than ``CHANGED_MIN`` overall or ``LOCAL_CHANGED`` in one
+box — a scene change, or something coming into one part of the view — asks for a tick
+at once instead of at the period's end (``Ticker.wake``).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import numpy as np
 from server.events import CaptureHint
 from server.modes.loader import CaptureRules
 
-__all__ = ["CHANGED_MIN", "STILL_MAX", "CapturePace"]
+__all__ = ["CHANGED_MIN", "LOCAL_CHANGED", "LOCAL_MAX", "STILL_MAX", "CapturePace", "FrameBudget"]
 
 # Mean absolute difference of two 32×24 grey thumbnails (0..255). A camera held still
 # differs from itself by ~1 (sensor noise and JPEG, averaged over 20×20-pixel boxes);
@@ -35,6 +43,10 @@ __all__ = ["CHANGED_MIN", "STILL_MAX", "CapturePace"]
 # seconds (server/engine/fall.py), so walking re-anchors long before ``static_s``.
 STILL_MAX = 4.0  # within this of the anchor: still (at the normal rate)
 CHANGED_MIN = 8.0  # beyond this from the anchor: changed (restores a lowered rate)
+# One thumbnail pixel is a 20×20 box of a 640×480 frame: a cyclist or a light changing
+# colour moves a few boxes a lot and the mean barely.
+LOCAL_MAX = 24.0  # no box off by more than this: still, for the model's budget
+LOCAL_CHANGED = 48.0  # a box off by more than this: changed, tick now
 
 
 class CapturePace:
@@ -80,3 +92,40 @@ class CapturePace:
             return None
         self.fps = fps
         return CaptureHint(fps, reason)
+
+
+class FrameBudget:
+    """Which fresh frames the model sees as images; which ones call for a tick now."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._shown: np.ndarray | None = None  # the last frame shown to the model
+        self._shown_at = float("-inf")
+
+    def show(self, thumb: np.ndarray | None, *, unchanged_s: float, asked: bool) -> bool:
+        """A fresh frame's thumbnail at a tick: True to show it as an image, False to say
+        in text that the view has not changed. A question always sees the image."""
+        now, last = self._clock(), self._shown
+        carried = (
+            thumb is not None
+            and last is not None
+            and not asked
+            and now - self._shown_at < unchanged_s
+            and last.shape == thumb.shape
+            and _still(np.abs(thumb - last))
+        )
+        if not carried:
+            self._shown, self._shown_at = thumb, now
+        return not carried
+
+    def changed(self, thumb: np.ndarray | None) -> bool:
+        """An accepted frame differs from the model's last image enough to tick now."""
+        last = self._shown
+        if thumb is None or last is None or last.shape != thumb.shape:
+            return False
+        diff = np.abs(thumb - last)
+        return float(diff.mean()) > CHANGED_MIN or float(diff.max()) > LOCAL_CHANGED
+
+
+def _still(diff: np.ndarray) -> bool:
+    return float(diff.mean()) <= STILL_MAX and float(diff.max()) <= LOCAL_MAX

@@ -13,15 +13,16 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 from server.codes import Code
+from server.engine.delegations import Delegations
 from server.engine.handoff import ClauseHandoff
 from server.engine.location import LocationContext, asks_where
 from server.engine.policy import GuidancePolicy, Utterance
 from server.engine.reading import Reading, ReadingOptions
+from server.engine.scene import FrameBudget
 from server.engine.speech import (
     NoteOrder,
     PlaybackResultLike,
@@ -34,7 +35,6 @@ from server.errors import Recoverable
 from server.events import (
     Cue,
     CueKind,
-    LocationIn,
     Notice,
     ServerEvent,
     SpeechKind,
@@ -57,38 +57,6 @@ __all__ = ["Delegations", "TickEngine", "TickOptions"]
 log = logging.getLogger(__name__)
 
 Emit = Callable[[ServerEvent], Awaitable[None]]
-
-
-class _Result(Protocol):
-    @property
-    def question(self) -> str: ...
-    @property
-    def spoken(self) -> str: ...
-    @property
-    def urgent(self) -> bool: ...
-
-
-class Delegations(Protocol):
-    """The per-session side of the delegation manager (server/agents)."""
-
-    def start(
-        self,
-        question: str,
-        *,
-        frames: tuple[bytes, ...] = (),
-        location: str | None = None,
-        context: str = "",
-        barcodes: tuple[str, ...] = (),
-    ) -> str: ...
-
-    def cancel_all(self, reason: str) -> None: ...
-
-    def take_results(self) -> Sequence[_Result]: ...
-
-    async def wait_result(self) -> None: ...
-
-    async def close(self) -> None:
-        """Cancel what runs and wait until it has cleaned up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +100,7 @@ class TickEngine:
         self.location = LocationContext(clock)  # what of it the model was told, and when
         self._recent_jpegs: deque[bytes] = deque(maxlen=3)  # for agents that look
         self.reading = Reading(options.language, options.reading, clock)  # stills and codes
+        self.budget = FrameBudget(clock)  # a still view said in text, a changed one now
         self._unconfigured_noted = False
         self._answers = NoteOrder(self.say)
         self._must_answer = False  # this tick's query is answered even if the model is silent
@@ -144,8 +113,7 @@ class TickEngine:
         return self._profile
 
     def hear_replies(self, listener: Callable[[str], bool]) -> None:
-        """The model's words go to ``listener`` (the emergency path) before they are
-        said; when it returns True it speaks for them and they are not said."""
+        """The model's words go to ``listener`` (the emergency path) first; True: it spoke."""
         self._on_reply = listener
 
     def add_query(self, text: str, *, must_answer: bool = False) -> None:
@@ -156,9 +124,6 @@ class TickEngine:
     def add_frame_data(self, jpeg: bytes) -> None:
         """An accepted frame's encoded bytes, kept (three deep) for background agents."""
         self._recent_jpegs.append(jpeg)
-
-    def set_location(self, loc: LocationIn) -> None:
-        self.location.update(loc)
 
     def set_mode(self, profile: ModeProfile) -> None:
         """A new mode: its rules apply from now, its instruction from the next turn."""
@@ -211,9 +176,14 @@ class TickEngine:
                 self._queries.clear()
                 self._must_answer = False
             asked = asks_where(query, self._options.language)
+            rules, still = self._profile.capture, seen.max_pixels is not None  # a still: shown
+            unchanged = not (seen.frame is None or still) and not self.budget.show(
+                seen.frame.thumb, unchanged_s=rules.unchanged_s, asked=bool(query)
+            )
             tick = TickInput(
                 tick_s=tick_s,
-                frame=seen.frame,
+                frame=None if unchanged else seen.frame,
+                unchanged=unchanged,
                 user_query=query,
                 context=(*self.location.lines(self._profile, asked=asked), *seen.context),
                 frame_max_pixels=seen.max_pixels,
@@ -273,6 +243,8 @@ class TickEngine:
                     coalesced=coalesced,
                     slip_ms=slip_ms,
                     dropped=tuple(sorted(self._speaker.dropped.items())),  # the session's so far
+                    batch_size=action.batch_size,
+                    model_wait_ms=action.model_wait_ms,
                 )
             )
         return action
@@ -332,11 +304,12 @@ class TickEngine:
             )
         finished = time.perf_counter()
         began = started[0] if started else finished
-        timer.add("queue", (began - submitted) * 1000)
+        queued = (began - submitted) * 1000  # + the runtime's own wait: the model wait traced
+        timer.add("queue", queued)
         timer.add("model", (finished - began) * 1000)
         for stage, ms in action.stages:  # parts of "model", not added to it
             timer.add(f"model.{stage}", ms)
-        return action, streamed
+        return replace(action, model_wait_ms=queued + action.model_wait_ms), streamed
 
     def _decide(self, action: Action, *, answering: bool, streamed: _Streamed) -> list[Utterance]:
         now = self._clock()

@@ -52,7 +52,7 @@ _LOCATION_KEYS = (
     "location_accuracy_m",
     "location_stale_s",
 )
-_CAPTURE_KEYS = ("capture_static_s", "capture_static_fps")
+_CAPTURE_KEYS = ("capture_static_s", "capture_static_fps", "capture_unchanged_s")
 T = TypeVar("T")
 
 
@@ -77,10 +77,13 @@ class LocationRules:
 class CaptureRules:
     """When the bridge is told to capture less (server/engine/scene.py): after the view
     stayed still, with nobody speaking or asking, for ``static_s``, at ``static_fps``
-    (never above the normal rate: a mode whose ``static_fps`` reaches it never lowers)."""
+    (never above the normal rate: a mode whose ``static_fps`` reaches it never lowers).
+    A fresh frame showing the view the model last saw as an image is said in text for
+    up to ``unchanged_s`` since that image (0: every frame is shown)."""
 
     static_s: float = 10.0
     static_fps: float = 0.5
+    unchanged_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,7 @@ MODE_KEYS: dict[str, tuple[Check, str]] = {
     # When the bridge is told to capture less (server/engine/scene.py); optional.
     "capture_static_s": (_is_float, "seconds, a number at least 0"),
     "capture_static_fps": (_is_fps, "frames a second, from 0.05 to 30"),
+    "capture_unchanged_s": (_is_float, "seconds, a number at least 0"),
     "speak_margin": (_is_number, "a number (log-prob; may be negative)"),
     "alerts_cut_results": (_is_bool, "true or false"),
     "barcodes": (_is_bool, "true or false"),

@@ -37,6 +37,8 @@ from server.errors import Recoverable
 from server.tasks import WorkerPool
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from server.runtime.conversation import Conversation, Turn
 
 __all__ = [
@@ -62,6 +64,9 @@ class Frame:
     capture_time_ms: int
     received_at: float  # time.monotonic() when the server accepted it
     decode_ms: float = 0.0  # server time spent decoding it (reported in the trace)
+    # Its 32×24 grey thumbnail (engine/fall.grey_thumbnail), for telling a still view
+    # and a changed one (engine/scene.py); None where nobody computed it.
+    thumb: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,9 @@ class TickInput:
     # How much </response> must beat </silence> by at this tick (the mode's); None:
     # the runtime's configured margin.
     speak_margin: float | None = None
+    # A fresh frame came but showed the view the model last saw (engine/scene.py
+    # FrameBudget): the turn says so in text (prompt.UNCHANGED) instead of an image.
+    unchanged: bool = False
 
     @property
     def still(self) -> bool:
@@ -109,6 +117,11 @@ class Action:
     # encoding the turn and scoring the markers, and ("reply", ms) when a reply was
     # generated, even one that then parsed as silence.
     stages: tuple[tuple[str, float], ...] = ()
+    # How many sessions' ticks shared this step's model forward (1: it ran alone), and
+    # the ms the step waited inside the runtime for the model (for a batch to gather,
+    # behind other forwards), apart from its own compute.
+    batch_size: int = 1
+    model_wait_ms: float = 0.0
 
     @property
     def silent(self) -> bool:

@@ -16,6 +16,7 @@ __all__ = [
     "NO_FRAME",
     "QUERY_HEADER",
     "SYSTEM_PROMPT",
+    "UNCHANGED",
     "action_text",
     "assistant_message",
     "history_text",
@@ -30,6 +31,9 @@ QA_HISTORY = "[Q&A History]"
 # Said in place of the image when no new camera frame arrived since the last tick,
 # so the model never takes a repeated picture for a still world.
 NO_FRAME = "(no new camera frame)"
+# Said in place of the image when a new frame showed what the last image did: a
+# tick on a still view costs a few tokens instead of a frame's hundreds.
+UNCHANGED = "(the view has not changed)"
 
 SYSTEM_PROMPT = (
     "You are a real-time assistant watching a live first-person video stream from "
@@ -68,7 +72,8 @@ def history_text(video_history: str, qa_history: str) -> str:
 def user_message(tick: TickInput, *, query: str | None = None, preamble: str = "") -> Message:
     """One tick's user turn: [preamble] [query header + query] [context] time marker, image.
 
-    Without a frame the time marker is followed by ``NO_FRAME`` instead of an image.
+    Without a frame the time marker is followed by ``NO_FRAME`` (or ``UNCHANGED``)
+    instead of an image.
     ``query`` overrides ``tick.user_query`` (a chunk's first turn restates the
     standing instruction).
     """
@@ -80,7 +85,8 @@ def user_message(tick: TickInput, *, query: str | None = None, preamble: str = "
         text_parts.append(f"{QUERY_HEADER}\n{query}")
     text_parts.extend(tick.context)
     marker = time_marker(tick.tick_s)
-    text_parts.append(marker if tick.frame is not None else f"{marker} {NO_FRAME}")
+    missing = UNCHANGED if tick.unchanged else NO_FRAME
+    text_parts.append(marker if tick.frame is not None else f"{marker} {missing}")
     content: list[dict[str, Any]] = [{"type": "text", "text": "\n".join(text_parts)}]
     if tick.frame is not None:
         content.append({"type": "image", "image": tick.frame.image})

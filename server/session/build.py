@@ -7,6 +7,7 @@ process's shared ``SessionServices`` and the client's ``SessionStart``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,14 +16,14 @@ from server.engine.commands import command_hotwords
 from server.engine.reading import ReadingOptions
 from server.engine.scene import CapturePace
 from server.engine.tick import Delegations, TickEngine, TickOptions
-from server.events import SessionStart
+from server.events import DelegationState, DelegationUpdate, SessionStart
 from server.modes import profile
 from server.runtime.base import ModelSession
 from server.session.capture_rate import CaptureHints
 from server.session.emergency import CallerOptions, EmergencyCaller
 from server.session.frames import FrameSlot
 from server.session.inbound import Inbound
-from server.session.notices import Notices
+from server.session.notices import Notices, public_text
 from server.session.outbox import Outbox
 from server.session.services import Listener, SessionServices
 from server.session.speaker import Speaker, SpeakerOptions
@@ -65,7 +66,9 @@ def build_parts(
     slot = FrameSlot(services.clock)
 
     async def tts_failed(error: Exception) -> None:
-        await notices.send(Code.TTS_FAILED, f"speech synthesis failed: {error}")
+        await notices.send(
+            Code.TTS_FAILED, f"speech synthesis failed ({error}); that utterance is captions only"
+        )
 
     speaker = Speaker(
         services.tts,
@@ -79,15 +82,32 @@ def build_parts(
         outbox,
         opus=services.executors.opus,
         # Glasses without a speaker get captions only; cues need a speaker or haptics.
-        options=SpeakerOptions(audio=start.speaker, cues=start.speaker or start.haptics),
+        options=SpeakerOptions(
+            audio=start.speaker,
+            cues=start.speaker or start.haptics,
+            tts_timeout_s=settings.voice.tts_timeout_s,
+        ),
         on_error=tts_failed,
         clock=services.clock,
         sleep=services.sleep,
     )
     mode = profile(start.mode)
     speaker.voice.use_mode(mode.voice_style, mode.voice_rate)  # the mode's voice from the start
+
+    async def delegation_update(update: DelegationUpdate) -> None:
+        if update.state is not DelegationState.FAILED:
+            await outbox.put(update)
+            return
+        # Why an agent failed may carry its internals (a repr, a traceback): not sent.
+        reason = public_text(update.summary)
+        await outbox.put(dataclasses.replace(update, summary=reason))
+        await notices.send(
+            Code.AGENT_FAILED,
+            f"the background agent gave no answer ({reason}); an apology was said instead",
+        )
+
     delegations = (
-        services.delegations.session(outbox.put, language, spawn=spawn)
+        services.delegations.session(delegation_update, language, spawn=spawn)
         if services.delegations is not None
         else None
     )
@@ -125,6 +145,17 @@ def build_parts(
             sleep=services.sleep,
         )
         engine.hear_replies(emergency.heard_model)
+
+    def model_slow(after_s: float) -> None:
+        # A tick also waits for room in a full outbox (a client that stopped reading):
+        # that is not the model's doing, and no Notice could reach the client anyway.
+        if len(outbox) < settings.server.outbound_queue:
+            notices.send_nowait(
+                Code.MODEL_SLOW,
+                f"the model has not decided for {after_s:g} s; ticks are skipped until it "
+                "does, and then it looks at the newest frame",
+            )
+
     ticker = Ticker(
         slot,
         engine.tick,
@@ -132,6 +163,9 @@ def build_parts(
         frame_wait_s=settings.server.frame_wait_ms / 1000,
         clock=services.clock,
         sleep=services.sleep,
+        slow_step_s=settings.model.slow_step_s,
+        on_slow=model_slow,
+        early=settings.server.early_tick,
     )
     inbound = Inbound(
         services,

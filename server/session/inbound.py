@@ -216,7 +216,11 @@ class Inbound:
         )
         decode_ms = (time.perf_counter() - t0) * 1000
         image = decoded.image
-        frame = Frame(image, event.seq, event.capture_time_ms, self._services.clock(), decode_ms)
+        # One 32×24 grey thumbnail (~0.3 ms) serves the model's frame budget, the fall
+        # heuristic and the capture rate.
+        thumb = grey_thumbnail(image)
+        received = self._services.clock()
+        frame = Frame(image, event.seq, event.capture_time_ms, received, decode_ms, thumb)
         offer = self._slot.put(frame)
         for code, message in offer.notices:  # the bridge's counter or clock misbehaves
             await self._notices.once(code, message)
@@ -224,12 +228,11 @@ class Inbound:
             self._engine.add_frame_data(decoded.jpeg)
             if self._vision is not None:
                 self._vision.frame(image)
-            # One 32×24 grey thumbnail (~0.3 ms) serves the fall heuristic and the scene.
-            watched = self._emergency is not None or self._capture is not None
-            thumb = grey_thumbnail(image) if watched else None
+            if self._engine.budget.changed(thumb):  # decided now, not at the period's end
+                self._ticker.wake()
             if self._emergency is not None:
                 self._emergency.saw(decoded.jpeg, thumb)
-            if self._capture is not None and thumb is not None:
+            if self._capture is not None:
                 self._capture.frame(thumb)
             self.stats["frames"] += 1
 
@@ -247,7 +250,7 @@ class Inbound:
         self._speaker.playback_report(event.utterance_id, event.played_ms)
 
     async def _location(self, event: LocationIn) -> None:
-        self._engine.set_location(event)
+        self._engine.location.update(event)
         if self._emergency is not None:
             self._emergency.located(event)
 

@@ -5,6 +5,18 @@ Time and sleeping are injected (``clock``, ``sleep``), so the session harness ru
 it on virtual time. A tick fires as soon as a fresh frame of its own period (received at most half a
 period before it is due) arrives once the period has passed, or at the frame-wait
 deadline with the last frame when none came.
+
+A step that outruns ``slow_step_s`` is said once (``on_slow``, a synchronous call on
+the loop) while it still runs: ticks coalesce behind it, and the wearer's phone
+should know why nothing is said. A timer, not a task, so an ordinary tick costs
+nothing more and its order against other tasks does not change.
+
+A frame that changed the view (``wake``, from engine/scene.py's ``FrameBudget``) ends
+the wait for the next tick at once, unless that tick is due within ``EARLY_MIN_S`` or
+the last one fired less than that ago: a car coming into a still view is decided on
+when its frame lands, not up to a period later. Its label is the elapsed time to a
+tenth of a second, so it never repeats the tick before's; the period restarts from its
+frame.
 """
 
 from __future__ import annotations
@@ -18,7 +30,9 @@ from server.runtime.base import Frame
 from server.session.frames import FrameSlot
 from server.telemetry.metrics import TICK_SLIP, TICKS, TICKS_COALESCED
 
-__all__ = ["Ticker"]
+__all__ = ["EARLY_MIN_S", "Ticker"]
+
+EARLY_MIN_S = 0.2  # an early tick saves at least this, and follows a tick by at least this
 
 
 class TickFn(Protocol):
@@ -37,6 +51,9 @@ class Ticker:
         frame_wait_s: float,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
+        slow_step_s: float = 0.0,
+        on_slow: Callable[[float], None] | None = None,
+        early: bool = False,
     ) -> None:
         self._slot = slot
         self._tick = tick
@@ -48,6 +65,13 @@ class Ticker:
         self._napping: asyncio.Future[None] | None = None
         self._paused = False  # the user paused watching: no ticks, the clock runs on
         self._held = False
+        self._slow_s = slow_step_s if on_slow is not None else 0.0
+        self._on_slow = on_slow
+        self._slow_said = False  # said for this run of slow steps: not again until one is not
+        self._this_slow = False  # the step in flight outran slow_step_s
+        self._early = early  # a changed view may wake the ticker (``wake``)
+        self._woken = False
+        self._due = self._fired = float("-inf")  # the tick napped towards; the last fired
 
     def pause(self, paused: bool) -> None:
         self._paused = paused
@@ -55,6 +79,15 @@ class Ticker:
     def hold(self, held: bool) -> None:
         """No stream attached: no ticks (nothing is seen or heard); the clock runs on."""
         self._held = held
+
+    def wake(self) -> None:
+        """An accepted frame changed the view: tick now, if that saves ``EARLY_MIN_S``."""
+        now = self._clock()
+        if not self._early or self._napping is None or self._stopping or self._woken:
+            return
+        if self._due - now >= EARLY_MIN_S and now - self._fired >= EARLY_MIN_S:
+            self._woken = True
+            self._napping.cancel()
 
     def stop(self) -> None:
         """Finish the tick in flight (it may still queue a reply), then return."""
@@ -74,22 +107,25 @@ class Ticker:
         coalesced = 0
         while not self._stopping:
             plan = clock.plan()
+            self._due = plan.due
             if await self._nap(plan.due - self._clock()):
                 return
-            eligible = max(plan.due, self._clock())
+            early, self._woken = self._woken, False  # its frame is here: no waiting for one
+            eligible = self._clock() if early else max(plan.due, self._clock())
             # A frame from more than half a period before the tick is due belongs to
             # the period before (the first frame, which started the clock, always
             # does): the camera's next one is about to land, so it is waited for like
             # a missing one, and used only if none comes by the deadline. Deciding on
             # it would put the model one period behind the world, tick after tick.
             since = plan.due - self._period / 2
-            if not self._slot.fresh_since(since):
+            if not (early or self._slot.fresh_since(since)):
                 got = await self._slot.wait_fresh(plan.deadline - self._clock(), since=since)
                 eligible = self._clock() if got else max(plan.deadline, eligible)
             if self._stopping:
                 return
-            fired = self._clock()
+            fired = self._fired = self._clock()
             slip_ms = max(0.0, fired - eligible) * 1000
+            label = round(fired - clock.start, 1) if early else clock.label(fired)
             frame_at = None
             if not (self._paused or self._held):
                 frame, fresh = self._slot.take()
@@ -97,10 +133,29 @@ class Ticker:
                 TICKS.inc()
                 TICKS_COALESCED.inc(coalesced)
                 TICK_SLIP.observe(slip_ms / 1000)
-                await self._tick(
-                    clock.label(fired), frame, fresh=fresh, slip_ms=slip_ms, coalesced=coalesced
-                )
+                alarm = self._alarm()
+                try:
+                    await self._tick(
+                        label, frame, fresh=fresh, slip_ms=slip_ms, coalesced=coalesced
+                    )
+                finally:
+                    if alarm is not None:
+                        alarm.cancel()
+                        self._slow_said = self._slow_said and self._this_slow
             coalesced = clock.advance(fired, self._clock(), frame_at)
+
+    def _alarm(self) -> asyncio.TimerHandle | None:
+        """The timer that says a step is slow; None when that is off."""
+        if self._slow_s <= 0:
+            return None
+        self._this_slow = False
+        return asyncio.get_running_loop().call_later(self._slow_s, self._slow)
+
+    def _slow(self) -> None:
+        self._this_slow = True
+        if not self._slow_said and self._on_slow is not None:
+            self._slow_said = True
+            self._on_slow(self._slow_s)
 
     async def _nap(self, delay: float) -> bool:
         """Sleep ``delay`` seconds; True if the ticker is stopping instead."""
@@ -110,7 +165,8 @@ class Ticker:
                 await self._napping
             except asyncio.CancelledError:
                 task = asyncio.current_task()
-                if not (self._stopping and task is not None and not task.cancelling()):
+                ours = self._stopping or self._woken  # stop() or wake(), not the task's own
+                if not (ours and task is not None and not task.cancelling()):
                     raise
             finally:
                 self._napping = None
