@@ -167,3 +167,13 @@ def test_a_request_rejected_with_and_without_uuids_is_rejected(vllm: FakeVLLM) -
     assert "uuid" in image_parts(first)[0] and "uuid" not in image_parts(second)[0]
     assert rt.frame_refs is None  # nothing learnt: the next request tries uuids again
     rt.close()
+
+
+def test_a_request_is_written_in_large_pieces_of_its_parts_exactly() -> None:
+    from server.runtime.openai.wire import Request
+
+    parts = tuple(bytes([65 + i % 26]) * (1000 + i) for i in range(300))
+    request = Request(parts, stream=False)
+    writes = list(request.writes(size=64 * 1024))
+    assert b"".join(writes) == request.body and request.size == len(request.body)
+    assert all(len(w) >= 64 * 1024 for w in writes[:-1]) and len(writes) < len(parts) / 10

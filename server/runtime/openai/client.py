@@ -157,7 +157,9 @@ class ModelClient:
     def _send(self, request: Request, sink: ReplySink) -> None:
         url = f"{self.base_url}/chat/completions"
         try:
-            with self._http.stream("POST", url, content=request.body) as resp:
+            # The parts as they are, with their length: no chunked encoding, no join.
+            length = {"Content-Length": str(request.size)}
+            with self._http.stream("POST", url, content=request.writes(), headers=length) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     _raise_for_status(resp)

@@ -91,7 +91,7 @@ class OpenAIRuntime(InteractionRuntime):
         self.system_turn = wire_turn(system_message(), options)
         self.frame_policy = FrameRefPolicy(options.frame_refs)
         # The request body is assembled from text so the turns' bytes are reused as they are.
-        self._head = '{"model":' + dump(self.served_model) + ',"messages":['
+        self._head = ('{"model":' + dump(self.served_model) + ',"messages":[').encode()
 
     @property
     def frame_refs(self) -> bool | None:
@@ -104,7 +104,8 @@ class OpenAIRuntime(InteractionRuntime):
     def warm_up(self) -> None:
         """Put the system prompt in the server's prefix cache."""
         turn = dump({"role": "user", "content": "<0.0 seconds>"})
-        request = self.body([self.system_turn.plain, turn], max_tokens=1, stream=False)
+        turns = [self.system_turn.encoded(Form.PLAIN), turn.encode()]
+        request = self.body(turns, max_tokens=1, stream=False)
         try:
             self.client.complete(request, lambda: ReplyReader(self.options.speak_margin, None))
         except Recoverable as e:
@@ -119,7 +120,7 @@ class OpenAIRuntime(InteractionRuntime):
 
     def body(
         self,
-        turns: list[str],
+        turns: list[bytes],
         *,
         max_tokens: int | None = None,
         stream: bool | None = None,
@@ -138,8 +139,12 @@ class OpenAIRuntime(InteractionRuntime):
         else:
             params["logprobs"] = True
             params["top_logprobs"] = TOP_LOGPROBS
-        tail = "]," + dump(params)[1:]
-        return Request((self._head + ",".join(turns) + tail).encode(), stream)
+        tail = ("]," + dump(params)[1:]).encode()
+        parts = [self._head]
+        for t in turns:  # each turn's bytes as they are: no copy of the whole chunk
+            parts += (t, b",")
+        parts[-1:] = [tail] if turns else [parts[-1], tail]
+        return Request(tuple(parts), stream)
 
     def send_turns(
         self, turns: list[Turn], new_reader: Callable[[], ReplyReader], **body: Any
@@ -168,7 +173,7 @@ class OpenAIRuntime(InteractionRuntime):
         return reader
 
     def _body(self, turns: list[Turn], form: Form, **body: Any) -> Request:
-        return self.body([t.fragment(form) for t in turns], **body)
+        return self.body([t.encoded(form) for t in turns], **body)
 
 
 def _refusal(e: ModelRejected | ModelUnavailable) -> Refusal | None:
