@@ -33,7 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+from street import street_view  # benchmarks/street.py, beside this file
 
 from server.runtime.base import Frame, TickInput
 from server.runtime.limits import MAX_PIXELS
@@ -42,17 +43,9 @@ from tests.fakes import FakeVLLM
 
 
 def _frame(n: int, rng: np.random.Generator) -> TickInput:
-    """A walk-like 640×480 view that moves every frame, with a camera's grain (a JPEG of
-    a real scene's size, ~40 KB at quality 85; pure noise would be 4× that)."""
-    img = Image.new("RGB", (640, 480), (150, 180, 210))
-    d = ImageDraw.Draw(img)
-    d.rectangle((0, 300, 640, 480), fill=(90, 90, 80))
-    for k in range(8):
-        x = (k * 97 - n * 23) % 760 - 60
-        d.rectangle((x, 160 + 12 * k, x + 60, 330), fill=(50 + 25 * k, 60, 140 - 12 * k))
-    grain = rng.normal(0, 4.0, (480, 640, 3))
-    pixels = np.clip(np.asarray(img) + grain, 0, 255).astype(np.uint8)
-    return TickInput(tick_s=float(n), frame=Frame(Image.fromarray(pixels), n, n * 1000, 0.0))
+    """A walk-like view that moves every frame (``street_view``), with a camera's grain."""
+    image = street_view(n, rng, grain=4.0)
+    return TickInput(tick_s=float(n), frame=Frame(image, n, n * 1000, 0.0))
 
 
 def _new_frame_bytes(body: dict) -> tuple[int, int]:

@@ -39,7 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+from street import street_view  # benchmarks/street.py, beside this file
 
 from server.config import Settings
 from server.events import FrameIn, Mode, SessionStart, TickTrace, VideoEncoding
@@ -55,24 +56,12 @@ def _jpeg(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _scene(shift: int, rng: np.random.Generator) -> Image.Image:
-    """A street-ish view: sky, ground, a few boxes; ``shift`` slides it (walking)."""
-    img = Image.new("RGB", (640, 480), (150, 180, 210))
-    d = ImageDraw.Draw(img)
-    d.rectangle((0, 300, 640, 480), fill=(90, 90, 80))
-    for k in range(6):
-        x = (k * 130 - shift * 37) % 760 - 60
-        d.rectangle((x, 180 + 15 * k, x + 70, 320), fill=(60 + 30 * k, 40, 120 - 15 * k))
-    noise = rng.normal(0, 2.0, (480, 640, 3))
-    return Image.fromarray(np.clip(np.asarray(img) + noise, 0, 255).astype(np.uint8))
-
-
 def static_clip(seconds: int, every: float = 1.0) -> list:
     rng = np.random.default_rng(0)
     n = int(seconds / every)
     return [
         (round(i * every, 3), FrameIn(i, int(i * every * 1000), VideoEncoding.JPEG,
-                                      _jpeg(_scene(0, rng))))
+                                      _jpeg(street_view(0, rng))))
         for i in range(n + 1)
     ]  # fmt: skip
 
@@ -80,7 +69,7 @@ def static_clip(seconds: int, every: float = 1.0) -> list:
 def busy_clip(seconds: int) -> list:
     rng = np.random.default_rng(1)
     return [
-        (float(i), FrameIn(i, i * 1000, VideoEncoding.JPEG, _jpeg(_scene(i, rng))))
+        (float(i), FrameIn(i, i * 1000, VideoEncoding.JPEG, _jpeg(street_view(i, rng))))
         for i in range(seconds + 1)
     ]
 
@@ -92,7 +81,9 @@ def changing_clip(seconds: int, changes: list[float]) -> list:
     for i in range(int(seconds * 2) + 1):
         t = i / 2
         view += sum(1 for c in changes if abs(c - t) < 1e-6) * 5
-        out.append((t, FrameIn(i, int(t * 1000), VideoEncoding.JPEG, _jpeg(_scene(view, rng)))))
+        out.append(
+            (t, FrameIn(i, int(t * 1000), VideoEncoding.JPEG, _jpeg(street_view(view, rng))))
+        )
     return out
 
 

@@ -18,21 +18,16 @@ from server.events import FrameIn, Mode, SessionStart, TextIn, TickTrace, VideoE
 from server.runtime.base import TickInput
 from server.runtime.prompt import UNCHANGED, user_message
 from server.session.ticker import EARLY_MIN_S
+from tests.fakes import ManualClock
 from tests.harness import jpeg, scripted
 from tests.session_harness import run_session
 
 VIEW = np.full((24, 32), 100.0, np.float32)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _tick(budget: FrameBudget, clock: Clock, view: np.ndarray, *, asked: bool = False) -> bool:
+def _tick(
+    budget: FrameBudget, clock: ManualClock, view: np.ndarray, *, asked: bool = False
+) -> bool:
     clock.now += 1.0
     return budget.show(view, unchanged_s=5.0, asked=asked)
 
@@ -41,8 +36,8 @@ def _tick(budget: FrameBudget, clock: Clock, view: np.ndarray, *, asked: bool = 
 
 
 def test_a_still_view_is_shown_once_per_unchanged_s_and_said_in_text_between():
-    clock = Clock()
-    budget = FrameBudget(clock)
+    clock = ManualClock(0.0)
+    budget = FrameBudget(clock.monotonic)
     noise = np.random.default_rng(0).normal(0, 1.0, VIEW.shape).astype(np.float32)
     shown = [_tick(budget, clock, VIEW + noise * (i % 2)) for i in range(12)]
     # An image at 1 s, then text until that image is 5 s old, then an image again.
@@ -63,8 +58,8 @@ def test_a_still_view_is_shown_once_per_unchanged_s_and_said_in_text_between():
 
 
 def test_a_question_always_sees_the_image():
-    clock = Clock()
-    budget = FrameBudget(clock)
+    clock = ManualClock(0.0)
+    budget = FrameBudget(clock.monotonic)
     assert _tick(budget, clock, VIEW)
     assert not _tick(budget, clock, VIEW)
     assert _tick(budget, clock, VIEW, asked=True)
@@ -72,8 +67,8 @@ def test_a_question_always_sees_the_image():
 
 def test_a_small_local_change_is_not_a_still_view():
     """A cyclist in one corner barely moves the mean: one box far off still counts."""
-    clock = Clock()
-    budget = FrameBudget(clock)
+    clock = ManualClock(0.0)
+    budget = FrameBudget(clock.monotonic)
     assert _tick(budget, clock, VIEW)
     corner = VIEW.copy()
     corner[2:4, 2:4] += LOCAL_MAX + 10  # four boxes of 768: the mean moves by 0.18
@@ -82,8 +77,8 @@ def test_a_small_local_change_is_not_a_still_view():
 
 
 def test_a_change_against_the_models_last_image_asks_for_a_tick_now():
-    clock = Clock()
-    budget = FrameBudget(clock)
+    clock = ManualClock(0.0)
+    budget = FrameBudget(clock.monotonic)
     assert not budget.changed(VIEW)  # nothing shown yet: the period's own tick decides
     assert _tick(budget, clock, VIEW)
     assert not budget.changed(VIEW + 3.0)  # a still camera
