@@ -279,7 +279,7 @@ def test_the_policy_says_what_an_alert_is_about_and_whether_it_cuts_answers():
     blind = GuidancePolicy(profile(Mode.BLIND)).reply(CAR, 0.0)
     general = GuidancePolicy(profile(Mode.GENERAL)).reply(CAR, 0.0)
     assert blind is not None and general is not None
-    assert blind.topic == general.topic == "car"
+    assert blind.topic == general.topic == "car@left"  # the car, on the side it is on
     assert blind.cuts_results and not general.cuts_results
     narration = GuidancePolicy(profile(Mode.GENERAL)).reply(NARRATION[12:], 0.0)
     assert narration is not None and narration.topic == "" and not narration.cuts_results

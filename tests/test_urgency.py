@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from server.engine.policy import GuidancePolicy
 from server.engine.urgency import (
     Hazard,
     classify,
@@ -1446,7 +1447,27 @@ def test_same_hazard_is_the_same_thing_in_any_words_or_language():
     assert same_hazard(car, hazard("Watch out, a car coming from the left!"))
     assert same_hazard(car, hazard("Achtung, Auto von links!", "de"))
     assert not same_hazard(car, hazard("Bike on your left."))
-    assert same_hazard(hazard("Stop!"), hazard("stop!"))
+    # Naming nothing the lexicon knows, two warnings are the same only in their words.
+    assert not same_hazard(hazard("Stop!"), hazard("Watch out, the kettle is boiling over."))
+
+
+def test_repeats_are_judged_by_thing_and_side_or_else_by_words_and_counted():
+    policy = GuidancePolicy(profile(Mode.BLIND))
+    assert policy.reply("Stop!", 0.0) is not None
+    assert policy.reply("stop!", 1.0) is None  # the same words again: no news
+    assert policy.reply("Watch out!", 2.0) is not None
+    assert policy.reply("Watch out, the kettle is boiling over.", 3.0) is not None
+    assert policy.repeats == {"alert": 1}
+    car = policy.reply("Car on your left.", 4.0)
+    other = policy.reply("Another car, on your right.", 4.5)
+    assert car is not None and other is not None and car.topic != other.topic
+
+
+def test_what_the_user_asked_about_is_said_however_recently():
+    policy = GuidancePolicy(profile(Mode.GENERAL))
+    assert policy.reply("Car coming from your left.", 0.0) is not None
+    assert policy.reply("Car coming from your left.", 1.0) is None
+    assert policy.reply("Car coming from your left.", 1.5, answering=True) is not None
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,31 @@
-"""The hand-over of a streamed reply from the model thread to the event loop."""
+"""The hand-over of a streamed reply from the model thread to the event loop, and
+where its speech may begin.
+
+A reply is judged a sentence at a time, not a clause at a time: "On your right," is
+nothing by itself; "On your right, a cyclist is coming straight at you." is an alert.
+``opening`` gathers the first clauses until they end a sentence or are already
+urgent (an alert that is clear early is not held back); ``sentences`` passes the
+later clauses on a sentence at a time and, when one of them is urgent where what is
+being said is not, ends there and hands that sentence and the rest to ``on_urgent``
+— its own utterance, with a cue and pre-emption.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.runtime.base import Action
 
-__all__ = ["ClauseHandoff"]
+__all__ = ["ClauseHandoff", "ends_sentence"]
+
+_END = re.compile(r"[.!?…][\"'”»)\]]*\s*$")
+
+
+def ends_sentence(clause: str) -> bool:
+    return _END.search(clause) is not None
 
 
 class ClauseHandoff:
@@ -54,3 +71,36 @@ class ClauseHandoff:
     async def rest(self) -> AsyncIterator[str]:
         while (item := await self._q.get()) is not self._DONE:
             yield str(item)
+
+    async def opening(
+        self, first: str, step: asyncio.Future[Action], urgent: Callable[[str], bool]
+    ) -> str:
+        """``first`` and the clauses after it up to the end of its sentence, or fewer
+        once what they say is ``urgent``, or all there are when the step ends first."""
+        parts = [first]
+        while not (ends_sentence(parts[-1]) or urgent(" ".join(parts))):
+            more = await self.first(step)
+            if more is None:
+                break
+            parts.append(more)
+        return " ".join(parts)
+
+    async def sentences(
+        self,
+        urgent: Callable[[str], bool],
+        on_urgent: Callable[[str, AsyncIterator[str]], None],
+    ) -> AsyncIterator[str]:
+        """The clauses after the opening, a whole sentence at a time; an ``urgent`` one
+        ends this stream and goes, with the clauses after it, to ``on_urgent``."""
+        held: list[str] = []
+        async for clause in self.rest():
+            held.append(clause)
+            if not ends_sentence(clause):
+                continue
+            sentence, held = " ".join(held), []
+            if urgent(sentence):
+                on_urgent(sentence, self.rest())
+                return
+            yield sentence
+        if held:
+            yield " ".join(held)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Hazard", "same_hazard", "worth_repeating"]
+__all__ = ["Hazard", "same_hazard", "side", "worth_repeating"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +31,19 @@ class Hazard:
 
 
 def same_hazard(a: Hazard, b: Hazard) -> bool:
-    """The same thing (by canonical key, across wording and language), wherever it is now."""
-    if a.key or b.key:
-        return a.key == b.key
-    return a.warning.lower() == b.warning.lower()
+    """The same thing (by canonical key, across wording and language), wherever it is
+    now. Two lines naming nothing the lexicon knows ("Watch out!", "Watch out, the
+    kettle is boiling over") are never taken for the same thing: only their words can
+    say so (the policy's repeat table of what was said)."""
+    return bool(a.key) and a.key == b.key
+
+
+def side(clock: int) -> str:
+    """A clock hour as the side it is on: "ahead", "right", "behind", "left" or ""."""
+    if not clock:
+        return ""
+    return ("ahead", "right", "right", "right", "behind", "behind", "behind", "left", "left",
+            "left", "ahead", "ahead")[clock % 12]  # fmt: skip
 
 
 def worth_repeating(previous: Hazard, now: Hazard) -> bool:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
+from server.engine.hazards import side
 from server.engine.urgency import Hazard, classify, same_hazard, shorten, worth_repeating
 from server.events import CueKind, SpeechKind
 from server.modes import ModeProfile
@@ -82,6 +84,7 @@ class GuidancePolicy:
         self.language = language
         self._said: dict[str, float] = {}  # normalised text -> when it was last said
         self._hazards: list[tuple[Hazard, float]] = []  # alerts said in the repeat window
+        self.repeats: Counter[str] = Counter()  # lines not said as repeats, by kind
 
     def set_profile(self, profile: ModeProfile) -> None:
         self.profile = profile
@@ -106,7 +109,10 @@ class GuidancePolicy:
         if kind is not SpeechKind.ANSWER:
             if len(text.split()) > self.profile.max_words:  # a streamed clause stays as it is
                 text = shorten(text, self.profile.max_words, hazard, language=self.language)
-            if self._repeated(text, hazard, now):
+            # What the user asked about is said, however recently: "what's around me?"
+            # is never answered with silence because the car was named a second ago.
+            if not answering and self._repeated(text, hazard, now):
+                self.repeats[kind.value] += 1
                 return None
         self._said[_norm(text)] = now
         alert = kind is SpeechKind.ALERT
@@ -119,9 +125,17 @@ class GuidancePolicy:
             cue=CueKind.HAZARD if alert else None,
             cue_direction=(hazard.clock if hazard and hazard.clock else clock_direction(text)),
             preempt=alert,
-            topic=hazard.key if hazard is not None else "",
+            # A newer alert replaces a waiting one about the same thing on the same side:
+            # "a car from your left" is not the car from the right.
+            topic=f"{hazard.key}@{side(hazard.clock)}" if hazard and hazard.key else "",
             cuts_results=alert and self.profile.alerts_cut_results,
         )
+
+    def urgent(self, text: str, *, answering: bool = False) -> bool:
+        """Whether ``text`` would be an alert if said now (streamed replies ask early)."""
+        rules, language = self.profile.urgency, self.language
+        u = classify(text, rules=rules, language=language, prompted=answering)
+        return u.kind is SpeechKind.ALERT
 
     def announce(
         self, text: str, kind: SpeechKind, now: float, cue: CueKind | None = None
@@ -151,7 +165,7 @@ class GuidancePolicy:
         """Said within the mode's window: the same words, or the same hazard that got
         no closer and did not move (``urgency.worth_repeating``)."""
         window = self.profile.repeat_after_s
-        if hazard is not None:
+        if hazard is not None and hazard.key:  # a bare "Stop!" is judged by its words
             self._hazards = [(h, t) for h, t in self._hazards if now - t < window]
             last = next((h for h, _ in reversed(self._hazards) if same_hazard(h, hazard)), None)
             if last is not None and not worth_repeating(last, hazard):

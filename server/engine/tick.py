@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -242,7 +242,7 @@ class TickEngine:
                     timings=tuple(timer.stages),
                     coalesced=coalesced,
                     slip_ms=slip_ms,
-                    dropped=tuple(sorted(self._speaker.dropped.items())),  # the session's so far
+                    dropped=self._dropped(),  # the session's so far
                     batch_size=action.batch_size,
                     model_wait_ms=action.model_wait_ms,
                 )
@@ -280,10 +280,24 @@ class TickEngine:
                     head: Utterance | None = None
                     handle: SpeechHandleLike | None = None
                     if first is not None:
-                        # Speak the first clause while the model is still writing the rest.
-                        head = self.policy.reply(first, self._clock(), answering=answering)
+                        # Speak the first sentence (or less, if urgent sooner) while the
+                        # model is still writing the rest; an urgent later one is an
+                        # alert of its own (engine/handoff.py).
+                        def urgent(text: str) -> bool:
+                            return self.policy.urgent(text, answering=answering)
+
+                        opening = await handoff.opening(first, fut, urgent)
+                        head = self.policy.reply(opening, self._clock(), answering=answering)
                         if head is not None:
-                            handle = self.say(head, handoff.rest(), from_model=True)
+                            alert = head.kind is SpeechKind.ALERT
+                            more = (
+                                handoff.rest()
+                                if alert
+                                else handoff.sentences(
+                                    urgent, lambda s, after: self._urgent_later(s, after, answering)
+                                )
+                            )
+                            handle = self.say(head, more, from_model=True)
                     action = await fut
                     streamed = _Streamed(" ".join(handoff.streamed), head, handle)
                 finally:
@@ -310,6 +324,18 @@ class TickEngine:
         for stage, ms in action.stages:  # parts of "model", not added to it
             timer.add(f"model.{stage}", ms)
         return replace(action, model_wait_ms=queued + action.model_wait_ms), streamed
+
+    def _dropped(self) -> tuple[tuple[str, int], ...]:
+        """What was not said, by "reason/kind": the speaker's drops and cuts, and the
+        policy's repeats (no news within the mode's window)."""
+        repeats = {f"repeat/{kind}": n for kind, n in self.policy.repeats.items()}
+        return tuple(sorted((self._speaker.dropped + Counter(repeats)).items()))
+
+    def _urgent_later(self, sentence: str, after: AsyncIterator[str], answering: bool) -> None:
+        """A later sentence of a streamed reply that is urgent: its own alert (cue first,
+        cutting the calmer start it followed), the rest of the reply with it."""
+        if (u := self.policy.reply(sentence, self._clock(), answering=answering)) is not None:
+            self.say(u, after, from_model=True)
 
     def _decide(self, action: Action, *, answering: bool, streamed: _Streamed) -> list[Utterance]:
         now = self._clock()

@@ -242,9 +242,10 @@ def _give_budget(message: Message, max_pixels: int | None) -> None:
 
 
 def _cut(text: str, utterance: str, heard: str) -> str:
-    """``text`` up to where ``utterance`` starts, then only what was heard of it."""
+    """``text`` with ``utterance`` in it cut to what was heard of it; what followed it
+    was said apart (a streamed reply's urgent later sentence, its own alert) and stays."""
     i = text.rfind(utterance)
-    return " ".join(f"{text[:i]}{heard}".split())
+    return " ".join(f"{text[:i]}{heard} {text[i + len(utterance):]}".split())
 
 
 def _heard_action(last: Action | None, utterance: str, heard: str) -> Action | None:

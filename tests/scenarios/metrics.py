@@ -12,7 +12,7 @@ given and said (its inputs are the model boundary: what reached the turn).
   onsets only (a hazard's first warning: nothing of the same hazard to wait behind),
   and for those that did not wait behind another alert at all (``clear``).
 - ``alerts_dropped``: alerts the trace counts as not played out for any reason but
-  ``superseded``; ``alerts_superseded``: those replaced by a newer one about the same
+  ``superseded`` and ``repeat`` (no news, held back by the policy); ``alerts_superseded``: those replaced by a newer one about the same
   thing; ``warnings_unplayed``: warnings whose audio never played to its end.
 - ``alerts_repeated``: alert utterances that were no news (an unchanged nag that got
   through) or the same warning twice.
@@ -320,8 +320,8 @@ def measure(run: ScenarioRun) -> Metrics:
         for key, n in now.items():
             grew = n - counts.get(key, 0)
             reason, _, kind = key.partition("/")
-            if grew <= 0 or kind != SpeechKind.ALERT.value:
-                continue
+            if grew <= 0 or kind != SpeechKind.ALERT.value or reason == "repeat":
+                continue  # a repeat is no news, held back on purpose: alerts_repeated's
             if reason != "superseded":
                 m.alerts_dropped += grew
             elif t >= fell:
