@@ -1575,9 +1575,10 @@ def test_a_preposition_ending_a_clause_is_not_cut_off_alone():
 
 
 def test_shorten_in_german_and_spanish():
-    text = "Achtung, ein Radfahrer kommt sehr schnell von links auf dem Gehweg direkt auf dich zu."
+    text = "Achtung, ein Radfahrer kommt sehr schnell von links, er hat eine Klingel und fährt auf dem Gehweg direkt auf dich zu."
+    # Where it comes from and that it comes at you stay; the bell goes.
     assert shorten(text, 12, hazard(text, "de"), language="de") == (
-        "Achtung, ein Radfahrer kommt sehr schnell von links."
+        "Achtung, ein Radfahrer kommt sehr schnell von links. Fährt auf dem Gehweg direkt auf dich zu."
     )
     text = "Estás en una plaza grande con una fuente en el centro y muchos bancos alrededor."
     assert (
@@ -1764,3 +1765,15 @@ def test_da_steht_with_a_colon_still_reads():
         prompted=False,
     )  # fmt: skip
     assert u.reading and u.kind is NARRATION
+
+
+def test_shorten_keeps_every_where_of_an_alert_and_never_splices_a_sentence():
+    text = (
+        "Careful, a delivery cyclist who is carrying several large boxes is heading "
+        "straight toward you from 2 o'clock."
+    )
+    out = shorten(text, 8, parse_hazard(text, "en"), language="en")
+    assert "from 2 o'clock" in out and "toward you" in out
+    text = "A long hallway stretches ahead with soft light and nice paintings on the walls."
+    out = shorten(text, 8, parse_hazard(text, "en"), language="en")
+    assert "stretches ahead on the walls" not in out and complete(text, out, "en")

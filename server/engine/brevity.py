@@ -55,13 +55,19 @@ def shorten(
     """At most ``max_words`` words, cut only between clauses (or, when one clause is
     too long, between phrases), ending in punctuation; a clause with nowhere to cut
     stays whole. ``hazard`` (pass an alert's): its object, direction, distance, height
-    and warning words stay, even when that runs a few words over."""
+    and warning words stay, even when that runs a few words over — and so does every
+    where and every coming the line says, found or not by the hazard's parse ("…
+    cyclist who is carrying boxes is heading straight toward you from 2 o'clock"). A
+    clause dropped from inside a sentence ends the sentence there: pieces are never
+    spliced into a new meaning."""
     text = " ".join(text.split())
     if _words(text) <= max_words:
         return _finish(text, lang="") if text else ""
     lang, low, h = base_language(language), lower(text), hazard or Hazard()
     said = (h.what, h.direction, h.distance, h.head_height, h.warning)
     spans = [(i, i + len(k)) for k in said if k and (i := low.find(k.lower())) >= 0]
+    if hazard is not None:
+        spans += [m.span() for r in _wheres(lang) for m in r.finditer(low)]
 
     def hits(u: Span) -> bool:
         return any(a < u[1] and u[0] < b for a, b in spans)
@@ -88,10 +94,17 @@ def shorten(
     out = ""
     for i in kept:
         piece = text[units[i][0] : units[i][1]]
-        if out and i - 1 not in kept and out.endswith((".", "!", "?")):
-            piece = _restart(piece, lang)  # a new sentence after a dropped one
+        if out and i - 1 not in kept:  # a new sentence after a dropped clause
+            out = out if out.endswith((".", "!", "?")) else _finish(out, lang="")
+            piece = _restart(piece, lang)
         out = f"{out} {piece}" if out else piece
     return _finish(out, lang=lang)
+
+
+def _wheres(lang: str) -> list[re.Pattern[str]]:
+    """Where a thing is and that it comes: clock, sides, in the path, how far, nearing."""
+    named = [pattern(lang, n) for n in ("clock", "in_path", "distance", "approaching")]
+    return [*named, *(r for r, _, _ in (*rows(lang, "directions"), *rows(lang, "vague")))]
 
 
 def _prefix(sizes: list[int], budget: int) -> list[int]:
