@@ -339,7 +339,9 @@ def main() -> int:
         )
     low = [t for t, r in summary if r["urgency.classify"]["alert"][1] < MIN_ALERT_RECALL]
     print(f"alert recall of urgency.classify needs ≥ {MIN_ALERT_RECALL}: " + (
-        f"below on {', '.join(low)}" if low else "met on every corpus"))  # fmt: skip
+        f"below on {', '.join(low)}" if low else
+        "met on every corpus, each tuned on after its blind score; on text the rules had "
+        "not seen, alert recall was 0.913-0.957 (see the header)"))  # fmt: skip
     return 1 if low else 0
 
 
