@@ -32,6 +32,11 @@ from tests.scenarios.suite import ScenarioRun, SuiteOptions, run_scenario
 
 CHATTY = OracleOptions(latency_s=0.2, chatter_every_s=4.0, nag=True)
 SLOW = OracleOptions(latency_s=0.6, reply_s=0.1, chatter_every_s=3.0, nag=True, seed=1)
+# As the real runtimes speak: clause by clause, each hazard in a phrasing of its own,
+# some calm in their first clause ("Just so you know, there is a bike at 2 o'clock").
+STREAMED = OracleOptions(
+    latency_s=0.2, reply_s=0.3, chatter_every_s=4.0, nag=True, varied=True, stream=True, seed=2
+)
 
 SCENARIOS = {s.name: s for s in catalogue.core(0)}
 # The street walk in every mode, and a slower model that coalesces nothing but speaks late.
@@ -49,11 +54,15 @@ def _run(name: str, oracle: OracleOptions = CHATTY) -> tuple[ScenarioRun, Metric
 
 
 def _all() -> list[tuple[str, OracleOptions]]:
-    return [(n, CHATTY) for n in SCENARIOS] + [(n, SLOW) for n in SLOW_SCENARIOS]
+    return [
+        *((n, CHATTY) for n in SCENARIOS),
+        *((n, SLOW) for n in SLOW_SCENARIOS),
+        *((n, STREAMED) for n in SCENARIOS),
+    ]
 
 
 def _ids() -> list[str]:
-    return [f"{n}-{o.latency_s:g}s" for n, o in _all()]
+    return [f"{n}-{o.latency_s:g}s{'-streamed' if o.stream else ''}" for n, o in _all()]
 
 
 def test_the_core_scenarios_cover_every_mode():
@@ -68,11 +77,18 @@ def test_alerts_are_never_lost_or_repeated_and_their_cue_comes_first(name, oracl
     warned = {w.line.event for w in m.warnings}
     assert warned == set(range(len(run.scenario.hazards)))
     assert m.missed == [] and m.misclassified == []  # warnings are alerts, chatter is not
-    assert m.alerts_dropped == 0 and m.alerts_superseded == 0
-    assert m.warnings_unplayed == 0, [w.line.text for w in m.warnings if not w.played_out]
+    assert m.alerts_dropped == 0
+    # Superseding (a newer alert about the same thing on the same side takes a waiting
+    # one's place) is allowed and counted; the terse phrasings never queue long enough.
+    assert m.alerts_superseded == 0 or oracle.varied
+    superseded = m.dropped_counts.get("superseded/alert", 0)
+    assert superseded == m.alerts_superseded + m.emergency_lines_cut  # every one counted
+    # Only a superseded warning goes unplayed: its newer one was said in its place.
+    unplayed = [w.line.text for w in m.warnings if not w.played_out]
+    assert m.warnings_unplayed <= m.alerts_superseded, unplayed
     assert m.alerts_repeated == 0
     assert m.cue_order_violations == 0
-    for w in m.warnings:
+    for w in (w for w in m.warnings if w.played_out):
         assert w.cue_s is not None and w.speech_s is not None and w.audio_s is not None
         assert w.event_s < w.cue_s <= w.speech_s <= w.audio_s
     # The oracle did nag (unchanged warnings every tick in view): the policy held them.
@@ -84,16 +100,17 @@ def test_warnings_cut_narration_and_quiet_stretches_stay_free_of_alerts(name, or
     run, m = _run(name, oracle)
     assert m.narration_not_preempted == 0
     assert m.false_alerts == 0 and m.quiet_minutes > 0
-    # Chatter was on: some narration was playing when a warning came, and was cut.
+    # Chatter was on: some narration was playing when a warning came, and was cut
+    # (with streamed, longer phrasings that timing is the seed's; the rule above holds).
     chatter = [ln for ln in run.oracle.said if ln.kind == "chatter"]
     assert chatter
-    assert m.dropped_counts.get("preempted/narration", 0) >= 1
+    assert m.dropped_counts.get("preempted/narration", 0) >= 1 or oracle.stream
 
 
 @pytest.mark.parametrize(("name", "oracle"), _all(), ids=_ids())
 def test_the_models_latency_passes_in_virtual_time(name, oracle):
     _, m = _run(name, oracle)
-    model = oracle.latency_s + oracle.reply_s
+    model = oracle.latency_s + (0.0 if oracle.stream else oracle.reply_s)  # streamed: sooner
     assert min(m.cue_latencies()) >= model - 1e-6
     assert m.coalesced == 0
 

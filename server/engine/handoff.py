@@ -3,8 +3,10 @@ where its speech may begin.
 
 A reply is judged a sentence at a time, not a clause at a time: "On your right," is
 nothing by itself; "On your right, a cyclist is coming straight at you." is an alert.
-``opening`` gathers the first clauses until they end a sentence or are already
-urgent (an alert that is clear early is not held back); ``sentences`` passes the
+``opening`` gathers the first clauses until they are ``ready``: a sentence ended (a
+bare "Stop!" also waits for what to stop for) — whether a warning is news ("at 12
+o'clock, about 2.7 metres" after "at 1 o'clock, 5 metres") is known only from the
+whole of it, and a nag's first clause must not play; ``sentences`` passes the
 later clauses on a sentence at a time and, when one of them is urgent where what is
 being said is not, ends there and hands that sentence and the rest to ``on_urgent``
 — its own utterance, with a cue and pre-emption.
@@ -73,12 +75,12 @@ class ClauseHandoff:
             yield str(item)
 
     async def opening(
-        self, first: str, step: asyncio.Future[Action], urgent: Callable[[str], bool]
+        self, first: str, step: asyncio.Future[Action], ready: Callable[[str, bool], bool]
     ) -> str:
-        """``first`` and the clauses after it up to the end of its sentence, or fewer
-        once what they say is ``urgent``, or all there are when the step ends first."""
+        """``first`` and the clauses after it until ``ready(text, sentence_ended)``, or
+        all there are when the step ends first."""
         parts = [first]
-        while not (ends_sentence(parts[-1]) or urgent(" ".join(parts))):
+        while not ready(" ".join(parts), ends_sentence(parts[-1])):
             more = await self.first(step)
             if more is None:
                 break

@@ -14,7 +14,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 from server.engine.hazards import side
-from server.engine.urgency import Hazard, classify, same_hazard, shorten, worth_repeating
+from server.engine.urgency import (
+    Hazard,
+    Urgency,
+    classify,
+    same_hazard,
+    shorten,
+    worth_repeating,
+)
 from server.events import CueKind, SpeechKind
 from server.modes import ModeProfile
 
@@ -131,11 +138,10 @@ class GuidancePolicy:
             cuts_results=alert and self.profile.alerts_cut_results,
         )
 
-    def urgent(self, text: str, *, answering: bool = False) -> bool:
-        """Whether ``text`` would be an alert if said now (streamed replies ask early)."""
+    def judge(self, text: str, *, answering: bool = False) -> Urgency:
+        """What ``text`` would be if said now (a streamed reply is judged as it grows)."""
         rules, language = self.profile.urgency, self.language
-        u = classify(text, rules=rules, language=language, prompted=answering)
-        return u.kind is SpeechKind.ALERT
+        return classify(text, rules=rules, language=language, prompted=answering)
 
     def announce(
         self, text: str, kind: SpeechKind, now: float, cue: CueKind | None = None

@@ -30,6 +30,7 @@ from server.engine.speech import (
     SpeechSink,
     say_after,
 )
+from server.engine.streamed import StreamedSpeech
 from server.engine.trace_bounds import trace_text
 from server.errors import Recoverable
 from server.events import (
@@ -105,6 +106,9 @@ class TickEngine:
         self._answers = NoteOrder(self.say)
         self._must_answer = False  # this tick's query is answered even if the model is silent
         self._on_reply: Callable[[str], bool] | None = None
+        self._streamed = StreamedSpeech(
+            self.policy, lambda u, more: self.say(u, more, from_model=True), clock
+        )
 
     # ------------------------------------------------------------------ inputs
 
@@ -279,25 +283,10 @@ class TickEngine:
                     first = await handoff.first(fut)
                     head: Utterance | None = None
                     handle: SpeechHandleLike | None = None
-                    if first is not None:
-                        # Speak the first sentence (or less, if urgent sooner) while the
-                        # model is still writing the rest; an urgent later one is an
-                        # alert of its own (engine/handoff.py).
-                        def urgent(text: str) -> bool:
-                            return self.policy.urgent(text, answering=answering)
-
-                        opening = await handoff.opening(first, fut, urgent)
-                        head = self.policy.reply(opening, self._clock(), answering=answering)
-                        if head is not None:
-                            alert = head.kind is SpeechKind.ALERT
-                            more = (
-                                handoff.rest()
-                                if alert
-                                else handoff.sentences(
-                                    urgent, lambda s, after: self._urgent_later(s, after, answering)
-                                )
-                            )
-                            handle = self.say(head, more, from_model=True)
+                    if first is not None:  # spoken while the model writes the rest
+                        head, handle = await self._streamed.start(
+                            handoff, first, fut, answering=answering
+                        )
                     action = await fut
                     streamed = _Streamed(" ".join(handoff.streamed), head, handle)
                 finally:
@@ -329,13 +318,7 @@ class TickEngine:
         """What was not said, by "reason/kind": the speaker's drops and cuts, and the
         policy's repeats (no news within the mode's window)."""
         repeats = {f"repeat/{kind}": n for kind, n in self.policy.repeats.items()}
-        return tuple(sorted((self._speaker.dropped + Counter(repeats)).items()))
-
-    def _urgent_later(self, sentence: str, after: AsyncIterator[str], answering: bool) -> None:
-        """A later sentence of a streamed reply that is urgent: its own alert (cue first,
-        cutting the calmer start it followed), the rest of the reply with it."""
-        if (u := self.policy.reply(sentence, self._clock(), answering=answering)) is not None:
-            self.say(u, after, from_model=True)
+        return tuple(sorted((Counter(self._speaker.dropped) + Counter(repeats)).items()))
 
     def _decide(self, action: Action, *, answering: bool, streamed: _Streamed) -> list[Utterance]:
         now = self._clock()

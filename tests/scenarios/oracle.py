@@ -61,10 +61,26 @@ NAMES: dict[str, dict[str, str]] = {
     "step": {"en": "Step", "de": "Stufe", "es": "Escalón"},
     "cart": {"en": "Shopping cart", "de": "Einkaufswagen", "es": "Carrito"},
 }
+# The first of each is the terse default; with ``OracleOptions.varied`` a hazard is
+# warned about in one of them all its life (a nag repeats its words), some of them
+# calm in their first clause, as models are ("Just so you know, …").
 _WARN = {
-    "en": "Stop! {what} at {clock} o'clock, {d} metres.",
-    "de": "Achtung! {what} auf {clock} Uhr, {d} Meter.",
-    "es": "¡Cuidado! {what} a las {clock}, a {d} metros.",
+    "en": (
+        "Stop! {what} at {clock} o'clock, {d} metres.",
+        "Careful, {low} at {clock} o'clock, about {d} metres away.",
+        "Heads up, {low} at {clock} o'clock, {d} metres.",
+        "Just so you know, there is {low} at {clock} o'clock, {d} metres from you.",
+    ),
+    "de": (
+        "Achtung! {what} auf {clock} Uhr, {d} Meter.",
+        "Vorsicht, {what} auf {clock} Uhr, etwa {d} Meter entfernt.",
+        "Nur zur Info, {what} auf {clock} Uhr, {d} Meter von dir.",
+    ),
+    "es": (
+        "¡Cuidado! {what} a las {clock}, a {d} metros.",
+        "Atención, {low} a las {clock}, a unos {d} metros.",
+        "Para que lo sepas, {low} a las {clock}, a {d} metros de ti.",
+    ),
 }
 _FELL = {
     "en": "You seem to have fallen. Are you OK?",
@@ -129,6 +145,8 @@ class OracleOptions:
     chatter_every_s: float = 0.0  # 0: no chatter; else narration about this often
     chatter_before_hazards: bool = True  # with chatter: also the tick before each onset
     nag: bool = False  # repeat unchanged warnings every tick, for the policy to hold back
+    varied: bool = False  # each hazard warned about in one of several phrasings (_WARN)
+    stream: bool = False  # replies handed over clause by clause, as the real runtimes do
     seed: int = 0
     # How model time passes, in the model thread: None is ``time.sleep``.
     sleep: Callable[[float], None] | None = None
@@ -162,10 +180,21 @@ class OracleLine:
     news: bool = True  # a hazard line that is news (False: an unchanged nag)
 
 
-def warning(h: HazardEvent, clock: int, distance: float, language: str) -> str:
+def warning(h: HazardEvent, clock: int, distance: float, language: str, variant: int = 0) -> str:
     lang = language if language in _WARN else "en"
     d = f"{distance:g}" if lang == "en" else f"{distance:g}".replace(".", ",")
-    return _WARN[lang].format(what=NAMES[h.what][lang], clock=clock, d=d)
+    what = NAMES[h.what][lang]
+    low = what if lang == "de" else ("a " if lang == "en" else "") + what.lower()
+    template = _WARN[lang][variant % len(_WARN[lang])]
+    return template.format(what=what, low=low, clock=clock, d=d)
+
+
+_CLAUSE = re.compile(r"(?<=[,.!?])\s+")
+
+
+def clauses(text: str) -> list[str]:
+    """``text`` cut after each comma and sentence end, as a runtime streams it."""
+    return [c for c in _CLAUSE.split(text) if c]
 
 
 def is_news(last: tuple[int, float] | None, now: tuple[int, float]) -> bool:
@@ -185,7 +214,10 @@ class OracleRuntime(InteractionRuntime):
         *,
         executor: Executor | None = None,
     ) -> None:
-        super().__init__(RuntimeCapabilities(name="oracle", incremental=True), executor)
+        capabilities = RuntimeCapabilities(
+            name="oracle", incremental=True, streams_text=options.stream
+        )
+        super().__init__(capabilities, executor)
         self.scenario = scenario
         self.options = options
         self.sessions: list[OracleSession] = []
@@ -199,6 +231,7 @@ class OracleRuntime(InteractionRuntime):
 @dataclass
 class _Memory:
     warned: dict[int, tuple[int, float]] = field(default_factory=dict)
+    phrasing: dict[int, int] = field(default_factory=dict)  # a hazard's _WARN variant
     fall_said: bool = False
     codes_said: set[str] = field(default_factory=set)
     codes_seen: list[str] = field(default_factory=list)
@@ -270,7 +303,12 @@ class OracleSession(ModelSession):
         if line is None:
             return replace(SILENCE, stages=(("decide", decided_ms),))
         self.said.append(line)
-        if o.reply_s:
+        if o.stream and on_clause is not None:  # the reply's time spread over its clauses
+            parts = clauses(line.text)
+            for part in parts:
+                self._sleep(o.reply_s / len(parts))
+                on_clause(part)
+        elif o.reply_s:
             self._sleep(o.reply_s)
         action = parse_action(f"</response> {line.text}")
         stages = [("decide", decided_ms), ("reply", (time.perf_counter() - started) * 1000)]
@@ -310,12 +348,15 @@ class OracleSession(ModelSession):
                 continue
             clock, distance = where
             last = m.warned.get(i)
-            text = warning(h, clock, distance, lang)
+            variant = m.phrasing.setdefault(
+                i, self._chatter.randrange(4) if self.options.varied else 0
+            )
+            text = warning(h, clock, distance, lang, variant)
             if is_news(last, where):
                 m.warned[i] = where
                 return OracleLine(tick_s, scene, "hazard", text, i, clock, distance)
             if self.options.nag and nag is None and last is not None:
-                said = warning(h, last[0], last[1], lang)  # the same words as before
+                said = warning(h, last[0], last[1], lang, variant)  # the same words as before
                 nag = OracleLine(tick_s, scene, "hazard", said, i, last[0], last[1], news=False)
         return nag
 
