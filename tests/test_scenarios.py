@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from server.engine.urgency import parse_hazard, worth_repeating
-from server.events import Cue, CueKind, Mode, Speech, SpeechKind
+from server.events import Cue, CueKind, Mode, Notice, Speech, SpeechKind, TickTrace
 from server.runtime.limits import STILL_MAX_PIXELS
 from server.vision.barcodes import decode_barcodes
 from tests.scenarios import catalogue
@@ -196,3 +196,43 @@ def test_what_the_oracle_calls_news_the_policy_lets_through(language):
         after = parse_hazard(warning(h, *b, language), language)
         assert before is not None and after is not None
         assert worth_repeating(before, after), (a, b)
+
+
+@pytest.mark.parametrize("mode", [Mode.BLIND, Mode.GENERAL])
+def test_dense_traffic_queues_alerts_behind_alerts_and_loses_none(mode):
+    """Three hazards, two at once: warnings wait behind warnings (alerts never cut
+    alerts); none is dropped, a waiting one is only ever replaced by a newer one about
+    the same thing on the same side, and every cue comes first."""
+    run = run_scenario(catalogue.dense(0, mode), SuiteOptions(oracle=CHATTY))
+    m = measure(run)
+    assert {w.line.event for w in m.warnings} == set(range(len(run.scenario.hazards)))
+    assert m.missed == [] and m.alerts_dropped == 0 and m.cue_order_violations == 0
+    assert m.dropped_counts.get("superseded/alert", 0) == m.alerts_superseded
+    assert m.warnings_unplayed <= m.alerts_superseded and m.alerts_repeated == 0
+    assert any(w.queued for w in m.warnings)  # some warning did wait behind another
+
+
+@pytest.mark.slow
+def test_the_suite_runs_through_the_real_transformers_path(tmp_path):
+    """The street walk with the tiny random Qwen3-VL in place of the oracle (it says
+    nonsense, so only the path is checked): every tick reaches the real runtime with
+    its frame, nothing fails, and what it says goes through the policy."""
+    from server.runtime.transformers import TransformersOptions, TransformersRuntime
+    from tests.tiny_qwen import build_tiny_qwen
+
+    folder = build_tiny_qwen(tmp_path / "tiny-qwen3-vl")
+    options = TransformersOptions(
+        min_pixels=32 * 32, max_pixels=160 * 160, max_new_tokens=6,
+        summary_max_new_tokens=4, background_summary=False,
+    )  # fmt: skip
+    rt = TransformersRuntime.load(str(folder), device="cpu", options=options)
+    try:
+        scenario = catalogue.street_walk(0, Mode.BLIND)
+        run = run_scenario(scenario, SuiteOptions(runtime=lambda _s, _o: rt))
+    finally:
+        rt.close()
+    traces = [e for e in run.of(TickTrace) if e.action != "emergency"]
+    assert len(traces) >= scenario.duration_s - 2
+    assert not [n for n in run.of(Notice) if n.code == "model.error"]
+    assert all(any(s.stage == "model" and s.ms > 0 for s in e.timings) for e in traces)
+    assert sum(e.frame_age_ms >= 0 for e in traces) >= len(traces) - 2  # frames reached it
