@@ -226,3 +226,19 @@ def test_user_commands_for_a_new_language(user_file):
     assert decide("Tais-toi !", language="fr-FR").silence_narration
     assert decide("passe en mode aveugle", language="fr").set_mode == "blind"
     assert decide("switch to blind mode", language="fr").set_mode == "blind"  # English too
+
+
+def test_cue_rules_are_mode_data_and_a_hazard_cue_stays_the_alerts_own(tmp_path):
+    from server.engine.policy import GuidancePolicy
+    from server.events import CueKind
+
+    blind, general = profile(Mode.BLIND), profile(Mode.GENERAL)
+    assert blind.cues.hazard_intensity == 1.0 and general.cues.hazard_intensity == 0.8
+    alert = GuidancePolicy(blind).reply("Car coming at you from your left!", 0.0)
+    assert alert is not None and alert.cue is CueKind.HAZARD and alert.cue_intensity == 1.0
+    user = tmp_path / "modes.toml"
+    user.write_text('[modes.general]\ncues = { answer = "attention" }\n', encoding="utf-8")
+    data = load(user)
+    answer = GuidancePolicy(data.modes["general"]).reply("It is a bench.", 0.0, answering=True)
+    assert answer is not None and answer.cue is CueKind.ATTENTION
+    assert "hazard" in _broken(tmp_path, '[modes.general]\ncues = { answer = "hazard" }\n')

@@ -66,6 +66,7 @@ class Utterance:
     created_at: float
     cue: CueKind | None = None
     cue_direction: int = 0
+    cue_intensity: float = 0.8  # how loud the bridge renders the cue (0..1)
     preempt: bool = False  # cut whatever lower-priority speech is playing
     topic: str = ""  # what an alert is about (its hazard's key): a newer one replaces it
     cuts_results: bool = False  # an alert that cuts a delegated result (the mode's rule)
@@ -123,13 +124,17 @@ class GuidancePolicy:
                 return None
         self._said[_norm(text)] = now
         alert = kind is SpeechKind.ALERT
+        calm = (
+            self.profile.cues.answer if kind is SpeechKind.ANSWER else self.profile.cues.narration
+        )
         return Utterance(
             text=text,
             kind=kind,
             priority=PRIORITY[kind],
             created_at=now,
             # Every alert, in every mode: its cue first, and it cuts what is lower.
-            cue=CueKind.HAZARD if alert else None,
+            cue=CueKind.HAZARD if alert else _cue(calm),
+            cue_intensity=self.profile.cues.hazard_intensity if alert else 0.8,
             cue_direction=(hazard.clock if hazard and hazard.clock else clock_direction(text)),
             preempt=alert,
             # A newer alert replaces a waiting one about the same thing on the same side:
@@ -158,14 +163,14 @@ class GuidancePolicy:
         """
         kind = SpeechKind.DELEGATION_NOTE
         priority = PRIORITY[kind] if after is None else min(PRIORITY[kind], after.priority)
-        return Utterance(text, kind, priority, now, CueKind.THINKING)
+        return Utterance(text, kind, priority, now, _cue(self.profile.cues.note))
 
     def result(self, text: str, now: float, *, urgent: bool = False) -> Utterance:
         """A background answer: after any warning, unless the agent marked it urgent —
         then it ranks with alerts and cuts lower-priority speech."""
         kind = SpeechKind.DELEGATION_RESULT
         priority = PRIORITY[SpeechKind.ALERT] if urgent else PRIORITY[kind]
-        return Utterance(text, kind, priority, now, CueKind.DONE, preempt=urgent)
+        return Utterance(text, kind, priority, now, _cue(self.profile.cues.result), preempt=urgent)
 
     def _repeated(self, text: str, hazard: Hazard | None, now: float) -> bool:
         """Said within the mode's window: the same words, or the same hazard that got
@@ -183,6 +188,11 @@ class GuidancePolicy:
         if len(self._said) > 256:
             self._said = {k: t for k, t in self._said.items() if t >= now - window}
         return last_said is not None and now - last_said < window
+
+
+def _cue(name: str) -> CueKind | None:
+    """A mode's cue rule (modes.toml ``cues``) as the cue to send; "" is none."""
+    return CueKind(name) if name else None
 
 
 def _norm(text: str) -> str:

@@ -87,6 +87,19 @@ class CaptureRules:
 
 
 @dataclass(frozen=True, slots=True)
+class CueRules:
+    """The earcon before each kind of speech (a ``CueKind`` value, or "" for none). An
+    alert always has the hazard cue — the one thing a cue must mean — at the mode's
+    ``hazard_intensity`` (0..1, how loud the bridge renders it)."""
+
+    answer: str = ""
+    narration: str = ""
+    note: str = "thinking"  # "Let me check." before a background question
+    result: str = "done"  # a background answer
+    hazard_intensity: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
 class ModeProfile:
     """One mode, as the engine reads it. Per-language tables fall back to English."""
 
@@ -110,6 +123,7 @@ class ModeProfile:
     # a pace that multiplies the session's.
     voice_style: str = ""
     voice_rate: float = 1.0
+    cues: CueRules = CueRules()
     name: str = ""  # its name in the data ("" = the wire mode's)
     names: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     stills: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -271,6 +285,7 @@ def _profile(name: str, raw: Raw, commands: Mapping[str, Raw], where: str) -> Mo
         fall_from_frames=raw.get("fall_from_frames", False),
         voice_style=raw.get("voice", {}).get("style", ""),
         voice_rate=raw.get("voice", {}).get("rate", 1.0),
+        cues=CueRules(**raw.get("cues", {})),
         name=name,
         names=names,
         stills=dict(raw.get("stills", {})),

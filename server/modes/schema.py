@@ -93,6 +93,18 @@ def _is_unsure(v: Any) -> str:
     return str(v)
 
 
+def _is_cue(v: Any) -> str:
+    if v not in ("", *_CUE):
+        raise TypeError
+    return str(v)
+
+
+def _is_share(v: Any) -> float:
+    if not 0 <= _is_float(v) <= 1:
+        raise TypeError
+    return float(v)
+
+
 def _is_phrase(v: Any) -> str:
     if "{name}" not in _is_str(v):
         raise TypeError
@@ -142,6 +154,7 @@ MODE_KEYS: dict[str, tuple[Check, str]] = {
     "fall_from_frames": (_is_bool, "true or false"),
     "urgency": (_is_str, "a table"),  # checked key by key: URGENCY_KEYS
     "voice": (_is_str, "a table"),  # checked key by key: VOICE_KEYS
+    "cues": (_is_str, "a table"),  # checked key by key: CUE_KEYS
     "stills": (_is_list, "a list of strings"),  # per language
     "names": (_is_list, "a list of strings"),  # per language
     "announce": (_is_str, "a non-empty string"),  # per language
@@ -165,7 +178,15 @@ COMMAND_KEYS: dict[str, tuple[Check, str]] = {
     "mode_phrase": (_is_phrase, 'a string with "{name}" in it'),
     "level_said": (_is_said, f"a table of strings: {', '.join(LEVEL_LINES)}"),
 }
-_TABLES = {"urgency": URGENCY_KEYS, "voice": VOICE_KEYS}
+_CUE = ("attention", "thinking", "done")  # never "hazard": that cue means an alert
+CUE_KEYS: dict[str, tuple[Check, str]] = {
+    **{
+        k: (_is_cue, " or ".join(f'"{c}"' for c in ("", *_CUE)))
+        for k in ("answer", "narration", "note", "result")
+    },
+    "hazard_intensity": (_is_share, "a number from 0 to 1"),
+}
+_TABLES = {"urgency": URGENCY_KEYS, "voice": VOICE_KEYS, "cues": CUE_KEYS}
 REQUIRED_MODE = (
     "instruction",
     "max_words",

@@ -244,7 +244,8 @@ class Speaker:
     async def _play(self, pb: _Playback) -> None:
         utt = pb.handle.utterance
         if utt.cue is not None and self._options.cues:
-            await self._out.put(Cue(utt.cue, intensity=0.8, clock_direction=utt.cue_direction))
+            cue = Cue(utt.cue, intensity=utt.cue_intensity, clock_direction=utt.cue_direction)
+            await self._out.put(cue)
         if not self._options.audio:  # glasses without a speaker: captions only
             async for piece in self._pieces(pb):
                 await self._caption(pb, piece)
