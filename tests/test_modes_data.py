@@ -242,3 +242,27 @@ def test_cue_rules_are_mode_data_and_a_hazard_cue_stays_the_alerts_own(tmp_path)
     answer = GuidancePolicy(data.modes["general"]).reply("It is a bench.", 0.0, answering=True)
     assert answer is not None and answer.cue is CueKind.ATTENTION
     assert "hazard" in _broken(tmp_path, '[modes.general]\ncues = { answer = "hazard" }\n')
+
+
+def test_a_users_lexicon_adds_things_their_world_has(tmp_path):
+    from server.engine.urgency import classify
+
+    line = "Robot mower coming at you from the left."
+    general = profile(Mode.GENERAL).urgency
+    before = classify("Zorbel trolley on the path, right in front of you.", rules=general,
+                      language="en", prompted=False)  # fmt: skip
+    assert before.hazard is None or before.hazard.key != "zorbel trolley"
+    user = tmp_path / "modes.toml"
+    user.write_text('[lexicon.en]\nvehicle = ["robot mower"]\nobstacle = ["zorbel trolley"]\n')
+    try:
+        use_modes(user)
+        u = classify(line, rules=general, language="en", prompted=False)
+        assert u.hazard is not None and u.hazard.key == "robot mower" and u.kind is SpeechKind.ALERT
+        h = classify("Zorbel trolley on the path, right in front of you.", rules=general,
+                     language="en", prompted=False).hazard  # fmt: skip
+        assert h is not None and h.key == "zorbel trolley" and h.category == "obstacle"
+    finally:
+        use_modes()  # the shipped lexicons again, for every other test
+    after = classify(line, rules=general, language="en", prompted=False)
+    assert after.hazard is None or after.hazard.key != "robot mower"
+    assert "unknown category 'thing'" in _broken(tmp_path, '[lexicon.en]\nthing = ["x"]\n')

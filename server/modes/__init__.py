@@ -15,6 +15,7 @@ from pathlib import Path
 
 from server.events import Mode
 from server.modes.emergency import EmergencyWords
+from server.modes.lexicons import add_things
 from server.modes.loader import CommandWords, ModeData, ModeDataError, ModeProfile, load
 
 __all__ = [
@@ -44,6 +45,7 @@ def use_modes(user_file: str | Path | None = None) -> ModeData:
     global _data
     data = load(user_file)
     _data = data
+    add_things(data.lexicon)  # a user's [lexicon.LANG] things, over the shipped lexicons
     MODES.clear()
     MODES.update(data.wire())
     return data

@@ -13,8 +13,8 @@ and Spanish small but real; any other language falls back to English.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import cache
 
 from server.modes.lexicon_base import CATEGORIES, Lexicon
@@ -23,8 +23,8 @@ from server.modes.lexicon_en import EN
 from server.modes.lexicon_es import ES
 
 # fmt: off
-__all__ = ["CATEGORIES", "WATCHFUL", "Lexicon", "UrgencyRules", "alternation", "lexicon",
-           "pattern", "rows"]
+__all__ = ["CATEGORIES", "WATCHFUL", "Lexicon", "UrgencyRules", "add_things", "alternation",
+           "lexicon", "pattern", "rows"]
 # fmt: on
 
 
@@ -47,7 +47,22 @@ class UrgencyRules:
 # The most watchful rules (blind mode's): what a line is "about" is judged by them.
 WATCHFUL = UrgencyRules("present", side_obstacles=True)
 
-LEXICONS: dict[str, Lexicon] = {lex.language: lex for lex in (EN, DE, ES)}
+SHIPPED: dict[str, Lexicon] = {lex.language: lex for lex in (EN, DE, ES)}
+LEXICONS: dict[str, Lexicon] = dict(SHIPPED)  # in force: the shipped ones and a user's things
+
+
+def add_things(additions: Mapping[str, Mapping[str, Iterable[str]]]) -> None:
+    """Put the shipped lexicons in force with ``additions`` (language → category →
+    phrases; each phrase is its own canonical key) — a user's ``[lexicon.LANG]``. A
+    language without a lexicon of its own adds to a copy of English's."""
+    LEXICONS.clear()
+    LEXICONS.update(SHIPPED)
+    for lang, by_category in additions.items():
+        base = SHIPPED.get(lang, EN)
+        more = {p: (p, cat) for cat, phrases in by_category.items() for p in phrases}
+        LEXICONS[lang] = replace(base, language=lang, things={**base.things, **more})
+    pattern.cache_clear()
+    rows.cache_clear()
 
 
 def lexicon(language: str) -> Lexicon:

@@ -29,6 +29,7 @@ from server.modes.schema import (
     Raw,
     base_language,
     checked,
+    lexicon_table,
     mode_table,
     table,
 )
@@ -185,6 +186,8 @@ class ModeData:
     commands: Mapping[str, CommandWords]  # by base language
     sources: tuple[str, ...]  # the files read, for the log
     emergency: Mapping[str, EmergencyWords] = field(default_factory=dict)  # by base language
+    # Things added to the hazard lexicons ([lexicon.LANG]): language → category → phrases
+    lexicon: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def wire(self) -> dict[Mode, ModeProfile]:
         """The profile each wire mode selects (a user's override included)."""
@@ -197,17 +200,23 @@ class ModeData:
         return _localized(self.emergency, language, self.emergency["en"])
 
 
-def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw], dict[str, Raw]]:
-    """The file's modes, commands and emergency words, each key checked; nothing merged yet."""
+Parsed = tuple[
+    dict[str, Raw], dict[str, Raw], dict[str, Raw], dict[str, dict[str, tuple[str, ...]]]
+]
+
+
+def _parse(text: str, source: str) -> Parsed:
+    """The file's modes, commands, emergency words and lexicon additions, each key
+    checked; nothing merged yet."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ModeDataError(f"{source}: not valid TOML: {e}") from None
-    unknown = set(doc) - {"modes", "commands", "emergency"}
+    unknown = set(doc) - {"modes", "commands", "emergency", "lexicon"}
     if unknown:
         raise ModeDataError(
             f"{source}: unknown table(s) {', '.join(sorted(unknown))}; "
-            "known: commands, emergency, modes"
+            "known: commands, emergency, lexicon, modes"
         )
     modes = {
         name: mode_table(raw, f"{source}: [modes.{name}]")
@@ -219,7 +228,8 @@ def _parse(text: str, source: str) -> tuple[dict[str, Raw], dict[str, Raw], dict
         commands[base_language(lang)] = {
             k: checked(v, k, COMMAND_KEYS, where) for k, v in table(raw, where).items()
         }
-    return modes, commands, emergency_table(doc.get("emergency", {}), source)
+    things = lexicon_table(doc.get("lexicon", {}), source)
+    return modes, commands, emergency_table(doc.get("emergency", {}), source), things
 
 
 def _merge(under: Raw, over: Raw) -> Raw:
@@ -322,7 +332,7 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     """The shipped modes (``shipped``: another file in their place, for tests), with
     ``user_file``'s over them; raises ``ModeDataError``."""
     source, text = _read(shipped) if shipped else _shipped()
-    found, commands, emergency = _parse(text, source)
+    found, commands, emergency, things = _parse(text, source)
     wire = {m.value for m in Mode}
     missing = [m.value for m in Mode if m.value not in found]
     if missing:
@@ -335,7 +345,9 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     began = dict.fromkeys(emergency, source)  # … and its emergency words
     if user_file:
         path, text = _read(user_file)
-        user_modes, user_commands, user_emergency = _parse(text, path)
+        user_modes, user_commands, user_emergency, user_things = _parse(text, path)
+        for lang, more in user_things.items():
+            things[base_language(lang)] = {**things.get(base_language(lang), {}), **more}
         began.update({lang: path for lang in user_emergency if lang not in emergency})
         emergency = merge_emergency(emergency, user_emergency)
         modes = _overlay(modes, user_modes, str(path))
@@ -355,4 +367,5 @@ def load(user_file: str | Path | None = None, *, shipped: str | Path | None = No
     profiles = {name: _profile(name, raw, commands, labels[name]) for name, raw in modes.items()}
     _unique_names(profiles, labels)
     words = {lang: CommandWords(language=lang, **raw) for lang, raw in commands.items()}
-    return ModeData(profiles, words, tuple(sources), emergency_words(emergency, began))
+    lexicon = {base_language(lang): more for lang, more in things.items()}
+    return ModeData(profiles, words, tuple(sources), emergency_words(emergency, began), lexicon)

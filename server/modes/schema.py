@@ -13,6 +13,7 @@ __all__ = [
     "ModeDataError",
     "Raw",
     "base_language",
+    "lexicon_table",
     "checked",
     "mode_table",
     "table",
@@ -232,4 +233,26 @@ def mode_table(raw: Any, where: str) -> Raw:
             }
         else:
             out[key] = checked(value, key, MODE_KEYS, where)
+    return out
+
+
+def lexicon_table(value: Any, source: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """``[lexicon.LANG]``: things a user's world has that the shipped lexicons lack, by
+    category (``lexicon_base.CATEGORIES``): ``obstacle = ["rake", "robot mower"]``."""
+    from server.modes.lexicon_base import CATEGORIES
+
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for lang, raw in table(value, f"{source}: [lexicon]").items():
+        where = f"{source}: [lexicon.{lang}]"
+        things: dict[str, tuple[str, ...]] = {}
+        for category, phrases in table(raw, where).items():
+            if category not in CATEGORIES:
+                raise ModeDataError(
+                    f"{where}: unknown category {category!r}; known: {', '.join(CATEGORIES)}"
+                )
+            try:
+                things[category] = tuple(p.strip().lower() for p in _is_list(phrases) if p.strip())
+            except TypeError:
+                raise ModeDataError(f"{where} {category}: expected a list of strings") from None
+        out[lang] = things
     return out
