@@ -107,6 +107,9 @@ class SessionLink(Protocol):
 
     async def send(self, event: pb.ClientEvent) -> None: ...
 
+    def send_control(self, control: pb.Control) -> None:
+        """Queue a control apart from the outbox: never dropped (the latest per kind)."""
+
     async def close(self) -> None: ...
 
     def cancel(self) -> None: ...
@@ -335,8 +338,10 @@ class BridgeSession:
 
     def send_control(self, control: pb.Control) -> None:
         """A wearer's command (mode, pause, stop, volume, ask) from the keyboard, a
-        control socket or the glasses' buttons; queued like every reply."""
-        self._offer(pb.ClientEvent(control=control))
+        control socket or the glasses' buttons. Never dropped, even with the outbox
+        full through a long outage: the link keeps the latest of each kind."""
+        self.link.send_control(control)
+        self._sent(pb.ClientEvent(control=control))
 
     async def wait_ready(self) -> None:
         """Until the server's first ``SessionReady`` (for senders beside ``run``)."""

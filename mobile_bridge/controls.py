@@ -29,6 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.client import MODES
+from mobile_bridge.sinks.base import EventObserver
 
 __all__ = [
     "DEFAULT_VOLUME",
@@ -40,6 +41,7 @@ __all__ = [
     "HasControls",
     "KeyReader",
     "LiveTerminal",
+    "SessionFollower",
     "UnknownCommand",
     "command_for_action",
     "parse_command",
@@ -48,6 +50,7 @@ __all__ = [
 DEFAULT_VOLUME = 0.7  # the server's `[voice] volume`: the level its styles are tuned at
 VOLUME_STEP = 0.1
 MIN_VOLUME = 0.1  # 0 on the wire means "the server's default", not silence
+_MODE_NAMES = {value: name for name, value in MODES.items()}
 MODE_ORDER = tuple(MODES)  # general, blind, navigation, shopping: what `mode next` cycles
 USAGE = (
     "mode general|blind|navigation|shopping|next, pause, resume, stop, "
@@ -175,6 +178,7 @@ class Controller:
         self._send: Callable[[pb.Control], None] | None = None
         self._pending: list[pb.Control] = []  # before connect: sent once connected
         self._server_paused = False
+        self._session_id: str | None = None  # the server session the state was sent to
         self._say = say or (lambda line: None)
         self._player = player
         self._on_quit = on_quit
@@ -240,6 +244,34 @@ class Controller:
         self.source_gone = False
         self._sync_pause()
 
+    def session_ready(self, ready: pb.SessionReady) -> None:
+        """Each ``SessionReady`` (the first, and one per resume). Its mode is the
+        server's: adopted (a mode switched by voice shows here). A *new* session (the
+        server restarted, or refused the resume) began from the first ``SessionStart``
+        (first mode, default volume, watching): what the wearer changed since is sent
+        again, so bridge and server agree."""
+        new = self._session_id is not None and ready.session_id != self._session_id
+        self._session_id = ready.session_id
+        server_mode = _MODE_NAMES.get(ready.mode)
+        if not new:
+            if server_mode is not None and server_mode != self.mode:
+                self.mode = server_mode
+                self._say(f"(mode {server_mode}, as the server has it)")
+            return
+        again = []
+        if server_mode != self.mode:
+            self._control(pb.Control(set_mode=MODES[self.mode]))
+            again.append(f"mode {self.mode}")
+        if self.volume != DEFAULT_VOLUME:
+            self._control(pb.Control(set_volume=self.volume))
+            again.append(f"volume {self.volume:g}")
+        self._server_paused = False  # a new session watches
+        if self.paused:
+            self._sync_pause()
+            again.append("watching paused")
+        if again:
+            self._say(f"(a new server session: sent again {', '.join(again)})")
+
     def _mode(self, arg: str) -> str:
         if arg == "next":
             at = MODE_ORDER.index(self.mode) if self.mode in MODE_ORDER else -1
@@ -270,6 +302,17 @@ class Controller:
             self._pending.append(control)
             return
         self._send(control)
+
+
+class SessionFollower(EventObserver):
+    """Hands each ``SessionReady`` to the ``Controller`` (``session_ready``)."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def received(self, event: pb.ServerEvent, at: float) -> None:
+        if event.WhichOneof("event") == "session_ready":
+            self.controller.session_ready(event.session_ready)
 
 
 class KeyReader:

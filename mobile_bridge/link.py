@@ -119,6 +119,42 @@ async def _read(rpc: grpc.aio.StreamStreamCall) -> object:
         ) from e
 
 
+class ControlSlots:
+    """The wearer's controls waiting for the stream, apart from the outbox: never
+    dropped, and bounded by keeping only the latest of each kind (one mode, one pause
+    state, one volume...), in the order last given. Through an outage the server then
+    hears, at the reconnect, exactly the state the wearer left it in."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, pb.Control] = {}
+        self._waiting = asyncio.Event()
+
+    def put(self, control: pb.Control) -> None:
+        kind = control.WhichOneof("action") or ""
+        self._slots.pop(kind, None)  # a newer one of its kind goes last
+        self._slots[kind] = control
+        self._waiting.set()
+
+    def restore(self, control: pb.Control) -> None:
+        """One whose write failed, unless a newer one of its kind came meanwhile."""
+        if (control.WhichOneof("action") or "") not in self._slots:
+            self.put(control)
+
+    def take(self) -> pb.Control | None:
+        if not self._slots:
+            return None
+        control = self._slots.pop(next(iter(self._slots)))
+        if not self._slots:
+            self._waiting.clear()
+        return control
+
+    async def wait(self) -> None:
+        await self._waiting.wait()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
 @dataclass
 class _Call:
     """What one call ended with, for the reconnect decision."""
@@ -142,6 +178,7 @@ class BridgeLink:
         self.options = options
         self.start = start
         self.outbox: asyncio.Queue[object] = asyncio.Queue(options.outbox_size)
+        self.controls = ControlSlots()  # sent before the outbox's next item
         self.ready: pb.SessionReady | None = None
         self.resume_token = start.resume_token
         self.reconnects = 0
@@ -160,6 +197,10 @@ class BridgeLink:
     async def send(self, event: pb.ClientEvent) -> None:
         """Queue an event for the stream (waits when the outbox is full: backpressure)."""
         await self.outbox.put(event)
+
+    def send_control(self, control: pb.Control) -> None:
+        """Queue a wearer's control; never dropped, however full the outbox is."""
+        self.controls.put(control)
 
     async def close(self) -> None:
         """Half-close after everything already queued; the server then ends the session."""
@@ -328,9 +369,12 @@ class BridgeLink:
             )
 
     async def _pump(self, call: grpc.aio.StreamStreamCall) -> None:
-        """The only writer to ``call`` after SessionStart: outbox → stream."""
+        """The only writer to ``call`` after SessionStart: controls, then outbox → stream."""
         while True:
-            item = await self.outbox.get()
+            control = self.controls.take()
+            item = pb.ClientEvent(control=control) if control is not None else await self._next()
+            if item is None:
+                continue  # a control came first
             if item is _CLOSE:
                 with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
                     await call.done_writing()
@@ -341,6 +385,23 @@ class BridgeLink:
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
                 # The call is over; the reader sees why and decides whether to resume.
                 # This one event is lost, as it would be over a real radio link, and
-                # is not sent again on the next call.
+                # is not sent again on the next call; a control is (the wearer's state).
+                if control is not None:
+                    self.controls.restore(control)
                 return
             self.sent += 1
+
+    async def _next(self) -> object | None:
+        """The outbox's next item, or None as soon as a control is waiting."""
+        if not self.outbox.empty():
+            return self.outbox.get_nowait()
+        got = asyncio.ensure_future(self.outbox.get())
+        control = asyncio.ensure_future(self.controls.wait())
+        try:
+            await asyncio.wait([got, control], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            control.cancel()
+            if not got.done():
+                got.cancel()  # Queue.get leaves its item in the queue when cancelled
+            await asyncio.wait([got])
+        return None if got.cancelled() else got.result()

@@ -31,6 +31,7 @@ from mobile_bridge.controls import (
     ControlChannel,
     Controller,
     LiveTerminal,
+    SessionFollower,
     command_for_action,
 )
 from mobile_bridge.devices import DeviceError
@@ -146,6 +147,7 @@ class SessionWiring:
     playback: PlaybackChoice = field(default_factory=PlaybackChoice)
     out_dir: str | Path | None = None  # one WAV per utterance
     echo: Callable[[str], None] | None = print  # captions and events, as they arrive
+    keep_audio: bool = False  # every utterance's PCM in the report (a replay, not a walk)
 
 
 @dataclass
@@ -179,7 +181,8 @@ async def run_session(
     try:
         console = ConsoleLog(wiring.echo, timeline, trace=wiring.session.want_trace)
         recorder = ReportRecorder()
-        sink = AudioSink(wiring.session.out_rate_hz, out_dir=wiring.out_dir, player=player)
+        rate, keep = wiring.session.out_rate_hz, wiring.keep_audio
+        sink = AudioSink(rate, out_dir=wiring.out_dir, player=player, keep_pcm=keep)
         session = BridgeSession(
             source,
             sink,
@@ -370,7 +373,7 @@ async def run_live(
             wiring,
             timeline=watched.elapsed,
             clock=clock,
-            observers=(timer,),
+            observers=(timer, SessionFollower(controller)),
             alongside=alongside,
         )
         stats.restarts = watched.restarts
@@ -530,9 +533,6 @@ def _location_feed(
             await source.aclose()
 
     return run
-
-
-# ---------------------------------------------------------------------- sources
 
 
 SOURCE_KINDS = ("camera", "replay", "frame")

@@ -64,7 +64,9 @@ class ReplayOptions:
 
     def wiring(self) -> SessionWiring:
         playback = PlaybackChoice(self.play, self.play_to, self.output_device, self.jitter_ms)
-        return SessionWiring(self.link, self.session(), playback, self.out_dir, self.echo)
+        return SessionWiring(
+            self.link, self.session(), playback, self.out_dir, self.echo, keep_audio=True
+        )
 
     def session(self) -> SessionOptions:
         return SessionOptions(

@@ -1,17 +1,21 @@
 """A source that is restarted when its frames stop, so a walk survives a camera that hangs.
 
-``WatchedSource`` wraps the source a session reads. When no frame has come for
-``stall_s`` seconds, or the device fails (an unplugged camera raises ``DeviceError``),
-it tells its ``SourceListener`` (the ``Controller`` sends ``Control`` pause, so the
-model is not fed a stale view), closes the source and opens a new one from the same
-factory (retrying with backoff while it cannot), and tells the listener again at the
-first frame from the new one (watching resumes). Each restart is counted and said.
+``WatchedSource`` wraps the source a session reads. Two thresholds, kept apart:
+
+- once the frame is *stale* (the status line's rule, ``stale_after_s``: 2 s or 2.5
+  frame periods, whichever is longer), or the source says it is reconnecting by itself
+  (glasses over BLE, whose ``connected`` is False meanwhile), its ``SourceListener`` is
+  told (the ``Controller`` sends ``Control`` pause, so the model is not fed a stale
+  view); the first frame after tells it again (watching resumes);
+- once no frame has come for ``stall_s`` seconds (or 3 frame periods), or the device
+  fails (an unplugged camera raises ``DeviceError``), the source is closed and a new
+  one opened from the same factory (retrying with backoff while it cannot). Each
+  restart is counted and said. A source reconnecting by itself is not restarted: the
+  watchdog and the BLE backoff do not fight over one device.
+
 A source that *ends* (a replay's last frame, a camera's ``seconds``) ends the walk.
 The server's capture rate (``set_capture_rate``) is passed on, kept for a restarted
-source, and stretches the stall timeout: at 0.2 fps a frame is 5 s apart by design.
-A source that reconnects by itself (glasses over BLE, whose ``connected`` is False
-meanwhile) is left to it: the stall clock does not run while it says it is
-reconnecting, so the watchdog and the BLE backoff do not fight over one device.
+source, and stretches both thresholds: at 0.2 fps a frame is 5 s apart by design.
 A microphone that fails while frames still flow restarts the source the same way.
 """
 
@@ -25,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from mobile_bridge.clock import Clock, SystemClock
 from mobile_bridge.controls import Command, HasControls
+from mobile_bridge.sinks.console import stale_after_s
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 
 __all__ = ["SourceListener", "WatchdogOptions", "WatchedSource"]
@@ -35,7 +40,7 @@ _STALL, _WAKE, _END = object(), object(), object()
 
 @dataclass
 class WatchdogOptions:
-    stall_s: float = 5.0  # no frame for this long (or 3 frame intervals): the source is gone
+    stall_s: float = 5.0  # no frame for this long (or 3 frame intervals): restart the source
     retry_s: float = 1.0  # first wait after a reopen that failed ...
     retry_max_s: float = 10.0  # ... doubling up to this
 
@@ -80,7 +85,8 @@ class WatchedSource(GlassesSource):
         self._last_frame_at: float | None = None
         self._stopped = False
         self._wake = asyncio.Event()  # set at a restart (then replaced) and at stop
-        self._coming_back = False
+        self._paused = False  # the listener was told the source is gone
+        self._coming_back = False  # a restart is waiting for its first frame
         self._restarting = False  # one restart at a time (frames' and audio's)
         self._mic_failed_at: float | None = None  # the microphone's last failure ...
         self._mic_delay = 0.0  # ... and the wait before the next restart for it
@@ -101,6 +107,10 @@ class WatchedSource(GlassesSource):
     def _stall_s(self) -> float:
         fps = self.source.capture_fps
         return max(self.options.stall_s, 3.0 / fps) if fps else self.options.stall_s
+
+    def _pause_s(self) -> float:
+        """The frame is stale: watching pauses long before a restart (never after)."""
+        return min(stale_after_s(self.source.capture_fps), self._stall_s())
 
     def bind_controls(self, submit: Callable[[Command], None]) -> None:
         self._submit = submit
@@ -134,20 +144,17 @@ class WatchedSource(GlassesSource):
             why: str | None = None
             try:
                 while True:
-                    stall_s = self._stall_s()
-                    got = await self._next(it, stall_s, patient=self._reconnecting)
+                    got = await self._next_frame(it)
                     if got is _END and not self._moved(source):
                         return  # the source ended: so does the walk
                     if got is _END or got is _WAKE:
                         break  # stopped, or restarted for its microphone
                     if got is _STALL:
-                        why = f"no frame from the source for {stall_s:g} s"
+                        why = f"no frame from the source for {self._stall_s():g} s"
                         break
                     self._last_frame_at = self._clock.monotonic()
-                    if self._coming_back:
-                        self._coming_back = False
-                        self._say(f"(frames again after restart {self.restarts}; watching)")
-                        self.listener.source_back()
+                    if self._paused:
+                        self._resume()
                     yield got
             except Exception as e:  # the device failed (unplugged, vanished): restart it
                 why = str(e) or type(e).__name__
@@ -197,7 +204,7 @@ class WatchedSource(GlassesSource):
             it = stream(source)
             failed: str | None = None
             try:
-                while (got := await self._next(it, None)) is not _WAKE:
+                while (got := await self._next(it)) is not _WAKE:
                     if got is _END:
                         if not self._moved(source):
                             return
@@ -247,44 +254,73 @@ class WatchedSource(GlassesSource):
         """The source says it is reconnecting by itself (``connected`` False)."""
         return getattr(self.source, "connected", True) is False
 
-    async def _next(
-        self,
-        it: AsyncIterator[T],
-        timeout_s: float | None,
-        *,
-        patient: Callable[[], bool] = lambda: False,
-    ) -> Any:
-        """The next item, ``_END``, ``_STALL`` after ``timeout_s``, or ``_WAKE``; while
-        ``patient()`` holds at the timeout, the clock starts again (said once), and once
-        more after it stops holding: a source just back gets a whole timeout."""
+    def _pause(self, why: str) -> None:
+        if not self._paused:
+            self._paused = True
+            self._say(f"(source: {why}; watching paused)")
+            self.listener.source_stalled()
+
+    def _resume(self) -> None:
+        self._paused = False
+        if self._coming_back:
+            self._coming_back = False
+            self._say(f"(frames again after restart {self.restarts}; watching)")
+        else:
+            self._say("(frames again; watching)")
+        self.listener.source_back()
+
+    async def _next_frame(self, it: AsyncIterator[T]) -> Any:
+        """The next frame, ``_END``, ``_WAKE``, or ``_STALL`` (restart the source).
+        Watching is paused once the frame is stale, or at once while the source says it
+        is reconnecting by itself; meanwhile the restart clock does not run (said once),
+        and starts again when it stops: a source just back gets a whole timeout."""
         item = asyncio.ensure_future(anext(it))
         wake = asyncio.ensure_future(self._wake.wait())
-        waits: list[asyncio.Future[Any]] = [item, wake]
-        told = waited = False
+        since = self._clock.monotonic()
+        told = False
         try:
-            while True:
-                nap = (
-                    None
-                    if timeout_s is None
-                    else asyncio.ensure_future(self._clock.sleep(timeout_s))
-                )
-                try:
-                    await asyncio.wait(
-                        [*waits, *([nap] if nap else [])], return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    if nap is not None:
-                        nap.cancel()
-                if item.done() or wake.done():
-                    break
-                waited, was_waiting = patient(), waited
-                if not waited and not was_waiting:
-                    break
-                if waited and not told:
-                    told = True
-                    self._say("(source reconnecting by itself; the watchdog waits for it)")
+            while not (item.done() or wake.done()):
+                now = self._clock.monotonic()
+                if self._reconnecting():
+                    since = now
+                    if not told:
+                        told = True
+                        self._say("(source reconnecting by itself; the watchdog waits for it)")
+                    self._pause("the source is reconnecting")
+                    timeout = self._pause_s()  # when to look again
+                else:
+                    # A hair of slack: on a virtual clock ``now - since`` can stay one
+                    # ulp short of a deadline the sleep was meant to reach.
+                    waited, stall_s, pause_s = now - since, self._stall_s(), self._pause_s()
+                    if waited + 1e-6 >= stall_s:
+                        break
+                    if waited + 1e-6 >= pause_s:
+                        self._pause(f"no frame for {pause_s:g} s")
+                    timeout = (stall_s if self._paused else pause_s) - waited
+                await self._until_first([item, wake], timeout)
         finally:
             wake.cancel()
+        return await self._outcome(item, wake)
+
+    async def _next(self, it: AsyncIterator[T]) -> Any:
+        """The next item, ``_END``, or ``_WAKE`` (a restart or stop)."""
+        item = asyncio.ensure_future(anext(it))
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait([item, wake], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+        return await self._outcome(item, wake)
+
+    async def _until_first(self, waits: list[asyncio.Future[Any]], timeout_s: float) -> None:
+        nap = asyncio.ensure_future(self._clock.sleep(max(timeout_s, 0.0)))
+        try:
+            await asyncio.wait([*waits, nap], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+
+    @staticmethod
+    async def _outcome(item: asyncio.Future[Any], wake: asyncio.Future[Any]) -> Any:
         if item.done():
             try:
                 return item.result()
@@ -307,7 +343,9 @@ class WatchedSource(GlassesSource):
 
     async def _reopen_after(self, why: str) -> bool:
         self._say(f"(source: {why}; watching paused, restarting it: restart {self.restarts})")
-        self.listener.source_stalled()
+        if not self._paused:  # else told already, when the frame went stale
+            self._paused = True
+            self.listener.source_stalled()
         await self._close(self.source)
         delay = self.options.retry_s
         while not self._stopped:

@@ -34,7 +34,7 @@ from mobile_bridge.sources.brilliant import (
     check_sdk,
     open_brilliant,
 )
-from tests.fakes import FakeGlasses, SteppingClock, install_fake_bleak
+from tests.fakes import FakeGlasses, SteppingClock, install_fake_bleak, server_pauses
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -456,6 +456,7 @@ async def test_live_frame_survives_a_broken_photo_and_glasses_that_vanish(monkey
 
     glasses = install_fake_bleak(monkeypatch, FakeGlasses("Frame"))
     glasses.truncate_next_photo = True  # the first photo stops half way
+    pauses = server_pauses(monkeypatch)
     runtime = scripted()
     lines: list[str] = []
     settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
@@ -480,6 +481,7 @@ async def test_live_frame_survives_a_broken_photo_and_glasses_that_vanish(monkey
             await glasses.drop()
             await asyncio.sleep(3.0)  # away for a while: tries back off, never spin
             tries = [x for x in lines if "reconnect try" in x]
+            paused_while_away = list(pauses)
             glasses.present = True
             await _until(lambda: any("is back" in x for x in lines), "the glasses back", live)
             sent = glasses.photos_sent
@@ -490,6 +492,8 @@ async def test_live_frame_survives_a_broken_photo_and_glasses_that_vanish(monkey
                 await asyncio.wait([live])
     assert any("lost the Bluetooth link to Frame 4F" in x for x in lines), lines
     assert 1 <= len(tries) <= 3, tries  # 1 s doubling: two or three tries in 3 s
+    assert paused_while_away == [True], lines  # the server stopped watching while away ...
+    assert pauses == [True, False], lines  # ... and went on at the first photo back
     assert not live.done() or live.cancelled()
 
 

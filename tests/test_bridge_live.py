@@ -54,7 +54,7 @@ from server.config import Settings
 from server.runtime.base import Action
 from server.runtime.conversation import Turn
 from server.runtime.scripted import ScriptedRuntime, ScriptedSession
-from tests.fakes import ManualClock, SteppingClock
+from tests.fakes import ManualClock, SteppingClock, server_pauses
 from tests.harness import jpeg, running_server, scripted
 
 pytestmark = pytest.mark.timeout(90)
@@ -190,6 +190,25 @@ def test_the_server_is_paused_while_either_the_wearer_or_the_source_wants_it():
     controller.command("resume")  # not yet: the source is gone
     controller.source_back()
     assert [c.pause_watching for c in sent] == [True, False]
+
+
+def test_the_servers_mode_is_adopted_and_a_new_session_hears_only_what_differs():
+    sent: list[pb.Control] = []
+    controller = Controller(mode="general")
+    controller.connect(sent.append)
+    ready = pb.SessionReady(session_id="s1", mode=pb.MODE_GENERAL)
+    controller.session_ready(ready)
+    controller.session_ready(pb.SessionReady(session_id="s1", mode=pb.MODE_NAVIGATION))
+    assert controller.mode == "navigation" and sent == []  # switched by voice: adopted
+    controller.command("volume -")
+    sent.clear()
+    controller.session_ready(pb.SessionReady(session_id="s2", mode=pb.MODE_NAVIGATION))
+    assert _kinds(sent) == ["set_volume"]  # the mode already agrees; watching is on
+    controller.command("pause")
+    sent.clear()
+    controller.session_ready(pb.SessionReady(session_id="s3", mode=pb.MODE_GENERAL))
+    assert _kinds(sent) == ["set_mode", "set_volume", "pause_watching"]
+    assert sent[0].set_mode == pb.MODE_NAVIGATION and sent[2].pause_watching
 
 
 async def test_piped_stdin_takes_one_command_a_line_and_survives_a_bad_one():
@@ -507,7 +526,7 @@ class _Seen(ScriptedRuntime):
         return session
 
 
-async def test_a_source_pulled_mid_walk_pauses_the_server_until_it_returns(tts):
+async def test_a_source_pulled_mid_walk_pauses_the_server_until_it_returns(tts, monkeypatch):
     runtime = _Seen()
     lines: list[str] = []
     back = asyncio.Event()
@@ -520,6 +539,7 @@ async def test_a_source_pulled_mid_walk_pauses_the_server_until_it_returns(tts):
         opened.append(source)
         return source
 
+    pauses = server_pauses(monkeypatch)
     settings = Settings().with_overrides("server", tick_hz=5.0, frame_wait_ms=20)
     async with running_server(runtime, tts, settings) as srv:
         opts = LiveOptions(
@@ -548,6 +568,7 @@ async def test_a_source_pulled_mid_walk_pauses_the_server_until_it_returns(tts):
     # Paused while the source was gone: at most the tick in flight, never a run of
     # ticks re-reading the last frame; then watching went on with the new source.
     assert len(gone) <= 1, gone
+    assert pauses == [True, False], lines  # what the server itself was told
     assert any("frames again after restart 1; watching" in x for x in lines), lines
     first_shades = [x for x in runtime.seen if x is not None and x < 100]
     assert first_shades, runtime.seen

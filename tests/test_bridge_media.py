@@ -156,3 +156,24 @@ def test_audio_sink_writes_one_wav_per_utterance(tmp_path: Path):
     assert [w.name for w in wavs] == ["000_u1.wav", "001_u2.wav"]
     with wave.open(str(wavs[0])) as w:
         assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (24000, 1, u1.pcm.size)
+
+
+def test_a_walks_audio_sink_keeps_durations_not_pcm(tmp_path: Path):
+    """A walk may last hours: without ``--out`` nothing is decoded or kept here (the
+    player decodes its own); with it, each utterance's PCM goes once written."""
+    packets = list(OpusPacketizer(24000).packets(_voice_like(24000, 0.3)))
+    bare = AudioSink(24000, keep_pcm=False)
+    written = AudioSink(24000, out_dir=tmp_path / "out", keep_pcm=False)
+    for sink in (bare, written):
+        for n in range(3):
+            for p in packets:
+                sink.feed(f"u{n}", p)
+            sink.finish(f"u{n}")
+        assert all(u.pcm.size == 0 for u in sink.utterances.values())
+        assert [u.duration_ms for u in sink.utterances.values()] == [len(packets) * 20] * 3
+    assert bare._decoder is None  # never decoded: the packets' own headers say how long
+    assert [w.name for w in sorted((tmp_path / "out").glob("*.wav"))] == [
+        "000_u0.wav",
+        "001_u1.wav",
+        "002_u2.wav",
+    ]

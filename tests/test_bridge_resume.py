@@ -14,11 +14,21 @@ import grpc
 import pytest
 from murmur.v1 import companion_pb2 as pb
 
+from mobile_bridge.client import SessionOptions
 from mobile_bridge.connection import Backoff, LinkOptions
+from mobile_bridge.controls import Command
 from mobile_bridge.errors import LinkError
 from mobile_bridge.link import BridgeLink, fresh_after_outage
+from mobile_bridge.live import LiveOptions, SessionWiring, run_live
 from mobile_bridge.tls import ServerPin
-from tests.fakes import FakeCompanion, RecordingClock, TcpProxy, companion_server, self_signed_cert
+from tests.fakes import (
+    FakeCompanion,
+    PressableSource,
+    RecordingClock,
+    TcpProxy,
+    companion_server,
+    self_signed_cert,
+)
 
 START = pb.SessionStart(mode=pb.MODE_GENERAL, language="en", client_name="test")
 
@@ -204,6 +214,56 @@ async def test_after_a_server_restart_the_bridge_goes_on_in_the_new_session():
     assert [s for _, s in new.frames()] == [2, 3]  # nothing from before the restart again
 
 
+def _controls(fake: FakeCompanion, call: int) -> list[str]:
+    """The controls a call carried, as ``set_mode=2`` / ``pause_watching=True``."""
+    got = []
+    for e in fake.calls[call] if len(fake.calls) > call else ():
+        if e.HasField("control"):
+            which = e.control.WhichOneof("action") or ""
+            value = getattr(e.control, which)
+            got.append(f"{which}={round(value, 3) if isinstance(value, float) else value}")
+    return got
+
+
+async def test_a_new_server_session_is_told_the_wearers_mode_volume_and_pause_again():
+    old, new = FakeCompanion(), FakeCompanion(name="b-")
+    source = PressableSource()
+    lines: list[str] = []
+
+    async def open_source() -> PressableSource:
+        return source
+
+    async with companion_server(new) as new_target:
+        old_server = companion_server(old)
+        async with TcpProxy(await old_server.__aenter__()) as proxy:
+            opts = LiveOptions(
+                wiring=SessionWiring(
+                    link=_opts(proxy.address, backoff=Backoff(0.05, max_s=0.2)),
+                    session=SessionOptions(linger_s=0.1),
+                ),
+                keyboard=False,
+                status_every_s=0,
+                handle_sigint=False,
+                echo=lines.append,
+            )
+            live = asyncio.create_task(run_live(open_source, opts))  # type: ignore[arg-type]
+            try:
+                await _until(lambda: old.frames())
+                for cmd in (Command("mode", "blind"), Command("volume", "+"), Command("pause")):
+                    source.press(cmd)
+                await _until(lambda: len(_controls(old, 0)) == 3)
+                proxy.upstream = new_target  # the server restarts: a new session
+                await old_server.__aexit__(None, None, None)
+                await _until(lambda: len(_controls(new, 0)) == 3)
+            finally:
+                live.cancel()
+                await asyncio.wait([live])
+    blind = pb.MODE_BLIND
+    assert _controls(old, 0) == [f"set_mode={blind}", "set_volume=0.8", "pause_watching=True"]
+    assert _controls(new, 0) == _controls(old, 0), lines  # the new session agrees
+    assert any("a new server session: sent again" in x for x in lines), lines
+
+
 async def test_a_network_cut_over_pinned_tls_resumes_after_it_mends():
     cert = self_signed_cert()
     fake = FakeCompanion(token="secret")
@@ -303,3 +363,34 @@ def test_what_waited_through_an_outage_keeps_its_order_less_what_went_stale():
     assert kept == [queued[i] for i in (2, 3, 4, 5, 7, 8, 9)]
     assert (audio, frames, fixes) == (1, 1, 1)
     assert fresh_after_outage([], now_ms=0, max_audio_age_ms=1_000) == ([], 0, 0, 0)
+
+
+async def test_controls_given_through_an_outage_with_a_full_outbox_all_arrive():
+    """A pause or stop is never dropped: through the outage the link keeps the latest
+    control of each kind apart from the (full) outbox, and sends them first."""
+    fake = FakeCompanion()
+    clock = RecordingClock(scale=1.0)
+    async with companion_server(fake) as target, TcpProxy(target) as proxy:
+        run = Run(_opts(proxy.address, outbox_size=4, backoff=Backoff(0.05, max_s=0.2)), clock)
+        await run.send_frames([0])
+        await _until(lambda: fake.frames())
+        await proxy.cut()
+        await _until(lambda: any("reconnecting" in s for s in run.status))
+        while not run.link.outbox.full():
+            run.link.outbox.put_nowait(_frame(9))
+        for control in (
+            pb.Control(pause_watching=True),
+            pb.Control(stop_speaking=pb.StopSpeakingNow()),
+            pb.Control(set_mode=pb.MODE_BLIND),
+            pb.Control(pause_watching=False),
+            pb.Control(pause_watching=True),  # the latest pause state wins
+        ):
+            run.link.send_control(control)
+        await proxy.mend()
+        await _until(lambda: len(_controls(fake, len(fake.calls) - 1)) == 3)
+        await run.finish()
+    assert _controls(fake, len(fake.calls) - 1) == [
+        "stop_speaking=",
+        f"set_mode={pb.MODE_BLIND}",
+        "pause_watching=True",
+    ]

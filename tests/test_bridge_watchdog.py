@@ -11,10 +11,17 @@ import pytest
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge import cli
+from mobile_bridge.controls import Controller
 from mobile_bridge.devices import DeviceError
 from mobile_bridge.live import SourceChoice
 from mobile_bridge.location.base import LocationSource
-from mobile_bridge.sinks.console import BridgeStatus, ConsoleLog, kind_name, status_line
+from mobile_bridge.sinks.console import (
+    BridgeStatus,
+    ConsoleLog,
+    kind_name,
+    stale_after_s,
+    status_line,
+)
 from mobile_bridge.sinks.earcons import cue_name
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 from mobile_bridge.watchdog import WatchdogOptions, WatchedSource
@@ -35,12 +42,14 @@ class Glasses(GlassesSource):
         drop_after: int | None = None,
         away_s: float = 0.0,
         mic_dies_after: int | None = None,
+        hangs: bool = False,
     ) -> None:
         self.clock = clock
         self.period = period
         self.drop_after = drop_after
         self.away_s = away_s
         self.mic_dies_after = mic_dies_after
+        self.hangs = hangs  # away while still ``connected`` (a camera pulled, not a link)
         self.connected = True
         self.closed = False
 
@@ -48,11 +57,15 @@ class Glasses(GlassesSource):
     def capabilities(self) -> SourceCapabilities:
         return SourceCapabilities(camera=True, microphone=True)
 
+    @property
+    def capture_fps(self) -> float | None:
+        return 1.0 / self.period
+
     async def frames(self) -> AsyncIterator[JpegFrame]:
         n = 0
         while True:
             if n == self.drop_after:
-                self.connected = False
+                self.connected = self.hangs
                 await self.clock.sleep(self.away_s)
                 self.connected = True
             await self.clock.sleep(self.period)
@@ -97,6 +110,86 @@ async def test_glasses_reconnecting_by_themselves_are_not_restarted():
     assert watched.restarts == 0 and reopened == []  # the BLE backoff was left to work
     assert at[2] - at[1] == pytest.approx(21.0)  # 20 s away, then a frame period
     assert sum("reconnecting by itself" in line for line in said) == 1, said
+
+
+class Heard:
+    """What the server is told, on the virtual clock: ``(now, "pause" | "resume")``."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.controller = Controller()
+        self.controller.connect(self._sent)
+        self.log: list[tuple[float, str]] = []
+
+    def _sent(self, control: pb.Control) -> None:
+        if control.HasField("pause_watching"):
+            self.log.append((self.clock.now, "pause" if control.pause_watching else "resume"))
+
+
+async def _walk(watched: WatchedSource, clock: ManualClock, frames: int) -> list[float]:
+    at: list[float] = []
+
+    async def watch() -> None:
+        async for _ in watched.frames():
+            at.append(clock.now)
+            if len(at) == frames:
+                watched.stop()
+
+    watched.start()
+    await clock.run(watch())
+    return at
+
+
+async def test_glasses_reconnecting_pause_watching_until_their_first_frame():
+    clock = ManualClock()
+    heard = Heard(clock)
+
+    async def reopen() -> GlassesSource:
+        raise AssertionError("the BLE backoff is left to reconnect them")
+
+    watched = WatchedSource(
+        Glasses(clock, drop_after=2, away_s=20.0), reopen, WatchdogOptions(stall_s=5.0), clock=clock
+    )
+    watched.listener = heard.controller
+    at = await _walk(watched, clock, 4)
+    (paused_at, pause), (back_at, resume) = heard.log
+    assert (pause, resume) == ("pause", "resume")
+    assert at[1] < paused_at <= at[1] + stale_after_s(1.0)  # as soon as the frame is stale
+    assert back_at == at[2]  # resumed at the first frame after
+    assert watched.restarts == 0 and not heard.controller.paused
+
+
+@pytest.mark.parametrize("kind", ["camera", "frame"])
+async def test_a_source_pulled_for_5_s_at_the_cli_defaults_pauses_when_stale(kind, monkeypatch):
+    seen: dict[str, object] = {}
+
+    def run_live(source, opts):  # what ``murmur-bridge live`` would run, not run
+        seen.update(source=source, opts=opts)
+
+    monkeypatch.setattr(cli, "run_live", run_live)
+    monkeypatch.setattr(cli, "_stream", lambda run, summary: 0)
+    assert cli.main(["live", "--source", kind, "--server", "localhost:1", "--insecure"]) == 0
+    rate = seen["source"].rate  # type: ignore[attr-defined]
+    options = seen["opts"].watchdog  # type: ignore[attr-defined]
+    clock = ManualClock()
+    heard = Heard(clock)
+    period = 1.0 / rate
+    pulled = Glasses(clock, period=period, drop_after=3, away_s=5.0, hangs=True)
+
+    async def reopen() -> GlassesSource:
+        return Glasses(clock, period=period)
+
+    watched = WatchedSource(pulled, reopen, options, clock=clock)
+    watched.set_capture_rate(rate)
+    watched.listener = heard.controller
+    at = await _walk(watched, clock, 6)
+    (paused_at, pause), (_, resume) = heard.log
+    assert (pause, resume) == ("pause", "resume")
+    # Paused once the frame is stale (the status line's rule), not at the restart:
+    # at 1 fps a 1 Hz server re-reads the old frame twice, not five times.
+    assert paused_at - at[2] == pytest.approx(stale_after_s(rate))
+    assert paused_at - at[2] < options.stall_s
+    assert len(at) == 6  # and the walk went on
 
 
 async def test_glasses_that_stay_silent_once_connected_are_restarted():

@@ -13,7 +13,7 @@ from mobile_bridge.media import MediaError, OpusDecoder, write_wav_pcm16
 from mobile_bridge.sinks.base import SpeechSink, UtteranceAudio
 from mobile_bridge.sinks.playback import PlaybackOptions, open_playback
 
-__all__ = ["AudioSink"]
+__all__ = ["AudioSink", "opus_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 class AudioSink(SpeechSink):
     """Server audio → PCM per utterance (``utterances``, the replay report's audio)
     → one WAV each in ``out_dir`` (optional).
+
+    With ``keep_pcm`` False (a walk, which may last hours) an utterance keeps only its
+    counts and duration: its PCM is decoded only for its WAV, and dropped once written;
+    without ``out_dir`` nothing is decoded here at all (the player decodes its own).
 
     ``player`` (a ``PlaybackSink``) plays the same stream as it arrives; it then sends
     the ``PlaybackReport``s, since only it knows what was heard. ``play=True`` without
@@ -37,6 +41,7 @@ class AudioSink(SpeechSink):
         out_dir: str | Path | None = None,
         play: bool = False,
         player: SpeechSink | None = None,
+        keep_pcm: bool = True,
     ) -> None:
         self.rate_hz = rate_hz
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -45,8 +50,12 @@ class AudioSink(SpeechSink):
         if play and player is None:
             player = open_playback(PlaybackOptions(rate_hz=rate_hz, opus_packets=opus_packets))
         self.player = player
-        self._decoder = OpusDecoder(rate_hz) if opus_packets else None
+        self.keep_pcm = keep_pcm
+        self._decoding = keep_pcm or self.out_dir is not None
+        self._opus = opus_packets
+        self._decoder = OpusDecoder(rate_hz) if opus_packets and self._decoding else None
         self._chunks: dict[str, list[np.ndarray]] = {}
+        self._wavs = 0
         self.utterances: dict[str, UtteranceAudio] = {}
 
     def feed(self, utterance_id: str, packet: bytes) -> None:
@@ -57,6 +66,9 @@ class AudioSink(SpeechSink):
         if not packet:
             return
         u.packets += 1
+        if not self._decoding:  # counted, not decoded: nothing here needs the samples
+            u.samples += opus_samples(packet, self.rate_hz) if self._opus else len(packet) // 2
+            return
         if self._decoder is None:
             pcm = np.frombuffer(packet[: len(packet) // 2 * 2], dtype="<i2").astype(np.int16)
         else:
@@ -66,6 +78,7 @@ class AudioSink(SpeechSink):
                 log.warning("utterance %s: %s; skipped", utterance_id, e)
                 return
         chunks.append(pcm)
+        u.samples += pcm.size
 
     def finish(self, utterance_id: str, *, interrupted: bool = False) -> UtteranceAudio:
         """Close an utterance: join its PCM and write its WAV (what was received)."""
@@ -78,9 +91,11 @@ class AudioSink(SpeechSink):
         u.pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         u.finished, u.interrupted = True, interrupted
         if self.out_dir is not None and u.pcm.size:
-            written = len([x for x in self.utterances.values() if x.wav_path])
-            name = f"{written:03d}_{_safe(utterance_id)}.wav"
+            name = f"{self._wavs:03d}_{_safe(utterance_id)}.wav"
+            self._wavs += 1
             u.wav_path = write_wav_pcm16(self.out_dir / name, u.pcm, self.rate_hz)
+        if not self.keep_pcm:
+            u.pcm = np.zeros(0, np.int16)  # written; its duration stays in ``samples``
         return u
 
     def finish_all(self) -> None:
@@ -107,6 +122,28 @@ class AudioSink(SpeechSink):
     @property
     def playing(self) -> bool:
         return self.player is not None and self.player.playing
+
+
+# Opus frame sizes by TOC config (RFC 6716 §3.1), in 1/48000 s: SILK, hybrid, CELT.
+_OPUS_FRAME_48K = [480, 960, 1920, 2880] * 3 + [480, 960] * 2 + [120, 240, 480, 960] * 4
+
+
+def opus_samples(packet: bytes, rate_hz: int) -> int:
+    """Samples at ``rate_hz`` in one Opus packet, from its TOC byte (and frame count),
+    without decoding it; 0 for a packet too short to say."""
+    if not packet:
+        return 0
+    toc = packet[0]
+    code = toc & 0x3
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    elif len(packet) < 2:
+        return 0
+    else:
+        frames = packet[1] & 0x3F
+    return _OPUS_FRAME_48K[toc >> 3] * frames * rate_hz // 48000
 
 
 def _safe(name: str) -> str:

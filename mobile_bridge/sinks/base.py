@@ -25,7 +25,8 @@ def wire_name(enum: Any, value: int, prefix: str) -> str:
 
 @dataclass
 class UtteranceAudio:
-    """One utterance's audio as received: decoded PCM and where it was written."""
+    """One utterance's audio as received: decoded PCM (when kept), how many samples
+    came, and where it was written."""
 
     utterance_id: str
     sample_rate_hz: int
@@ -34,10 +35,11 @@ class UtteranceAudio:
     finished: bool = False
     interrupted: bool = False
     wav_path: Path | None = None
+    samples: int = 0  # received, whether or not ``pcm`` keeps them
 
     @property
     def duration_ms(self) -> int:
-        return int(self.pcm.size * 1000 / self.sample_rate_hz)
+        return int(max(self.pcm.size, self.samples) * 1000 / self.sample_rate_hz)
 
 
 class SpeechSink(ABC):

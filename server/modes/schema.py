@@ -13,8 +13,8 @@ __all__ = [
     "ModeDataError",
     "Raw",
     "base_language",
-    "lexicon_table",
     "checked",
+    "lexicon_table",
     "mode_table",
     "table",
 ]

@@ -23,7 +23,15 @@ with request-reading helpers only the OpenAI runtime's tests use. Real-audio hel
 
 from tests.fake_vllm import FakeVLLM, Reply
 from tests.fakes.agents import LocalHTTP, LocalHTTPReply, ScriptedAgent, SleepyAgent
-from tests.fakes.bridge import CAMERA_AND_MIC, READY, FakeLink, FakeSource, RecordingSink
+from tests.fakes.bridge import (
+    CAMERA_AND_MIC,
+    READY,
+    FakeLink,
+    FakeSource,
+    PressableSource,
+    RecordingSink,
+    server_pauses,
+)
 from tests.fakes.brilliant import FakeGlasses, install_fake_bleak
 from tests.fakes.clocks import UNIX0, ManualClock, RecordingClock, SteppingClock
 from tests.fakes.companion import (
@@ -58,6 +66,7 @@ __all__ = [
     "LocalHTTPReply",
     "ManualClock",
     "OutOfMemoryRuntime",
+    "PressableSource",
     "RecordingClock",
     "RecordingSink",
     "Reply",
@@ -73,4 +82,5 @@ __all__ = [
     "companion_server",
     "install_fake_bleak",
     "self_signed_cert",
+    "server_pauses",
 ]

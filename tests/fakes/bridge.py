@@ -10,11 +10,20 @@ import numpy as np
 from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge.connection import LinkOptions
+from mobile_bridge.controls import Command
 from mobile_bridge.sinks.base import SpeechSink, UtteranceAudio
 from mobile_bridge.sources.base import GlassesSource, JpegFrame, OpusPacket, SourceCapabilities
 from tests.fakes.clocks import ManualClock
 
-__all__ = ["CAMERA_AND_MIC", "READY", "FakeLink", "FakeSource", "RecordingSink"]
+__all__ = [
+    "CAMERA_AND_MIC",
+    "READY",
+    "FakeLink",
+    "FakeSource",
+    "PressableSource",
+    "RecordingSink",
+    "server_pauses",
+]
 
 READY = pb.ServerEvent(session_ready=pb.SessionReady(session_id="s1", model="fake", tick_hz=1))
 CAMERA_AND_MIC = SourceCapabilities(camera=True, microphone=True, speaker=True, still_capture=True)
@@ -63,6 +72,9 @@ class FakeLink:
 
     async def send(self, event: pb.ClientEvent) -> None:
         await self.outbox.put(event)
+
+    def send_control(self, control: pb.Control) -> None:
+        self.outbox.put_nowait(pb.ClientEvent(control=control))
 
     async def close(self) -> None:
         await self.outbox.put(_LINK_CLOSE)
@@ -132,6 +144,31 @@ class FakeSource(GlassesSource):
         return JpegFrame(b"\xff\xd8still", 5000)
 
 
+class PressableSource(GlassesSource):
+    """A camera with buttons: a frame every ``period_s`` (real time) for ever, and
+    ``press`` submits a ``Command`` as a tap on the glasses would."""
+
+    def __init__(self, period_s: float = 0.05) -> None:
+        self.period_s = period_s
+        self._submit: Callable[[Command], None] | None = None
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        return SourceCapabilities(camera=True)
+
+    def bind_controls(self, submit: Callable[[Command], None]) -> None:
+        self._submit = submit
+
+    def press(self, cmd: Command) -> None:
+        assert self._submit is not None, "not bound to a controller yet"
+        self._submit(cmd)
+
+    async def frames(self) -> AsyncIterator[JpegFrame]:
+        for i in itertools.count():
+            await asyncio.sleep(self.period_s)
+            yield JpegFrame(b"\xff\xd8frame%d" % i, 1000 + i)
+
+
 class RecordingSink(SpeechSink):
     """Keeps every call; 2 bytes of packet count as one played sample at 1 kHz."""
 
@@ -154,3 +191,19 @@ class RecordingSink(SpeechSink):
 
     def finish_all(self) -> None:
         self.calls.append(("finish_all", "", None))
+
+
+def server_pauses(monkeypatch: object) -> list[bool]:
+    """Every ``pause_watching`` a real server in this process acted on, in order: its
+    ticker's ``pause`` is wrapped (the server is read, never changed)."""
+    from server.session.ticker import Ticker
+
+    seen: list[bool] = []
+    real = Ticker.pause
+
+    def pause(self: Ticker, paused: bool) -> None:
+        seen.append(paused)
+        real(self, paused)
+
+    monkeypatch.setattr(Ticker, "pause", pause)  # type: ignore[attr-defined]
+    return seen
