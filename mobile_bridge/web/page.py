@@ -27,6 +27,7 @@ __all__ = ["PageObserver", "PagePort", "PageSink", "PageSource"]
 
 STILL_TIMEOUT_S = 5.0
 AUDIO_QUEUE = 250  # 5 s of 20 ms packets; beyond that the oldest go (and are counted)
+LOST_KEPT = 256  # utterances cut by a lost page, remembered so their tails are not sent
 CUE_NAMES = {
     pb.CUE_KIND_HAZARD: "hazard",
     pb.CUE_KIND_ATTENTION: "attention",
@@ -160,6 +161,9 @@ class PageSink(SpeechSink):
         self._report: Callable[[pb.PlaybackReport], None] | None = None
         self._samples: dict[str, int] = {}
         self._unreported: set[str] = set()  # sent to the page, no report back yet
+        # Reported cut when the page went away: the rest of it is not sent to the page
+        # that comes back (its player dropped the head; a tail alone is no utterance).
+        self._lost: dict[str, None] = {}
         self.bad_packets = 0
 
     @property
@@ -167,7 +171,7 @@ class PageSink(SpeechSink):
         return True  # the page plays it and reports what it played
 
     def feed(self, utterance_id: str, packet: bytes) -> None:
-        if not packet:
+        if not packet or utterance_id in self._lost:
             return
         try:
             pcm = self._decoder.decode(packet)
@@ -179,7 +183,9 @@ class PageSink(SpeechSink):
         self._port.send_bytes(speech_packet(utterance_id, pcm.astype("<i2").tobytes()))
 
     def finish(self, utterance_id: str, *, interrupted: bool = False) -> UtteranceAudio:
-        if utterance_id in self._unreported:
+        if utterance_id in self._lost:
+            pass  # reported as cut when the page went away
+        elif utterance_id in self._unreported:
             self._port.send_json(
                 {"type": "cut" if interrupted else "end", "utterance": utterance_id}
             )
@@ -214,6 +220,9 @@ class PageSink(SpeechSink):
         """The page went away mid-speech: what it had not reported counts as cut there."""
         for uid in list(self._unreported):
             self.played(uid, 0, finished=False)
+            self._lost[uid] = None
+        while len(self._lost) > LOST_KEPT:
+            del self._lost[next(iter(self._lost))]
 
     def cue(self, cue: pb.Cue) -> None:
         self._port.send_json(

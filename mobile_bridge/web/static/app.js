@@ -1,9 +1,10 @@
 // The Murmur phone page: camera, microphone, location and motion to the relay over one
 // WebSocket; the server's speech back through an AudioWorklet player. No token lives
 // here: the relay holds the pairing; the page keeps only its per-page id (sessionStorage)
-// to pick its session up again after the connection drops. A pairing link comes in the
-// address's fragment (#pair=murmur://pair?…, from `murmur pair --page`): a fragment never
-// reaches a server, and the page drops it from the address bar at once.
+// to pick its session up again after the connection drops (or the page is reloaded: then
+// the media wait for a tap on Start, as browsers give audio only to a gesture). A pairing
+// link comes in the address's fragment (#pair=murmur://pair?…, from `murmur pair --page`):
+// a fragment never reaches a server, and the page drops it from the address bar at once.
 "use strict";
 
 const TAG = { FRAME: 1, STILL: 2, PCM: 3, SPEECH_PCM: 0x10 };
@@ -14,13 +15,16 @@ const HAZARD_BUZZ = [220, 90, 220];
 const MOTION_BATCH_S = 0.5; // wire.py MOTION_BATCH_S
 const MOTION_GAP_MS = 500; // samples this far behind the clock: a gap, the batch clock restarts
 const PAIR_FRAGMENT = "#pair=";
+const SUPERSEDED = 4001; // relay.py SUPERSEDED: another tab picked this session up
+const KEPT = 64; // latency stamps, reports and first-sample times kept for the page's life
 const $ = (id) => document.getElementById(id);
 
 const murmur = {
   ws: null, page: sessionStorage.getItem("murmur-page"), running: false, wanted: false,
   mode: "general", stream: null, tickHz: 1, frameTimer: null, encoding: false,
   ctx: null, player: null, mic: null, micCtx: null, played: 0, lastFrameAt: 0,
-  speechAt: {}, retry: 0, wakeLock: null, geoWatch: null, reports: [], linkCode: null,
+  speechAt: new Map(), retry: 0, wakeLock: null, geoWatch: null, reports: [], linkCode: null,
+  firstPlayed: [], paired: false, resumable: false, motionWanted: 0, graceS: 30,
   // Device motion, only while the server asks (SessionReady.motion_hz): the asked rate,
   // whether the listener is on, the batch being filled and its sample clock.
   motionHz: 0, motionOn: false, motionGranted: false, motion: [], motionT0: 0,
@@ -38,12 +42,28 @@ function warn(text) {
   box.hidden = false;
   box.textContent = text;
 }
+// The label says what a press does (a toggle's aria-pressed beside a changing label
+// would be read as "Stop, pressed").
 function setRunning(on) {
   murmur.running = on;
   $("start").textContent = on ? "Stop" : "Start";
-  $("start").setAttribute("aria-pressed", on ? "true" : "false");
   $("ask").disabled = !on;
   $("quiet").disabled = !on;
+}
+function keep(list, item) {
+  list.push(item);
+  if (list.length > KEPT) list.splice(0, list.length - KEPT);
+}
+// Captions are read by a screen reader only when asked: Murmur speaks every reply itself,
+// and a polite live region would read each one again over its voice.
+function readCaptions(on) {
+  $("caption").setAttribute("aria-live", on ? "polite" : "off");
+  try { localStorage.setItem("murmur-read-captions", on ? "1" : ""); } catch (_) { /* private mode */ }
+}
+// Whatever the player holds from a socket that is gone will never get its "end": the
+// relay already counted it as cut, so the player drops it (else it waits on it forever).
+function dropPlayback() {
+  if (murmur.player) murmur.player.port.postMessage({ type: "cutall" });
 }
 
 // ------------------------------------------------------------------ the socket
@@ -58,11 +78,19 @@ function connect() {
     ws.send(JSON.stringify({ type: "hello", page: murmur.page }));
   };
   ws.onmessage = (e) => (typeof e.data === "string" ? onJson(JSON.parse(e.data)) : onBinary(e.data));
-  ws.onclose = () => {
+  ws.onclose = (e) => {
     if (murmur.ws !== ws) return;
     stopFrames();
+    dropPlayback();
+    if (e.code === SUPERSEDED) {
+      if (murmur.running) { release(); setRunning(false); }
+      $("st-link").textContent = "in another tab";
+      warn("This Murmur session was picked up by another tab or window. Reload this page to take it back.");
+      say("Moved to another tab.");
+      return;
+    }
     $("st-link").textContent = "relay lost";
-    warn("Lost the connection to the Murmur relay. Reconnecting… Your session is kept for 30 seconds.");
+    warn(`Lost the connection to the Murmur relay. Reconnecting… Your session is kept for ${murmur.graceS} seconds.`);
     say("Reconnecting…");
     const wait = Math.min(5000, 300 * 2 ** murmur.retry++);
     setTimeout(connect, wait);
@@ -85,17 +113,30 @@ function onJson(m) {
   switch (m.type) {
     case "welcome":
       murmur.page = m.page;
+      murmur.paired = m.paired;
+      murmur.graceS = m.grace_s || murmur.graceS;
       sessionStorage.setItem("murmur-page", m.page);
       $("pairing").hidden = m.paired;
-      if (m.running) {
-        warn("");
+      warn(""); // a new socket: "Reconnecting…" is over, whatever comes next
+      dropPlayback(); // anything still queued came over the socket that is gone
+      if (m.running && (murmur.stream || murmur.micStream)) {
         say("Reconnected: running");
         setRunning(true);
         if (m.tick_hz) startFrames(m.tick_hz);
         wantMotion(m.motion_hz || 0);
+      } else if (m.running) {
+        // Reloaded mid-session: the session is there, the camera and microphone are not
+        // (and audio needs a tap). Watching pauses until Start is pressed.
+        murmur.resumable = true;
+        murmur.tickHz = m.tick_hz || murmur.tickHz;
+        murmur.motionWanted = m.motion_hz || 0;
+        send({ type: "control", action: "pause", value: true });
+        say("Your session is still running. Press Start to resume.");
       } else {
-        say(m.paired ? "Ready. Press Start." : "Not paired yet.");
+        murmur.resumable = false;
         if (murmur.running) sessionEnded();
+        if (m.ended) warn(m.ended);
+        say(m.paired ? "Ready. Press Start." : "Not paired yet.");
       }
       if (murmur.linkCode) { // opened from a scanned pairing QR code
         if (!m.paired) pair(murmur.linkCode);
@@ -107,6 +148,7 @@ function onJson(m) {
       }
       break;
     case "paired":
+      murmur.paired = true;
       $("pairing").hidden = true;
       warn("");
       say("Paired. Press Start.");
@@ -118,7 +160,8 @@ function onJson(m) {
       wantMotion(m.motion_hz || 0);
       break;
     case "speech":
-      murmur.speechAt[m.utterance] = performance.now();
+      murmur.speechAt.set(m.utterance, performance.now());
+      if (murmur.speechAt.size > KEPT) murmur.speechAt.delete(murmur.speechAt.keys().next().value);
       caption(m.text);
       break;
     case "transcript":
@@ -147,6 +190,7 @@ function onJson(m) {
     case "error":
       warn(m.message);
       if (m.where === "pair") $("pairing").hidden = false;
+      if (m.where === "pair" && m.confirm) murmur.paired = true;
       if (m.where === "start" || m.where === "session") sessionEnded();
       break;
     case "closed":
@@ -189,11 +233,12 @@ function onPlayer(m) {
     murmur.played = m.played;
     $("status").dataset.played = String(m.played); // for tests; not shown
   } else if (m.type === "first") {
-    const at = murmur.speechAt[m.id];
+    const at = murmur.speechAt.get(m.id);
     if (at !== undefined) $("st-latency").textContent = `${Math.round(performance.now() - at)} ms`;
-    (murmur.firstPlayed = murmur.firstPlayed || []).push({ id: m.id, at: performance.now() + performance.timeOrigin });
+    keep(murmur.firstPlayed, { id: m.id, at: performance.now() + performance.timeOrigin });
   } else if (m.type === "done" || m.type === "cut") {
-    murmur.reports.push(m);
+    murmur.speechAt.delete(m.id);
+    keep(murmur.reports, m);
     send({ type: "played", utterance: m.id, played_ms: m.playedMs, finished: m.type === "done" });
   }
 }
@@ -221,16 +266,16 @@ function cue(m) {
 async function openMic(stream) {
   const track = stream.getAudioTracks()[0];
   if (!track) return false;
-  let ctx;
-  try { ctx = new AudioContext({ sampleRate: MIC_RATE }); }
-  catch (_) { ctx = new AudioContext(); }
+  // At the device's own rate: Firefox refuses a media stream source in a context of
+  // another rate, and the worklet resamples to MIC_RATE anyway.
+  const ctx = new AudioContext();
+  murmur.micCtx = ctx;
   await ctx.audioWorklet.addModule("/static/worklet.js");
   const source = ctx.createMediaStreamSource(new MediaStream([track]));
   const node = new AudioWorkletNode(ctx, "murmur-mic", { processorOptions: { targetRate: MIC_RATE } });
   node.port.onmessage = (e) => { if (murmur.running) sendMedia(TAG.PCM, e.data, Date.now() - 20); };
   source.connect(node);
   await ctx.resume();
-  murmur.micCtx = ctx;
   murmur.mic = node;
   return true;
 }
@@ -424,20 +469,28 @@ async function start() {
   await openAudio();
   const { camera, mic, problems } = await openMedia();
   if (problems.length) warn(problems.join(" "));
+  murmur.stream = camera;
+  murmur.micStream = mic;
   if (!camera && !mic) { say("Not started"); return; }
   if (camera) {
-    murmur.stream = camera;
     const v = $("preview");
     v.srcObject = camera;
     v.setAttribute("data-live", "");
     await v.play().catch(() => {});
   }
   const hasMic = mic ? await openMic(mic) : false;
-  send({ type: "start", mode: murmur.mode, camera: !!camera, microphone: hasMic, haptics: !!navigator.vibrate });
-  murmur.micStream = mic;
   setRunning(true);
   startSensors();
   wakeLock();
+  if (murmur.resumable) { // the session survived a reload: give it the media again
+    murmur.resumable = false;
+    send({ type: "control", action: "pause", value: false });
+    startFrames(murmur.tickHz);
+    wantMotion(murmur.motionWanted);
+    say("Resumed: running");
+    return;
+  }
+  send({ type: "start", mode: murmur.mode, camera: !!camera, microphone: hasMic, haptics: !!navigator.vibrate });
   say("Connecting to the server…");
 }
 
@@ -463,12 +516,18 @@ function sessionEnded() {
 
 function toggle() {
   if (murmur.running) { send({ type: "stop" }); release(); setRunning(false); say("Stopping…"); }
-  else start().catch((e) => { warn(`Could not start: ${e.message}`); setRunning(false); });
+  else start().catch((e) => { release(); setRunning(false); warn(`Could not start: ${e.message}`); say("Not started"); });
 }
 
+// Replacing a pairing moves where the camera goes: only with the user's yes.
 function pair(code) {
+  let replace = false;
+  if (murmur.paired) {
+    replace = window.confirm("This relay is already paired with a Murmur server. Replace that pairing with the new one?");
+    if (!replace) { say("Kept the current pairing."); return; }
+  }
   say("Pairing…");
-  send({ type: "pair", code });
+  send({ type: "pair", code, replace });
 }
 
 // A scanned pairing QR opens the page as https://HOST:PORT/#pair=murmur://pair?…: the
@@ -484,11 +543,24 @@ function pairingFromAddress() {
   murmur.linkCode = code.trim() || null;
 }
 
+// The modes are a radio group: one Tab stop, arrow keys move and choose.
 function setMode(mode) {
   murmur.mode = mode;
-  for (const b of document.querySelectorAll("[data-mode]"))
-    b.setAttribute("aria-pressed", b.dataset.mode === mode ? "true" : "false");
+  for (const b of document.querySelectorAll("[data-mode]")) {
+    b.setAttribute("aria-checked", b.dataset.mode === mode ? "true" : "false");
+    b.tabIndex = b.dataset.mode === mode ? 0 : -1;
+  }
   if (murmur.running) send({ type: "control", action: "mode", value: mode });
+}
+function modeKeys(e) {
+  const keys = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+  if (!(e.key in keys)) return;
+  e.preventDefault();
+  const all = [...document.querySelectorAll("[data-mode]")];
+  const at = all.findIndex((b) => b.dataset.mode === murmur.mode);
+  const next = all[(at + keys[e.key] + all.length) % all.length];
+  setMode(next.dataset.mode);
+  next.focus();
 }
 
 document.addEventListener("visibilitychange", () => {
@@ -508,6 +580,12 @@ document.addEventListener("DOMContentLoaded", () => {
   $("quiet").addEventListener("click", () => send({ type: "control", action: "stop_speaking" }));
   for (const b of document.querySelectorAll("[data-mode]"))
     b.addEventListener("click", () => setMode(b.dataset.mode));
+  $("modes").addEventListener("keydown", modeKeys);
+  let readAloud = false;
+  try { readAloud = localStorage.getItem("murmur-read-captions") === "1"; } catch (_) { /* private mode */ }
+  $("read-captions").checked = readAloud;
+  readCaptions(readAloud);
+  $("read-captions").addEventListener("change", (e) => readCaptions(e.target.checked));
   $("motion-allow").addEventListener("click", allowMotion);
   $("pair-form").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -84,6 +84,15 @@ class MurmurPlayer extends AudioWorkletProcessor {
     let n = 0;
     while (n < out.length && this.queue.length) {
       const u = this.queue[0];
+      // The relay sends utterances one after another, each with its `end` before the
+      // next one's audio: a later utterance behind an unended one means that `end` was
+      // lost with a dropped socket. Waiting for it would stall the player for good.
+      const orphan = !u.ended && this.queue.length > 1;
+      if (orphan && (!u.chunks.length || !u.started)) {
+        this.queue.shift();
+        this.port.postMessage({ type: "cut", id: u.id, playedMs: this.ms(u) });
+        continue;
+      }
       if (!u.started) {
         if (u.buffered < this.jitter && !u.ended) break;
         u.started = true;
