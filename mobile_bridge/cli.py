@@ -225,6 +225,15 @@ def _add_live_parser(sub: Any) -> None:
         "does, unless --play-to), local (--play / --play-to here), glasses (default auto)",
     )
     lp.add_argument(
+        "--gesture",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="NAME=ACTION",
+        help="frame: what a gesture does (tap, double_tap, triple_tap, press, double_press, "
+        "long_press = ask, stop_speaking, next_mode, pause, none; repeatable)",
+    )
+    lp.add_argument(
         "--stall",
         type=float,
         default=5.0,
@@ -508,6 +517,7 @@ def _live(args: argparse.Namespace) -> int:
         camera_options=dict(args.camera_option),
         microphone=_microphone(args),
         audio=args.audio,
+        gestures=dict(args.gesture),
     )
     opts = LiveOptions(
         wiring=SessionWiring(

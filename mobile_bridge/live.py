@@ -553,6 +553,7 @@ class SourceChoice:
     camera_options: dict[str, str] = field(default_factory=dict)  # FFmpeg input options
     microphone: MicrophoneOptions | None = None  # camera: also its microphone
     audio: str | Path | None = None  # replay: a WAV beside the video
+    gestures: dict[str, str] = field(default_factory=dict)  # frame: --gesture NAME=ACTION
     # frame: the glasses first opened, so every restart reopens the same pair (a
     # nearest-first scan could otherwise pick a neighbour's glasses).
     opened_name: str | None = field(default=None, init=False)
@@ -604,23 +605,21 @@ class SourceChoice:
         # Imported only here: the BLE SDK is an optional extra (the module says so
         # itself, with the install hint, when the SDK is missing).
         try:
-            from mobile_bridge.sources.brilliant import BrilliantOptions, check_sdk, open_brilliant
+            from mobile_bridge.sources import brilliant
 
-            check_sdk()  # a missing SDK refuses at once, not at each watchdog restart
+            brilliant.check_sdk()  # a missing SDK refuses at once, not at each watchdog restart
         except (ImportError, DeviceError) as e:
             raise SourceUnavailable(
                 f"--source frame needs the Brilliant Labs Frame/Halo source ({FRAME_HINT}): {e}"
             ) from e
         name = self.spec or self.opened_name
-        options = BrilliantOptions(name=name, fps=self.rate)
-        source = await open_brilliant(options, clock=clock, say=say)
+        gestures = brilliant.gestures_with(self.gestures)
+        options = brilliant.BrilliantOptions(name=name, fps=self.rate, gestures=gestures)
+        source = await brilliant.open_brilliant(options, clock=clock, say=say)
         if not name and (found := getattr(source, "name", None)):
             self.opened_name = found
             say(f"(glasses: {found}; a restart reopens these)")
         return source
-
-
-# ---------------------------------------------------------------------- the summary
 
 
 def live_summary(stats: LiveStats) -> list[str]:

@@ -15,7 +15,7 @@ import io
 import itertools
 import sys
 from collections.abc import AsyncIterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -279,6 +279,48 @@ async def test_no_glasses_in_range_is_a_clear_error(monkeypatch, said):
     glasses.present = False
     with pytest.raises(DeviceError, match=r"cannot connect to 'Halo 08'.*No matching device"):
         await _open(monkeypatch, glasses, said, name="Halo 08")
+
+
+def test_a_machine_without_bluetooth_gets_its_own_fix_not_the_glasses():
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason
+
+    from mobile_bridge.sources.brilliant_keeper import (
+        CONNECT_HINT,
+        NO_ADAPTER_HINT,
+        NO_BLUEZ_HINT,
+        connect_hint,
+    )
+
+    no_radio = BleakBluetoothNotAvailableError(
+        "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+    )
+    assert connect_hint(no_radio) == NO_ADAPTER_HINT
+    off = Exception("No powered Bluetooth adapters found. Turn on Bluetooth and try again.")
+    assert connect_hint(off) == NO_ADAPTER_HINT
+    no_bus = FileNotFoundError(2, "No such file", "/run/dbus/system_bus_socket")
+    assert connect_hint(no_bus) == NO_BLUEZ_HINT
+    assert connect_hint(Exception("org.freedesktop.DBus.Error.ServiceUnknown")) == NO_BLUEZ_HINT
+    assert connect_hint(Exception("No matching device found")) == CONNECT_HINT
+
+
+def test_gestures_are_remapped_by_name_and_a_bad_mapping_is_refused(monkeypatch):
+    from mobile_bridge import cli
+    from mobile_bridge.sources.brilliant import DEFAULT_GESTURES, gestures_with
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(cli, "run_live", lambda source, opts: seen.update(source=source))
+    monkeypatch.setattr(cli, "_stream", lambda run, summary: 0)
+    args = ["live", "--source", "frame", "--gesture", "tap=pause", "--gesture", "long_press=none"]
+    assert cli.main([*args, "--server", "localhost:1", "--insecure"]) == 0
+    assert seen["source"].gestures == {"tap": "pause", "long_press": "none"}
+
+    got = gestures_with({"tap": "pause", "long_press": "none"})
+    assert got["tap"] is Action.PAUSE and got["long_press"] is Action.NONE
+    assert got["double_tap"] is DEFAULT_GESTURES["double_tap"]  # the rest as shipped
+    with pytest.raises(DeviceError, match=r"unknown gesture 'wink'.*tap, double_tap"):
+        gestures_with({"wink": "ask"})
+    with pytest.raises(DeviceError, match=r"unknown action 'dance' for tap; one of ask"):
+        gestures_with({"tap": "dance"})
 
 
 # ---------------------------------------------------------------------- capabilities, speaker

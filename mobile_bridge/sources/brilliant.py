@@ -67,6 +67,7 @@ __all__ = [
     "BrilliantStats",
     "GestureControl",
     "check_sdk",
+    "gestures_with",
     "open_brilliant",
 ]
 
@@ -97,6 +98,23 @@ DEFAULT_GESTURES: dict[str, Action] = {
     "double_press": Action.STOP_SPEAKING,
     "long_press": Action.NEXT_MODE,
 }
+
+
+def gestures_with(overrides: dict[str, str]) -> dict[str, Action]:
+    """The default gestures with ``--gesture NAME=ACTION`` overrides; raises
+    ``DeviceError`` naming the gestures and actions there are."""
+    gestures = dict(DEFAULT_GESTURES)
+    for name, action in overrides.items():
+        if name not in DEFAULT_GESTURES:
+            known = ", ".join(DEFAULT_GESTURES)
+            raise DeviceError(f"unknown gesture {name!r}; the glasses report {known}", "frame")
+        try:
+            gestures[name] = Action(action)
+        except ValueError:
+            known = ", ".join(a.value for a in Action)
+            problem = f"unknown action {action!r} for {name}; one of {known}"
+            raise DeviceError(problem, "frame") from None
+    return gestures
 
 
 @dataclass(frozen=True, slots=True)

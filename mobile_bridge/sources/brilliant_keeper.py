@@ -25,12 +25,31 @@ from mobile_bridge.sources.brilliant_link import BleLink, BrilliantStats, Notifi
 if TYPE_CHECKING:
     from mobile_bridge.sources.brilliant import BrilliantOptions
 
-__all__ = ["CONNECT_HINT", "LinkKeeper"]
+__all__ = ["CONNECT_HINT", "LinkKeeper", "connect_hint"]
 
 CONNECT_HINT = (
     "is it switched on, charged, in range, and not connected to a phone app? "
     "(Halo: to pair a new host, hold the button for 5 s)"
 )
+NO_ADAPTER_HINT = (
+    "this machine has no Bluetooth LE adapter that is on: plug one in, or turn it on "
+    "(`bluetoothctl power on`)"
+)
+NO_BLUEZ_HINT = (
+    "the Bluetooth service is not reachable: start it (`sudo systemctl start bluetooth`) "
+    "and check that this user may use it (the `bluetooth` group)"
+)
+
+
+def connect_hint(e: BaseException) -> str:
+    """The fix for a first connection that failed: the glasses (out of range, off), or
+    this machine (no adapter, adapter off, BlueZ or D-Bus not running)."""
+    text = f"{type(e).__name__} {e}".lower()
+    if "notavailable" in text or "adapter" in text or "powered" in text:
+        return NO_ADAPTER_HINT
+    if "dbus" in text or "bluez" in text or "system_bus_socket" in text:
+        return NO_BLUEZ_HINT
+    return CONNECT_HINT
 
 
 class LinkKeeper:
@@ -75,7 +94,7 @@ class LinkKeeper:
         except Exception as e:  # the SDK raises bare Exceptions ("No matching device found")
             which = repr(self._options.name) if self._options.name else "a Frame or Halo"
             raise DeviceError(
-                f"cannot connect to {which} over Bluetooth: {e}; {CONNECT_HINT}",
+                f"cannot connect to {which} over Bluetooth: {e}; {connect_hint(e)}",
                 self._options.name or "frame",
             ) from e
         self.name, self.halo = link.name, link.halo
