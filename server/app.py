@@ -69,9 +69,8 @@ def build_runtime(settings: Settings, executors: Executors) -> InteractionRuntim
         from server.runtime.transformers import TransformersRuntime
     except ImportError as e:
         raise ModelLoadError(
-            f"the in-process model runtime needs torch and transformers ({e}); "
-            "pip install 'murmur' with its dependencies, or serve the model elsewhere and "
-            "use --model http://HOST:PORT/v1"
+            f"the in-process model runtime needs torch and transformers ({e}); pip install "
+            "'murmur' with its dependencies, or serve the model elsewhere: --model http://HOST:PORT/v1"
         ) from e
     return TransformersRuntime.load(
         spec,
@@ -93,6 +92,10 @@ def _transformers_options(m: ModelSettings) -> TransformersOptions:
         temperature=m.temperature,
         top_p=m.top_p,
         chunk_ticks=m.chunk_ticks,  # 0: sized for the GPU memory left after loading
+        batch_window_ms=m.batch_window_ms,
+        batch_sessions=m.batch_sessions,
+        kv_budget_bytes=m.kv_budget_bytes,
+        kv_share=m.kv_share,
     )
 
 
@@ -116,8 +119,7 @@ def _openai_options(m: ModelSettings) -> OpenAIRuntimeOptions:
 
 # ------------------------------------------------------------------ speech out
 
-# Config names ([voice] tts) → constructors, given the backend's thread (None: its own).
-# Imports are lazy (a chain without edge never imports aiohttp); one that cannot start raises.
+# [voice] tts names → constructors, given a thread (None: its own); lazy, failing loudly.
 
 
 def _edge_tts(v: VoiceSettings, executor: Executor | None) -> TTSBackend:
@@ -251,8 +253,7 @@ def build_ocr(settings: Settings) -> OcrBackend | None:
     now, so a missing package stops the start with its install line."""
     from server.vision.ocr import load_ocr
 
-    v = settings.vision
-    return load_ocr(v.ocr, max_side=v.ocr_max_side)
+    return load_ocr(settings.vision.ocr, max_side=settings.vision.ocr_max_side)
 
 
 # ------------------------------------------------------------------ delegation

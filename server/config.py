@@ -83,6 +83,11 @@ class ModelSettings:
     max_new_tokens: int = 64
     temperature: float = 0.0  # 0 = greedy reply text
     top_p: float = 1.0  # nucleus sampling of the reply text (with temperature > 0)
+    # In-process: sessions due together share one forward (README "A family on one card")
+    batch_window_ms: float = 5.0  # how long a forward waits for others; 0 = never batch
+    batch_sessions: int = 4  # rows in one forward
+    kv_budget_bytes: int = 0  # KV memory the live sessions share; 0 = what is free
+    kv_share: float = 0.5  # of what is left, the most one new session takes
     # For http(s) models:
     served_model: str = ""  # the name the server serves it under; empty = JoyAI-VL-Interaction
     api_key: str = ""  # or MURMUR_MODEL_API_KEY

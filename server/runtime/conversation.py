@@ -245,7 +245,7 @@ def _cut(text: str, utterance: str, heard: str) -> str:
     """``text`` with ``utterance`` in it cut to what was heard of it; what followed it
     was said apart (a streamed reply's urgent later sentence, its own alert) and stays."""
     i = text.rfind(utterance)
-    return " ".join(f"{text[:i]}{heard} {text[i + len(utterance):]}".split())
+    return " ".join(f"{text[:i]}{heard} {text[i + len(utterance) :]}".split())
 
 
 def _heard_action(last: Action | None, utterance: str, heard: str) -> Action | None:

@@ -17,7 +17,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,6 +26,7 @@ __all__ = [
     "DECISION_TO_AUDIO",
     "DELEGATIONS",
     "FRAMES_DROPPED",
+    "KV_CACHE_BYTES",
     "REGISTRY",
     "SESSIONS",
     "SPEECH_DROPPED",
@@ -103,6 +104,13 @@ FRAMES_DROPPED = Counter(
     "Video frames not decided on, by reason: replaced (a newer one came before the "
     "tick), late (out of order), too_large, unsupported, corrupt, too_many_pixels.",
     ["reason"],
+    registry=REGISTRY,
+)
+
+KV_CACHE_BYTES = Gauge(
+    "murmur_kv_cache_bytes",
+    "Bytes of KV cache buffers the in-process model holds for live sessions (a closed "
+    "session's are freed: this returns to zero when none is open).",
     registry=REGISTRY,
 )
 

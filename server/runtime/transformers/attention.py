@@ -17,23 +17,49 @@ cache keeps them:
 
 Same result as the masked call: the equivalence test holds both to 1e-4 against a
 full recompute with transformers' own attention.
+
+Several sessions' ticks run as one forward by packing their new tokens into one
+sequence (``batch.py``): while ``PACKED`` holds the rows, each row's queries
+attend, with the same kernels, to that row's own cache only (``PackedRows``).
 """
 
 from __future__ import annotations
 
 import functools
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CACHED_ATTENTION", "cached_attention", "register_cached_attention"]
+__all__ = [
+    "CACHED_ATTENTION",
+    "PACKED",
+    "PackedRows",
+    "cached_attention",
+    "register_cached_attention",
+]
 
 CACHED_ATTENTION = "murmur_cached"
 
 # Devices whose kernel returns a log-sum-exp we can merge with (tests empty it to
 # run the folded strategy on the CPU).
 SPLIT_DEVICES = {"cpu"}
+
+
+@dataclass(slots=True)
+class PackedRows:
+    """Sessions packed into one forward: row ``r`` is tokens ``spans[r] = (start, n)``
+    of the sequence; ``views[layer][r]`` its own cache (keys, values) after the
+    layer's update, the row's new tokens at its end."""
+
+    spans: list[tuple[int, int]]
+    views: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+
+
+# Set for the length of one packed forward, in the thread that runs it.
+PACKED: ContextVar[PackedRows | None] = ContextVar("murmur_packed_rows", default=None)
 
 
 def cached_attention(
@@ -46,12 +72,26 @@ def cached_attention(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    del module, attention_mask, dropout, kwargs  # batch 1, no padding: the layout is the mask
-    if query.device.type in SPLIT_DEVICES:
-        out = _split(query, key, value, scaling)
-    else:
-        out = _folded(query, key, value, scaling)
+    del attention_mask, dropout, kwargs  # no padding: the layout is the mask
+    rows = PACKED.get()
+    if rows is None:
+        out = _one(query, key, value, scaling)
+    else:  # each row against its own cache; the packed key/value are not read
+        out = torch.empty_like(query)
+        views = rows.views[int(getattr(module, "layer_idx"))]  # noqa: B009
+        for (start, n), (k, v) in zip(rows.spans, views, strict=True):
+            out[:, :, start : start + n] = _one(
+                query[:, :, start : start + n].contiguous(), k, v, scaling
+            )
     return out.transpose(1, 2).contiguous(), None
+
+
+def _one(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None
+) -> torch.Tensor:
+    if query.device.type in SPLIT_DEVICES:
+        return _split(query, key, value, scaling)
+    return _folded(query, key, value, scaling)
 
 
 def _split(
@@ -99,14 +139,15 @@ def _folded(
 _MASK_ALIGN = 16
 
 
-@functools.lru_cache(maxsize=1)  # every layer of one forward asks for the same mask
+# Every layer of one forward asks for the same mask; a packed forward for one per row.
+@functools.lru_cache(maxsize=8)
 def folded_mask(
     rep: int, new: int, cached: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
     """Additive mask for folded query row ``g·new + i``: 0 for every cached key and
     for new key ``j ≤ i``, the dtype's minimum elsewhere. Cached so the 36 layers of
-    a forward build it once (~75 MB at 8B scale and 31k tokens); ``QwenForward``
-    clears it when the forward ends."""
+    a forward build it once (~75 MB at 8B scale and 31k tokens; one per row of a
+    packed forward, ≤ 8 kept); ``QwenForward`` clears it when the forward ends."""
     width = cached + new
     padded = -(-width // _MASK_ALIGN) * _MASK_ALIGN
     storage = torch.zeros((rep * new, padded), dtype=dtype, device=device)

@@ -101,6 +101,10 @@ class QwenForward:
         # transformers renamed past_key_values to cache (5.2x); accept either.
         forward_params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
+        self.cache_keyword = self._cache_kw
+        # Sessions' forwards can be packed into one only with the cached attention
+        # (per-row caches, batch.py); with eager or flash attention they run one by one.
+        self.packs = text_cfg._attn_implementation == CACHED_ATTENTION
         self._forward_params = set(forward_params)
         rope_params = inspect.signature(model.model.get_rope_index).parameters
         self._rope_takes_types = "mm_token_type_ids" in rope_params

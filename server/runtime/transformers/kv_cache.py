@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from server.telemetry.metrics import KV_CACHE_BYTES
+
 __all__ = ["ChunkFullError", "ChunkKVCache"]
 
 
@@ -45,6 +47,12 @@ class _ChunkLayer(CacheLayerMixin):
             device=self.device,
         )
         self.is_initialized = True
+        KV_CACHE_BYTES.inc(self.nbytes())
+
+    def nbytes(self) -> int:
+        if self.keys is None or self.values is None:
+            return 0
+        return self.keys.nbytes + self.values.nbytes
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
@@ -109,14 +117,10 @@ class ChunkKVCache(Cache):
     def release(self) -> None:
         """Drop the buffers (the session is over)."""
         for layer in self._chunk_layers:
+            KV_CACHE_BYTES.dec(layer.nbytes())
             layer.keys = layer.values = None
             layer.is_initialized = False
             layer.length = 0
 
     def nbytes(self) -> int:
-        total = 0
-        for layer in self._chunk_layers:
-            if layer.keys is not None and layer.values is not None:
-                total += layer.keys.numel() * layer.keys.element_size()
-                total += layer.values.numel() * layer.values.element_size()
-        return total
+        return sum(layer.nbytes() for layer in self._chunk_layers)

@@ -37,6 +37,15 @@ class TransformersOptions:
     background_summary: bool = True
     video_history_chars: int = 1200
     qa_history_chars: int = 800
+    # Sessions due together share one forward (batch.py): a forward waits up to this
+    # long for the other sessions inside a step; 0 turns batching off (one at a time).
+    batch_window_ms: float = 5.0
+    batch_sessions: int = 4  # rows of one batched forward, and threads that step at once
+    # KV memory shared by the live sessions (budget.py): 0 = what is free on the GPU
+    # after loading (unbounded on CPU); each new session takes ``kv_share`` of what
+    # is left, capped at ``chunk_ticks``.
+    kv_budget_bytes: int = 0
+    kv_share: float = 0.5
 
     def capacity(self, system_tokens: int) -> int:
         """Tokens of a session's preallocated KV chunk."""
@@ -64,3 +73,5 @@ class StepStats:
     first_token_ms: float | None = None
     total_ms: float = 0.0
     score: float = 0.0  # log p(response) − log p(silence) at the first differing token
+    batch_size: int = 1  # sessions that shared the decision forward
+    wait_ms: float = 0.0  # waited for the model inside the step

@@ -6,6 +6,11 @@
 tick costs the new frame's tokens, not the whole context. The runtime runs in two
 executors, the app's when it gives them (else its own, which ``close`` shuts down):
 the model thread every step runs in, and one for chunk summaries.
+
+Sessions share the model (DESIGN §8): steps due together run as one batched
+forward (``batch.py``; then the runtime steps in a thread per batch row, its own
+pool, since the app's one model thread would run them one after another), and the
+KV memory is one budget shared by the live sessions (``budget.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from PIL import Image
 
 from server.runtime.base import Frame, InteractionRuntime, RuntimeCapabilities, TickInput
 from server.runtime.limits import DEFAULT_MODEL
-from server.runtime.transformers.forward import QwenForward
+from server.runtime.prompt import system_message
+from server.runtime.transformers.allocator import pin_mmap_threshold
+from server.runtime.transformers.batch import ModelLane, StepBatcher
+from server.runtime.transformers.budget import KVBudget
+from server.runtime.transformers.forward import QwenForward, render_message
 from server.runtime.transformers.loading import LoadedModel, load_model
 from server.runtime.transformers.options import TransformersOptions
 from server.runtime.transformers.session import TransformersSession
@@ -36,6 +45,11 @@ _MAX_AUTO_CHUNK_TICKS = 100
 _MIN_AUTO_CHUNK_TICKS = 8
 # Activations of one tick (vision tower, a 300-token prefill) and allocator slack.
 _ACTIVATION_HEADROOM_BYTES = int(1.5 * 2**30)
+# Each further row of a batched forward: its activations and its folded mask.
+_ROW_HEADROOM_BYTES = int(0.25 * 2**30)
+# The speech models load after the runtime: faster-whisper small.en in float16 takes
+# ~0.6 GiB on the GPU (Piper and espeak-ng run on the CPU).
+_SPEECH_HEADROOM_BYTES = int(0.75 * 2**30)
 
 
 class TransformersRuntime(InteractionRuntime):
@@ -69,6 +83,20 @@ class TransformersRuntime(InteractionRuntime):
         self.options = options
         if not options.chunk_ticks:
             self.options = dataclasses.replace(options, chunk_ticks=self.auto_chunk_ticks())
+        self.budget = KVBudget(
+            self._kv_budget_bytes(),
+            self.kv_bytes_per_token(),
+            share=self.options.kv_share,
+            family=self.options.batch_sessions,
+        )
+        self._system_tokens = len(self.forward.tokenize(render_message(system_message())))
+        self.batcher: StepBatcher | None = None
+        if self.options.batch_window_ms > 0:
+            rows = self.options.batch_sessions
+            window_s = self.options.batch_window_ms / 1000
+            self.batcher = StepBatcher(self.forward, window_s=window_s, max_rows=rows)
+            self._pool.close()  # an own one-thread pool (never started), or the app's: kept
+            self._pool = WorkerPool(None, prefix="model-step", workers=rows)
         # Summaries of closed chunks run here, off the model thread (summaries.py).
         self._summaries = WorkerPool(summary_executor, prefix="model-summary")
 
@@ -91,6 +119,7 @@ class TransformersRuntime(InteractionRuntime):
         ``"8bit"`` or ``"4bit"`` (bitsandbytes, CUDA only). The executors: see ``__init__``.
         Raises ``ModelLoadError``.
         """
+        pin_mmap_threshold()  # before the first tensor: sessions' buffers go back on close
         loaded = load_model(model, device=device, dtype=dtype, quantization=quantization)
         return cls(loaded, options, executor=executor, summary_executor=summary_executor)
 
@@ -119,17 +148,39 @@ class TransformersRuntime(InteractionRuntime):
         )
         return chosen
 
+    def _kv_budget_bytes(self) -> int | None:
+        """The KV memory the live sessions share: the option's, else on CUDA what is
+        free now less a batched tick's activations and the speech models, else
+        unbounded (None)."""
+        if self.options.kv_budget_bytes > 0:
+            return self.options.kv_budget_bytes
+        if self.loaded.device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(self.loaded.device)
+        rows = max(1, self.options.batch_sessions)
+        headroom = _ACTIVATION_HEADROOM_BYTES + (rows - 1) * _ROW_HEADROOM_BYTES
+        return max(0, free - headroom - _SPEECH_HEADROOM_BYTES)
+
     def open_session(
         self, instruction: str, *, language: str = "en", options: TransformersOptions | None = None
     ) -> TransformersSession:
-        """``options`` overrides the runtime's for this session (frame size limits excepted)."""
-        return TransformersSession(
-            self.forward,
-            options or self.options,
-            instruction,
-            language,
-            summaries=self._summaries.executor,
-        )
+        """``options`` overrides the runtime's for this session (frame size limits
+        excepted); its ``chunk_ticks`` is what the KV budget grants (``budget.py``).
+        Raises ``Recoverable(MODEL_MEMORY)`` when the budget has no room left."""
+        lease = self.budget.lease(options or self.options, self._system_tokens)
+        try:
+            return TransformersSession(
+                self.forward,
+                lease.options,
+                instruction,
+                language,
+                summaries=self._summaries.executor,
+                lane=ModelLane(self.forward, self.batcher),
+                lease=lease,
+            )
+        except BaseException:
+            lease.release()
+            raise
 
     def warm_up(self) -> None:
         session = self.open_session("Warm-up.")

@@ -30,6 +30,8 @@ from server.runtime.clauses import ClauseStream
 from server.runtime.conversation import Conversation, ConversationState, Turn
 from server.runtime.memory import SessionMemory
 from server.runtime.prompt import Message, action_text, system_message
+from server.runtime.transformers.batch import ModelLane
+from server.runtime.transformers.budget import KVLease
 from server.runtime.transformers.forward import (
     ASSISTANT_PREFIX,
     QwenForward,
@@ -72,7 +74,12 @@ class TransformersSession(ModelSession):
         language: str = "en",
         *,
         summaries: Executor | None = None,
+        lane: ModelLane | None = None,
+        lease: KVLease | None = None,
     ) -> None:
+        """``lane``: how its forwards reach the model (batched with other sessions'
+        or alone, batch.py); ``lease``: its part of the runtime's KV budget (budget.py),
+        given back at ``close``."""
         memory = SessionMemory(
             video_max_chars=options.video_history_chars, qa_max_chars=options.qa_history_chars
         )
@@ -83,6 +90,8 @@ class TransformersSession(ModelSession):
         )
         self.options = options
         self._fwd = fwd
+        self._lane = lane or ModelLane(fwd)
+        self._lease = lease
         self._markers = MarkerIds.of(fwd)
         system = system_message()
         system_ids = fwd.tokenize(render_message(system))
@@ -114,7 +123,8 @@ class TransformersSession(ModelSession):
         self._summaries.stop()  # it writes the memory the next chunk's first turn reads
 
     def _run_turn(self, turn: Turn, on_clause: TextSink | None) -> Action:
-        with self._lock:
+        lane = self._lane
+        with self._lock, lane.stepping():
             watch = Stopwatch()
             started = time.perf_counter()
             chunk = self._chunk
@@ -138,16 +148,18 @@ class TransformersSession(ModelSession):
                         "raise tick_token_budget or lower max_pixels",
                     )
             first_token_ms: float | None = None
-            with self._fwd.lock:
-                chunk.ensure_system()
+            with lane.holding():
+                chunk.ensure_system(lane.forward)
                 chunk.turns.append(ChunkTurn("user", turn.text, turn.image))
-                self._logits = logits = chunk.feed(segment)
+                self._logits = logits = chunk.feed(segment, lane.forward)
+                lane.note_decision()
                 score = self._score(logits)
                 decide_ms = watch.lap("decide")
                 action = SILENCE
                 if score > turn.tick.margin(self.options.speak_margin):
                     action, first_token_ms = self._reply(on_clause, started)
                     watch.lap("reply")
+            lane.leave()  # an inline summary below is no forward for a batch to wait for
             self._commit(action)
             self._stats = StepStats(
                 new_tokens=len(segment),
@@ -156,12 +168,19 @@ class TransformersSession(ModelSession):
                 first_token_ms=first_token_ms,
                 total_ms=(time.perf_counter() - started) * 1000,
                 score=score,
+                batch_size=lane.batch_size,
+                wait_ms=lane.wait_ms,
             )
             room = self.options.tick_room(len(self._markers.response), len(self._markers.end))
             if self.conversation.is_last_of_chunk() or chunk.free() < room:
                 self.conversation.roll_over_next()
                 self._summaries.start(self.options)
-            return dataclasses.replace(action, stages=tuple(watch.stages))
+            return dataclasses.replace(
+                action,
+                stages=tuple(watch.stages),
+                batch_size=lane.batch_size,
+                model_wait_ms=lane.wait_ms,
+            )
 
     def _encode(self, turn: Turn) -> Segment:
         text = render_message(turn.message) + ASSISTANT_PREFIX
@@ -179,10 +198,11 @@ class TransformersSession(ModelSession):
         return float(logp[m.response[d]] - logp[m.silence[d]])
 
     def _reply(self, on_clause: TextSink | None, started: float) -> tuple[Action, float | None]:
-        """Generate the reply after ``</response>``; the caller holds the model lock."""
+        """Generate the reply after ``</response>``; the caller is in ``lane.holding()``."""
         chunk, fwd = self._chunk, self._fwd
         decision = chunk.mark()
-        logits = chunk.feed_ids(self._markers.response[len(self._markers.common) :])
+        run = self._lane.forward
+        logits = chunk.feed_ids(self._markers.response[len(self._markers.common) :], run)
         stream = ClauseStream()
         first: list[float] = []
 
@@ -197,7 +217,7 @@ class TransformersSession(ModelSession):
             logits,
             self.options.max_new_tokens,
             pick=self._sampler.pick,
-            feed=lambda token: chunk.feed_ids([token]),
+            feed=lambda token: chunk.feed_ids([token], run),
             stop_ids=fwd.stop_ids,
             on_token=on_token,
         )
@@ -239,6 +259,8 @@ class TransformersSession(ModelSession):
         self._summaries.stop()
         with self._lock:  # not while a step is using the buffers
             self._chunk.cache.release()
+            if self._lease is not None:
+                self._lease.release()  # the bytes go back to the runtime's KV budget
 
     def debug_state(self) -> TransformersDebugState:
         chunk = self._chunk

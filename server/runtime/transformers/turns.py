@@ -7,6 +7,7 @@ cache always equals what a full recompute of the rendered turns would hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,11 @@ from server.runtime.prompt import Message
 from server.runtime.transformers.forward import IM_END, QwenForward, Segment
 from server.runtime.transformers.kv_cache import ChunkKVCache
 
-__all__ = ["ChunkTurn", "KVChunk", "Mark", "MarkerIds"]
+__all__ = ["ChunkTurn", "KVChunk", "Mark", "MarkerIds", "Run"]
+
+# How a forward reaches the model: ``QwenForward.forward``, or a session's lane
+# through the batcher (batch.py). Same arguments, same logits.
+Run = Callable[[Segment, ChunkKVCache, int], torch.Tensor]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,8 @@ class ChunkTurn:
 
 @dataclass(slots=True)
 class KVChunk:
-    """The current chunk; every method that feeds runs under ``fwd.lock``."""
+    """The current chunk; every method that feeds runs under ``fwd.lock``, or is
+    given a ``run`` that takes it (a batching session's lane)."""
 
     fwd: QwenForward
     cache: ChunkKVCache
@@ -76,18 +82,18 @@ class KVChunk:
     def free(self) -> int:
         return self.cache.capacity - self.cache.length
 
-    def feed(self, segment: Segment) -> torch.Tensor:
+    def feed(self, segment: Segment, run: Run | None = None) -> torch.Tensor:
         """Pending ids, then ``segment``, into the cache; the last token's logits."""
         if self.pending:
             segment = self.fwd.join(self.fwd.text_segment(self.pending), segment)
-        logits = self.fwd.forward(segment, self.cache, self.position)
+        logits = (run or self.fwd.forward)(segment, self.cache, self.position)
         self.ids.extend(segment.ids[0].tolist())
         self.position += int(segment.positions.max()) + 1
         self.pending = []
         return logits
 
-    def feed_ids(self, ids: list[int]) -> torch.Tensor:
-        return self.feed(self.fwd.text_segment(ids))
+    def feed_ids(self, ids: list[int], run: Run | None = None) -> torch.Tensor:
+        return self.feed(self.fwd.text_segment(ids), run)
 
     def mark(self) -> Mark:
         return Mark(self.cache.length, self.position)
@@ -98,9 +104,9 @@ class KVChunk:
         self.position = mark.position
         self.pending = []
 
-    def ensure_system(self) -> None:
+    def ensure_system(self, run: Run | None = None) -> None:
         if self.system_mark is None:
-            self.feed_ids(self.system_ids)
+            self.feed_ids(self.system_ids, run)
             self.system_mark = self.mark()
 
     def restart(self) -> None:

