@@ -13,6 +13,7 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v lua5.4 >/dev/null 2>&1 || need+=(lua5.4)  # runs the Frame/Halo app: tests/test_brilliant_lua.py
 if command -v ldconfig >/dev/null 2>&1; then
   libs=$(ldconfig -p)
   grep -q 'libGL\.so\.1' <<<"$libs" || need+=(libgl1)
